@@ -1,0 +1,28 @@
+/**
+ * The C signatures of the callbacks OpenSSL calls, and the value each returns when the JS side
+ * failed (the right failure code differs per callback; see each man page).
+ *
+ * @module
+ */
+import type { CallbackDef } from "./types.ts";
+
+/** A callback signature plus the return value that means "fail" to OpenSSL. */
+export interface CallbackSignature extends CallbackDef {
+  /** What the trampoline returns if the JS side throws (null for `void` callbacks). */
+  readonly failure: number | null;
+}
+
+/**
+ * `int verify_callback(int preverify_ok, X509_STORE_CTX *x509_ctx)` (SSL_CTX_set_verify(3)).
+ * Returning 0 fails the handshake with the error stored in the X509_STORE_CTX.
+ */
+export const VERIFY_CB: CallbackSignature = { args: ["i32", "ptr"], ret: "i32", failure: 0 };
+
+/**
+ * `int cert_cb(SSL *ssl, void *arg)` (SSL_CTX_set_cert_cb(3)): 1 success, 0 error (the
+ * handshake fails with internal_error), -1 suspend with `SSL_ERROR_WANT_X509_LOOKUP`.
+ */
+export const CERT_CB: CallbackSignature = { args: ["ptr", "ptr"], ret: "i32", failure: 0 };
+
+/** `int (*compar)(const void *, const void *)`: used by the backend conformance test only. */
+export const COMPARE_CB: CallbackSignature = { args: ["ptr", "ptr"], ret: "i32", failure: 0 };

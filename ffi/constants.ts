@@ -1,0 +1,113 @@
+/**
+ * OpenSSL constants, from the 3.0 headers (`ssl.h`, `x509_vfy.h`, `err.h`, `tls1.h`).
+ * Only `ffi/` uses the ctrl numbers; `src/` uses the named constants below.
+ *
+ * @module
+ */
+
+/** `SSL_get_error()` results (ssl.h). */
+export const SSL_ERROR = {
+  NONE: 0,
+  SSL: 1,
+  WANT_READ: 2,
+  WANT_WRITE: 3,
+  WANT_X509_LOOKUP: 4,
+  SYSCALL: 5,
+  ZERO_RETURN: 6,
+  WANT_CONNECT: 7,
+  WANT_ACCEPT: 8,
+  WANT_ASYNC: 9,
+  WANT_ASYNC_JOB: 10,
+  WANT_CLIENT_HELLO_CB: 11,
+  WANT_RETRY_VERIFY: 12,
+} as const;
+
+/** `SSL_VERIFY_*` modes for `SSL_CTX_set_verify` (ssl.h). */
+export const SSL_VERIFY = {
+  NONE: 0,
+  PEER: 1,
+  FAIL_IF_NO_PEER_CERT: 2,
+  CLIENT_ONCE: 4,
+  POST_HANDSHAKE: 8,
+} as const;
+
+/** Protocol version numbers for min/max proto version (tls1.h). */
+export const TLS_VERSION = {
+  TLS1_VERSION: 0x301,
+  TLS1_1_VERSION: 0x302,
+  TLS1_2_VERSION: 0x303,
+  TLS1_3_VERSION: 0x304,
+} as const;
+
+/** `SSL_OP_*` options (uint64_t in 3.0). */
+export const SSL_OP = {
+  IGNORE_UNEXPECTED_EOF: 0x80n,
+  NO_TICKET: 0x4000n,
+  NO_COMPRESSION: 0x20000n,
+  CIPHER_SERVER_PREFERENCE: 0x400000n,
+  NO_RENEGOTIATION: 0x40000000n,
+} as const;
+
+/** `SSL_MODE_*` bits for `SSL_set_mode` (ssl.h). */
+export const SSL_MODE = {
+  ENABLE_PARTIAL_WRITE: 0x1,
+  ACCEPT_MOVING_WRITE_BUFFER: 0x2,
+  AUTO_RETRY: 0x4,
+  RELEASE_BUFFERS: 0x10,
+} as const;
+
+/** `SSL_get_shutdown()` bits. */
+export const SSL_SHUTDOWN = { SENT: 1, RECEIVED: 2 } as const;
+
+/** `SSL_CLIENT_HELLO_*` results for the client hello callback. */
+export const SSL_CLIENT_HELLO = { SUCCESS: 1, ERROR: 0, RETRY: -1 } as const;
+
+/** `OpenSSL_version()` selectors (crypto.h). */
+export const OPENSSL_VERSION_SELECTOR = { VERSION: 0, DIR: 4 } as const;
+
+/** The ERR library number of libssl (`ERR_LIB_SSL`, err.h). */
+export const ERR_LIB_SSL = 20;
+
+/**
+ * Received alerts are reported as reason `SSL_AD_REASON_OFFSET + alert description`
+ * (`SSL_R_SSLV3_ALERT_*` / `SSL_R_TLSV1_ALERT_*`, ssl.h).
+ */
+export const SSL_AD_REASON_OFFSET = 1000;
+
+/** `X509_V_OK` and the verify codes the library names (x509_vfy.h). */
+export const X509_V = {
+  OK: 0,
+  ERR_UNSPECIFIED: 1,
+  ERR_CERT_NOT_YET_VALID: 9,
+  ERR_CERT_HAS_EXPIRED: 10,
+  ERR_DEPTH_ZERO_SELF_SIGNED_CERT: 18,
+  ERR_SELF_SIGNED_CERT_IN_CHAIN: 19,
+  ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 20,
+  ERR_INVALID_PURPOSE: 26,
+  ERR_CERT_REJECTED: 28,
+  ERR_APPLICATION_VERIFICATION: 50,
+  ERR_HOSTNAME_MISMATCH: 62,
+  ERR_IP_ADDRESS_MISMATCH: 64,
+} as const;
+
+/** `XN_FLAG_RFC2253` for `X509_NAME_print_ex` (x509.h): `CN=leaf,O=Org` order and escaping. */
+export const XN_FLAG_RFC2253 = 0x1110317;
+
+/** Lowest OpenSSL we accept at all (1.1.1, best-effort) and the lowest we test (3.0.2). */
+export const OPENSSL_MIN_VERSION = 0x1010100f;
+/** OpenSSL 3.0.2: needed for `SSL_set_retry_verify`. */
+export const OPENSSL_TESTED_VERSION = 0x30000020;
+
+/** `SSL_R_*` reasons the library recognises (sslerr.h). */
+export const SSL_R = {
+  CERTIFICATE_VERIFY_FAILED: 134,
+  PEER_DID_NOT_RETURN_A_CERTIFICATE: 199,
+  CALLBACK_FAILED: 234,
+  UNEXPECTED_EOF_WHILE_READING: 294,
+} as const;
+
+/** `X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS` (x509v3.h): `*.example.com` yes, `w*.example.com` no. */
+export const X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS = 0x4;
+
+/** What a certificate callback returns to suspend the handshake (`SSL_ERROR_WANT_X509_LOOKUP`). */
+export const CERT_CB_SUSPEND = -1;

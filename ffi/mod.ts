@@ -1,0 +1,14 @@
+/**
+ * The one entry point from `src/` into `ffi/`: the loader, the constants, the callback
+ * signatures and the contract types. Nothing above `ffi/` imports another file of it.
+ *
+ * @module
+ */
+export { backend } from "./backend.ts";
+export { libraryCandidates, loadOpenSsl } from "./library.ts";
+export type { LoadFailure, LoadResult, OpenSsl } from "./library.ts";
+export { cString } from "./macros.ts";
+export { nativeHeapInUse } from "./heap.ts";
+export * from "./constants.ts";
+export * from "./callbacks.ts";
+export type { Backend, CallbackDef, NativeCallback, Pointer } from "./types.ts";

@@ -1,0 +1,248 @@
+/**
+ * The runtime-neutral symbol table: every C function this library calls, with its C prototype
+ * beside it. Types are the neutral {@link NativeType}s of `types.ts`; each backend maps them to its
+ * own FFI vocabulary.
+ *
+ * Rules kept here:
+ * - Hot-path results are declared `i32` where C returns `int` (64-bit results allocate a bigint
+ *   on both runtimes before we turn them into numbers).
+ * - `unsigned long` and `long` are 64-bit on LP64 (Linux, macOS); on Windows they are 32-bit and
+ *   these declarations would be wrong (Windows is documented as untested).
+ * - Entries ending in `_buf` are aliases that take a byte buffer where C takes `void *`.
+ *
+ * @module
+ */
+import type { FunctionDef, NativeType, Pointer, SymbolTable } from "./types.ts";
+
+/** Functions exported by libcrypto. */
+export const cryptoSymbols = {
+  // unsigned long OpenSSL_version_num(void);
+  OpenSSL_version_num: { args: [], ret: "u64" },
+  // const char *OpenSSL_version(int t);
+  OpenSSL_version: { args: ["i32"], ret: "ptr" },
+
+  // unsigned long ERR_get_error(void);
+  ERR_get_error: { args: [], ret: "u64" },
+  // void ERR_clear_error(void);
+  ERR_clear_error: { args: [], ret: "void" },
+  // void ERR_error_string_n(unsigned long e, char *buf, size_t len);
+  ERR_error_string_n: { args: ["u64", "buf", "usize"], ret: "void" },
+  // const char *ERR_lib_error_string(unsigned long e);
+  ERR_lib_error_string: { args: ["u64"], ret: "ptr" },
+  // const char *ERR_reason_error_string(unsigned long e);
+  ERR_reason_error_string: { args: ["u64"], ret: "ptr" },
+
+  // const BIO_METHOD *BIO_s_mem(void);
+  BIO_s_mem: { args: [], ret: "ptr" },
+  // BIO *BIO_new(const BIO_METHOD *type);
+  BIO_new: { args: ["ptr"], ret: "ptr" },
+  // int BIO_free(BIO *a);
+  BIO_free: { args: ["ptr"], ret: "i32" },
+  // int BIO_read(BIO *b, void *data, int dlen);
+  BIO_read: { args: ["ptr", "buf", "i32"], ret: "i32" },
+  // int BIO_write(BIO *b, const void *data, int dlen);
+  BIO_write: { args: ["ptr", "buf", "i32"], ret: "i32" },
+  // long BIO_ctrl(BIO *bp, int cmd, long larg, void *parg);
+  BIO_ctrl: { args: ["ptr", "i32", "i64", "ptr"], ret: "i64" },
+  // size_t BIO_ctrl_pending(BIO *b);  (declared i32: memory BIO contents stay far below 2 GiB)
+  BIO_ctrl_pending: { args: ["ptr"], ret: "i32" },
+
+  // X509 *PEM_read_bio_X509(BIO *bp, X509 **x, pem_password_cb *cb, void *u);
+  PEM_read_bio_X509: { args: ["ptr", "ptr", "ptr", "ptr"], ret: "ptr" },
+  // EVP_PKEY *PEM_read_bio_PrivateKey(BIO *bp, EVP_PKEY **x, pem_password_cb *cb, void *u);
+  // With cb NULL, u is the NUL-terminated passphrase (never a terminal prompt when u != NULL).
+  PEM_read_bio_PrivateKey_buf: {
+    symbol: "PEM_read_bio_PrivateKey",
+    args: ["ptr", "ptr", "ptr", "buf"],
+    ret: "ptr",
+  },
+  // X509 *d2i_X509_bio(BIO *bp, X509 **x509);
+  d2i_X509_bio: { args: ["ptr", "ptr"], ret: "ptr" },
+  // EVP_PKEY *d2i_PrivateKey_bio(BIO *bp, EVP_PKEY **a);
+  d2i_PrivateKey_bio: { args: ["ptr", "ptr"], ret: "ptr" },
+  // int i2d_X509_bio(BIO *bp, const X509 *x509);
+  i2d_X509_bio: { args: ["ptr", "ptr"], ret: "i32" },
+  // void X509_free(X509 *a);
+  X509_free: { args: ["ptr"], ret: "void" },
+  // int X509_up_ref(X509 *a);
+  X509_up_ref: { args: ["ptr"], ret: "i32" },
+  // X509_NAME *X509_get_subject_name(const X509 *x);
+  X509_get_subject_name: { args: ["ptr"], ret: "ptr" },
+  // X509_NAME *X509_get_issuer_name(const X509 *x);
+  X509_get_issuer_name: { args: ["ptr"], ret: "ptr" },
+  // int X509_NAME_print_ex(BIO *out, const X509_NAME *nm, int indent, unsigned long flags);
+  X509_NAME_print_ex: { args: ["ptr", "ptr", "i32", "u64"], ret: "i32" },
+  // int i2d_X509_NAME(const X509_NAME *a, unsigned char **out);  (out NULL: the length only)
+  i2d_X509_NAME: { args: ["ptr", "ptr"], ret: "i32" },
+  // int i2d_X509_NAME(const X509_NAME *a, unsigned char **out);  (out: a pointer to a buffer
+  // pointer, advanced past the bytes written)
+  i2d_X509_NAME_buf: { symbol: "i2d_X509_NAME", args: ["ptr", "buf"], ret: "i32" },
+  // void EVP_PKEY_free(EVP_PKEY *pkey);
+  EVP_PKEY_free: { args: ["ptr"], ret: "void" },
+
+  // int X509_STORE_add_cert(X509_STORE *ctx, X509 *x);  (takes its own reference)
+  X509_STORE_add_cert: { args: ["ptr", "ptr"], ret: "i32" },
+  // void *X509_STORE_CTX_get_ex_data(const X509_STORE_CTX *ctx, int idx);
+  X509_STORE_CTX_get_ex_data: { args: ["ptr", "i32"], ret: "ptr" },
+  // int X509_STORE_CTX_get_error(const X509_STORE_CTX *ctx);
+  X509_STORE_CTX_get_error: { args: ["ptr"], ret: "i32" },
+  // void X509_STORE_CTX_set_error(X509_STORE_CTX *ctx, int s);
+  X509_STORE_CTX_set_error: { args: ["ptr", "i32"], ret: "void" },
+  // int X509_STORE_CTX_get_error_depth(const X509_STORE_CTX *ctx);
+  X509_STORE_CTX_get_error_depth: { args: ["ptr"], ret: "i32" },
+  // X509 *X509_STORE_CTX_get_current_cert(const X509_STORE_CTX *ctx);
+  X509_STORE_CTX_get_current_cert: { args: ["ptr"], ret: "ptr" },
+  // const char *X509_verify_cert_error_string(long n);
+  X509_verify_cert_error_string: { args: ["i64"], ret: "ptr" },
+  // int X509_VERIFY_PARAM_set1_ip_asc(X509_VERIFY_PARAM *param, const char *ipasc);
+  X509_VERIFY_PARAM_set1_ip_asc: { args: ["ptr", "buf"], ret: "i32" },
+
+  // void *CRYPTO_malloc(size_t num, const char *file, int line);
+  CRYPTO_malloc: { args: ["usize", "ptr", "i32"], ret: "ptr" },
+  // void CRYPTO_free(void *str, const char *file, int line);
+  CRYPTO_free: { args: ["ptr", "ptr", "i32"], ret: "void" },
+
+  // OPENSSL_STACK *OPENSSL_sk_new(OPENSSL_sk_compfunc cmp);
+  OPENSSL_sk_new: { args: ["cb"], ret: "ptr" },
+  // OPENSSL_STACK *OPENSSL_sk_new_null(void);
+  OPENSSL_sk_new_null: { args: [], ret: "ptr" },
+  // int OPENSSL_sk_push(OPENSSL_STACK *st, const void *data);
+  OPENSSL_sk_push: { args: ["ptr", "ptr"], ret: "i32" },
+  // int OPENSSL_sk_num(const OPENSSL_STACK *st);
+  OPENSSL_sk_num: { args: ["ptr"], ret: "i32" },
+  // void *OPENSSL_sk_value(const OPENSSL_STACK *st, int i);
+  OPENSSL_sk_value: { args: ["ptr", "i32"], ret: "ptr" },
+  // void OPENSSL_sk_sort(OPENSSL_STACK *st);
+  OPENSSL_sk_sort: { args: ["ptr"], ret: "void" },
+  // void OPENSSL_sk_free(OPENSSL_STACK *st);
+  OPENSSL_sk_free: { args: ["ptr"], ret: "void" },
+} as const satisfies SymbolTable;
+
+/** Functions exported by libssl. */
+export const sslSymbols = {
+  // const SSL_METHOD *TLS_method(void);
+  TLS_method: { args: [], ret: "ptr" },
+  // SSL_CTX *SSL_CTX_new(const SSL_METHOD *method);
+  SSL_CTX_new: { args: ["ptr"], ret: "ptr" },
+  // void SSL_CTX_free(SSL_CTX *ctx);
+  SSL_CTX_free: { args: ["ptr"], ret: "void" },
+  // long SSL_CTX_ctrl(SSL_CTX *ctx, int cmd, long larg, void *parg);
+  SSL_CTX_ctrl: { args: ["ptr", "i32", "i64", "ptr"], ret: "i64" },
+  // long SSL_CTX_ctrl(SSL_CTX *ctx, int cmd, long larg, void *parg);  (parg as bytes)
+  SSL_CTX_ctrl_buf: { symbol: "SSL_CTX_ctrl", args: ["ptr", "i32", "i64", "buf"], ret: "i64" },
+  // long SSL_CTX_callback_ctrl(SSL_CTX *ctx, int cmd, void (*fp)(void));
+  SSL_CTX_callback_ctrl: { args: ["ptr", "i32", "cb"], ret: "i64" },
+  // uint64_t SSL_CTX_set_options(SSL_CTX *ctx, uint64_t op);  (a macro over ctrl 32 in 1.1.1)
+  // (named _fn here: the macro of the same name in macros.ts picks this or ctrl 32)
+  SSL_CTX_set_options_fn: {
+    symbol: "SSL_CTX_set_options",
+    args: ["ptr", "u64"],
+    ret: "u64",
+    optional: true,
+  },
+  // void SSL_CTX_set_verify(SSL_CTX *ctx, int mode, SSL_verify_cb verify_callback);
+  SSL_CTX_set_verify: { args: ["ptr", "i32", "cb"], ret: "void" },
+  // void SSL_CTX_set_cert_cb(SSL_CTX *c, int (*cert_cb)(SSL *ssl, void *arg), void *arg);
+  SSL_CTX_set_cert_cb: { args: ["ptr", "cb", "ptr"], ret: "void" },
+  // X509_STORE *SSL_CTX_get_cert_store(const SSL_CTX *ctx);
+  SSL_CTX_get_cert_store: { args: ["ptr"], ret: "ptr" },
+  // int SSL_CTX_set_default_verify_paths(SSL_CTX *ctx);
+  SSL_CTX_set_default_verify_paths: { args: ["ptr"], ret: "i32" },
+  // int SSL_CTX_use_certificate(SSL_CTX *ctx, X509 *x);  (takes its own reference)
+  SSL_CTX_use_certificate: { args: ["ptr", "ptr"], ret: "i32" },
+  // int SSL_CTX_use_PrivateKey(SSL_CTX *ctx, EVP_PKEY *pkey);  (takes its own reference)
+  SSL_CTX_use_PrivateKey: { args: ["ptr", "ptr"], ret: "i32" },
+  // int SSL_CTX_check_private_key(const SSL_CTX *ctx);
+  SSL_CTX_check_private_key: { args: ["ptr"], ret: "i32" },
+  // int SSL_CTX_set_cipher_list(SSL_CTX *ctx, const char *str);
+  SSL_CTX_set_cipher_list: { args: ["ptr", "buf"], ret: "i32" },
+  // int SSL_CTX_set_ciphersuites(SSL_CTX *ctx, const char *str);
+  SSL_CTX_set_ciphersuites: { args: ["ptr", "buf"], ret: "i32" },
+  // int SSL_CTX_add_client_CA(SSL_CTX *ctx, X509 *cacert);
+  SSL_CTX_add_client_CA: { args: ["ptr", "ptr"], ret: "i32" },
+  // int SSL_get_ex_data_X509_STORE_CTX_idx(void);
+  SSL_get_ex_data_X509_STORE_CTX_idx: { args: [], ret: "i32" },
+
+  // SSL *SSL_new(SSL_CTX *ctx);
+  SSL_new: { args: ["ptr"], ret: "ptr" },
+  // void SSL_free(SSL *ssl);  (also frees the BIOs given to SSL_set_bio)
+  SSL_free: { args: ["ptr"], ret: "void" },
+  // void SSL_set_bio(SSL *ssl, BIO *rbio, BIO *wbio);  (takes ownership of both)
+  SSL_set_bio: { args: ["ptr", "ptr", "ptr"], ret: "void" },
+  // void SSL_set_connect_state(SSL *ssl);
+  SSL_set_connect_state: { args: ["ptr"], ret: "void" },
+  // void SSL_set_accept_state(SSL *ssl);
+  SSL_set_accept_state: { args: ["ptr"], ret: "void" },
+  // int SSL_do_handshake(SSL *ssl);
+  SSL_do_handshake: { args: ["ptr"], ret: "i32" },
+  // int SSL_read(SSL *ssl, void *buf, int num);
+  SSL_read: { args: ["ptr", "buf", "i32"], ret: "i32" },
+  // int SSL_write(SSL *ssl, const void *buf, int num);
+  SSL_write: { args: ["ptr", "buf", "i32"], ret: "i32" },
+  // int SSL_shutdown(SSL *ssl);
+  SSL_shutdown: { args: ["ptr"], ret: "i32" },
+  // int SSL_get_error(const SSL *ssl, int ret);
+  SSL_get_error: { args: ["ptr", "i32"], ret: "i32" },
+  // int SSL_pending(const SSL *ssl);
+  SSL_pending: { args: ["ptr"], ret: "i32" },
+  // int SSL_get_shutdown(const SSL *ssl);
+  SSL_get_shutdown: { args: ["ptr"], ret: "i32" },
+  // int SSL_is_init_finished(const SSL *s);
+  SSL_is_init_finished: { args: ["ptr"], ret: "i32" },
+  // long SSL_ctrl(SSL *ssl, int cmd, long larg, void *parg);
+  SSL_ctrl: { args: ["ptr", "i32", "i64", "ptr"], ret: "i64" },
+  // long SSL_ctrl(SSL *ssl, int cmd, long larg, void *parg);  (parg as bytes)
+  SSL_ctrl_buf: { symbol: "SSL_ctrl", args: ["ptr", "i32", "i64", "buf"], ret: "i64" },
+  // int SSL_set1_host(SSL *s, const char *hostname);
+  SSL_set1_host: { args: ["ptr", "buf"], ret: "i32" },
+  // void SSL_set_hostflags(SSL *s, unsigned int flags);
+  SSL_set_hostflags: { args: ["ptr", "u32"], ret: "void" },
+  // X509_VERIFY_PARAM *SSL_get0_param(SSL *ssl);
+  SSL_get0_param: { args: ["ptr"], ret: "ptr" },
+  // long SSL_get_verify_result(const SSL *ssl);
+  SSL_get_verify_result: { args: ["ptr"], ret: "i64" },
+  // void SSL_set_verify(SSL *s, int mode, SSL_verify_cb verify_callback);
+  SSL_set_verify: { args: ["ptr", "i32", "cb"], ret: "void" },
+  // const char *SSL_get_version(const SSL *ssl);
+  SSL_get_version: { args: ["ptr"], ret: "ptr" },
+  // const SSL_CIPHER *SSL_get_current_cipher(const SSL *ssl);
+  SSL_get_current_cipher: { args: ["ptr"], ret: "ptr" },
+  // const char *SSL_CIPHER_get_name(const SSL_CIPHER *cipher);
+  SSL_CIPHER_get_name: { args: ["ptr"], ret: "ptr" },
+  // int SSL_session_reused(const SSL *s);
+  SSL_session_reused: { args: ["ptr"], ret: "i32" },
+  // X509 *SSL_get1_peer_certificate(const SSL *ssl);  (3.0; returns a new reference)
+  SSL_get1_peer_certificate: { args: ["ptr"], ret: "ptr", optional: true },
+  // X509 *SSL_get_peer_certificate(const SSL *ssl);  (1.1.1's name; also a new reference)
+  SSL_get_peer_certificate: { args: ["ptr"], ret: "ptr", optional: true },
+  // STACK_OF(X509) *SSL_get0_verified_chain(const SSL *s);  (borrowed)
+  SSL_get0_verified_chain: { args: ["ptr"], ret: "ptr" },
+  // int SSL_use_cert_and_key(SSL *ssl, X509 *x509, EVP_PKEY *pkey, STACK_OF(X509) *chain,
+  //                          int override);  (takes its own references)
+  SSL_use_cert_and_key: { args: ["ptr", "ptr", "ptr", "ptr", "i32"], ret: "i32" },
+  // STACK_OF(X509_NAME) *SSL_get_client_CA_list(const SSL *s);  (borrowed)
+  SSL_get_client_CA_list: { args: ["ptr"], ret: "ptr" },
+  // const char *SSL_get_servername(const SSL *s, const int type);
+  SSL_get_servername: { args: ["ptr", "i32"], ret: "ptr" },
+  // const char *SSL_alert_desc_string_long(int value);
+  SSL_alert_desc_string_long: { args: ["i32"], ret: "ptr" },
+} as const satisfies SymbolTable;
+
+type ArgOf<T> = T extends "ptr" | "cb" ? Pointer | null
+  : T extends "buf" ? ArrayBufferView | null
+  : T extends "i64" | "u64" | "usize" ? number | bigint
+  : number;
+
+type RetOf<T extends NativeType> = T extends "ptr" ? Pointer | null
+  : T extends "void" ? void
+  : number;
+
+type ArgsOf<A extends readonly NativeType[]> = { -readonly [K in keyof A]: ArgOf<A[K]> };
+
+type Callable<D extends FunctionDef> = (...args: ArgsOf<D["args"]>) => RetOf<D["ret"]>;
+
+/** The typed callable form of a symbol table (optional symbols may be `null`). */
+export type Symbols<T extends SymbolTable> = {
+  readonly [K in keyof T]: T[K] extends { optional: true } ? Callable<T[K]> | null
+    : Callable<T[K]>;
+};

@@ -1,0 +1,125 @@
+/**
+ * The typed contract between the runtime-neutral FFI layer and the two runtime backends
+ * (`backend_deno.ts`, `backend_bun.ts`). Nothing above `ffi/` sees a runtime FFI type: it sees
+ * the opaque {@link Pointer}, the {@link Backend} operations and {@link NativeCallback}.
+ *
+ * @module
+ */
+
+declare const pointerBrand: unique symbol;
+
+/**
+ * An opaque, non-NULL C pointer. NULL is always `null`.
+ *
+ * On Deno it is a `Deno.PointerObject`, on Bun a number; neither is identity-stable, so compare
+ * pointers with {@link Backend.address}.
+ */
+export type Pointer = { readonly [pointerBrand]: "Pointer" };
+
+/**
+ * Runtime-neutral value types used in the symbol table.
+ *
+ * - `ptr`: an opaque pointer ({@link Pointer} or `null`).
+ * - `buf`: a `Uint8Array` (or other TypedArray) whose bytes C reads or writes during the call, or
+ *   `null`. Never an empty array: backends reject those (Bun cannot take their address).
+ * - `cb`: a callback slot; pass {@link NativeCallback.pointer} or `null`.
+ * - `i32`/`u32`: 32-bit integers as numbers.
+ * - `i64`/`u64`/`usize`: 64-bit integers; arguments take a number or bigint, results come back
+ *   as a number (every 64-bit value this library reads fits in 2^53).
+ * - `void`: results only.
+ */
+export type NativeType = "ptr" | "buf" | "cb" | "i32" | "u32" | "i64" | "u64" | "usize" | "void";
+
+/** One C function: its parameter and result types, and optionally the symbol it aliases. */
+export interface FunctionDef {
+  /** Parameter types, in order. */
+  readonly args: readonly NativeType[];
+  /** Result type. */
+  readonly ret: NativeType;
+  /**
+   * The exported C symbol when this entry is an alias (the same function declared again with
+   * different parameter types, e.g. `SSL_ctrl` taking a buffer instead of a pointer).
+   */
+  readonly symbol?: string;
+  /** The symbol may be missing (e.g. only in OpenSSL 3.x); it is then `null` after loading. */
+  readonly optional?: boolean;
+}
+
+/** A table of C functions by name. */
+export type SymbolTable = Readonly<Record<string, FunctionDef>>;
+
+/** The signature of a C function pointer that OpenSSL calls back. */
+export interface CallbackDef {
+  /** Parameter types (`ptr`, `i32`, `u32`, `i64`, `u64`, `usize`). */
+  readonly args: readonly NativeType[];
+  /** Result type (`i32`, `u32`, `ptr`, `void`, ...). */
+  readonly ret: NativeType;
+}
+
+/** A JS function that C can call, with an idempotent `close()`. */
+export interface NativeCallback {
+  /** The C function pointer to hand to OpenSSL. */
+  readonly pointer: Pointer;
+  /**
+   * Frees the native trampoline. Must not be called from inside the callback itself (Deno
+   * crashes), and only once OpenSSL can no longer call it (after the owning SSL_CTX is freed).
+   */
+  close(): void;
+}
+
+/** An opened shared library: the symbols as callable functions. */
+export interface NativeLibrary {
+  /** Callable symbols; optional ones that were missing are `null`. */
+  readonly symbols: Readonly<Record<string, ((...args: never[]) => unknown) | null>>;
+  /** Unloads the library. */
+  close(): void;
+}
+
+/**
+ * What each runtime backend must provide. Kept small on purpose: every operation here is tested by
+ * the conformance test (`tests/ffi_backend_test.ts`) on both runtimes.
+ */
+export interface Backend {
+  /** `"deno"` or `"bun"`. */
+  readonly name: "deno" | "bun";
+  /** The operating system, for library discovery. */
+  readonly os: "linux" | "darwin" | "windows" | "other";
+  /** The CPU architecture. */
+  readonly arch: "x86_64" | "aarch64" | "other";
+  /**
+   * Reads an environment variable, or `undefined` when it is unset or when reading it is not
+   * permitted (on Deno this never prompts: the permission is queried first).
+   */
+  env(name: string): string | undefined;
+  /** Opens a shared library with the given symbols. Throws if the file cannot be loaded. */
+  open(path: string, symbols: SymbolTable): NativeLibrary;
+  /** The numeric address of a pointer (0 for NULL): the only way to compare pointers. */
+  address(p: Pointer | null): number;
+  /** A pointer from a numeric address (`null` for 0). */
+  fromAddress(address: number | bigint): Pointer | null;
+  /** Copies `length` bytes starting at `p + offset` into a new `Uint8Array`. */
+  readBytes(p: Pointer, offset: number, length: number): Uint8Array;
+  /** Copies `bytes` into C memory at `p + offset`. */
+  writeBytes(p: Pointer, offset: number, bytes: Uint8Array): void;
+  /** Reads a NUL-terminated UTF-8 string at `p + offset`. */
+  readCString(p: Pointer, offset?: number): string;
+  /** Reads a pointer stored at `p + offset` (`null` when it is NULL). */
+  readPointer(p: Pointer, offset?: number): Pointer | null;
+  /** Reads a signed 32-bit integer at `p + offset`. */
+  readI32(p: Pointer, offset?: number): number;
+  /** Writes a signed 32-bit integer at `p + offset`. */
+  writeI32(p: Pointer, offset: number, value: number): void;
+  /** Writes a pointer (or NULL) at `p + offset`. */
+  writePointer(p: Pointer, offset: number, value: Pointer | null): void;
+  /**
+   * Creates a C-callable function. `fn` must not throw: wrap its body (see `src/callbacks.ts`);
+   * as a last line of defence the backend catches anything that escapes, returns `onThrow`
+   * instead, and hands the error to `report`.
+   */
+  callback(
+    def: CallbackDef,
+    fn: (...args: never[]) => unknown,
+    onThrow: number | null,
+    report: (error: unknown) => void,
+  ): NativeCallback;
+}

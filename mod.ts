@@ -1,0 +1,31 @@
+/**
+ * libssl-ffi: the system's OpenSSL through the runtime's own FFI, one typed TLS API for Deno and
+ * Bun, with JS callbacks inside the handshake.
+ *
+ * @example
+ * ```ts
+ * import { opensslVersion } from "./mod.ts";
+ * console.log(opensslVersion().text);
+ * ```
+ * @module
+ */
+export { TLS_ERROR_CODES, TlsError } from "./src/errors.ts";
+export type { OpenSslErrorEntry, TlsAlert, TlsErrorCode, TlsErrorOptions } from "./src/errors.ts";
+export { opensslVersion } from "./src/native.ts";
+export type { OpenSslVersion } from "./src/native.ts";
+export { DEFAULT_TLS12_CIPHERS, TlsContext } from "./src/context.ts";
+export type {
+  CertificateRequest,
+  DistinguishedName,
+  Identity,
+  TlsContextOptions,
+  TlsVersion,
+  VerifyCertificateInfo,
+} from "./src/context.ts";
+export { isIpAddress, TlsEngine } from "./src/engine.ts";
+export type { HandshakeStep, TlsEngineOptions } from "./src/engine.ts";
+export { Certificate } from "./src/x509.ts";
+export type { PemOrDer } from "./src/x509.ts";
+export { liveNativeObjects, nativeMemoryInUse } from "./src/ownership.ts";
+export type { LiveNativeObjects, NativeKind } from "./src/ownership.ts";
+export { registeredConnections } from "./src/callbacks.ts";

@@ -1,0 +1,226 @@
+/**
+ * Callback infrastructure: how a call from OpenSSL reaches the right connection and the user's
+ * function, and how the user's errors and Promises come back.
+ *
+ * - Trampolines: one native callback per callback *kind* for the whole process, created on first
+ *   use and never closed (so a fixed, small number; and no `UnsafeCallback.close()` can ever run
+ *   inside a callback, which crashes Deno). Each finds its connection from the `SSL *` it is given.
+ * - Per connection, a {@link CallbackState} runs the user's function inside try/catch: a throw is
+ *   stored, the trampoline returns the failure code right for that callback, and the engine
+ *   rethrows the stored error (as `cause`) once the OpenSSL call returns. JS exceptions never
+ *   cross into C.
+ * - Suspension: when the user's function returns a Promise, the trampoline returns the code that
+ *   makes OpenSSL suspend (`-1` -> `SSL_ERROR_WANT_X509_LOOKUP`, `SSL_set_retry_verify` ->
+ *   `SSL_ERROR_WANT_RETRY_VERIFY`, `SSL_CLIENT_HELLO_RETRY` -> `SSL_ERROR_WANT_CLIENT_HELLO_CB`).
+ *   OpenSSL calls the callback again when the handshake resumes; the settled value is kept under a
+ *   key, so the user's function runs once per key per handshake.
+ *
+ * @module
+ */
+import { type CallbackSignature, CERT_CB, openssl, type Pointer, VERIFY_CB } from "./native.ts";
+import type { NativeCallback } from "./native.ts";
+
+/** What a connection implements to receive OpenSSL's callbacks. @internal */
+export interface CallbackTarget {
+  /** The connection's callback state (errors, suspensions). */
+  readonly callbacks: CallbackState;
+  /** `SSL_CTX_set_verify`'s callback for this connection. */
+  onVerify(preverifyOk: number, storeCtx: Pointer): number;
+  /** `SSL_CTX_set_cert_cb`'s callback for this connection. */
+  onCert(): number;
+}
+
+const targets = new Map<number, CallbackTarget>();
+
+/** Routes OpenSSL's callbacks for `ssl` to `target` until {@link unregisterSsl}. @internal */
+export function registerSsl(ssl: Pointer, target: CallbackTarget): void {
+  targets.set(openssl().backend.address(ssl), target);
+}
+
+/** Stops routing callbacks for `ssl` (call just before `SSL_free`). @internal */
+export function unregisterSsl(ssl: Pointer): void {
+  targets.delete(openssl().backend.address(ssl));
+}
+
+/** How many SSL objects are registered for callbacks (tests use it to prove nothing leaks). */
+export function registeredConnections(): number {
+  return targets.size;
+}
+
+function targetOf(ssl: Pointer | null): CallbackTarget | undefined {
+  return ssl === null ? undefined : targets.get(openssl().backend.address(ssl));
+}
+
+let exDataIndex: number | undefined;
+
+/** The SSL behind an X509_STORE_CTX during a handshake's verification. */
+function sslOfStoreCtx(storeCtx: Pointer | null): Pointer | null {
+  if (storeCtx === null) return null;
+  const o = openssl();
+  exDataIndex ??= o.SSL_get_ex_data_X509_STORE_CTX_idx();
+  if (exDataIndex < 0) return null;
+  return o.X509_STORE_CTX_get_ex_data(storeCtx, exDataIndex);
+}
+
+function lastResort(error: unknown): void {
+  // Only reached if a trampoline itself threw (a bug in this file): it cannot be attributed to a
+  // connection, so report it rather than lose it.
+  queueMicrotask(() => {
+    throw error;
+  });
+}
+
+const trampolines = new Map<CallbackSignature, NativeCallback>();
+
+function trampoline(
+  signature: CallbackSignature,
+  fn: (...args: never[]) => unknown,
+): Pointer {
+  let cb = trampolines.get(signature);
+  if (cb === undefined) {
+    cb = openssl().backend.callback(signature, fn, signature.failure, lastResort);
+    trampolines.set(signature, cb);
+  }
+  return cb.pointer;
+}
+
+/** The process-wide verify trampoline, for `SSL_CTX_set_verify`. @internal */
+export function verifyTrampoline(): Pointer {
+  return trampoline(VERIFY_CB, (preverifyOk: number, storeCtx: Pointer | null) => {
+    const target = targetOf(sslOfStoreCtx(storeCtx));
+    // Not one of ours (cannot happen: only our contexts use it): keep OpenSSL's verdict.
+    if (target === undefined || storeCtx === null) return preverifyOk;
+    return target.callbacks.run(
+      VERIFY_CB.failure ?? 0,
+      () => target.onVerify(preverifyOk, storeCtx),
+    );
+  });
+}
+
+/** The process-wide certificate trampoline, for `SSL_CTX_set_cert_cb`. @internal */
+export function certTrampoline(): Pointer {
+  return trampoline(CERT_CB, (ssl: Pointer | null) => {
+    const target = targetOf(ssl);
+    if (target === undefined) return 1;
+    return target.callbacks.run(CERT_CB.failure ?? 0, () => target.onCert());
+  });
+}
+
+/** The outcome of {@link CallbackState.settle}. */
+export type Settled<T> = { readonly done: true; readonly value: T } | { readonly done: false };
+
+interface Slot {
+  settled: boolean;
+  ok: boolean;
+  value: unknown;
+  error: unknown;
+  promise: Promise<void>;
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return typeof v === "object" && v !== null &&
+    typeof (v as { then?: unknown }).then === "function";
+}
+
+/**
+ * A connection's callback bookkeeping: the first error a user callback raised, and the user
+ * Promises the handshake is suspended on.
+ *
+ * @example
+ * ```ts
+ * import { CallbackState } from "./callbacks.ts";
+ * const state = new CallbackState();
+ * const code = state.run(0, () => { throw new Error("boom"); }); // 0, error kept
+ * console.log(code, state.takeError()); // 0 Error: boom
+ * ```
+ */
+export class CallbackState {
+  #error: { value: unknown } | undefined;
+  #slots = new Map<string, Slot>();
+
+  /**
+   * Runs `fn`; if it throws, keeps the (first) error and returns `failure` instead. Used by every
+   * trampoline so that no JS exception crosses into C.
+   */
+  run(failure: number, fn: () => number): number {
+    try {
+      return fn();
+    } catch (error) {
+      this.fail(error);
+      return failure;
+    }
+  }
+
+  /** Records a callback failure (the first one wins). */
+  fail(error: unknown): void {
+    this.#error ??= { value: error };
+  }
+
+  /** Whether a callback failed since the last {@link takeError}. */
+  get failed(): boolean {
+    return this.#error !== undefined;
+  }
+
+  /** Returns and clears the stored callback error (`undefined` if none). */
+  takeError(): unknown {
+    const e = this.#error;
+    this.#error = undefined;
+    return e?.value;
+  }
+
+  /**
+   * Calls `start` once per `key` per handshake. A plain value is returned at once. A Promise
+   * suspends: `{ done: false }` until it settles, then its value (a rejection is thrown, to be
+   * caught by {@link run}).
+   */
+  settle<T>(key: string, start: () => T | Promise<T>): Settled<T> {
+    const slot = this.#slots.get(key);
+    if (slot !== undefined) {
+      if (!slot.settled) return { done: false };
+      if (!slot.ok) throw slot.error;
+      return { done: true, value: slot.value as T };
+    }
+    const result = start();
+    if (!isThenable(result)) {
+      this.#slots.set(key, {
+        settled: true,
+        ok: true,
+        value: result,
+        error: undefined,
+        promise: Promise.resolve(),
+      });
+      return { done: true, value: result };
+    }
+    const fresh: Slot = {
+      settled: false,
+      ok: false,
+      value: undefined,
+      error: undefined,
+      promise: Promise.resolve(),
+    };
+    fresh.promise = Promise.resolve(result).then(
+      (value) => {
+        fresh.settled = true;
+        fresh.ok = true;
+        fresh.value = value;
+      },
+      (error) => {
+        fresh.settled = true;
+        fresh.error = error;
+      },
+    );
+    this.#slots.set(key, fresh);
+    return { done: false };
+  }
+
+  /** A Promise that resolves (never rejects) once every pending callback settled, or `null`. */
+  pending(): Promise<void> | null {
+    const waiting = [...this.#slots.values()].filter((s) => !s.settled).map((s) => s.promise);
+    return waiting.length === 0 ? null : Promise.all(waiting).then(() => undefined);
+  }
+
+  /** Forgets settled values (at the end of a handshake). */
+  reset(): void {
+    this.#slots.clear();
+  }
+}

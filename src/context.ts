@@ -1,0 +1,369 @@
+/**
+ * `TlsContext`: one configured `SSL_CTX` (trust, identity, versions, callbacks), shared by any
+ * number of connections. Secure by default: peer verification on, TLS 1.2 minimum, a modern
+ * TLS 1.2 cipher list, no renegotiation, truncation is an error.
+ *
+ * @module
+ */
+import { TlsError } from "./errors.ts";
+import { clearErrorQueue, drainErrorQueue } from "./error_queue.ts";
+import { NativeHandle } from "./ownership.ts";
+import { cString, openssl, type Pointer, SSL_OP, SSL_VERIFY, TLS_VERSION } from "./native.ts";
+import { certTrampoline, verifyTrampoline } from "./callbacks.ts";
+import { Certificate, loadCertificates, loadPrivateKey, type PemOrDer } from "./x509.ts";
+
+/** A TLS protocol version this library speaks. */
+export type TlsVersion = "TLSv1.2" | "TLSv1.3";
+
+/** What {@link TlsContextOptions.onVerifyCertificate} is told about one certificate. */
+export interface VerifyCertificateInfo {
+  /** Whether OpenSSL's own checks accepted this certificate at this point. */
+  readonly preverified: boolean;
+  /** 0 for the peer's own (leaf) certificate, counting up towards the root. */
+  readonly depth: number;
+  /** OpenSSL's verify code (`X509_V_ERR_*`, 0 = OK), e.g. 10 = expired, 62 = host mismatch. */
+  readonly error: number;
+  /** OpenSSL's text for {@link error}. */
+  readonly errorMessage: string;
+  /** The certificate at this depth. */
+  readonly certificate: Certificate;
+}
+
+/** A distinguished name as text (RFC 2253) and DER. */
+export interface DistinguishedName {
+  /** e.g. `"CN=Test Root CA,O=libssl-ffi"`. */
+  readonly name: string;
+  /** The DER encoding. */
+  readonly der: Uint8Array;
+}
+
+/** What {@link TlsContextOptions.onClientCertificate} is told about the server's request. */
+export interface CertificateRequest {
+  /** The CAs the server accepts (`SSL_get_client_CA_list`); may be empty. */
+  readonly acceptableIssuers: readonly DistinguishedName[];
+  /** The server name this connection asked for (SNI), if any. */
+  readonly serverName: string | undefined;
+}
+
+/** A certificate (optionally followed by its chain, leaf first) and its private key. */
+export interface Identity {
+  /** The certificate, PEM (may hold the chain after the leaf) or DER. */
+  cert: PemOrDer;
+  /** The private key, PEM or DER. */
+  key: PemOrDer;
+  /** The passphrase of an encrypted key. Byte passphrases are zeroed after use. */
+  passphrase?: string | Uint8Array;
+}
+
+/** Options for {@link TlsContext}. */
+export interface TlsContextOptions {
+  /**
+   * Trusted CA certificates (PEM text, which may hold several, or DER). Absent: the system
+   * trust store (OpenSSL's default paths; `SSL_CERT_FILE` / `SSL_CERT_DIR` override it).
+   */
+  caCerts?: readonly PemOrDer[];
+  /** This side's certificate (PEM may carry the chain after the leaf). Required for servers. */
+  cert?: PemOrDer;
+  /** The private key for {@link cert}. */
+  key?: PemOrDer;
+  /** The passphrase of an encrypted {@link key}. */
+  passphrase?: string | Uint8Array;
+  /** Lowest protocol version allowed. Default `"TLSv1.2"`. */
+  minVersion?: TlsVersion;
+  /** Highest protocol version allowed. Default: the highest OpenSSL supports (TLS 1.3). */
+  maxVersion?: TlsVersion;
+  /** The TLS 1.2 cipher list (OpenSSL syntax). Default: ECDHE/DHE with AES-GCM or ChaCha20. */
+  ciphers?: string;
+  /** Servers only: ask clients for a certificate, verified against {@link caCerts}. */
+  requestClientCertificate?: boolean;
+  /** Servers only: fail the handshake when the client sends no certificate. */
+  requireClientCertificate?: boolean;
+  /**
+   * Turns off verification of the peer's certificate and name. UNSAFE: anyone on the path can
+   * impersonate the peer. For tests and pinning done elsewhere only.
+   */
+  unsafelyDisableVerification?: boolean;
+  /**
+   * Called for each certificate of the peer's chain during verification (OpenSSL's
+   * `SSL_CTX_set_verify` callback), after OpenSSL's own checks. Return `true` to accept, `false`
+   * to reject; a throw rejects. On clients a Promise suspends the handshake until it settles.
+   * Host-name mismatches are reported at depth 0 with error 62 (or 64 for IP addresses):
+   * returning `true` there accepts the mismatch.
+   */
+  onVerifyCertificate?: (info: VerifyCertificateInfo) => boolean | Promise<boolean>;
+  /**
+   * Clients only: called when the server asks for a certificate and no static {@link cert} was
+   * given. Return an {@link Identity}, `null` to send none, or a Promise of either (the handshake
+   * suspends until it settles). Called at most once per handshake.
+   */
+  onClientCertificate?: (
+    request: CertificateRequest,
+  ) => Identity | null | Promise<Identity | null>;
+}
+
+/** The TLS 1.2 cipher list used by default: Mozilla's "intermediate" set. */
+export const DEFAULT_TLS12_CIPHERS = [
+  "ECDHE-ECDSA-AES128-GCM-SHA256",
+  "ECDHE-RSA-AES128-GCM-SHA256",
+  "ECDHE-ECDSA-AES256-GCM-SHA384",
+  "ECDHE-RSA-AES256-GCM-SHA384",
+  "ECDHE-ECDSA-CHACHA20-POLY1305",
+  "ECDHE-RSA-CHACHA20-POLY1305",
+  "DHE-RSA-AES128-GCM-SHA256",
+  "DHE-RSA-AES256-GCM-SHA384",
+  "DHE-RSA-CHACHA20-POLY1305",
+].join(":");
+
+const VERSIONS: Record<TlsVersion, number> = {
+  "TLSv1.2": TLS_VERSION.TLS1_2_VERSION,
+  "TLSv1.3": TLS_VERSION.TLS1_3_VERSION,
+};
+
+function versionOf(name: string, value: unknown): number {
+  if (value !== "TLSv1.2" && value !== "TLSv1.3") {
+    throw new RangeError(`${name} must be "TLSv1.2" or "TLSv1.3", got ${JSON.stringify(value)}`);
+  }
+  return VERSIONS[value];
+}
+
+function checkFunction(name: string, value: unknown): void {
+  if (value !== undefined && typeof value !== "function") {
+    throw new TypeError(`${name} must be a function`);
+  }
+}
+
+function checkPemOrDer(name: string, value: unknown): void {
+  if (value !== undefined && typeof value !== "string" && !(value instanceof Uint8Array)) {
+    throw new TypeError(`${name} must be a PEM string or a Uint8Array`);
+  }
+}
+
+function validate(role: "client" | "server", options: TlsContextOptions): void {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError("options must be an object");
+  }
+  if (options.caCerts !== undefined) {
+    if (!Array.isArray(options.caCerts)) throw new TypeError("caCerts must be an array");
+    options.caCerts.forEach((c, i) => checkPemOrDer(`caCerts[${i}]`, c));
+  }
+  checkPemOrDer("cert", options.cert);
+  checkPemOrDer("key", options.key);
+  if ((options.cert === undefined) !== (options.key === undefined)) {
+    throw new TypeError("cert and key must be given together");
+  }
+  if (role === "server" && options.cert === undefined) {
+    throw new TypeError("a server context needs cert and key");
+  }
+  if (options.minVersion !== undefined) versionOf("minVersion", options.minVersion);
+  if (options.maxVersion !== undefined) versionOf("maxVersion", options.maxVersion);
+  if (
+    options.minVersion !== undefined && options.maxVersion !== undefined &&
+    VERSIONS[options.minVersion] > VERSIONS[options.maxVersion]
+  ) {
+    throw new RangeError("minVersion is above maxVersion");
+  }
+  if (options.ciphers !== undefined && typeof options.ciphers !== "string") {
+    throw new TypeError("ciphers must be a string");
+  }
+  checkFunction("onVerifyCertificate", options.onVerifyCertificate);
+  checkFunction("onClientCertificate", options.onClientCertificate);
+  if (role === "server" && options.onClientCertificate !== undefined) {
+    throw new TypeError("onClientCertificate is for clients only");
+  }
+  if (
+    role === "client" &&
+    (options.requestClientCertificate !== undefined ||
+      options.requireClientCertificate !== undefined)
+  ) {
+    throw new TypeError("requestClientCertificate/requireClientCertificate are for servers only");
+  }
+}
+
+function fail(what: string, code: "INTERNAL" | "INVALID_KEY" | "HANDSHAKE_FAILED"): never {
+  throw new TlsError(code, what, { openssl: drainErrorQueue() });
+}
+
+/**
+ * A TLS configuration: one `SSL_CTX`, shared by every connection made from it. Close it when
+ * done; connections still open keep the native object alive until they close too.
+ *
+ * @example
+ * ```ts
+ * import { TlsContext, TlsEngine } from "../mod.ts";
+ * const caPem = await Deno.readTextFile("ca.pem");
+ * using context = new TlsContext("client", { caCerts: [caPem] });
+ * using engine = new TlsEngine(context, { servername: "localhost" });
+ * engine.handshake(); // "want-read": send engine.outgoing() to the server, feed its reply back
+ * ```
+ */
+export class TlsContext {
+  /** `"client"` or `"server"`. */
+  readonly role: "client" | "server";
+  /** The (validated) options this context was made with. */
+  readonly options: Readonly<TlsContextOptions>;
+  #ctx: NativeHandle;
+  #connections = 0;
+  #closed = false;
+
+  /**
+   * Creates and configures the `SSL_CTX`.
+   *
+   * @throws {TypeError | RangeError} for bad options, before any native work.
+   * @throws {TlsError} `INVALID_CERTIFICATE`, `INVALID_KEY`, `BAD_PASSPHRASE`, `LIBRARY_NOT_FOUND`.
+   */
+  constructor(role: "client" | "server", options: TlsContextOptions = {}) {
+    if (role !== "client" && role !== "server") {
+      throw new TypeError(`role must be "client" or "server", got ${JSON.stringify(role)}`);
+    }
+    validate(role, options);
+    this.role = role;
+    this.options = { ...options };
+    const o = openssl();
+    clearErrorQueue();
+    const ctx = o.SSL_CTX_new(o.TLS_method());
+    if (ctx === null) fail("SSL_CTX_new failed", "INTERNAL");
+    this.#ctx = new NativeHandle("SSL_CTX", ctx, (p) => o.SSL_CTX_free(p));
+    try {
+      this.#configure(ctx);
+    } catch (error) {
+      this.#ctx.close();
+      throw error;
+    }
+  }
+
+  #configure(ctx: Pointer): void {
+    const o = openssl();
+    const opts = this.options;
+    // Versions: TLS 1.2 minimum unless asked otherwise; 0 = highest supported.
+    if (
+      o.SSL_CTX_set_min_proto_version(
+        ctx,
+        versionOf("minVersion", opts.minVersion ?? "TLSv1.2"),
+      ) !== 1
+    ) {
+      fail("cannot set the minimum protocol version", "INTERNAL");
+    }
+    const max = opts.maxVersion === undefined ? 0 : versionOf("maxVersion", opts.maxVersion);
+    if (o.SSL_CTX_set_max_proto_version(ctx, max) !== 1) {
+      fail("cannot set the maximum protocol version", "INTERNAL");
+    }
+    // No TLS-level compression (CRIME) and no renegotiation (a server's HelloRequest is refused
+    // with a no_renegotiation warning). We never set SSL_OP_IGNORE_UNEXPECTED_EOF: a peer that
+    // closes without close_notify must surface as a truncation.
+    o.SSL_CTX_set_options(ctx, SSL_OP.NO_COMPRESSION | SSL_OP.NO_RENEGOTIATION);
+    if (o.SSL_CTX_set_cipher_list(ctx, cString(opts.ciphers ?? DEFAULT_TLS12_CIPHERS)) !== 1) {
+      throw new TlsError("HANDSHAKE_FAILED", `no usable cipher in "${opts.ciphers}"`, {
+        openssl: drainErrorQueue(),
+      });
+    }
+
+    // Trust.
+    if (opts.caCerts !== undefined) {
+      const store = o.SSL_CTX_get_cert_store(ctx);
+      if (store === null) fail("SSL_CTX_get_cert_store failed", "INTERNAL");
+      for (const input of opts.caCerts) {
+        for (const cert of loadCertificates(input)) {
+          try {
+            // X509_STORE_add_cert takes its own reference. Adding the same CA twice is harmless.
+            o.X509_STORE_add_cert(store, cert.ptr);
+            if (this.role === "server") o.SSL_CTX_add_client_CA(ctx, cert.ptr);
+          } finally {
+            cert.close();
+          }
+        }
+      }
+      drainErrorQueue(); // "cert already in hash table" is not an error for us
+    } else if (o.SSL_CTX_set_default_verify_paths(ctx) !== 1) {
+      fail("cannot load the system trust store", "INTERNAL");
+    }
+
+    // Our own identity (servers always; clients optionally).
+    if (opts.cert !== undefined && opts.key !== undefined) {
+      this.#useIdentity(ctx, { cert: opts.cert, key: opts.key, ...passphraseOf(opts) });
+    }
+
+    // Verification mode.
+    const verify = opts.unsafelyDisableVerification === true
+      ? SSL_VERIFY.NONE
+      : this.role === "client"
+      ? SSL_VERIFY.PEER
+      : opts.requireClientCertificate === true
+      ? SSL_VERIFY.PEER | SSL_VERIFY.FAIL_IF_NO_PEER_CERT
+      : opts.requestClientCertificate === true
+      ? SSL_VERIFY.PEER
+      : SSL_VERIFY.NONE;
+    // Without a user callback OpenSSL's own verdict stands: no trampoline, no per-cert JS call.
+    o.SSL_CTX_set_verify(
+      ctx,
+      verify,
+      opts.onVerifyCertificate !== undefined ? verifyTrampoline() : null,
+    );
+    if (opts.onClientCertificate !== undefined) {
+      o.SSL_CTX_set_cert_cb(ctx, certTrampoline(), null);
+    }
+  }
+
+  #useIdentity(ctx: Pointer, identity: Identity): void {
+    const o = openssl();
+    const certs = loadCertificates(identity.cert);
+    try {
+      const key = loadPrivateKey(identity.key, identity.passphrase);
+      try {
+        if (o.SSL_CTX_use_certificate(ctx, certs[0]!.ptr) !== 1) {
+          fail("the certificate was refused (SSL_CTX_use_certificate)", "INVALID_KEY");
+        }
+        for (const extra of certs.slice(1)) {
+          if (o.SSL_CTX_add1_chain_cert(ctx, extra.ptr) !== 1) {
+            fail("a chain certificate was refused", "INVALID_KEY");
+          }
+        }
+        if (
+          o.SSL_CTX_use_PrivateKey(ctx, key.ptr) !== 1 || o.SSL_CTX_check_private_key(ctx) !== 1
+        ) {
+          fail("the private key does not match the certificate", "INVALID_KEY");
+        }
+      } finally {
+        key.close();
+      }
+    } finally {
+      for (const c of certs) c.close();
+    }
+  }
+
+  /** Whether {@link close} has been called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The `SSL_CTX *` for a new connection, which must call {@link releaseNative}. @internal */
+  acquireNative(): Pointer {
+    if (this.#closed) throw new TlsError("CLOSED", "the TlsContext is closed");
+    this.#connections++;
+    return this.#ctx.ptr;
+  }
+
+  /** A connection made from this context was closed. @internal */
+  releaseNative(): void {
+    this.#connections--;
+    if (this.#closed && this.#connections === 0) this.#ctx.close();
+  }
+
+  /**
+   * Closes the context. Idempotent. Connections already made keep working; the native object is
+   * freed when the last of them closes.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#connections === 0) this.#ctx.close();
+  }
+
+  /** Same as {@link close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+function passphraseOf(opts: TlsContextOptions): { passphrase?: string | Uint8Array } {
+  return opts.passphrase === undefined ? {} : { passphrase: opts.passphrase };
+}

@@ -1,0 +1,694 @@
+/**
+ * `TlsEngine`: the sans-I/O TLS engine. One `SSL` object between two memory BIOs: feed it the
+ * ciphertext that arrived ({@link TlsEngine.receive}), take the ciphertext to send
+ * ({@link TlsEngine.outgoing}), and read/write plaintext. It never touches a socket, so the same
+ * engine serves TCP transports, STARTTLS over any byte stream, and in-memory tests.
+ *
+ * Every OpenSSL call happens on the JS thread; OpenSSL calls our callbacks synchronously inside
+ * `SSL_do_handshake` / `SSL_read` / `SSL_write`.
+ *
+ * @module
+ */
+import { TlsError, type TlsErrorCode } from "./errors.ts";
+import { clearErrorQueue, drainErrorQueue } from "./error_queue.ts";
+import { NativeHandle } from "./ownership.ts";
+import {
+  CERT_CB_SUSPEND,
+  cString,
+  ERR_LIB_SSL,
+  openssl,
+  type Pointer,
+  SSL_AD_REASON_OFFSET,
+  SSL_ERROR,
+  SSL_R,
+  X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS,
+  X509_V,
+} from "./native.ts";
+import { CallbackState, type CallbackTarget, registerSsl, unregisterSsl } from "./callbacks.ts";
+import type {
+  CertificateRequest,
+  DistinguishedName,
+  Identity,
+  TlsContext,
+  VerifyCertificateInfo,
+} from "./context.ts";
+import { Certificate, loadCertificates, loadPrivateKey, nameToDer, nameToString } from "./x509.ts";
+
+/** Options for {@link TlsEngine}. */
+export interface TlsEngineOptions {
+  /**
+   * Clients: the server's name. Sent as SNI and verified against the certificate. An IP address
+   * literal is verified as an IP (`X509_VERIFY_PARAM_set1_ip_asc`) and sends no SNI. Required for
+   * clients unless verification is (unsafely) disabled.
+   */
+  servername?: string;
+}
+
+/** Where a handshake stands after {@link TlsEngine.handshake}. */
+export type HandshakeStep =
+  | { readonly status: "done" }
+  | { readonly status: "want-read" }
+  | {
+    readonly status: "suspended";
+    /** Settles (never rejects) when the user callback the handshake waits on has settled. */
+    readonly until: Promise<void>;
+  };
+
+const DONE: HandshakeStep = Object.freeze({ status: "done" });
+const WANT_READ: HandshakeStep = Object.freeze({ status: "want-read" });
+
+/** OpenSSL's `int` lengths: never hand it more than this in one call. */
+const MAX_CHUNK = 1 << 30;
+
+const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+
+function noCurrentCertificate(): never {
+  throw new TlsError("INTERNAL", "OpenSSL called the verify callback without a certificate");
+}
+
+/** Whether `name` is an IPv4 or IPv6 address literal (those are verified as IPs, without SNI). */
+export function isIpAddress(name: string): boolean {
+  const v4 = IPV4.exec(name);
+  if (v4 !== null) return v4.slice(1).every((part) => Number(part) <= 255);
+  return name.includes(":") && /^[0-9a-fA-F:.]+$/.test(name);
+}
+
+/**
+ * A sans-I/O TLS connection: bytes in, bytes out, no sockets.
+ *
+ * @example
+ * ```ts
+ * import { TlsContext, TlsEngine } from "../mod.ts";
+ * const caPem = await Deno.readTextFile("ca.pem");
+ * const certPem = await Deno.readTextFile("server.pem");
+ * const keyPem = await Deno.readTextFile("server.key");
+ * using clientCtx = new TlsContext("client", { caCerts: [caPem] });
+ * using serverCtx = new TlsContext("server", { cert: certPem, key: keyPem });
+ * using client = new TlsEngine(clientCtx, { servername: "localhost" });
+ * using server = new TlsEngine(serverCtx);
+ * // Pump bytes between the two until both handshakes are done.
+ * while (client.handshake().status !== "done" || server.handshake().status !== "done") {
+ *   const c = client.outgoing();
+ *   if (c) server.receive(c);
+ *   const s = server.outgoing();
+ *   if (s) client.receive(s);
+ * }
+ * client.write(new TextEncoder().encode("hello"));
+ * server.receive(client.outgoing()!);
+ * const buf = new Uint8Array(100);
+ * console.log(new TextDecoder().decode(buf.subarray(0, server.read(buf) ?? 0))); // "hello"
+ * ```
+ */
+export class TlsEngine implements CallbackTarget {
+  /** `"client"` or `"server"` (the context's role). */
+  readonly role: "client" | "server";
+  /** The server name asked for (clients), if any. */
+  readonly servername: string | undefined;
+  /** Callback bookkeeping (errors, suspensions). @internal */
+  readonly callbacks: CallbackState = new CallbackState();
+
+  #context: TlsContext;
+  #ssl: NativeHandle;
+  #rbio: Pointer;
+  #wbio: Pointer;
+  #established = false;
+  #receivedEof = false;
+  #receivedCloseNotify = false;
+  #sentCloseNotify = false;
+  #fatal: TlsError | undefined;
+  #inCall = 0;
+  #closeRequested = false;
+  #closed = false;
+
+  /**
+   * Creates the `SSL` object and its two memory BIOs.
+   *
+   * @throws {TypeError} for bad options; {@link TlsError} `CLOSED` if the context is closed.
+   */
+  constructor(context: TlsContext, options: TlsEngineOptions = {}) {
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError("options must be an object");
+    }
+    const { servername } = options;
+    if (servername !== undefined) {
+      if (typeof servername !== "string" || servername === "" || servername.includes("\0")) {
+        throw new TypeError("servername must be a non-empty string without NUL characters");
+      }
+      if (context.role === "server") throw new TypeError("servername is for clients only");
+    }
+    const verifying = context.options.unsafelyDisableVerification !== true;
+    if (context.role === "client" && verifying && servername === undefined) {
+      throw new TypeError(
+        "a client needs servername: it is the name the server's certificate is verified against",
+      );
+    }
+    this.role = context.role;
+    this.servername = servername;
+    this.#context = context;
+
+    const o = openssl();
+    const ctx = context.acquireNative();
+    clearErrorQueue();
+    const ssl = o.SSL_new(ctx);
+    if (ssl === null) {
+      context.releaseNative();
+      throw new TlsError("INTERNAL", "SSL_new failed", { openssl: drainErrorQueue() });
+    }
+    this.#ssl = new NativeHandle("SSL", ssl, (p) => o.SSL_free(p));
+    try {
+      const rbio = new NativeHandle("BIO", o.BIO_new(o.BIO_s_mem())!, (p) => o.BIO_free(p));
+      const wbio = new NativeHandle("BIO", o.BIO_new(o.BIO_s_mem())!, (p) => o.BIO_free(p));
+      // SSL_set_bio takes ownership of both BIOs: SSL_free frees them.
+      this.#rbio = rbio.release();
+      this.#wbio = wbio.release();
+      o.SSL_set_bio(ssl, this.#rbio, this.#wbio);
+      if (this.role === "client") {
+        o.SSL_set_connect_state(ssl);
+        if (servername !== undefined) this.#setServerName(ssl, servername, verifying);
+      } else {
+        o.SSL_set_accept_state(ssl);
+      }
+    } catch (error) {
+      this.#ssl.close();
+      context.releaseNative();
+      throw error;
+    }
+    registerSsl(ssl, this);
+  }
+
+  #setServerName(ssl: Pointer, name: string, verifying: boolean): void {
+    const o = openssl();
+    if (isIpAddress(name)) {
+      // RFC 6066: SNI carries host names only. The IP is checked against the SAN iPAddress
+      // entries; a mismatch is verify error 64.
+      if (
+        verifying && o.X509_VERIFY_PARAM_set1_ip_asc(o.SSL_get0_param(ssl), cString(name)) !== 1
+      ) {
+        throw new TypeError(`servername ${name} is not a valid IP address`);
+      }
+      return;
+    }
+    if (o.SSL_set_tlsext_host_name(ssl, name) !== 1) {
+      throw new TypeError(`servername ${JSON.stringify(name)} is not a valid host name`);
+    }
+    if (verifying) {
+      // Checked during verification; a mismatch is verify error 62.
+      o.SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+      if (o.SSL_set1_host(ssl, cString(name)) !== 1) {
+        throw new TlsError("INTERNAL", "SSL_set1_host failed", { openssl: drainErrorQueue() });
+      }
+    }
+  }
+
+  // ---- bytes in and out -------------------------------------------------------------------
+
+  /** Hands the engine ciphertext that arrived from the peer. The bytes are copied. */
+  receive(ciphertext: Uint8Array): void {
+    if (!(ciphertext instanceof Uint8Array)) throw new TypeError("ciphertext must be a Uint8Array");
+    this.#usable();
+    if (this.#receivedEof) throw new TypeError("receive() after receiveEof()");
+    const o = openssl();
+    for (let off = 0; off < ciphertext.length; off += MAX_CHUNK) {
+      const chunk = ciphertext.subarray(off, Math.min(ciphertext.length, off + MAX_CHUNK));
+      // A memory BIO grows as needed: it takes everything or fails on out-of-memory.
+      if (o.BIO_write(this.#rbio, chunk, chunk.length) !== chunk.length) {
+        throw new TlsError("INTERNAL", "BIO_write failed (out of memory?)", {
+          openssl: drainErrorQueue(),
+        });
+      }
+    }
+  }
+
+  /**
+   * Tells the engine the transport reached end of stream. From now on an empty input reads as
+   * EOF: a peer that had not sent close_notify is reported as `UNEXPECTED_EOF` (a truncation).
+   */
+  receiveEof(): void {
+    this.#usable();
+    if (this.#receivedEof) return;
+    this.#receivedEof = true;
+    // Default -1 means "retry later"; 0 makes SSL_read see EOF.
+    openssl().BIO_set_mem_eof_return(this.#rbio, 0);
+  }
+
+  /** How many ciphertext bytes are waiting to be sent. */
+  get pendingOutgoing(): number {
+    if (this.#closed) return 0;
+    return openssl().BIO_ctrl_pending(this.#wbio);
+  }
+
+  /**
+   * Takes the ciphertext waiting to be sent to the peer, or `null` if there is none. Call it after
+   * every other method: handshakes, reads (key updates, tickets), writes and closeWrite all
+   * produce output. Still works after a fatal error, so the alert can reach the peer.
+   */
+  outgoing(): Uint8Array | null {
+    if (this.#closed) return null;
+    const o = openssl();
+    const n = o.BIO_ctrl_pending(this.#wbio);
+    if (n <= 0) return null;
+    const out = new Uint8Array(n);
+    o.BIO_read(this.#wbio, out, n);
+    return out;
+  }
+
+  /**
+   * Like {@link outgoing}, but copies into `into` and returns the byte count (0 if none), so a
+   * transport can reuse one buffer.
+   */
+  readOutgoing(into: Uint8Array): number {
+    if (!(into instanceof Uint8Array)) throw new TypeError("into must be a Uint8Array");
+    if (this.#closed || into.length === 0) return 0;
+    const n = openssl().BIO_read(this.#wbio, into, Math.min(into.length, MAX_CHUNK));
+    return n > 0 ? n : 0;
+  }
+
+  // ---- the TLS operations -----------------------------------------------------------------
+
+  /**
+   * Advances the handshake. Idempotent once done.
+   *
+   * - `done`: the handshake completed (and the peer was verified, unless disabled);
+   * - `want-read`: send {@link outgoing}, wait for the peer's bytes, {@link receive} them, call
+   *   again;
+   * - `suspended`: a user callback returned a Promise; call again once `until` settles.
+   *
+   * @throws {TlsError} `CERT_VERIFY_FAILED`, `ALERT_RECEIVED`, `UNEXPECTED_EOF`,
+   * `CALLBACK_ERROR`, `HANDSHAKE_FAILED`, `CLOSED`.
+   */
+  handshake(): HandshakeStep {
+    this.#usable();
+    if (this.#established) return DONE;
+    const o = openssl();
+    const ssl = this.#ssl.ptr;
+    clearErrorQueue();
+    this.#inCall++;
+    let r: number;
+    let e: number;
+    try {
+      r = o.SSL_do_handshake(ssl);
+      // Right after the call: a BIO operation in between could change the answer.
+      e = r === 1 ? SSL_ERROR.NONE : o.SSL_get_error(ssl, r);
+    } finally {
+      this.#inCall--;
+    }
+    this.#afterCall("handshake");
+    if (r === 1) {
+      this.#established = true;
+      this.callbacks.reset();
+      return DONE;
+    }
+    switch (e) {
+      case SSL_ERROR.WANT_READ:
+      case SSL_ERROR.WANT_WRITE:
+        return WANT_READ;
+      case SSL_ERROR.WANT_X509_LOOKUP:
+      case SSL_ERROR.WANT_RETRY_VERIFY:
+      case SSL_ERROR.WANT_CLIENT_HELLO_CB: {
+        const until = this.callbacks.pending();
+        if (until === null) {
+          throw this.#setFatal(
+            new TlsError("INTERNAL", `OpenSSL suspended the handshake (${e}) with nothing pending`),
+          );
+        }
+        return { status: "suspended", until };
+      }
+      default:
+        throw this.#setFatal(this.#failure(e, "handshake"));
+    }
+  }
+
+  /** Whether the handshake has completed. */
+  get handshakeDone(): boolean {
+    return this.#established;
+  }
+
+  /**
+   * Decrypts into `into`. Returns the byte count (> 0), `0` when more ciphertext is needed
+   * ({@link receive} it, then call again), or `null` at a clean end of stream (the peer sent
+   * close_notify).
+   *
+   * @throws {TlsError} `UNEXPECTED_EOF` if the transport ended without close_notify;
+   * `ALERT_RECEIVED`, `PROTOCOL_ERROR`, `CLOSED`.
+   */
+  read(into: Uint8Array): number | null {
+    if (!(into instanceof Uint8Array)) throw new TypeError("into must be a Uint8Array");
+    this.#usable();
+    this.#requireHandshake("read");
+    if (this.#receivedCloseNotify) return null;
+    if (into.length === 0) return 0;
+    const o = openssl();
+    const ssl = this.#ssl.ptr;
+    clearErrorQueue();
+    this.#inCall++;
+    let n: number;
+    let e: number;
+    try {
+      n = o.SSL_read(ssl, into, Math.min(into.length, MAX_CHUNK));
+      e = n > 0 ? SSL_ERROR.NONE : o.SSL_get_error(ssl, n);
+    } finally {
+      this.#inCall--;
+    }
+    this.#afterCall("read");
+    if (n > 0) return n;
+    switch (e) {
+      case SSL_ERROR.ZERO_RETURN:
+        this.#receivedCloseNotify = true;
+        return null;
+      case SSL_ERROR.WANT_READ:
+      case SSL_ERROR.WANT_WRITE:
+        return 0;
+      default:
+        throw this.#setFatal(this.#failure(e, "read"));
+    }
+  }
+
+  /**
+   * Encrypts all of `data` into the outgoing buffer and returns `data.length`. (Memory BIOs never
+   * push back, so a write is always complete; send {@link outgoing} afterwards.)
+   *
+   * @throws {TlsError} `CLOSED` after {@link closeWrite}; `PROTOCOL_ERROR`.
+   */
+  write(data: Uint8Array): number {
+    if (!(data instanceof Uint8Array)) throw new TypeError("data must be a Uint8Array");
+    this.#usable();
+    this.#requireHandshake("write");
+    if (this.#sentCloseNotify) throw new TlsError("CLOSED", "write() after closeWrite()");
+    const o = openssl();
+    const ssl = this.#ssl.ptr;
+    for (let off = 0; off < data.length;) {
+      const chunk = data.subarray(off, Math.min(data.length, off + MAX_CHUNK));
+      clearErrorQueue();
+      this.#inCall++;
+      let n: number;
+      let e: number;
+      try {
+        n = o.SSL_write(ssl, chunk, chunk.length);
+        e = n > 0 ? SSL_ERROR.NONE : o.SSL_get_error(ssl, n);
+      } finally {
+        this.#inCall--;
+      }
+      this.#afterCall("write");
+      if (n <= 0) throw this.#setFatal(this.#failure(e, "write"));
+      off += n;
+    }
+    return data.length;
+  }
+
+  /**
+   * Queues close_notify (`SSL_shutdown`): the peer will read a clean end of stream. Reading may
+   * continue until the peer closes too. Idempotent; a no-op after a fatal error (OpenSSL forbids
+   * `SSL_shutdown` then).
+   */
+  closeWrite(): void {
+    this.#usableEvenIfFailed();
+    if (this.#sentCloseNotify || this.#fatal !== undefined) return;
+    this.#sentCloseNotify = true;
+    if (!this.#established) return; // nothing to protect; the transport just closes
+    const o = openssl();
+    clearErrorQueue();
+    this.#inCall++;
+    try {
+      o.SSL_shutdown(this.#ssl.ptr);
+    } finally {
+      this.#inCall--;
+    }
+    drainErrorQueue();
+    this.#afterCall("closeWrite");
+  }
+
+  /** Whether the peer's close_notify has been read. */
+  get receivedCloseNotify(): boolean {
+    return this.#receivedCloseNotify;
+  }
+
+  // ---- what was negotiated ----------------------------------------------------------------
+
+  /** The negotiated protocol, e.g. `"TLSv1.3"` (after the handshake). */
+  get protocol(): string {
+    const p = openssl().SSL_get_version(this.#ssl.ptr);
+    return p === null ? "" : openssl().backend.readCString(p);
+  }
+
+  /** The negotiated cipher suite, e.g. `"TLS_AES_256_GCM_SHA384"` (after the handshake). */
+  get cipher(): string {
+    const o = openssl();
+    const c = o.SSL_get_current_cipher(this.#ssl.ptr);
+    const name = c === null ? null : o.SSL_CIPHER_get_name(c);
+    return name === null ? "" : o.backend.readCString(name);
+  }
+
+  /** Whether the session was resumed. */
+  get sessionReused(): boolean {
+    return openssl().SSL_session_reused(this.#ssl.ptr) === 1;
+  }
+
+  /** OpenSSL's verification result for the peer (`SSL_get_verify_result`; 0 = OK). */
+  get verifyResult(): number {
+    return openssl().SSL_get_verify_result(this.#ssl.ptr);
+  }
+
+  /** The peer's certificate, or `null` (e.g. a client that sent none). */
+  get peerCertificate(): Certificate | null {
+    const o = openssl();
+    const get = o.SSL_get1_peer_certificate ?? o.SSL_get_peer_certificate;
+    const x = get === null ? null : get(this.#ssl.ptr);
+    if (x === null) return null;
+    try {
+      return Certificate.fromX509(x);
+    } finally {
+      o.X509_free(x); // get1: we own a reference
+    }
+  }
+
+  /** The verified chain, leaf first (empty if the peer was not verified). */
+  get peerCertificateChain(): Certificate[] {
+    const o = openssl();
+    const sk = o.SSL_get0_verified_chain(this.#ssl.ptr); // borrowed
+    const out: Certificate[] = [];
+    for (let i = 0; i < o.sk_num(sk); i++) {
+      const x = o.sk_value(sk!, i);
+      if (x !== null) out.push(Certificate.fromX509(x));
+    }
+    return out;
+  }
+
+  // ---- callbacks (called by the trampolines in callbacks.ts) -------------------------------
+
+  /** @internal */
+  onVerify(preverifyOk: number, storeCtx: Pointer): number {
+    const handler = this.#context.options.onVerifyCertificate;
+    if (handler === undefined) return preverifyOk;
+    const o = openssl();
+    const depth = o.X509_STORE_CTX_get_error_depth(storeCtx);
+    const error = o.X509_STORE_CTX_get_error(storeCtx);
+    // Keyed by depth and error: depth 0 is checked twice when the host name mismatches.
+    const settled = this.callbacks.settle(`verify:${depth}:${error}`, () => {
+      const current = o.X509_STORE_CTX_get_current_cert(storeCtx);
+      const messagePtr = o.X509_verify_cert_error_string(error);
+      const info: VerifyCertificateInfo = {
+        preverified: preverifyOk === 1,
+        depth,
+        error,
+        errorMessage: messagePtr === null ? "" : o.backend.readCString(messagePtr),
+        certificate: Certificate.fromX509(current ?? noCurrentCertificate()),
+      };
+      return handler(info);
+    });
+    if (!settled.done) {
+      if (this.role !== "client") {
+        throw new TypeError(
+          "onVerifyCertificate may return a Promise only on clients: OpenSSL cannot suspend " +
+            "a server's verification",
+        );
+      }
+      // Suspends with SSL_ERROR_WANT_RETRY_VERIFY; OpenSSL re-runs verification on resume.
+      if (o.SSL_set_retry_verify(this.#ssl.ptr) !== 1) {
+        throw new TlsError("INTERNAL", "SSL_set_retry_verify failed (OpenSSL older than 3.0.2?)");
+      }
+      return 1;
+    }
+    if (typeof settled.value !== "boolean") {
+      throw new TypeError("onVerifyCertificate must return a boolean (or a Promise of one)");
+    }
+    if (settled.value) {
+      // Accepting overrides OpenSSL's verdict: clear the error, or SSL_get_verify_result keeps it.
+      if (error !== X509_V.OK) o.X509_STORE_CTX_set_error(storeCtx, X509_V.OK);
+      return 1;
+    }
+    if (error === X509_V.OK) {
+      o.X509_STORE_CTX_set_error(storeCtx, X509_V.ERR_APPLICATION_VERIFICATION);
+    }
+    return 0;
+  }
+
+  /** @internal */
+  onCert(): number {
+    const handler = this.#context.options.onClientCertificate;
+    if (handler === undefined || this.role !== "client") return 1;
+    // A static identity in the context wins; OpenSSL sends it.
+    if (this.#context.options.cert !== undefined) return 1;
+    const settled = this.callbacks.settle("clientCertificate", () => handler(this.#request()));
+    if (!settled.done) return CERT_CB_SUSPEND;
+    const identity = settled.value;
+    if (identity === null) return 1; // send no certificate
+    this.#useIdentity(identity);
+    return 1;
+  }
+
+  #request(): CertificateRequest {
+    const o = openssl();
+    const sk = o.SSL_get_client_CA_list(this.#ssl.ptr); // borrowed
+    const issuers: DistinguishedName[] = [];
+    for (let i = 0; i < o.sk_num(sk); i++) {
+      const name = o.sk_value(sk!, i);
+      if (name !== null) issuers.push({ name: nameToString(name), der: nameToDer(name) });
+    }
+    return { acceptableIssuers: issuers, serverName: this.servername };
+  }
+
+  #useIdentity(identity: Identity): void {
+    if (typeof identity !== "object" || identity === null) {
+      throw new TypeError("onClientCertificate must return { cert, key } or null");
+    }
+    const o = openssl();
+    const certs = loadCertificates(identity.cert);
+    let key: NativeHandle | undefined;
+    const chain = o.OPENSSL_sk_new_null();
+    try {
+      key = loadPrivateKey(identity.key, identity.passphrase);
+      if (chain === null) throw new TlsError("INTERNAL", "out of memory");
+      for (const c of certs.slice(1)) o.OPENSSL_sk_push(chain, c.ptr);
+      // Per connection, with the whole chain (the man page's one-certificate limit of
+      // client_cert_cb does not apply here). SSL_use_cert_and_key takes its own references.
+      if (o.SSL_use_cert_and_key(this.#ssl.ptr, certs[0]!.ptr, key.ptr, chain, 1) !== 1) {
+        throw new TlsError("INVALID_KEY", "the client key does not match its certificate", {
+          openssl: drainErrorQueue(),
+        });
+      }
+    } finally {
+      if (chain !== null) o.OPENSSL_sk_free(chain); // frees the stack, not the certificates
+      key?.close();
+      for (const c of certs) c.close();
+    }
+  }
+
+  // ---- errors and lifetime ----------------------------------------------------------------
+
+  #requireHandshake(what: string): void {
+    if (!this.#established) {
+      throw new TypeError(`${what}() before the handshake is done: call handshake() first`);
+    }
+  }
+
+  #usableEvenIfFailed(): void {
+    if (this.#closed || this.#closeRequested) {
+      throw new TlsError("CLOSED", "the connection is closed");
+    }
+  }
+
+  #usable(): void {
+    this.#usableEvenIfFailed();
+    if (this.#fatal !== undefined) throw this.#fatal;
+  }
+
+  #setFatal(error: TlsError): TlsError {
+    this.#fatal ??= error;
+    return error;
+  }
+
+  /** After each OpenSSL call: honour a close() made from a callback, rethrow a callback error. */
+  #afterCall(where: string): void {
+    if (this.#closeRequested && this.#inCall === 0) {
+      this.#free();
+      throw new TlsError("CLOSED", `the connection was closed during ${where}`);
+    }
+    if (this.callbacks.failed) {
+      const cause = this.callbacks.takeError();
+      const detail = cause instanceof Error ? cause.message : String(cause);
+      throw this.#setFatal(
+        new TlsError("CALLBACK_ERROR", `a callback failed during ${where}: ${detail}`, {
+          cause,
+          openssl: drainErrorQueue(),
+        }),
+      );
+    }
+  }
+
+  #failure(sslError: number, phase: "handshake" | "read" | "write"): TlsError {
+    const o = openssl();
+    const entries = drainErrorQueue();
+    const sslEntries = entries.filter((e) => e.library === ERR_LIB_SSL);
+    const base = { openssl: entries };
+    const eof = sslEntries.some((e) => e.reason === SSL_R.UNEXPECTED_EOF_WHILE_READING) ||
+      (sslError === SSL_ERROR.SYSCALL && entries.length === 0 && this.#receivedEof);
+    if (eof) {
+      // 3.0 reports it as SSL_R_UNEXPECTED_EOF_WHILE_READING; 1.1.1 as SYSCALL with no error.
+      return new TlsError(
+        "UNEXPECTED_EOF",
+        `the peer closed the connection without close_notify during ${phase} (truncation)`,
+        base,
+      );
+    }
+    const alertEntry = sslEntries.find((e) =>
+      e.reason >= SSL_AD_REASON_OFFSET && e.reason < SSL_AD_REASON_OFFSET + 256
+    );
+    if (alertEntry !== undefined) {
+      const code = alertEntry.reason - SSL_AD_REASON_OFFSET;
+      const p = o.SSL_alert_desc_string_long(code);
+      const description = p === null ? "unknown" : o.backend.readCString(p);
+      return new TlsError(
+        "ALERT_RECEIVED",
+        `the peer sent a fatal alert during ${phase}: ${description} (${code})`,
+        { ...base, alert: { code, description } },
+      );
+    }
+    if (sslEntries.some((e) => e.reason === SSL_R.CERTIFICATE_VERIFY_FAILED)) {
+      const verifyCode = o.SSL_get_verify_result(this.#ssl.ptr);
+      const p = o.X509_verify_cert_error_string(verifyCode);
+      const verifyMessage = p === null ? "unknown" : o.backend.readCString(p);
+      return new TlsError(
+        "CERT_VERIFY_FAILED",
+        `the peer's certificate was rejected: ${verifyMessage} (verify error ${verifyCode})`,
+        { ...base, verifyCode, verifyMessage },
+      );
+    }
+    const code: TlsErrorCode = phase === "handshake" ? "HANDSHAKE_FAILED" : "PROTOCOL_ERROR";
+    const last = entries[entries.length - 1];
+    const why = last !== undefined
+      ? (last.reasonText || last.text)
+      : `SSL_get_error ${sslError} with an empty error queue`;
+    return new TlsError(code, `TLS ${phase} failed: ${why}`, base);
+  }
+
+  #free(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    unregisterSsl(this.#ssl.ptr);
+    this.#ssl.close(); // SSL_free also frees both BIOs
+    this.#context.releaseNative();
+  }
+
+  /** Whether {@link close} has been called. */
+  get closed(): boolean {
+    return this.#closed || this.#closeRequested;
+  }
+
+  /**
+   * Frees the SSL object and its BIOs. Idempotent. Does not send close_notify (see
+   * {@link closeWrite}). Safe to call from inside a callback: the free is deferred until OpenSSL
+   * has returned.
+   */
+  close(): void {
+    if (this.#inCall > 0) {
+      this.#closeRequested = true;
+      return;
+    }
+    this.#free();
+  }
+
+  /** Same as {@link close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

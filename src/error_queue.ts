@@ -1,0 +1,44 @@
+/**
+ * Reading OpenSSL's per-thread error queue. Every operation clears it first
+ * (`ERR_clear_error`) and drains it completely after a failure, or stale errors would show up on
+ * the next connection.
+ *
+ * @module
+ */
+import type { OpenSslErrorEntry } from "./errors.ts";
+import { openssl } from "./native.ts";
+
+const textBuffer = new Uint8Array(256);
+const decoder = new TextDecoder();
+
+function cStringAt(p: ReturnType<ReturnType<typeof openssl>["ERR_lib_error_string"]>): string {
+  return p === null ? "" : openssl().backend.readCString(p);
+}
+
+/** Removes and returns every entry of the error queue, oldest first. */
+export function drainErrorQueue(): OpenSslErrorEntry[] {
+  const o = openssl();
+  const out: OpenSslErrorEntry[] = [];
+  for (let e = o.ERR_get_error(); e !== 0; e = o.ERR_get_error()) {
+    // ERR_GET_LIB / ERR_GET_REASON are inline functions in 3.0: re-implemented here.
+    const system = e >= 0x80000000;
+    const library = system ? 2 : Math.floor(e / 0x800000) & 0xff;
+    const reason = system ? e & 0x7fffffff : e & 0x7fffff;
+    o.ERR_error_string_n(e, textBuffer, textBuffer.length);
+    const end = textBuffer.indexOf(0);
+    out.push({
+      code: e,
+      library,
+      reason,
+      libraryName: cStringAt(o.ERR_lib_error_string(e)),
+      reasonText: cStringAt(o.ERR_reason_error_string(e)),
+      text: decoder.decode(textBuffer.subarray(0, end < 0 ? textBuffer.length : end)),
+    });
+  }
+  return out;
+}
+
+/** `ERR_clear_error()`: call before every OpenSSL operation whose errors we will read. */
+export function clearErrorQueue(): void {
+  openssl().ERR_clear_error();
+}

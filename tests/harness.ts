@@ -1,0 +1,75 @@
+/**
+ * A tiny test harness that runs the same `*_test.ts` files under `deno test` and `bun test`.
+ *
+ * `test()` maps to `Deno.test` on Deno and to `bun:test`'s `test` on Bun, with an explicit
+ * per-test timeout on both (Deno has none by default, so a hung test would hang CI; Bun's default
+ * of 5 s is too short for some of ours). Assertions come from `node:assert/strict`, which both
+ * runtimes ship.
+ *
+ * @example
+ * ```ts
+ * import { test } from "./harness.ts";
+ * import assert from "node:assert/strict";
+ * test("adds", () => assert.equal(1 + 1, 2));
+ * ```
+ * @module
+ */
+
+/** Options for one test. */
+export interface TestOptions {
+  /** Fail the test if it has not settled after this many milliseconds. Default 20,000. */
+  timeout?: number;
+}
+
+/** A test body: synchronous or asynchronous. */
+export type TestFn = () => void | Promise<void>;
+
+/** The runtime the tests are running on. */
+export const runtime: "deno" | "bun" = "Bun" in globalThis ? "bun" : "deno";
+
+const DEFAULT_TIMEOUT = 20_000;
+
+interface BunTestModule {
+  test(name: string, fn: () => Promise<void>, timeout: number): void;
+}
+
+// Loaded through a variable specifier so that `deno check` does not try to resolve `bun:test`.
+const bunTestSpecifier = "bun:test";
+const bunTest: BunTestModule | null = runtime === "bun"
+  ? (await import(bunTestSpecifier)) as BunTestModule
+  : null;
+
+/** Rejects after `ms`, unless the body settles first; always clears its timer. */
+async function withTimeout(name: string, fn: TestFn, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`test "${name}" timed out after ${ms} ms`)),
+      ms,
+    );
+  });
+  try {
+    await Promise.race([Promise.resolve().then(fn), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Registers a test with the current runtime's runner.
+ *
+ * @example
+ * ```ts
+ * import { test } from "./harness.ts";
+ * test("slow one", async () => { await new Promise((r) => setTimeout(r, 10)); }, { timeout: 60_000 });
+ * ```
+ */
+export function test(name: string, fn: TestFn, options: TestOptions = {}): void {
+  const ms = options.timeout ?? DEFAULT_TIMEOUT;
+  if (bunTest !== null) {
+    // Bun enforces the timeout itself; our own race gives the same message on both runtimes.
+    bunTest.test(name, () => withTimeout(name, fn, ms), ms + 1_000);
+  } else {
+    Deno.test({ name, fn: () => withTimeout(name, fn, ms) });
+  }
+}
