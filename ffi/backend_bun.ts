@@ -5,7 +5,8 @@
  * - Pointers are numbers; NULL results are `null`, but `read.ptr` gives 0 for NULL.
  * - No symbol aliases and no optional symbols: `dlopen` throws if any symbol is missing, so
  *   optional symbols are probed one by one and aliases get their own small `dlopen`.
- * - `i64`/`u64` results allocate a bigint; the `_fast` variants return a number when it fits.
+ * - `i64`/`u64` results allocate a bigint; the `_fast` variants return a number when it fits,
+ *   and a bigint above 2^53: wide results are wrapped to always give a number, as on Deno.
  * - A TypedArray passed directly as a `ptr` argument is safe; `ptr(array)` kept around is not.
  * - Never `threadsafe: true` callbacks: they are always deferred and C gets 0 at once.
  *
@@ -93,6 +94,34 @@ const bunDef = (def: FunctionDef): BunFunctionDef => ({
   returns: bunRet(def.ret),
 });
 
+const WIDE: ReadonlySet<NativeType> = new Set(["i64", "u64", "usize"]);
+
+const toNumber = (r: unknown): unknown => typeof r === "bigint" ? Number(r) : r;
+
+/**
+ * A `_fast` result is a bigint when it does not fit in 2^53: make it a number, as on Deno.
+ * Fixed-arity wrappers: a rest-parameter one costs ~15 ns a call (BIO_pending is hot).
+ */
+function bind(f: AnyFn | undefined, def: FunctionDef): AnyFn | null {
+  if (f === undefined) return null;
+  if (!WIDE.has(def.ret)) return f;
+  const g = f as (...a: unknown[]) => unknown;
+  switch (def.args.length) {
+    case 0:
+      return () => toNumber(g());
+    case 1:
+      return ((a: unknown) => toNumber(g(a))) as AnyFn;
+    case 2:
+      return ((a: unknown, b: unknown) => toNumber(g(a, b))) as AnyFn;
+    case 3:
+      return ((a: unknown, b: unknown, c: unknown) => toNumber(g(a, b, c))) as AnyFn;
+    case 4:
+      return ((a: unknown, b: unknown, c: unknown, d: unknown) => toNumber(g(a, b, c, d))) as AnyFn;
+    default:
+      return ((...a: unknown[]) => toNumber(g(...a))) as AnyFn;
+  }
+}
+
 const num = (p: Pointer | null): number => (p ?? 0) as unknown as number;
 const ptrOrNull = (n: number | null): Pointer | null =>
   n === null || n === 0 ? null : n as unknown as Pointer;
@@ -126,14 +155,16 @@ export const bunBackend: Backend = {
     }
     const lib = ffi.dlopen(path, main);
     handles.push(lib);
-    for (const name of Object.keys(main)) symbols[name] = lib.symbols[name] ?? null;
+    for (const [name, def] of Object.entries(table)) {
+      if (name in main) symbols[name] = bind(lib.symbols[name], def);
+    }
     // Aliases and optional symbols: one small dlopen each (Bun has neither feature).
     for (const [name, def] of separate) {
       const symbol = def.symbol ?? name;
       try {
         const one = ffi.dlopen(path, { [symbol]: bunDef(def) });
         handles.push(one);
-        symbols[name] = one.symbols[symbol] ?? null;
+        symbols[name] = bind(one.symbols[symbol], def);
       } catch (error) {
         if (def.optional !== true) {
           for (const h of handles) h.close();

@@ -68,6 +68,12 @@ export const OPENSSL_VERSION_SELECTOR = { VERSION: 0, DIR: 4 } as const;
 /** The ERR library number of libssl (`ERR_LIB_SSL`, err.h). */
 export const ERR_LIB_SSL = 20;
 
+/** The ERR library number of the PEM routines (`ERR_LIB_PEM`, err.h). */
+export const ERR_LIB_PEM = 9;
+
+/** `PEM_R_NO_START_LINE` (pemerr.h): no further PEM block; how reading a PEM list ends. */
+export const PEM_R_NO_START_LINE = 108;
+
 /**
  * Received alerts are reported as reason `SSL_AD_REASON_OFFSET + alert description`
  * (`SSL_R_SSLV3_ALERT_*` / `SSL_R_TLSV1_ALERT_*`, ssl.h).

@@ -44,6 +44,9 @@ export const cryptoSymbols = {
   BIO_write: { args: ["ptr", "buf", "i32"], ret: "i32" },
   // long BIO_ctrl(BIO *bp, int cmd, long larg, void *parg);
   BIO_ctrl: { args: ["ptr", "i32", "i64", "ptr"], ret: "i64" },
+  // long BIO_ctrl(BIO *bp, int cmd, long larg, void *parg);  (parg as bytes, e.g. the char **
+  // out-cell of BIO_get_mem_data)
+  BIO_ctrl_buf: { symbol: "BIO_ctrl", args: ["ptr", "i32", "i64", "buf"], ret: "i64" },
   // size_t BIO_ctrl_pending(BIO *b);  (declared i32: memory BIO contents stay far below 2 GiB)
   BIO_ctrl_pending: { args: ["ptr"], ret: "i32" },
 

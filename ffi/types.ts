@@ -21,7 +21,8 @@ export type Pointer = { readonly [pointerBrand]: "Pointer" };
  *
  * - `ptr`: an opaque pointer ({@link Pointer} or `null`).
  * - `buf`: a `Uint8Array` (or other TypedArray) whose bytes C reads or writes during the call, or
- *   `null`. Never an empty array: backends reject those (Bun cannot take their address).
+ *   `null`. Never an empty array: neither backend rejects one, but C gets NULL on Deno (for an
+ *   array without a backing store) and a non-NULL address on Bun.
  * - `cb`: a callback slot; pass {@link NativeCallback.pointer} or `null`.
  * - `i32`/`u32`: 32-bit integers as numbers.
  * - `i64`/`u64`/`usize`: 64-bit integers; arguments take a number or bigint, results come back

@@ -98,6 +98,7 @@ echo "=== deno test ==="
 deno_rc=0
 "$DENO" test --no-prompt \
   --allow-ffi --allow-env --allow-read --allow-write --allow-run --allow-net --allow-sys \
+  --v8-flags=--expose-gc \
   --junit-path="$RESULTS/deno.xml" \
   "${deno_targets[@]}" || deno_rc=$?
 

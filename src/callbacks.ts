@@ -30,11 +30,13 @@ export interface CallbackTarget {
   onCert(): number;
 }
 
-const targets = new Map<number, CallbackTarget>();
+// Weak: a connection a caller forgot to close can still be collected (its SSL is then freed by
+// the FinalizationRegistry backstop, whose free function also unregisters it).
+const targets = new Map<number, WeakRef<CallbackTarget>>();
 
 /** Routes OpenSSL's callbacks for `ssl` to `target` until {@link unregisterSsl}. @internal */
 export function registerSsl(ssl: Pointer, target: CallbackTarget): void {
-  targets.set(openssl().backend.address(ssl), target);
+  targets.set(openssl().backend.address(ssl), new WeakRef(target));
 }
 
 /** Stops routing callbacks for `ssl` (call just before `SSL_free`). @internal */
@@ -48,7 +50,7 @@ export function registeredConnections(): number {
 }
 
 function targetOf(ssl: Pointer | null): CallbackTarget | undefined {
-  return ssl === null ? undefined : targets.get(openssl().backend.address(ssl));
+  return ssl === null ? undefined : targets.get(openssl().backend.address(ssl))?.deref();
 }
 
 let exDataIndex: number | undefined;

@@ -185,7 +185,8 @@ function fail(what: string, code: "INTERNAL" | "INVALID_KEY" | "HANDSHAKE_FAILED
 
 /**
  * A TLS configuration: one `SSL_CTX`, shared by every connection made from it. Close it when
- * done; connections still open keep the native object alive until they close too.
+ * done; connections still open keep the native object alive (OpenSSL refcounts it) until they
+ * close too.
  *
  * @example
  * ```ts
@@ -202,7 +203,6 @@ export class TlsContext {
   /** The (validated) options this context was made with. */
   readonly options: Readonly<TlsContextOptions>;
   #ctx: NativeHandle;
-  #connections = 0;
   #closed = false;
 
   /**
@@ -273,7 +273,8 @@ export class TlsContext {
         }
       }
       drainErrorQueue(); // "cert already in hash table" is not an error for us
-    } else if (o.SSL_CTX_set_default_verify_paths(ctx) !== 1) {
+    } else if (this.#verifiesPeer() && o.SSL_CTX_set_default_verify_paths(ctx) !== 1) {
+      // Parsing the system bundle costs ~30 ms: only when this context verifies anyone.
       fail("cannot load the system trust store", "INTERNAL");
     }
 
@@ -283,15 +284,11 @@ export class TlsContext {
     }
 
     // Verification mode.
-    const verify = opts.unsafelyDisableVerification === true
+    const verify = !this.#verifiesPeer()
       ? SSL_VERIFY.NONE
-      : this.role === "client"
-      ? SSL_VERIFY.PEER
-      : opts.requireClientCertificate === true
+      : this.role === "server" && opts.requireClientCertificate === true
       ? SSL_VERIFY.PEER | SSL_VERIFY.FAIL_IF_NO_PEER_CERT
-      : opts.requestClientCertificate === true
-      ? SSL_VERIFY.PEER
-      : SSL_VERIFY.NONE;
+      : SSL_VERIFY.PEER;
     // Without a user callback OpenSSL's own verdict stands: no trampoline, no per-cert JS call.
     o.SSL_CTX_set_verify(
       ctx,
@@ -301,6 +298,13 @@ export class TlsContext {
     if (opts.onClientCertificate !== undefined) {
       o.SSL_CTX_set_cert_cb(ctx, certTrampoline(), null);
     }
+  }
+
+  #verifiesPeer(): boolean {
+    const o = this.options;
+    if (o.unsafelyDisableVerification === true) return false;
+    return this.role === "client" || o.requestClientCertificate === true ||
+      o.requireClientCertificate === true;
   }
 
   #useIdentity(ctx: Pointer, identity: Identity): void {
@@ -335,27 +339,23 @@ export class TlsContext {
     return this.#closed;
   }
 
-  /** The `SSL_CTX *` for a new connection, which must call {@link releaseNative}. @internal */
-  acquireNative(): Pointer {
+  /**
+   * The `SSL_CTX *`, for a new connection (`SSL_new` takes its own reference, so the context may
+   * be closed while connections made from it live on). @internal
+   */
+  get native(): Pointer {
     if (this.#closed) throw new TlsError("CLOSED", "the TlsContext is closed");
-    this.#connections++;
     return this.#ctx.ptr;
   }
 
-  /** A connection made from this context was closed. @internal */
-  releaseNative(): void {
-    this.#connections--;
-    if (this.#closed && this.#connections === 0) this.#ctx.close();
-  }
-
   /**
-   * Closes the context. Idempotent. Connections already made keep working; the native object is
-   * freed when the last of them closes.
+   * Releases this context's reference to the `SSL_CTX`. Idempotent. Connections already made keep
+   * working: each holds its own reference (OpenSSL's refcount), freed when it closes.
    */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#connections === 0) this.#ctx.close();
+    this.#ctx.close();
   }
 
   /** Same as {@link close}. */

@@ -86,12 +86,15 @@ export function isIpAddress(name: string): boolean {
  * using serverCtx = new TlsContext("server", { cert: certPem, key: keyPem });
  * using client = new TlsEngine(clientCtx, { servername: "localhost" });
  * using server = new TlsEngine(serverCtx);
- * // Pump bytes between the two until both handshakes are done.
- * while (client.handshake().status !== "done" || server.handshake().status !== "done") {
- *   const c = client.outgoing();
- *   if (c) server.receive(c);
- *   const s = server.outgoing();
- *   if (s) client.receive(s);
+ * // Step both sides each round, moving bytes in between, until both handshakes are done.
+ * for (let done = false; !done;) {
+ *   const c = client.handshake();
+ *   const toServer = client.outgoing();
+ *   if (toServer) server.receive(toServer);
+ *   const s = server.handshake();
+ *   const toClient = server.outgoing();
+ *   if (toClient) client.receive(toClient);
+ *   done = c.status === "done" && s.status === "done";
  * }
  * client.write(new TextEncoder().encode("hello"));
  * server.receive(client.outgoing()!);
@@ -102,12 +105,11 @@ export function isIpAddress(name: string): boolean {
 export class TlsEngine implements CallbackTarget {
   /** `"client"` or `"server"` (the context's role). */
   readonly role: "client" | "server";
-  /** The server name asked for (clients), if any. */
-  readonly servername: string | undefined;
   /** Callback bookkeeping (errors, suspensions). @internal */
   readonly callbacks: CallbackState = new CallbackState();
 
   #context: TlsContext;
+  #servername: string | undefined;
   #ssl: NativeHandle;
   #rbio: Pointer;
   #wbio: Pointer;
@@ -143,18 +145,22 @@ export class TlsEngine implements CallbackTarget {
       );
     }
     this.role = context.role;
-    this.servername = servername;
+    this.#servername = servername;
     this.#context = context;
 
     const o = openssl();
-    const ctx = context.acquireNative();
+    const ctx = context.native;
     clearErrorQueue();
-    const ssl = o.SSL_new(ctx);
+    const ssl = o.SSL_new(ctx); // takes its own reference to the SSL_CTX
     if (ssl === null) {
-      context.releaseNative();
       throw new TlsError("INTERNAL", "SSL_new failed", { openssl: drainErrorQueue() });
     }
-    this.#ssl = new NativeHandle("SSL", ssl, (p) => o.SSL_free(p));
+    // The free function must not capture `this`, or the FinalizationRegistry backstop could never
+    // run: it unregisters the callback route and frees the SSL (and with it both BIOs).
+    this.#ssl = new NativeHandle("SSL", ssl, (p) => {
+      unregisterSsl(p);
+      o.SSL_free(p);
+    });
     try {
       const rbio = new NativeHandle("BIO", o.BIO_new(o.BIO_s_mem())!, (p) => o.BIO_free(p));
       const wbio = new NativeHandle("BIO", o.BIO_new(o.BIO_s_mem())!, (p) => o.BIO_free(p));
@@ -168,12 +174,11 @@ export class TlsEngine implements CallbackTarget {
       } else {
         o.SSL_set_accept_state(ssl);
       }
+      registerSsl(ssl, this);
     } catch (error) {
       this.#ssl.close();
-      context.releaseNative();
       throw error;
     }
-    registerSsl(ssl, this);
   }
 
   #setServerName(ssl: Pointer, name: string, verifying: boolean): void {
@@ -438,6 +443,17 @@ export class TlsEngine implements CallbackTarget {
     return name === null ? "" : o.backend.readCString(name);
   }
 
+  /**
+   * Clients: the server name asked for (`servername`). Servers: the SNI host name the client sent
+   * (`SSL_get_servername`), or `undefined`.
+   */
+  get servername(): string | undefined {
+    if (this.role === "client" || this.#closed) return this.#servername;
+    const o = openssl();
+    const p = o.SSL_get_servername(this.#ssl.ptr, 0 /* TLSEXT_NAMETYPE_host_name */);
+    return p === null ? undefined : o.backend.readCString(p);
+  }
+
   /** Whether the session was resumed. */
   get sessionReused(): boolean {
     return openssl().SSL_session_reused(this.#ssl.ptr) === 1;
@@ -544,7 +560,7 @@ export class TlsEngine implements CallbackTarget {
       const name = o.sk_value(sk!, i);
       if (name !== null) issuers.push({ name: nameToString(name), der: nameToDer(name) });
     }
-    return { acceptableIssuers: issuers, serverName: this.servername };
+    return { acceptableIssuers: issuers, serverName: this.#servername };
   }
 
   #useIdentity(identity: Identity): void {
@@ -664,9 +680,7 @@ export class TlsEngine implements CallbackTarget {
   #free(): void {
     if (this.#closed) return;
     this.#closed = true;
-    unregisterSsl(this.#ssl.ptr);
-    this.#ssl.close(); // SSL_free also frees both BIOs
-    this.#context.releaseNative();
+    this.#ssl.close(); // unregisters, then SSL_free, which also frees both BIOs
   }
 
   /** Whether {@link close} has been called. */

@@ -7,7 +7,14 @@
 import { TlsError } from "./errors.ts";
 import { clearErrorQueue, drainErrorQueue } from "./error_queue.ts";
 import { NativeHandle } from "./ownership.ts";
-import { cString, openssl, type Pointer, XN_FLAG_RFC2253 } from "./native.ts";
+import {
+  cString,
+  ERR_LIB_PEM,
+  openssl,
+  PEM_R_NO_START_LINE,
+  type Pointer,
+  XN_FLAG_RFC2253,
+} from "./native.ts";
 
 /** A certificate or key as PEM text, or as DER (or PEM) bytes. */
 export type PemOrDer = string | Uint8Array;
@@ -73,10 +80,14 @@ export function loadCertificates(input: PemOrDer): NativeHandle[] {
         if (x === null) break;
         out.push(new NativeHandle("X509", x, (p) => o.X509_free(p)));
       }
-      // The loop ends with a "no start line" error at the end of input: expected, not a failure.
+      // The loop ends with PEM_R_NO_START_LINE at the end of input: expected. Any other error
+      // means a block failed to parse (a broken certificate after good ones must not be
+      // silently dropped).
       const errors = drainErrorQueue();
-      const leftover = readMemoryBio(bio.ptr);
-      if (out.length === 0 || decoder.decode(leftover).includes("-----BEGIN")) {
+      const broken = errors.some((e) =>
+        !(e.library === ERR_LIB_PEM && e.reason === PEM_R_NO_START_LINE)
+      );
+      if (out.length === 0 || broken) {
         for (const h of out) h.close();
         throw new TlsError(
           "INVALID_CERTIFICATE",
@@ -104,7 +115,8 @@ export function loadCertificates(input: PemOrDer): NativeHandle[] {
 
 /**
  * Parses a private key (PKCS#8, traditional or encrypted PEM, or DER). Never prompts on a
- * terminal: without a passphrase an encrypted key fails with `BAD_PASSPHRASE`.
+ * terminal: without a passphrase an encrypted key fails with `BAD_PASSPHRASE`. A `Uint8Array`
+ * passphrase is zeroed after use (strings cannot be wiped).
  *
  * @throws {TlsError} `INVALID_KEY` or `BAD_PASSPHRASE`.
  */
@@ -144,7 +156,9 @@ export function loadPrivateKey(input: PemOrDer, passphrase?: string | Uint8Array
     }
     return new NativeHandle("EVP_PKEY", k, (p) => o.EVP_PKEY_free(p));
   } finally {
+    // Wipe our copy and the caller's bytes (a string passphrase cannot be wiped in JS).
     pass.fill(0);
+    if (passphrase instanceof Uint8Array) passphrase.fill(0);
     bio.close();
   }
 }

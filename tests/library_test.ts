@@ -1,0 +1,241 @@
+/**
+ * Library discovery: `libraryCandidates()` as a unit, and the whole loader (`LIBSSL_PATH`,
+ * `LIBCRYPTO_PATH`, the Deno environment permission) in subprocesses of the same runtime, since
+ * the loader caches its result per process.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { type Backend, backend, libraryCandidates } from "../ffi/mod.ts";
+import { runtime, test } from "./harness.ts";
+
+// --- libraryCandidates() with a fake backend -----------------------------------------------
+
+/** The real backend with a fake OS and environment: only `os` and `env` matter here. */
+function fakeBackend(os: Backend["os"], env: Record<string, string> = {}): Backend {
+  return { ...backend, os, env: (name: string) => env[name] };
+}
+
+test("libraryCandidates: Linux tries libssl.so.3, then libssl.so.1.1, each with its libcrypto", () => {
+  const expected = [
+    { ssl: "libssl.so.3", crypto: "libcrypto.so.3" },
+    { ssl: "libssl.so.1.1", crypto: "libcrypto.so.1.1" },
+  ];
+  assert.deepEqual(libraryCandidates(fakeBackend("linux")), expected);
+  // Unknown systems get the same ELF sonames; an empty LIBSSL_PATH counts as unset.
+  assert.deepEqual(libraryCandidates(fakeBackend("other")), expected);
+  assert.deepEqual(libraryCandidates(fakeBackend("linux", { LIBSSL_PATH: "" })), expected);
+});
+
+test("libraryCandidates: macOS uses Homebrew, never the system /usr/lib/libcrypto.dylib", () => {
+  const candidates = libraryCandidates(fakeBackend("darwin"));
+  assert.deepEqual(candidates, [
+    {
+      ssl: "/opt/homebrew/opt/openssl@3/lib/libssl.3.dylib",
+      crypto: "/opt/homebrew/opt/openssl@3/lib/libcrypto.3.dylib",
+    },
+    {
+      ssl: "/opt/homebrew/opt/openssl@1.1/lib/libssl.1.1.dylib",
+      crypto: "/opt/homebrew/opt/openssl@1.1/lib/libcrypto.1.1.dylib",
+    },
+    {
+      ssl: "/usr/local/opt/openssl@3/lib/libssl.3.dylib",
+      crypto: "/usr/local/opt/openssl@3/lib/libcrypto.3.dylib",
+    },
+    {
+      ssl: "/usr/local/opt/openssl@1.1/lib/libssl.1.1.dylib",
+      crypto: "/usr/local/opt/openssl@1.1/lib/libcrypto.1.1.dylib",
+    },
+  ]);
+  for (const { ssl, crypto } of candidates) {
+    for (const path of [ssl, crypto]) {
+      assert.ok(!path.startsWith("/usr/lib/"), `${path}: Apple's shim aborts the process`);
+      assert.ok(path.startsWith("/"), `${path}: absolute (no dyld search of system paths)`);
+    }
+  }
+});
+
+test("libraryCandidates: Windows names", () => {
+  assert.deepEqual(libraryCandidates(fakeBackend("windows")), [
+    { ssl: "libssl-3-x64.dll", crypto: "libcrypto-3-x64.dll" },
+    { ssl: "libssl-1_1-x64.dll", crypto: "libcrypto-1_1-x64.dll" },
+  ]);
+});
+
+test("libraryCandidates: LIBSSL_PATH overrides, with or without LIBCRYPTO_PATH", () => {
+  // Without LIBCRYPTO_PATH: the file next to LIBSSL_PATH with the matching name.
+  assert.deepEqual(
+    libraryCandidates(fakeBackend("linux", { LIBSSL_PATH: "/opt/ssl/lib/libssl.so.3" })),
+    [{ ssl: "/opt/ssl/lib/libssl.so.3", crypto: "/opt/ssl/lib/libcrypto.so.3" }],
+  );
+  // Only the file name is rewritten, not a directory that happens to contain "libssl".
+  assert.deepEqual(
+    libraryCandidates(fakeBackend("linux", { LIBSSL_PATH: "/libssl/libssl.so.1.1" })),
+    [{ ssl: "/libssl/libssl.so.1.1", crypto: "/libssl/libcrypto.so.1.1" }],
+  );
+  assert.deepEqual(
+    libraryCandidates(fakeBackend("darwin", { LIBSSL_PATH: "/x/lib/libssl.3.dylib" })),
+    [{ ssl: "/x/lib/libssl.3.dylib", crypto: "/x/lib/libcrypto.3.dylib" }],
+  );
+  assert.deepEqual(
+    libraryCandidates(fakeBackend("windows", { LIBSSL_PATH: "C:\\ssl\\bin\\libssl-3-x64.dll" })),
+    [{ ssl: "C:\\ssl\\bin\\libssl-3-x64.dll", crypto: "C:\\ssl\\bin\\libcrypto-3-x64.dll" }],
+  );
+  // With LIBCRYPTO_PATH: taken as is; an empty one counts as unset.
+  assert.deepEqual(
+    libraryCandidates(
+      fakeBackend("linux", {
+        LIBSSL_PATH: "/a/libssl.so.3",
+        LIBCRYPTO_PATH: "/b/custom-crypto.so",
+      }),
+    ),
+    [{ ssl: "/a/libssl.so.3", crypto: "/b/custom-crypto.so" }],
+  );
+  assert.deepEqual(
+    libraryCandidates(fakeBackend("linux", { LIBSSL_PATH: "/a/libssl.so.3", LIBCRYPTO_PATH: "" })),
+    [{ ssl: "/a/libssl.so.3", crypto: "/a/libcrypto.so.3" }],
+  );
+  // The override is the only candidate: no silent fallback to the system library.
+  assert.equal(
+    libraryCandidates(fakeBackend("darwin", { LIBSSL_PATH: "/a/libssl.3.dylib" })).length,
+    1,
+  );
+});
+
+// --- the loader, in subprocesses ---------------------------------------------------------
+
+const MOD = fileURLToPath(new URL("../mod.ts", import.meta.url));
+const REPO = fileURLToPath(new URL("..", import.meta.url));
+
+/** What the child script prints. */
+interface ChildResult {
+  ok: boolean;
+  code?: string;
+  message?: string;
+  libssl?: string;
+  libcrypto?: string;
+  runtime?: string;
+}
+
+const SCRIPT = `
+import { opensslVersion, TlsError } from ${JSON.stringify(MOD)};
+let out;
+try {
+  const v = opensslVersion();
+  out = { ok: true, libssl: v.libssl, libcrypto: v.libcrypto, runtime: v.runtime };
+} catch (e) {
+  out = e instanceof TlsError
+    ? { ok: false, code: e.code, message: e.message }
+    : { ok: false, code: "NOT_A_TLS_ERROR", message: String(e && e.stack || e) };
+}
+console.log(JSON.stringify(out));
+`;
+
+/**
+ * Runs the script in a fresh process of this runtime, with `env` on top of ours (LIBSSL_PATH and
+ * LIBCRYPTO_PATH removed first). `allowEnv: false` drops Deno's `--allow-env`.
+ */
+function runChild(env: Record<string, string>, allowEnv = true): ChildResult {
+  const dir = mkdtempSync(join(tmpdir(), "libssl-ffi-library-test-"));
+  try {
+    const script = join(dir, "load.ts");
+    writeFileSync(script, SCRIPT);
+    const args = runtime === "deno"
+      ? [
+        "run",
+        "--no-prompt",
+        "--allow-ffi",
+        ...(allowEnv ? ["--allow-env"] : []),
+        "--allow-read",
+        script,
+      ]
+      : [script];
+    const childEnv: Record<string, string> = {};
+    for (const [k, v] of Object.entries(process.env)) {
+      if (v !== undefined && k !== "LIBSSL_PATH" && k !== "LIBCRYPTO_PATH") childEnv[k] = v;
+    }
+    Object.assign(childEnv, env);
+    const r = spawnSync(process.execPath, args, {
+      cwd: REPO,
+      env: childEnv,
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"], // stdin closed: a permission prompt could never be answered
+      timeout: 50_000,
+    });
+    const detail = `exit ${r.status}, signal ${r.signal}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+    assert.equal(r.error, undefined, `spawn failed: ${String(r.error)}`);
+    assert.equal(r.status, 0, detail);
+    const line = r.stdout.trim().split("\n").pop() ?? "";
+    let parsed: ChildResult;
+    try {
+      parsed = JSON.parse(line) as ChildResult;
+    } catch {
+      assert.fail(`no JSON result line\n${detail}`);
+    }
+    assert.equal(typeof parsed.ok, "boolean", detail);
+    return parsed;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const SLOW = { timeout: 60_000 };
+
+test("loader: a LIBSSL_PATH that does not exist gives LIBRARY_NOT_FOUND naming it", () => {
+  const r = runChild({ LIBSSL_PATH: "/nonexistent/libssl.so.3" });
+  assert.equal(r.ok, false, JSON.stringify(r));
+  assert.equal(r.code, "LIBRARY_NOT_FOUND", JSON.stringify(r));
+  const message = r.message ?? "";
+  assert.ok(
+    message.includes("/nonexistent/libcrypto.so.3") || message.includes("/nonexistent/libssl.so.3"),
+    message,
+  );
+  assert.ok(message.includes("LIBSSL_PATH"), `the message says how to override: ${message}`);
+  // No fallback to the system sonames was tried ("tried: a; b" would list bare names).
+  assert.ok(!/(tried: |; )lib(ssl|crypto)\.so/.test(message), message);
+}, SLOW);
+
+test("loader: LIBSSL_PATH alone loads that file, with libcrypto derived from it", () => {
+  const ssl = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
+  const crypto = "/usr/lib/x86_64-linux-gnu/libcrypto.so.3";
+  assert.ok(existsSync(ssl) && existsSync(crypto), "Debian's multiarch path");
+  const r = runChild({ LIBSSL_PATH: ssl });
+  assert.equal(r.ok, true, JSON.stringify(r));
+  assert.equal(r.libssl, ssl);
+  assert.equal(r.libcrypto, crypto);
+  assert.equal(r.runtime, runtime);
+}, SLOW);
+
+test("loader: LIBCRYPTO_PATH is honoured beside LIBSSL_PATH", () => {
+  const r = runChild({
+    LIBSSL_PATH: "/usr/lib/x86_64-linux-gnu/libssl.so.3",
+    LIBCRYPTO_PATH: "/nonexistent/elsewhere/libcrypto.so.3",
+  });
+  assert.equal(r.ok, false, JSON.stringify(r));
+  assert.equal(r.code, "LIBRARY_NOT_FOUND");
+  assert.ok((r.message ?? "").includes("/nonexistent/elsewhere/libcrypto.so.3"), r.message);
+}, SLOW);
+
+test(
+  "loader: without the env permission (Deno) LIBSSL_PATH is not read and nothing prompts",
+  () => {
+    // Deno: no --allow-env, --no-prompt, stdin closed: the variable must be skipped silently and
+    // the system library loaded. Bun has no permissions: the variable is honoured.
+    const r = runChild({ LIBSSL_PATH: "/nonexistent/libssl.so.3" }, false);
+    if (runtime === "deno") {
+      assert.equal(r.ok, true, JSON.stringify(r));
+      assert.equal(r.libssl, "libssl.so.3");
+      assert.equal(r.libcrypto, "libcrypto.so.3");
+    } else {
+      assert.equal(r.ok, false, JSON.stringify(r));
+      assert.equal(r.code, "LIBRARY_NOT_FOUND");
+    }
+  },
+  SLOW,
+);
