@@ -137,6 +137,26 @@ function tryPair(b: Backend, c: Candidate): OpenSsl | string {
   };
 }
 
+/**
+ * Tries every candidate with `b`, without caching: {@link loadOpenSsl} is the cached entry point;
+ * tests call this with a fake backend.
+ */
+export function loadOpenSslWith(b: Backend): LoadResult {
+  const tried: string[] = [];
+  let tooOld = false;
+  for (const candidate of libraryCandidates(b)) {
+    const result = tryPair(b, candidate);
+    if (typeof result !== "string") return { ok: true, openssl: result };
+    if (result.startsWith("too old")) tooOld = true;
+    tried.push(result);
+  }
+  const code = tooOld ? "LIBRARY_TOO_OLD" : "LIBRARY_NOT_FOUND";
+  const what = tooOld
+    ? "OpenSSL 1.1.1 or later is required (3.0.2+ is what we test)"
+    : "could not load libssl/libcrypto (set LIBSSL_PATH, and LIBCRYPTO_PATH if its name differs)";
+  return { ok: false, failure: { code, message: `${what}; tried: ${tried.join("; ")}`, tried } };
+}
+
 let cached: LoadResult | undefined;
 
 /**
@@ -144,25 +164,6 @@ let cached: LoadResult | undefined;
  * libraries stay loaded for the life of the process.
  */
 export function loadOpenSsl(): LoadResult {
-  if (cached !== undefined) return cached;
-  const tried: string[] = [];
-  let tooOld = false;
-  for (const candidate of libraryCandidates(backend)) {
-    const result = tryPair(backend, candidate);
-    if (typeof result !== "string") {
-      cached = { ok: true, openssl: result };
-      return cached;
-    }
-    if (result.startsWith("too old")) tooOld = true;
-    tried.push(result);
-  }
-  const code = tooOld ? "LIBRARY_TOO_OLD" : "LIBRARY_NOT_FOUND";
-  const what = tooOld
-    ? "OpenSSL 1.1.1 or later is required (3.0.2+ is what we test)"
-    : "could not load libssl/libcrypto (set LIBSSL_PATH and LIBCRYPTO_PATH to override)";
-  cached = {
-    ok: false,
-    failure: { code, message: `${what}; tried: ${tried.join("; ")}`, tried },
-  };
+  cached ??= loadOpenSslWith(backend);
   return cached;
 }

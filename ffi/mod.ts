@@ -5,7 +5,7 @@
  * @module
  */
 export { backend } from "./backend.ts";
-export { libraryCandidates, loadOpenSsl } from "./library.ts";
+export { libraryCandidates, loadOpenSsl, loadOpenSslWith } from "./library.ts";
 export type { LoadFailure, LoadResult, OpenSsl } from "./library.ts";
 export { cString } from "./macros.ts";
 export { nativeHeapInUse } from "./heap.ts";

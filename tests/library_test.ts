@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { type Backend, backend, libraryCandidates } from "../ffi/mod.ts";
+import { type Backend, backend, libraryCandidates, loadOpenSslWith } from "../ffi/mod.ts";
 import { runtime, test } from "./harness.ts";
 
 // --- libraryCandidates() with a fake backend -----------------------------------------------
@@ -186,6 +186,32 @@ function runChild(env: Record<string, string>, allowEnv = true): ChildResult {
 }
 
 const SLOW = { timeout: 60_000 };
+
+test("loader: an OpenSSL older than 1.1.1 is refused with LIBRARY_TOO_OLD, saying so", () => {
+  // A backend whose libcrypto reports 1.0.2u (0x1000215f); everything else is the real one.
+  const opened: string[] = [];
+  const old: Backend = {
+    ...backend,
+    os: "linux",
+    env: () => undefined,
+    open(path, table) {
+      opened.push(path);
+      const lib = backend.open(path, table);
+      if (!path.includes("libcrypto")) return lib;
+      return { ...lib, symbols: { ...lib.symbols, OpenSSL_version_num: () => 0x1000215f } };
+    },
+  };
+  const result = loadOpenSslWith(old);
+  assert.equal(result.ok, false);
+  if (result.ok) return;
+  assert.equal(result.failure.code, "LIBRARY_TOO_OLD");
+  assert.match(result.failure.message, /OpenSSL 1\.1\.1 or later is required/);
+  assert.match(result.failure.message, /libcrypto\.so\.3 is 0x1000215f/);
+  assert.ok(
+    !opened.some((p) => p.includes("libssl")),
+    "libssl is not opened after a too-old libcrypto",
+  );
+});
 
 test("loader: a LIBSSL_PATH that does not exist gives LIBRARY_NOT_FOUND naming it", () => {
   const r = runChild({ LIBSSL_PATH: "/nonexistent/libssl.so.3" });
