@@ -24,5 +24,16 @@ export const VERIFY_CB: CallbackSignature = { args: ["i32", "ptr"], ret: "i32", 
  */
 export const CERT_CB: CallbackSignature = { args: ["ptr", "ptr"], ret: "i32", failure: 0 };
 
+/**
+ * `int client_hello_cb(SSL *s, int *al, void *arg)` (SSL_CTX_set_client_hello_cb(3)):
+ * `SSL_CLIENT_HELLO_SUCCESS` (1), `_ERROR` (0; the handshake fails with the alert in `*al`,
+ * internal_error by default), `_RETRY` (-1; suspends with `SSL_ERROR_WANT_CLIENT_HELLO_CB`).
+ */
+export const CLIENT_HELLO_CB: CallbackSignature = {
+  args: ["ptr", "ptr", "ptr"],
+  ret: "i32",
+  failure: 0,
+};
+
 /** `int (*compar)(const void *, const void *)`: used by the backend conformance test only. */
 export const COMPARE_CB: CallbackSignature = { args: ["ptr", "ptr"], ret: "i32", failure: 0 };

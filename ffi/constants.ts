@@ -117,3 +117,6 @@ export const X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS = 0x4;
 
 /** What a certificate callback returns to suspend the handshake (`SSL_ERROR_WANT_X509_LOOKUP`). */
 export const CERT_CB_SUSPEND = -1;
+
+/** `TLSEXT_TYPE_server_name` (tls1.h): the SNI extension's type number. */
+export const TLSEXT_TYPE_server_name = 0;

@@ -147,6 +147,11 @@ export const sslSymbols = {
   SSL_CTX_set_verify: { args: ["ptr", "i32", "cb"], ret: "void" },
   // void SSL_CTX_set_cert_cb(SSL_CTX *c, int (*cert_cb)(SSL *ssl, void *arg), void *arg);
   SSL_CTX_set_cert_cb: { args: ["ptr", "cb", "ptr"], ret: "void" },
+  // void SSL_CTX_set_client_hello_cb(SSL_CTX *c, SSL_client_hello_cb_fn *f, void *arg);
+  SSL_CTX_set_client_hello_cb: { args: ["ptr", "cb", "ptr"], ret: "void" },
+  // int SSL_client_hello_get0_ext(SSL *s, unsigned int type, const unsigned char **out,
+  //                               size_t *outlen);  (out and outlen: 8-byte cells)
+  SSL_client_hello_get0_ext: { args: ["ptr", "u32", "buf", "buf"], ret: "i32" },
   // X509_STORE *SSL_CTX_get_cert_store(const SSL_CTX *ctx);
   SSL_CTX_get_cert_store: { args: ["ptr"], ret: "ptr" },
   // int SSL_CTX_set_default_verify_paths(SSL_CTX *ctx);

@@ -17,7 +17,14 @@
  *
  * @module
  */
-import { type CallbackSignature, CERT_CB, openssl, type Pointer, VERIFY_CB } from "./native.ts";
+import {
+  type CallbackSignature,
+  CERT_CB,
+  CLIENT_HELLO_CB,
+  openssl,
+  type Pointer,
+  VERIFY_CB,
+} from "./native.ts";
 import type { NativeCallback } from "./native.ts";
 
 /** What a connection implements to receive OpenSSL's callbacks. @internal */
@@ -28,6 +35,8 @@ export interface CallbackTarget {
   onVerify(preverifyOk: number, storeCtx: Pointer): number;
   /** `SSL_CTX_set_cert_cb`'s callback for this connection. */
   onCert(): number;
+  /** `SSL_CTX_set_client_hello_cb`'s callback for this connection. */
+  onClientHello(): number;
 }
 
 // Weak: a connection a caller forgot to close can still be collected (its SSL is then freed by
@@ -105,6 +114,16 @@ export function certTrampoline(): Pointer {
     const target = targetOf(ssl);
     if (target === undefined) return 1;
     return target.callbacks.run(CERT_CB.failure ?? 0, () => target.onCert());
+  });
+}
+
+/** The process-wide client-hello trampoline, for `SSL_CTX_set_client_hello_cb`. @internal */
+export function clientHelloTrampoline(): Pointer {
+  return trampoline(CLIENT_HELLO_CB, (ssl: Pointer | null) => {
+    const target = targetOf(ssl);
+    if (target === undefined) return 1;
+    // On failure `*al` keeps OpenSSL's default, internal_error (80).
+    return target.callbacks.run(CLIENT_HELLO_CB.failure ?? 0, () => target.onClientHello());
   });
 }
 

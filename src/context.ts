@@ -9,7 +9,7 @@ import { TlsError } from "./errors.ts";
 import { clearErrorQueue, drainErrorQueue } from "./error_queue.ts";
 import { NativeHandle } from "./ownership.ts";
 import { cString, openssl, type Pointer, SSL_OP, SSL_VERIFY, TLS_VERSION } from "./native.ts";
-import { certTrampoline, verifyTrampoline } from "./callbacks.ts";
+import { certTrampoline, clientHelloTrampoline, verifyTrampoline } from "./callbacks.ts";
 import { Certificate, loadCertificates, loadPrivateKey, type PemOrDer } from "./x509.ts";
 
 /** A TLS protocol version this library speaks. */
@@ -99,6 +99,14 @@ export interface TlsContextOptions {
   onClientCertificate?: (
     request: CertificateRequest,
   ) => Identity | null | Promise<Identity | null>;
+  /**
+   * Servers only: called with the host name a client asked for (SNI, read from the ClientHello)
+   * before the server picks its certificate. Return the {@link Identity} to use for that name,
+   * `null` to keep this context's own `cert`/`key`, or a Promise of either (the handshake
+   * suspends until it settles). Not called when the client sent no name. A throw or rejection
+   * fails the handshake (the client gets an internal_error alert).
+   */
+  onServerName?: (serverName: string) => Identity | null | Promise<Identity | null>;
 }
 
 /** The TLS 1.2 cipher list used by default: Mozilla's "intermediate" set. */
@@ -167,8 +175,12 @@ function validate(role: "client" | "server", options: TlsContextOptions): void {
   }
   checkFunction("onVerifyCertificate", options.onVerifyCertificate);
   checkFunction("onClientCertificate", options.onClientCertificate);
+  checkFunction("onServerName", options.onServerName);
   if (role === "server" && options.onClientCertificate !== undefined) {
     throw new TypeError("onClientCertificate is for clients only");
+  }
+  if (role === "client" && options.onServerName !== undefined) {
+    throw new TypeError("onServerName is for servers only");
   }
   if (
     role === "client" &&
@@ -297,6 +309,9 @@ export class TlsContext {
     );
     if (opts.onClientCertificate !== undefined) {
       o.SSL_CTX_set_cert_cb(ctx, certTrampoline(), null);
+    }
+    if (opts.onServerName !== undefined) {
+      o.SSL_CTX_set_client_hello_cb(ctx, clientHelloTrampoline(), null);
     }
   }
 

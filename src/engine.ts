@@ -19,8 +19,10 @@ import {
   openssl,
   type Pointer,
   SSL_AD_REASON_OFFSET,
+  SSL_CLIENT_HELLO,
   SSL_ERROR,
   SSL_R,
+  TLSEXT_TYPE_server_name,
   X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS,
   X509_V,
 } from "./native.ts";
@@ -548,8 +550,53 @@ export class TlsEngine implements CallbackTarget {
     if (!settled.done) return CERT_CB_SUSPEND;
     const identity = settled.value;
     if (identity === null) return 1; // send no certificate
-    this.#useIdentity(identity);
+    this.#useIdentity(identity, "onClientCertificate");
     return 1;
+  }
+
+  /** @internal */
+  onClientHello(): number {
+    const handler = this.#context.options.onServerName;
+    if (handler === undefined || this.role !== "server") return SSL_CLIENT_HELLO.SUCCESS;
+    const name = this.#clientHelloServerName();
+    if (name === undefined) return SSL_CLIENT_HELLO.SUCCESS;
+    // Also called again for the second ClientHello after a HelloRetryRequest: same answer.
+    const settled = this.callbacks.settle("serverName", () => handler(name));
+    if (!settled.done) return SSL_CLIENT_HELLO.RETRY;
+    if (settled.value !== null) this.#useIdentity(settled.value, "onServerName");
+    return SSL_CLIENT_HELLO.SUCCESS;
+  }
+
+  /**
+   * The SNI host name, read from the raw extension: in the client-hello callback OpenSSL has not
+   * parsed it yet (`SSL_get_servername` is still NULL). RFC 6066 §3:
+   * `ServerNameList { uint16 length; { uint8 type; uint16 length; bytes }* }`, type 0 = host_name.
+   */
+  #clientHelloServerName(): string | undefined {
+    const o = openssl();
+    const outPtr = new BigUint64Array(1);
+    const outLen = new BigUint64Array(1);
+    if (o.SSL_client_hello_get0_ext(this.#ssl.ptr, TLSEXT_TYPE_server_name, outPtr, outLen) !== 1) {
+      return undefined;
+    }
+    const length = Number(outLen[0]);
+    const p = o.backend.fromAddress(outPtr[0]!);
+    if (p === null || length < 5 || length > 65_535) return undefined;
+    const ext = o.backend.readBytes(p, 0, length);
+    const listLength = (ext[0]! << 8) | ext[1]!;
+    for (let i = 2; i + 3 <= Math.min(ext.length, 2 + listLength);) {
+      const type = ext[i]!;
+      const nameLength = (ext[i + 1]! << 8) | ext[i + 2]!;
+      const start = i + 3;
+      if (start + nameLength > ext.length) return undefined;
+      if (type === 0) {
+        const name = new TextDecoder().decode(ext.subarray(start, start + nameLength));
+        // A host name is ASCII without NULs; anything else is not a name we hand to user code.
+        return /^[\x21-\x7e]+$/.test(name) ? name.toLowerCase() : undefined;
+      }
+      i = start + nameLength;
+    }
+    return undefined;
   }
 
   #request(): CertificateRequest {
@@ -563,9 +610,9 @@ export class TlsEngine implements CallbackTarget {
     return { acceptableIssuers: issuers, serverName: this.#servername };
   }
 
-  #useIdentity(identity: Identity): void {
+  #useIdentity(identity: Identity, from: string): void {
     if (typeof identity !== "object" || identity === null) {
-      throw new TypeError("onClientCertificate must return { cert, key } or null");
+      throw new TypeError(`${from} must return { cert, key } or null`);
     }
     const o = openssl();
     const certs = loadCertificates(identity.cert);
@@ -578,7 +625,7 @@ export class TlsEngine implements CallbackTarget {
       // Per connection, with the whole chain (the man page's one-certificate limit of
       // client_cert_cb does not apply here). SSL_use_cert_and_key takes its own references.
       if (o.SSL_use_cert_and_key(this.#ssl.ptr, certs[0]!.ptr, key.ptr, chain, 1) !== 1) {
-        throw new TlsError("INVALID_KEY", "the client key does not match its certificate", {
+        throw new TlsError("INVALID_KEY", `${from}: the key does not match its certificate`, {
           openssl: drainErrorQueue(),
         });
       }

@@ -426,3 +426,105 @@ test("close() called from inside a callback is deferred until OpenSSL returns", 
   }
   assertNoLiveNativeObjects();
 });
+
+// ---- onServerName (client-hello callback) ---------------------------------------------------
+
+const wrongHostIdentity = { cert: pki.wrongHostServer.chainPem, key: pki.wrongHostServer.key };
+
+test("onServerName picks the certificate per SNI name; null keeps the default", async () => {
+  const names: string[] = [];
+  const serverOptions = {
+    ...server,
+    onServerName: (name: string) => {
+      names.push(name);
+      return name === "wrong.example" ? wrongHostIdentity : null;
+    },
+  };
+  for (
+    const [servername, cn] of [["wrong.example", "CN=wrong.example"], ["localhost", "CN=localhost"]]
+  ) {
+    const p = makePair({ caCerts: [pki.rootCa.cert] }, serverOptions, { servername: servername! });
+    try {
+      await handshakePair(p.client, p.server); // verified against the name asked for
+      assert.equal(p.client.peerCertificate?.subject.split(",")[0], cn);
+      assert.equal(p.server.servername, servername);
+    } finally {
+      p.close();
+    }
+  }
+  assert.deepEqual(names, ["wrong.example", "localhost"]);
+  assertNoLiveNativeObjects();
+});
+
+test("an async onServerName suspends the server (WANT_CLIENT_HELLO_CB) and resumes it", async () => {
+  let calls = 0;
+  const p = makePair({ caCerts: [pki.rootCa.cert] }, {
+    ...server,
+    onServerName: async () => {
+      calls++;
+      await delay(15);
+      return wrongHostIdentity;
+    },
+  }, { servername: "wrong.example" });
+  try {
+    let suspended = 0;
+    for (let i = 0; i < 50; i++) {
+      const c = p.client.handshake();
+      transfer(p.client, p.server);
+      const s = p.server.handshake();
+      transfer(p.server, p.client);
+      if (c.status === "done" && s.status === "done") break;
+      if (s.status === "suspended") {
+        suspended++;
+        await s.until;
+      }
+    }
+    assert.ok(p.client.handshakeDone && p.server.handshakeDone);
+    assert.equal(suspended, 1);
+    assert.equal(calls, 1);
+    assert.equal(p.client.peerCertificate?.subject.split(",")[0], "CN=wrong.example");
+  } finally {
+    p.close();
+  }
+  assertNoLiveNativeObjects();
+});
+
+test("onServerName throwing fails the server with cause; the client gets internal_error", async () => {
+  const error = new Error("no certificate store");
+  const p = makePair({ caCerts: [pki.rootCa.cert] }, {
+    ...server,
+    onServerName: () => {
+      throw error;
+    },
+  });
+  try {
+    await assert.rejects(handshakePair(p.client, p.server), isCallbackError(error));
+    transfer(p.server, p.client);
+    assert.throws(() => p.client.handshake(), (e: unknown) => {
+      assert.ok(e instanceof TlsError && e.code === "ALERT_RECEIVED");
+      assert.equal(e.alert?.code, 80); // internal_error
+      return true;
+    });
+  } finally {
+    p.close();
+  }
+  assertNoLiveNativeObjects();
+});
+
+test("onServerName is not called when the client sends no SNI (IP target)", async () => {
+  let calls = 0;
+  const p = makePair({ caCerts: [pki.rootCa.cert] }, {
+    ...server,
+    onServerName: () => {
+      calls++;
+      return null;
+    },
+  }, { servername: "127.0.0.1" });
+  try {
+    await handshakePair(p.client, p.server);
+    assert.equal(calls, 0);
+  } finally {
+    p.close();
+  }
+  assertNoLiveNativeObjects();
+});
