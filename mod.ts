@@ -29,3 +29,15 @@ export type { PemOrDer } from "./src/x509.ts";
 export { liveNativeObjects, nativeMemoryInUse } from "./src/ownership.ts";
 export type { LiveNativeObjects, NativeKind } from "./src/ownership.ts";
 export { registeredConnections } from "./src/callbacks.ts";
+export { connect, DEFAULT_HANDSHAKE_TIMEOUT, startTls } from "./src/connect.ts";
+export type {
+  ConnectOptions,
+  StartTlsOptions,
+  TlsClientOptions,
+  WebTransport,
+} from "./src/connect.ts";
+export { Connection } from "./src/connection.ts";
+export type { HandshakeInfo } from "./src/connection.ts";
+export type { NetAddr } from "./src/net/stream.ts";
+export { clearContextCache } from "./src/context_cache.ts";
+export { encodeAlpn } from "./src/engine.ts";

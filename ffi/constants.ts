@@ -120,3 +120,25 @@ export const CERT_CB_SUSPEND = -1;
 
 /** `TLSEXT_TYPE_server_name` (tls1.h): the SNI extension's type number. */
 export const TLSEXT_TYPE_server_name = 0;
+
+/** `NID_subject_alt_name` (obj_mac.h). */
+export const NID_subject_alt_name = 85;
+
+/** `GENERAL_NAME` types (x509v3.h) for subjectAltName entries. */
+export const GEN = { EMAIL: 1, DNS: 2, URI: 6, IPADD: 7 } as const;
+
+/**
+ * Layouts of the two C structs we read (LP64 glibc, checked with offsetof):
+ * `struct tm` (56 bytes; int fields) and `GENERAL_NAME` ({ int type; union { ptr } d; }).
+ */
+export const STRUCT = {
+  TM_SIZE: 56,
+  TM_SEC: 0,
+  TM_MIN: 4,
+  TM_HOUR: 8,
+  TM_MDAY: 12,
+  TM_MON: 16,
+  TM_YEAR: 20,
+  GENERAL_NAME_TYPE: 0,
+  GENERAL_NAME_D: 8,
+} as const;

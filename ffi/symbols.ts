@@ -80,6 +80,32 @@ export const cryptoSymbols = {
   // int i2d_X509_NAME(const X509_NAME *a, unsigned char **out);  (out: a pointer to a buffer
   // pointer, advanced past the bytes written)
   i2d_X509_NAME_buf: { symbol: "i2d_X509_NAME", args: ["ptr", "buf"], ret: "i32" },
+  // ASN1_INTEGER *X509_get_serialNumber(X509 *x);  (borrowed)
+  X509_get_serialNumber: { args: ["ptr"], ret: "ptr" },
+  // BIGNUM *ASN1_INTEGER_to_BN(const ASN1_INTEGER *ai, BIGNUM *bn);
+  ASN1_INTEGER_to_BN: { args: ["ptr", "ptr"], ret: "ptr" },
+  // char *BN_bn2hex(const BIGNUM *a);  (free with OPENSSL_free)
+  BN_bn2hex: { args: ["ptr"], ret: "ptr" },
+  // void BN_free(BIGNUM *a);
+  BN_free: { args: ["ptr"], ret: "void" },
+  // const ASN1_TIME *X509_get0_notBefore(const X509 *x);  (borrowed)
+  X509_get0_notBefore: { args: ["ptr"], ret: "ptr" },
+  // const ASN1_TIME *X509_get0_notAfter(const X509 *x);  (borrowed)
+  X509_get0_notAfter: { args: ["ptr"], ret: "ptr" },
+  // int ASN1_TIME_to_tm(const ASN1_TIME *s, struct tm *tm);  (tm: 56 bytes on LP64 glibc)
+  ASN1_TIME_to_tm: { args: ["ptr", "buf"], ret: "i32" },
+  // const EVP_MD *EVP_sha256(void);
+  EVP_sha256: { args: [], ret: "ptr" },
+  // int X509_digest(const X509 *data, const EVP_MD *type, unsigned char *md, unsigned int *len);
+  X509_digest: { args: ["ptr", "ptr", "buf", "buf"], ret: "i32" },
+  // void *X509_get_ext_d2i(const X509 *x, int nid, int *crit, int *idx);  (a new object)
+  X509_get_ext_d2i: { args: ["ptr", "i32", "ptr", "ptr"], ret: "ptr" },
+  // void GENERAL_NAMES_free(GENERAL_NAMES *a);
+  GENERAL_NAMES_free: { args: ["ptr"], ret: "void" },
+  // const unsigned char *ASN1_STRING_get0_data(const ASN1_STRING *x);
+  ASN1_STRING_get0_data: { args: ["ptr"], ret: "ptr" },
+  // int ASN1_STRING_length(const ASN1_STRING *x);
+  ASN1_STRING_length: { args: ["ptr"], ret: "i32" },
   // void EVP_PKEY_free(EVP_PKEY *pkey);
   EVP_PKEY_free: { args: ["ptr"], ret: "void" },
 
@@ -232,6 +258,11 @@ export const sslSymbols = {
   SSL_get_client_CA_list: { args: ["ptr"], ret: "ptr" },
   // const char *SSL_get_servername(const SSL *s, const int type);
   SSL_get_servername: { args: ["ptr", "i32"], ret: "ptr" },
+  // int SSL_set_alpn_protos(SSL *ssl, const unsigned char *protos, unsigned int protos_len);
+  // (returns 0 on success, unlike almost everything else)
+  SSL_set_alpn_protos: { args: ["ptr", "buf", "u32"], ret: "i32" },
+  // void SSL_get0_alpn_selected(const SSL *ssl, const unsigned char **data, unsigned int *len);
+  SSL_get0_alpn_selected: { args: ["ptr", "buf", "buf"], ret: "void" },
   // const char *SSL_alert_desc_string_long(int value);
   SSL_alert_desc_string_long: { args: ["i32"], ret: "ptr" },
 } as const satisfies SymbolTable;

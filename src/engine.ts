@@ -44,6 +44,35 @@ export interface TlsEngineOptions {
    * clients unless verification is (unsafely) disabled.
    */
   servername?: string;
+  /**
+   * Clients: the ALPN protocols to offer, in order of preference (e.g. `["h2", "http/1.1"]`).
+   * When the server picks none, {@link TlsEngine.alpnProtocol} is `null` (the handshake still
+   * succeeds, as RFC 7301 allows servers to ignore ALPN).
+   */
+  alpnProtocols?: readonly string[];
+}
+
+/** ALPN's wire format: each protocol name prefixed by its length (RFC 7301 §3.1). */
+export function encodeAlpn(protocols: readonly string[]): Uint8Array {
+  if (!Array.isArray(protocols) || protocols.length === 0) {
+    throw new TypeError("alpnProtocols must be a non-empty array of strings");
+  }
+  const encoded = protocols.map((p) => {
+    if (typeof p !== "string") throw new TypeError("alpnProtocols must contain strings");
+    const bytes = new TextEncoder().encode(p);
+    if (bytes.length < 1 || bytes.length > 255) {
+      throw new RangeError(`ALPN protocol names are 1 to 255 bytes long: ${JSON.stringify(p)}`);
+    }
+    return bytes;
+  });
+  const out = new Uint8Array(encoded.reduce((n, b) => n + 1 + b.length, 0));
+  let off = 0;
+  for (const b of encoded) {
+    out[off++] = b.length;
+    out.set(b, off);
+    off += b.length;
+  }
+  return out;
 }
 
 /** Where a handshake stands after {@link TlsEngine.handshake}. */
@@ -133,7 +162,11 @@ export class TlsEngine implements CallbackTarget {
     if (typeof options !== "object" || options === null) {
       throw new TypeError("options must be an object");
     }
-    const { servername } = options;
+    const { servername, alpnProtocols } = options;
+    const alpn = alpnProtocols === undefined ? undefined : encodeAlpn(alpnProtocols);
+    if (alpn !== undefined && context.role === "server") {
+      throw new TypeError("alpnProtocols on an engine is for clients only");
+    }
     if (servername !== undefined) {
       if (typeof servername !== "string" || servername === "" || servername.includes("\0")) {
         throw new TypeError("servername must be a non-empty string without NUL characters");
@@ -173,6 +206,11 @@ export class TlsEngine implements CallbackTarget {
       if (this.role === "client") {
         o.SSL_set_connect_state(ssl);
         if (servername !== undefined) this.#setServerName(ssl, servername, verifying);
+        if (alpn !== undefined && o.SSL_set_alpn_protos(ssl, alpn, alpn.length) !== 0) {
+          throw new TlsError("INTERNAL", "SSL_set_alpn_protos failed", {
+            openssl: drainErrorQueue(),
+          });
+        }
       } else {
         o.SSL_set_accept_state(ssl);
       }
@@ -454,6 +492,17 @@ export class TlsEngine implements CallbackTarget {
     const o = openssl();
     const p = o.SSL_get_servername(this.#ssl.ptr, 0 /* TLSEXT_NAMETYPE_host_name */);
     return p === null ? undefined : o.backend.readCString(p);
+  }
+
+  /** The ALPN protocol the peers agreed on, or `null` if none was negotiated. */
+  get alpnProtocol(): string | null {
+    const o = openssl();
+    const data = new BigUint64Array(1);
+    const len = new Uint32Array(1);
+    o.SSL_get0_alpn_selected(this.#ssl.ptr, data, len);
+    const p = o.backend.fromAddress(data[0]!);
+    if (p === null || len[0] === 0) return null;
+    return new TextDecoder().decode(o.backend.readBytes(p, 0, len[0]!));
   }
 
   /** Whether the session was resumed. */

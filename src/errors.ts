@@ -21,6 +21,7 @@
  * | `INVALID_CERTIFICATE` | a certificate could not be parsed (PEM/DER) |
  * | `INVALID_KEY` | a private key could not be parsed, or does not match its certificate |
  * | `BAD_PASSPHRASE` | an encrypted private key could not be decrypted with the passphrase given |
+ * | `NETWORK_ERROR` | the transport failed (connection refused, host not found, I/O error); see `cause` |
  * | `TIMEOUT` | an operation did not finish in time |
  * | `ABORTED` | an `AbortSignal` fired; its reason is `cause` |
  * | `CLOSED` | the object was used after `close()` |
@@ -38,6 +39,7 @@ export const TLS_ERROR_CODES = [
   "INVALID_CERTIFICATE",
   "INVALID_KEY",
   "BAD_PASSPHRASE",
+  "NETWORK_ERROR",
   "TIMEOUT",
   "ABORTED",
   "CLOSED",

@@ -10,9 +10,12 @@ import { NativeHandle } from "./ownership.ts";
 import {
   cString,
   ERR_LIB_PEM,
+  GEN,
+  NID_subject_alt_name,
   openssl,
   PEM_R_NO_START_LINE,
   type Pointer,
+  STRUCT,
   XN_FLAG_RFC2253,
 } from "./native.ts";
 
@@ -194,6 +197,110 @@ export function nameToDer(name: Pointer): Uint8Array {
   }
 }
 
+/** `ASN1_TIME_to_tm`: an ASN.1 time as a `Date` (UTC). */
+function timeToDate(time: Pointer | null): Date {
+  if (time === null) return new Date(NaN);
+  const o = openssl();
+  const tm = new Int32Array(STRUCT.TM_SIZE / 4);
+  if (o.ASN1_TIME_to_tm(time, tm) !== 1) return new Date(NaN);
+  const at = (offset: number) => tm[offset / 4]!;
+  return new Date(Date.UTC(
+    at(STRUCT.TM_YEAR) + 1900,
+    at(STRUCT.TM_MON),
+    at(STRUCT.TM_MDAY),
+    at(STRUCT.TM_HOUR),
+    at(STRUCT.TM_MIN),
+    at(STRUCT.TM_SEC),
+  ));
+}
+
+/** The serial number as uppercase hex, e.g. `"4F1A..."` (as `openssl x509 -serial` prints it). */
+function serialOf(x509: Pointer): string {
+  const o = openssl();
+  const bn = o.ASN1_INTEGER_to_BN(o.X509_get_serialNumber(x509), null);
+  if (bn === null) return "";
+  try {
+    const hex = o.BN_bn2hex(bn);
+    if (hex === null) return "";
+    try {
+      return o.backend.readCString(hex);
+    } finally {
+      o.OPENSSL_free(hex);
+    }
+  } finally {
+    o.BN_free(bn);
+  }
+}
+
+/** `X509_digest(SHA-256)` as `AB:CD:...`, the way Node prints `fingerprint256`. */
+function fingerprint256Of(x509: Pointer): string {
+  const o = openssl();
+  const md = new Uint8Array(64);
+  const len = new Uint32Array(1);
+  if (o.X509_digest(x509, o.EVP_sha256(), md, len) !== 1) return "";
+  return [...md.subarray(0, len[0])].map((b) => b.toString(16).padStart(2, "0").toUpperCase())
+    .join(":");
+}
+
+function ipToString(bytes: Uint8Array): string {
+  if (bytes.length === 4) return bytes.join(".");
+  if (bytes.length !== 16) return [...bytes].map((b) => b.toString(16)).join(":");
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i]! << 8) | bytes[i + 1]!).toString(16));
+  // Compress the longest run of zero groups (RFC 5952), as Node and OpenSSL print it.
+  let best = -1;
+  let bestLength = 1;
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== "0") {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === "0") j++;
+    if (j - i > bestLength) {
+      best = i;
+      bestLength = j - i;
+    }
+    i = j;
+  }
+  if (best < 0) return groups.join(":");
+  return `${groups.slice(0, best).join(":")}::${groups.slice(best + bestLength).join(":")}`;
+}
+
+/**
+ * The subjectAltName entries as `"DNS:example.com"`, `"IP:127.0.0.1"`, `"email:a@b"`,
+ * `"URI:https://..."` (other kinds are skipped).
+ */
+function subjectAltNamesOf(x509: Pointer): string[] {
+  const o = openssl();
+  const names = o.X509_get_ext_d2i(x509, NID_subject_alt_name, null, null);
+  if (names === null) return [];
+  const out: string[] = [];
+  try {
+    for (let i = 0; i < o.sk_num(names); i++) {
+      const gn = o.sk_value(names, i);
+      if (gn === null) continue;
+      // GENERAL_NAME { int type; union { ASN1_IA5STRING *, ASN1_OCTET_STRING *, ... } d; }
+      const type = o.backend.readI32(gn, STRUCT.GENERAL_NAME_TYPE);
+      const value = o.backend.readPointer(gn, STRUCT.GENERAL_NAME_D);
+      if (value === null) continue;
+      const length = o.ASN1_STRING_length(value);
+      const data = o.ASN1_STRING_get0_data(value);
+      const bytes = data === null || length <= 0
+        ? new Uint8Array(0)
+        : o.backend.readBytes(data, 0, length);
+      const text = () => new TextDecoder().decode(bytes);
+      if (type === GEN.DNS) out.push(`DNS:${text()}`);
+      else if (type === GEN.IPADD) out.push(`IP:${ipToString(bytes)}`);
+      else if (type === GEN.EMAIL) out.push(`email:${text()}`);
+      else if (type === GEN.URI) out.push(`URI:${text()}`);
+    }
+  } finally {
+    o.GENERAL_NAMES_free(names);
+  }
+  return out;
+}
+
 /**
  * A certificate as plain, immutable data (it holds no native object, so it never needs closing).
  *
@@ -202,7 +309,7 @@ export function nameToDer(name: Pointer): Uint8Array {
  * import { Certificate } from "../mod.ts";
  * const pem = await Deno.readTextFile("cert.pem");
  * const cert = Certificate.fromPem(pem);
- * console.log(cert.subject, cert.issuer, cert.der.length);
+ * console.log(cert.subject, cert.subjectAltNames, cert.notAfter, cert.fingerprint256);
  * ```
  */
 export class Certificate {
@@ -210,13 +317,29 @@ export class Certificate {
   readonly subject: string;
   /** The issuer distinguished name, RFC 2253 form. */
   readonly issuer: string;
+  /** subjectAltName entries: `"DNS:localhost"`, `"IP:127.0.0.1"`, `"email:..."`, `"URI:..."`. */
+  readonly subjectAltNames: readonly string[];
+  /** The serial number, uppercase hex without separators. */
+  readonly serialNumber: string;
+  /** Start of validity (UTC). */
+  readonly notBefore: Date;
+  /** End of validity (UTC). */
+  readonly notAfter: Date;
+  /** SHA-256 of the DER, `"AB:CD:..."` (uppercase, colon-separated, as Node prints it). */
+  readonly fingerprint256: string;
   /** The DER encoding. */
   readonly der: Uint8Array;
 
-  private constructor(subject: string, issuer: string, der: Uint8Array) {
-    this.subject = subject;
-    this.issuer = issuer;
-    this.der = der;
+  private constructor(fields: Omit<Certificate, "toPEM">) {
+    this.subject = fields.subject;
+    this.issuer = fields.issuer;
+    this.subjectAltNames = Object.freeze([...fields.subjectAltNames]);
+    this.serialNumber = fields.serialNumber;
+    this.notBefore = fields.notBefore;
+    this.notAfter = fields.notAfter;
+    this.fingerprint256 = fields.fingerprint256;
+    this.der = fields.der;
+    Object.freeze(this);
   }
 
   /** Reads a certificate from a borrowed `X509 *` (the pointer is not kept). @internal */
@@ -230,11 +353,16 @@ export class Certificate {
     } finally {
       bio.close();
     }
-    return new Certificate(
-      nameToString(o.X509_get_subject_name(x509)),
-      nameToString(o.X509_get_issuer_name(x509)),
+    return new Certificate({
+      subject: nameToString(o.X509_get_subject_name(x509)),
+      issuer: nameToString(o.X509_get_issuer_name(x509)),
+      subjectAltNames: subjectAltNamesOf(x509),
+      serialNumber: serialOf(x509),
+      notBefore: timeToDate(o.X509_get0_notBefore(x509)),
+      notAfter: timeToDate(o.X509_get0_notAfter(x509)),
+      fingerprint256: fingerprint256Of(x509),
       der,
-    );
+    });
   }
 
   /**

@@ -1,0 +1,276 @@
+/**
+ * `connect()` and `startTls()`: verified TLS client connections over TCP or any byte stream.
+ *
+ * @module
+ */
+import { TlsError } from "./errors.ts";
+import type { Identity, TlsContext, TlsContextOptions, TlsVersion } from "./context.ts";
+import { contextFor } from "./context_cache.ts";
+import { isIpAddress, TlsEngine, type TlsEngineOptions } from "./engine.ts";
+import { Connection } from "./connection.ts";
+import { connectTcp } from "./net/tcp.ts";
+import { webByteStream, type WebTransport } from "./net/web_stream.ts";
+import type { ByteStream } from "./net/stream.ts";
+import type { PemOrDer } from "./x509.ts";
+
+/** The default for {@link TlsClientOptions.handshakeTimeout}: 30 seconds. */
+export const DEFAULT_HANDSHAKE_TIMEOUT = 30_000;
+
+/** TLS options shared by {@link connect} and {@link startTls}. */
+export interface TlsClientOptions {
+  /**
+   * Trusted CA certificates (PEM strings, which may hold several, or DER bytes). Absent: the
+   * system trust store (`SSL_CERT_FILE` / `SSL_CERT_DIR` override it).
+   */
+  caCerts?: readonly PemOrDer[];
+  /**
+   * The name sent as SNI and verified against the server's certificate. Defaults to `hostname`.
+   * An IP address is verified as an IP and sends no SNI.
+   */
+  servername?: string;
+  /** ALPN protocols to offer, most preferred first, e.g. `["h2", "http/1.1"]`. */
+  alpnProtocols?: readonly string[];
+  /** Lowest protocol version. Default `"TLSv1.2"`. */
+  minVersion?: TlsVersion;
+  /** Highest protocol version. Default: TLS 1.3. */
+  maxVersion?: TlsVersion;
+  /** A static client certificate (PEM may carry the chain after the leaf), sent when asked for. */
+  cert?: PemOrDer;
+  /** The private key for {@link cert}. */
+  key?: PemOrDer;
+  /** The passphrase of an encrypted {@link key}. Byte passphrases are zeroed after use. */
+  passphrase?: string | Uint8Array;
+  /** The TLS 1.2 cipher list (OpenSSL syntax). Default: ECDHE/DHE with AES-GCM or ChaCha20. */
+  ciphers?: string;
+  /** Aborts connecting, the handshake, or later I/O: pending operations reject with `ABORTED`. */
+  signal?: AbortSignal;
+  /** Milliseconds allowed for TCP connect plus handshake. Default 30,000. `Infinity`: no limit. */
+  handshakeTimeout?: number;
+  /**
+   * Accept any server certificate and name. UNSAFE: anyone on the path can read and change the
+   * traffic. For tests only.
+   */
+  unsafelyDisableVerification?: boolean;
+  /** See {@link TlsContextOptions.onVerifyCertificate}. */
+  onVerifyCertificate?: TlsContextOptions["onVerifyCertificate"];
+  /** See {@link TlsContextOptions.onClientCertificate}. */
+  onClientCertificate?: TlsContextOptions["onClientCertificate"];
+  /**
+   * A context to use instead of one built from the options above (its trust, identity, versions
+   * and callbacks apply; `caCerts`, `cert`, `key`, ... must then be absent).
+   */
+  context?: TlsContext;
+}
+
+/** Options for {@link connect}. */
+export interface ConnectOptions extends TlsClientOptions {
+  /** Host name or IP address to connect to (IPv6 literals with or without brackets). */
+  hostname: string;
+  /** TCP port. */
+  port: number;
+}
+
+/** Options for {@link startTls}. */
+export interface StartTlsOptions extends TlsClientOptions {
+  /** The server's host name (used as `servername` when that is absent). */
+  hostname?: string;
+}
+
+const CONTEXT_KEYS = [
+  "caCerts",
+  "minVersion",
+  "maxVersion",
+  "cert",
+  "key",
+  "passphrase",
+  "ciphers",
+  "unsafelyDisableVerification",
+  "onVerifyCertificate",
+  "onClientCertificate",
+] as const;
+
+function contextOptions(options: TlsClientOptions): TlsContextOptions {
+  const out: Record<string, unknown> = {};
+  for (const k of CONTEXT_KEYS) if (options[k] !== undefined) out[k] = options[k];
+  return out as TlsContextOptions;
+}
+
+function checkLimits(options: TlsClientOptions): number {
+  const t = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
+  if (typeof t !== "number" || Number.isNaN(t) || t <= 0) {
+    throw new RangeError("handshakeTimeout must be a positive number of milliseconds");
+  }
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+    throw new TypeError("signal must be an AbortSignal");
+  }
+  return t;
+}
+
+function stripBrackets(host: string): string {
+  return host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
+}
+
+function prepare(
+  options: TlsClientOptions,
+  defaultServername: string | undefined,
+): { context: TlsContext; owned: boolean; engineOptions: TlsEngineOptions; timeout: number } {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError("options must be an object");
+  }
+  const timeout = checkLimits(options);
+  const servername = options.servername ?? defaultServername;
+  const engineOptions: TlsEngineOptions = {};
+  if (servername !== undefined) engineOptions.servername = servername;
+  if (options.alpnProtocols !== undefined) engineOptions.alpnProtocols = options.alpnProtocols;
+  if (options.context !== undefined) {
+    if (options.context.role !== "client") throw new TypeError("context must be a client context");
+    if (CONTEXT_KEYS.some((k) => options[k] !== undefined)) {
+      throw new TypeError(`with context, do not also give ${CONTEXT_KEYS.join("/")}`);
+    }
+    return { context: options.context, owned: false, engineOptions, timeout };
+  }
+  return { ...contextFor("client", contextOptions(options)), engineOptions, timeout };
+}
+
+function abortError(signal: AbortSignal): TlsError {
+  return new TlsError("ABORTED", "the connection was aborted", { cause: signal.reason });
+}
+
+/** Runs TLS over `stream` and resolves once the handshake is done (closing all on failure). */
+async function establish(
+  stream: ByteStream,
+  prepared: ReturnType<typeof prepare>,
+  signal: AbortSignal | undefined,
+  startedAt: number,
+): Promise<Connection> {
+  let engine: TlsEngine;
+  try {
+    engine = new TlsEngine(prepared.context, prepared.engineOptions);
+  } catch (error) {
+    stream.close();
+    if (prepared.owned) prepared.context.close();
+    throw error;
+  }
+  const conn = new Connection(
+    engine,
+    stream,
+    { handshakeTimeout: prepared.timeout, signal },
+    prepared.owned ? prepared.context : null,
+    startedAt,
+  );
+  await conn.handshake(); // closes everything itself on failure
+  return conn;
+}
+
+/**
+ * Opens a TCP connection and runs a verified TLS handshake. Resolves once the handshake is done,
+ * so certificate problems reject it.
+ *
+ * Secure by default: the server's chain is verified against `caCerts` (or the system store) and
+ * its name against `servername` (default `hostname`); TLS 1.2 is the minimum.
+ *
+ * @example
+ * ```ts
+ * import { connect } from "../mod.ts";
+ * const caPem = await Deno.readTextFile("ca.pem");
+ * await using conn = await connect({ hostname: "localhost", port: 8443, caCerts: [caPem] });
+ * console.log(conn.protocol, conn.cipher, conn.peerCertificate?.subject);
+ * ```
+ * @throws {TypeError | RangeError} for bad options.
+ * @throws {TlsError} `CERT_VERIFY_FAILED`, `HANDSHAKE_FAILED`, `ALERT_RECEIVED`, `NETWORK_ERROR`,
+ * `TIMEOUT`, `ABORTED`, `UNEXPECTED_EOF`, `CALLBACK_ERROR`, ...
+ */
+export async function connect(options: ConnectOptions): Promise<Connection> {
+  const startedAt = performance.now();
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError("options must be an object");
+  }
+  const { hostname, port } = options;
+  if (typeof hostname !== "string" || hostname === "") {
+    throw new TypeError("hostname must be a non-empty string");
+  }
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new RangeError(`port must be an integer from 1 to 65535, got ${port}`);
+  }
+  const host = stripBrackets(hostname);
+  checkLimits(options);
+  const signal = options.signal;
+  if (signal?.aborted) throw abortError(signal);
+  const prepared = prepare(options, isIpAddress(host) ? host : host.toLowerCase());
+
+  // TCP connect, bounded by the same timeout and signal as the handshake.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let onAbort = () => {};
+  const interrupted = new Promise<never>((_, reject) => {
+    if (Number.isFinite(prepared.timeout)) {
+      timer = setTimeout(() => {
+        reject(
+          new TlsError(
+            "TIMEOUT",
+            `connecting to ${hostname}:${port} took over ${prepared.timeout} ms`,
+          ),
+        );
+      }, prepared.timeout);
+    }
+    onAbort = () => reject(abortError(signal!));
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+  const pending = connectTcp({ hostname: host, port });
+  let stream: ByteStream;
+  try {
+    stream = await Promise.race([pending, interrupted]);
+  } catch (error) {
+    // A connect that completes after the timeout must not leak its socket.
+    pending.then((s) => s.close(), () => {});
+    if (prepared.owned) prepared.context.close();
+    if (error instanceof TlsError) throw error;
+    const detail = error instanceof Error ? error.message : String(error);
+    throw new TlsError("NETWORK_ERROR", `cannot connect to ${hostname}:${port}: ${detail}`, {
+      cause: error,
+    });
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener("abort", onAbort);
+  }
+  return establish(stream, prepared, signal, startedAt);
+}
+
+/**
+ * Upgrades an existing byte stream to TLS (STARTTLS-style protocols): anything with
+ * `{ readable, writable }` Web streams, e.g. a `Deno.Conn` or node's `Duplex.toWeb(socket)`.
+ * Resolves once the handshake is done. The transport belongs to the connection from then on.
+ *
+ * @example
+ * ```ts
+ * import { startTls } from "../mod.ts";
+ * const tcp = await Deno.connect({ hostname: "mail.example.com", port: 587 });
+ * // ... speak SMTP until the server says "220 Ready to start TLS" ...
+ * await using conn = await startTls(tcp, { hostname: "mail.example.com" });
+ * ```
+ * @throws {TypeError} without `hostname`/`servername` (unless verification is disabled).
+ * @throws {TlsError} as {@link connect}.
+ */
+export async function startTls(
+  transport: WebTransport,
+  options: StartTlsOptions = {},
+): Promise<Connection> {
+  const startedAt = performance.now();
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError("options must be an object");
+  }
+  const host = options.hostname === undefined ? undefined : stripBrackets(options.hostname);
+  checkLimits(options);
+  const stream = webByteStream(transport);
+  let prepared: ReturnType<typeof prepare>;
+  try {
+    if (options.signal?.aborted) throw abortError(options.signal);
+    prepared = prepare(options, host);
+  } catch (error) {
+    stream.close();
+    throw error;
+  }
+  // Awaited here so that every failure above is a rejection, never a synchronous throw.
+  return await establish(stream, prepared, options.signal, startedAt);
+}
+
+export type { Identity, WebTransport };

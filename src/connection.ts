@@ -1,0 +1,444 @@
+/**
+ * `Connection`: a {@link TlsEngine} driven over a {@link ByteStream} (TCP, or any Web-stream pair).
+ * The API is shaped like Deno's own `TlsConn`: `handshake()`, `read(p)`, `write(p)`, `readable`,
+ * `writable`, `closeWrite()`, `close()`.
+ *
+ * Data flows one way each direction: socket bytes -> `engine.receive` -> `engine.read` -> the
+ * caller's buffer, and the caller's bytes -> `engine.write` -> `engine.outgoing` -> socket. Every
+ * chunk of ciphertext goes out in the order the engine produced it (one send chain).
+ *
+ * @module
+ */
+import { TlsError } from "./errors.ts";
+import type { TlsContext } from "./context.ts";
+import type { TlsEngine } from "./engine.ts";
+import type { Certificate } from "./x509.ts";
+import type { ByteStream, NetAddr } from "./net/stream.ts";
+
+/** What was negotiated, available once the handshake is done. */
+export interface HandshakeInfo {
+  /** e.g. `"TLSv1.3"`. */
+  readonly protocol: string;
+  /** e.g. `"TLS_AES_256_GCM_SHA384"`. */
+  readonly cipher: string;
+  /** The ALPN protocol agreed on, or `null`. */
+  readonly alpnProtocol: string | null;
+  /** The peer's certificate (`null` if it sent none, e.g. a client without one). */
+  readonly peerCertificate: Certificate | null;
+  /** The verified chain, leaf first (empty if verification was disabled). */
+  readonly peerCertificateChain: readonly Certificate[];
+  /** Whether the session was resumed. */
+  readonly sessionReused: boolean;
+}
+
+/** How long and how abortably a connection may take to establish. @internal */
+export interface ConnectionLimits {
+  /** Milliseconds for TCP connect plus handshake; `Infinity` for none. */
+  handshakeTimeout: number;
+  /** Aborts the connection at any time: pending operations reject with `ABORTED`. */
+  signal?: AbortSignal | undefined;
+}
+
+/** Socket reads go into one reused buffer of this size. */
+const READ_BUFFER_SIZE = 256 * 1024;
+/** Plaintext is encrypted and sent in pieces of this size, so buffers stay bounded. */
+const WRITE_CHUNK_SIZE = 256 * 1024;
+
+const noop = () => {};
+
+function isReset(error: unknown): boolean {
+  const e = error as { name?: unknown; code?: unknown } | null;
+  return e?.name === "ConnectionReset" || e?.code === "ECONNRESET" || e?.code === "EPIPE" ||
+    e?.name === "BrokenPipe";
+}
+
+/**
+ * A TLS connection over a byte stream. Made by `connect()` and `startTls()`.
+ *
+ * @example
+ * ```ts
+ * import { connect } from "../mod.ts";
+ * await using conn = await connect({ hostname: "example.com", port: 443, alpnProtocols: ["http/1.1"] });
+ * console.log(conn.protocol, conn.cipher, conn.peerCertificate?.subject);
+ * await conn.write(new TextEncoder().encode("GET / HTTP/1.0\r\nHost: example.com\r\n\r\n"));
+ * const buf = new Uint8Array(16384);
+ * const n = await conn.read(buf); // a number, or null at a clean end of stream
+ * ```
+ */
+export class Connection {
+  #engine: TlsEngine;
+  #stream: ByteStream;
+  #ownedContext: TlsContext | null;
+  #inbound = new Uint8Array(READ_BUFFER_SIZE);
+  #sendChain: Promise<void> = Promise.resolve();
+  #handshake: Promise<HandshakeInfo> | null = null;
+  #info: HandshakeInfo | null = null;
+  #reads: Promise<unknown> = Promise.resolve();
+  #writes: Promise<unknown> = Promise.resolve();
+  #closed = false;
+  #interruption: TlsError | null = null;
+  #interrupted: Promise<never>;
+  #interrupt: (error: TlsError) => void = noop;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #signal: AbortSignal | undefined;
+  #onAbort: () => void = noop;
+  #readable: ReadableStream<Uint8Array> | null = null;
+  #writable: WritableStream<Uint8Array> | null = null;
+
+  /** @internal Use `connect()` or `startTls()`. */
+  constructor(
+    engine: TlsEngine,
+    stream: ByteStream,
+    limits: ConnectionLimits,
+    ownedContext: TlsContext | null,
+    startedAt: number = performance.now(),
+  ) {
+    this.#engine = engine;
+    this.#stream = stream;
+    this.#ownedContext = ownedContext;
+    this.#interrupted = new Promise<never>((_, reject) => {
+      this.#interrupt = (error) => {
+        if (this.#interruption !== null) return;
+        this.#interruption = error;
+        reject(error);
+        this.#release();
+      };
+    });
+    this.#interrupted.catch(noop); // observed through #guard; never an unhandled rejection
+    if (Number.isFinite(limits.handshakeTimeout)) {
+      const remaining = Math.max(0, limits.handshakeTimeout - (performance.now() - startedAt));
+      this.#timer = setTimeout(() => {
+        this.#interrupt(
+          new TlsError(
+            "TIMEOUT",
+            `the TLS handshake did not finish within ${limits.handshakeTimeout} ms`,
+          ),
+        );
+      }, remaining);
+    }
+    if (limits.signal !== undefined) {
+      this.#signal = limits.signal;
+      this.#onAbort = () =>
+        this.#interrupt(
+          new TlsError("ABORTED", "the connection was aborted", { cause: limits.signal?.reason }),
+        );
+      if (limits.signal.aborted) this.#onAbort();
+      else limits.signal.addEventListener("abort", this.#onAbort, { once: true });
+    }
+  }
+
+  // ---- plumbing -------------------------------------------------------------------------------
+
+  /** Awaits `p`, unless the connection is interrupted (timeout, abort) first. */
+  #guard<T>(p: Promise<T>): Promise<T> {
+    return Promise.race([p, this.#interrupted]);
+  }
+
+  /** The error to report for a failed stream operation. */
+  #ioError(error: unknown, during: string): unknown {
+    if (this.#interruption !== null) return this.#interruption;
+    if (error instanceof TlsError) return error;
+    if (this.#closed) return new TlsError("CLOSED", "the connection is closed", { cause: error });
+    if (isReset(error)) {
+      return new TlsError(
+        "UNEXPECTED_EOF",
+        `the connection was reset by the peer during ${during} (truncation)`,
+        { cause: error },
+      );
+    }
+    const detail = error instanceof Error ? error.message : String(error);
+    return new TlsError("NETWORK_ERROR", `network error during ${during}: ${detail}`, {
+      cause: error,
+    });
+  }
+
+  /** Queues whatever ciphertext the engine produced; resolves when the stream took it. */
+  #send(): Promise<void> {
+    const bytes = this.#engine.closed ? null : this.#engine.outgoing();
+    if (bytes !== null) {
+      this.#sendChain = this.#sendChain.then(() => this.#stream.write(bytes));
+      this.#sendChain.catch(noop); // errors reach whoever awaits the chain
+    }
+    return this.#sendChain;
+  }
+
+  /** Reads from the stream into the engine. Returns false at end of stream. */
+  async #receive(during: string): Promise<boolean> {
+    let n: number | null;
+    try {
+      n = await this.#guard(this.#stream.read(this.#inbound));
+    } catch (error) {
+      throw this.#ioError(error, during);
+    }
+    this.#assertOpen();
+    if (n === null) {
+      this.#engine.receiveEof();
+      return false;
+    }
+    this.#engine.receive(this.#inbound.subarray(0, n));
+    return true;
+  }
+
+  async #flush(during: string): Promise<void> {
+    try {
+      await this.#guard(this.#send());
+    } catch (error) {
+      throw this.#ioError(error, during);
+    }
+  }
+
+  #assertOpen(): void {
+    if (this.#interruption !== null) throw this.#interruption;
+    if (this.#closed) throw new TlsError("CLOSED", "the connection is closed");
+  }
+
+  // ---- handshake ------------------------------------------------------------------------------
+
+  /**
+   * Runs the handshake (once; later calls return the same result) and reports what was
+   * negotiated. `connect()` and `startTls()` have already awaited it.
+   *
+   * @throws {TlsError} `CERT_VERIFY_FAILED`, `ALERT_RECEIVED`, `HANDSHAKE_FAILED`,
+   * `UNEXPECTED_EOF`, `CALLBACK_ERROR`, `TIMEOUT`, `ABORTED`, `NETWORK_ERROR`, `CLOSED`.
+   */
+  handshake(): Promise<HandshakeInfo> {
+    this.#handshake ??= this.#runHandshake();
+    return this.#handshake;
+  }
+
+  async #runHandshake(): Promise<HandshakeInfo> {
+    try {
+      for (;;) {
+        this.#assertOpen();
+        let step;
+        try {
+          step = this.#engine.handshake();
+        } catch (error) {
+          // Let our alert reach the peer (best effort, bounded by the same timeout).
+          await this.#guard(this.#send()).catch(noop);
+          throw error;
+        }
+        await this.#flush("the handshake");
+        if (step.status === "done") break;
+        if (step.status === "suspended") {
+          await this.#guard(step.until);
+          continue;
+        }
+        await this.#receive("the handshake");
+      }
+      const e = this.#engine;
+      this.#info = Object.freeze({
+        protocol: e.protocol,
+        cipher: e.cipher,
+        alpnProtocol: e.alpnProtocol,
+        peerCertificate: e.peerCertificate,
+        peerCertificateChain: Object.freeze(e.peerCertificateChain),
+        sessionReused: e.sessionReused,
+      });
+      clearTimeout(this.#timer); // the timeout covers the handshake only
+      return this.#info;
+    } catch (error) {
+      this.close();
+      throw error;
+    }
+  }
+
+  // ---- data -----------------------------------------------------------------------------------
+
+  /**
+   * Reads decrypted bytes into `p`: the byte count, or `null` at a clean end of stream (the peer
+   * sent close_notify). A peer that just disconnects is an error (`UNEXPECTED_EOF`), never EOF.
+   * Concurrent reads are served in order.
+   *
+   * @throws {TlsError} `UNEXPECTED_EOF`, `ALERT_RECEIVED`, `PROTOCOL_ERROR`, `NETWORK_ERROR`,
+   * `ABORTED`, `CLOSED`.
+   */
+  read(p: Uint8Array): Promise<number | null> {
+    if (!(p instanceof Uint8Array)) return Promise.reject(new TypeError("p must be a Uint8Array"));
+    const run = () => this.#read(p);
+    const result = this.#reads.then(run, run);
+    this.#reads = result.catch(noop);
+    return result;
+  }
+
+  async #read(p: Uint8Array): Promise<number | null> {
+    await this.handshake();
+    if (p.length === 0) return 0;
+    for (;;) {
+      this.#assertOpen();
+      let n = this.#engine.read(p);
+      if (this.#engine.pendingOutgoing > 0) await this.#flush("a read"); // e.g. KeyUpdate answer
+      if (n === null) return null;
+      if (n > 0) {
+        // Fill the caller's buffer from what is already decryptable (one record per SSL_read).
+        while (n < p.length) {
+          const more = this.#engine.read(p.subarray(n));
+          if (more === null || more === 0) break;
+          n += more;
+        }
+        return n;
+      }
+      await this.#receive("a read");
+    }
+  }
+
+  /**
+   * Encrypts and sends all of `p`; resolves to `p.length` once the transport accepted it.
+   * Concurrent writes are sent in order, never interleaved.
+   *
+   * @throws {TlsError} `CLOSED` (also after {@link closeWrite}), `NETWORK_ERROR`, `ABORTED`.
+   */
+  write(p: Uint8Array): Promise<number> {
+    if (!(p instanceof Uint8Array)) return Promise.reject(new TypeError("p must be a Uint8Array"));
+    const run = () => this.#write(p);
+    const result = this.#writes.then(run, run);
+    this.#writes = result.catch(noop);
+    return result;
+  }
+
+  async #write(p: Uint8Array): Promise<number> {
+    await this.handshake();
+    for (let off = 0; off < p.length; off += WRITE_CHUNK_SIZE) {
+      this.#assertOpen();
+      this.#engine.write(p.subarray(off, Math.min(p.length, off + WRITE_CHUNK_SIZE)));
+      await this.#flush("a write");
+    }
+    return p.length;
+  }
+
+  /**
+   * Sends close_notify and half-closes the transport: the peer reads a clean end of stream; this
+   * side can go on reading. Idempotent.
+   */
+  closeWrite(): Promise<void> {
+    const run = async () => {
+      await this.handshake();
+      this.#assertOpen();
+      if (this.#engine.closed) return;
+      this.#engine.closeWrite();
+      await this.#flush("closeWrite");
+      await this.#stream.closeWrite().catch(noop);
+    };
+    const result = this.#writes.then(run, run);
+    this.#writes = result.catch(noop);
+    return result;
+  }
+
+  /** Web-stream view of the decrypted data (64 KiB chunks). Cancelling it closes the connection. */
+  get readable(): ReadableStream<Uint8Array> {
+    this.#readable ??= new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        const buf = new Uint8Array(64 * 1024);
+        const n = await this.read(buf);
+        if (n === null) controller.close();
+        else controller.enqueue(buf.subarray(0, n));
+      },
+      cancel: () => this.close(),
+    });
+    return this.#readable;
+  }
+
+  /** Web-stream view for sending; closing it sends close_notify, aborting it closes. */
+  get writable(): WritableStream<Uint8Array> {
+    this.#writable ??= new WritableStream<Uint8Array>({
+      write: async (chunk) => {
+        await this.write(chunk);
+      },
+      close: () => this.closeWrite(),
+      abort: () => this.close(),
+    });
+    return this.#writable;
+  }
+
+  // ---- what was negotiated --------------------------------------------------------------------
+
+  #infoOrThrow(): HandshakeInfo {
+    if (this.#info === null) {
+      throw new TypeError("the handshake is not done yet: await conn.handshake() first");
+    }
+    return this.#info;
+  }
+
+  /** The negotiated protocol, e.g. `"TLSv1.3"`. */
+  get protocol(): string {
+    return this.#infoOrThrow().protocol;
+  }
+
+  /** The negotiated cipher suite, e.g. `"TLS_AES_256_GCM_SHA384"`. */
+  get cipher(): string {
+    return this.#infoOrThrow().cipher;
+  }
+
+  /** The ALPN protocol agreed on, or `null`. */
+  get alpnProtocol(): string | null {
+    return this.#infoOrThrow().alpnProtocol;
+  }
+
+  /** The peer's certificate, or `null`. */
+  get peerCertificate(): Certificate | null {
+    return this.#infoOrThrow().peerCertificate;
+  }
+
+  /** The verified chain, leaf first. */
+  get peerCertificateChain(): readonly Certificate[] {
+    return this.#infoOrThrow().peerCertificateChain;
+  }
+
+  /** Whether the session was resumed. */
+  get sessionReused(): boolean {
+    return this.#infoOrThrow().sessionReused;
+  }
+
+  /** The local address (TCP), or `null` for a transport without one. */
+  get localAddr(): NetAddr | null {
+    return this.#stream.localAddr;
+  }
+
+  /** The remote address (TCP), or `null` for a transport without one. */
+  get remoteAddr(): NetAddr | null {
+    return this.#stream.remoteAddr;
+  }
+
+  // ---- lifetime -------------------------------------------------------------------------------
+
+  /** Whether {@link close} was called (or the connection failed and closed itself). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  #release(): void {
+    clearTimeout(this.#timer);
+    this.#signal?.removeEventListener("abort", this.#onAbort);
+    this.#stream.close(); // fails pending stream operations
+    this.#engine.close();
+    this.#ownedContext?.close();
+    this.#ownedContext = null;
+  }
+
+  /**
+   * Closes the transport and frees the native objects at once, without close_notify (use
+   * {@link closeWrite} or `await using` for a clean close). Idempotent. Pending operations reject
+   * with `CLOSED`.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#release();
+  }
+
+  /** Sends close_notify (best effort, at most 1 s), then closes. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.#closed) return;
+    try {
+      if (this.#info !== null && this.#interruption === null && !this.#engine.closed) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          this.closeWrite(),
+          new Promise((r) => (timer = setTimeout(r, 1000))),
+        ]).catch(noop).finally(() => clearTimeout(timer));
+      }
+    } finally {
+      this.close();
+    }
+  }
+}

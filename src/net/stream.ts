@@ -1,0 +1,47 @@
+/**
+ * The byte-stream contract a {@link Connection} runs TLS over: TCP on either runtime, or any pair
+ * of Web streams (STARTTLS). Implementations: `tcp_deno.ts`, `tcp_bun.ts` (the only files in
+ * `src/` that touch `Deno.*` / `Bun`-specific APIs), and `web_stream.ts`.
+ *
+ * @module
+ */
+
+/** A network address, shaped like `Deno.NetAddr`. */
+export interface NetAddr {
+  /** Always `"tcp"` for now. */
+  readonly transport: "tcp";
+  /** The IP address. */
+  readonly hostname: string;
+  /** The port. */
+  readonly port: number;
+}
+
+/** A bidirectional byte stream. */
+export interface ByteStream {
+  /**
+   * Reads into `into`: the byte count (> 0), or `null` at end of stream. Rejects on I/O errors
+   * and once {@link close} was called.
+   */
+  read(into: Uint8Array): Promise<number | null>;
+  /**
+   * Writes all of `data`; resolves when the stream accepted it (backpressure). The caller must
+   * not reuse `data` afterwards (node:net keeps a reference until it is flushed).
+   */
+  write(data: Uint8Array): Promise<void>;
+  /** Half-closes the sending side (TCP FIN). */
+  closeWrite(): Promise<void>;
+  /** Closes both directions at once and fails pending operations. Idempotent. */
+  close(): void;
+  /** The local address, when there is one. */
+  readonly localAddr: NetAddr | null;
+  /** The remote address, when there is one. */
+  readonly remoteAddr: NetAddr | null;
+}
+
+/** Options for opening a TCP connection. */
+export interface TcpConnectOptions {
+  /** Host name or IP address. */
+  hostname: string;
+  /** Port. */
+  port: number;
+}
