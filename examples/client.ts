@@ -1,0 +1,360 @@
+/**
+ * A friendly `openssl s_client` / curl: connects with libssl-ffi, prints what was negotiated and
+ * the verified chain, sends an HTTP request and prints the response.
+ *
+ *   deno run --allow-all examples/client.ts                 # the embedded demo (see below)
+ *   deno run --allow-all examples/client.ts https://example.com/
+ *   deno run --allow-all examples/client.ts localhost:8443 --ca ca.pem --alpn h2,http/1.1
+ *   bun examples/client.ts ...                              # the same on Bun
+ *
+ * Flags: --ca FILE (repeatable), --servername NAME, --alpn LIST, --cert FILE --key FILE [--pass P],
+ * --tls1.2 / --tls1.3 (only that version), --insecure (no verification: UNSAFE), --request TEXT,
+ * --timeout MS.
+ *
+ * With no arguments: makes a throwaway CA and server certificate with the `openssl` CLI in a temp
+ * dir, starts a local `openssl s_server -www`, connects to it, prints the full report, and cleans
+ * up, even on error or Ctrl-C.
+ *
+ * @module
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { connect, type ConnectOptions, opensslVersion, TlsError } from "../mod.ts";
+
+const USAGE = `usage: client.ts [host:port | https://host[:port]/path] [flags]
+  --ca FILE          trust this CA (PEM; repeatable). Default: the system trust store
+  --servername NAME  SNI and the name verified (default: the host)
+  --alpn LIST        offer these ALPN protocols, e.g. h2,http/1.1
+  --cert FILE --key FILE [--pass PASSPHRASE]   a client certificate
+  --tls1.2 | --tls1.3  only that protocol version
+  --insecure         do not verify the server (UNSAFE)
+  --request TEXT     send TEXT instead of an HTTP GET (\\r\\n escapes allowed)
+  --timeout MS       handshake timeout (default 30000)
+With no arguments: a self-contained demo against a local openssl s_server.`;
+
+interface Target {
+  hostname: string;
+  port: number;
+  path: string;
+}
+
+/** `host:port`, `[v6]:port` or an https URL. */
+function parseTarget(arg: string): Target {
+  if (/^https:\/\//i.test(arg)) {
+    const url = new URL(arg);
+    return {
+      hostname: url.hostname.replace(/^\[|\]$/g, ""),
+      port: url.port === "" ? 443 : Number(url.port),
+      path: `${url.pathname}${url.search}`,
+    };
+  }
+  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(arg);
+  if (m === null) {
+    throw new Error(`cannot parse ${JSON.stringify(arg)}: use host:port or https://...`);
+  }
+  return { hostname: m[1]!, port: Number(m[2]), path: "/" };
+}
+
+interface Parsed {
+  target: Target | null;
+  options: Omit<ConnectOptions, "hostname" | "port">;
+  request: string | null;
+}
+
+function parseArgs(args: string[]): Parsed {
+  const options: Omit<ConnectOptions, "hostname" | "port"> = {};
+  const ca: string[] = [];
+  let target: Target | null = null;
+  let request: string | null = null;
+  let certFile: string | undefined;
+  let keyFile: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const value = () => {
+      const v = args[++i];
+      if (v === undefined) throw new Error(`${arg} needs a value`);
+      return v;
+    };
+    switch (arg) {
+      case "--ca":
+        ca.push(readFileSync(value(), "utf8"));
+        break;
+      case "--servername":
+        options.servername = value();
+        break;
+      case "--alpn":
+        options.alpnProtocols = value().split(",").filter((p) => p !== "");
+        break;
+      case "--cert":
+        certFile = value();
+        break;
+      case "--key":
+        keyFile = value();
+        break;
+      case "--pass":
+        options.passphrase = value();
+        break;
+      case "--tls1.2":
+        options.minVersion = options.maxVersion = "TLSv1.2";
+        break;
+      case "--tls1.3":
+        options.minVersion = options.maxVersion = "TLSv1.3";
+        break;
+      case "--insecure":
+        options.unsafelyDisableVerification = true;
+        break;
+      case "--request":
+        request = value().replaceAll("\\r", "\r").replaceAll("\\n", "\n");
+        break;
+      case "--timeout":
+        options.handshakeTimeout = Number(value());
+        break;
+      case "-h":
+      case "--help":
+        console.log(USAGE);
+        process.exit(0);
+        break;
+      default:
+        if (arg.startsWith("-") || target !== null) throw new Error(`unexpected ${arg}\n${USAGE}`);
+        target = parseTarget(arg);
+    }
+  }
+  if (ca.length > 0) options.caCerts = ca;
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new Error("--cert and --key go together");
+  }
+  if (certFile !== undefined && keyFile !== undefined) {
+    options.cert = readFileSync(certFile, "utf8");
+    options.key = readFileSync(keyFile, "utf8");
+  }
+  return { target, options, request };
+}
+
+function date(d: Date): string {
+  return d.toISOString().slice(0, 10);
+}
+
+/** Connects, reports, sends the request, prints the response. */
+async function run(target: Target, parsed: Parsed): Promise<void> {
+  const started = performance.now();
+  await using conn = await connect({ ...parsed.options, ...target });
+  const ms = (performance.now() - started).toFixed(1);
+  console.log(`connected to ${target.hostname}:${target.port} in ${ms} ms`);
+  console.log(`  protocol      ${conn.protocol}`);
+  console.log(`  cipher        ${conn.cipher}`);
+  console.log(`  ALPN          ${conn.alpnProtocol ?? "(none)"}`);
+  const chain = conn.peerCertificateChain;
+  if (chain.length === 0) {
+    console.log("  chain         (not verified: --insecure)");
+    const leaf = conn.peerCertificate;
+    if (leaf !== null) console.log(`  server cert   ${leaf.subject}`);
+  } else {
+    console.log("  verified chain (leaf first):");
+    chain.forEach((c, i) => {
+      console.log(`    ${i}. ${c.subject}`);
+      console.log(`       issuer ${c.issuer}`);
+      console.log(`       valid ${date(c.notBefore)} .. ${date(c.notAfter)}`);
+      if (c.subjectAltNames.length > 0) console.log(`       names ${c.subjectAltNames.join(", ")}`);
+      console.log(`       SHA-256 ${c.fingerprint256}`);
+    });
+  }
+  const request = parsed.request ??
+    `GET ${target.path} HTTP/1.1\r\nHost: ${target.hostname}\r\nConnection: close\r\n\r\n`;
+  await conn.write(new TextEncoder().encode(request));
+  console.log(`--- response ---`);
+  const decoder = new TextDecoder();
+  const buf = new Uint8Array(64 * 1024);
+  for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
+    process.stdout.write(decoder.decode(buf.subarray(0, n), { stream: true }));
+  }
+  console.log(`\n--- end of stream (close_notify received) ---`);
+}
+
+// ---- the embedded demo ----------------------------------------------------------------------
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: "127.0.0.1", port });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+/** A CA, an intermediate and a `localhost` leaf (EC P-256), made with the openssl CLI. */
+function makePki(dir: string): { ca: string; cert: string; key: string; chain: string } {
+  const openssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+  writeFileSync(
+    join(dir, "ext.cnf"),
+    "[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n" +
+      "[leaf]\nsubjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n" +
+      "basicConstraints=CA:FALSE\n",
+  );
+  openssl(
+    "req",
+    "-x509",
+    ...ec,
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.pem",
+    "-days",
+    "2",
+    "-subj",
+    "/O=libssl-ffi demo/CN=Demo Root CA",
+  );
+  openssl(
+    "req",
+    ...ec,
+    "-keyout",
+    "int.key",
+    "-out",
+    "int.csr",
+    "-subj",
+    "/O=libssl-ffi demo/CN=Demo Intermediate CA",
+  );
+  openssl(
+    "x509",
+    "-req",
+    "-in",
+    "int.csr",
+    "-CA",
+    "ca.pem",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-days",
+    "2",
+    "-extfile",
+    "ext.cnf",
+    "-extensions",
+    "ca",
+    "-out",
+    "int.pem",
+  );
+  openssl(
+    "req",
+    ...ec,
+    "-keyout",
+    "server.key",
+    "-out",
+    "server.csr",
+    "-subj",
+    "/O=libssl-ffi demo/CN=localhost",
+  );
+  openssl(
+    "x509",
+    "-req",
+    "-in",
+    "server.csr",
+    "-CA",
+    "int.pem",
+    "-CAkey",
+    "int.key",
+    "-CAcreateserial",
+    "-days",
+    "2",
+    "-extfile",
+    "ext.cnf",
+    "-extensions",
+    "leaf",
+    "-out",
+    "server.pem",
+  );
+  return {
+    ca: join(dir, "ca.pem"),
+    cert: join(dir, "server.pem"),
+    key: join(dir, "server.key"),
+    chain: join(dir, "int.pem"),
+  };
+}
+
+async function demo(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "libssl-ffi-client-demo-"));
+  let server: ChildProcess | null = null;
+  const cleanUp = () => {
+    server?.kill("SIGKILL");
+    server = null;
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const onSignal = () => {
+    cleanUp();
+    process.exit(130);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    const v = opensslVersion();
+    console.log(`libssl-ffi demo: ${v.text} (${v.libssl}) through ${v.runtime}'s FFI`);
+    const pki = makePki(dir);
+    const port = await freePort();
+    console.log(`starting openssl s_server on 127.0.0.1:${port} (certificates in ${dir})`);
+    server = spawn("openssl", [
+      "s_server",
+      "-accept",
+      String(port),
+      "-4",
+      "-cert",
+      pki.cert,
+      "-key",
+      pki.key,
+      "-cert_chain",
+      pki.chain,
+      "-www",
+      "-alpn",
+      "http/1.1",
+    ], { stdio: ["pipe", "ignore", "ignore"] }); // stdin stays open: s_server quits at its EOF
+    const deadline = Date.now() + 10_000;
+    while (!(await canConnect(port))) {
+      if (Date.now() > deadline) throw new Error("openssl s_server did not start");
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    await run({ hostname: "localhost", port, path: "/" }, {
+      target: null,
+      options: { caCerts: [readFileSync(pki.ca, "utf8")], alpnProtocols: ["h2", "http/1.1"] },
+      request: "GET / HTTP/1.0\r\n\r\n",
+    });
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    cleanUp();
+  }
+}
+
+// ---- main -----------------------------------------------------------------------------------
+
+try {
+  const parsed = parseArgs(process.argv.slice(2));
+  if (parsed.target === null) await demo();
+  else await run(parsed.target, parsed);
+} catch (error) {
+  if (error instanceof TlsError) {
+    console.error(`TLS error ${error.code}: ${error.message}`);
+    if (error.verifyCode !== undefined) console.error(`  verify error ${error.verifyCode}`);
+    if (error.alert !== undefined) {
+      console.error(`  alert ${error.alert.code} (${error.alert.description})`);
+    }
+    for (const e of error.openssl) console.error(`  ${e.text}`);
+  } else {
+    console.error(error instanceof Error ? error.message : String(error));
+  }
+  process.exitCode = 1;
+}
