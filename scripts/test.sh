@@ -97,7 +97,7 @@ export DENO_NO_UPDATE_CHECK=1
 echo "=== deno test ==="
 deno_rc=0
 "$DENO" test --no-prompt \
-  --allow-ffi --allow-env --allow-read --allow-write --allow-run --allow-net --allow-sys \
+  --allow-all \
   --v8-flags=--expose-gc \
   --junit-path="$RESULTS/deno.xml" \
   "${deno_targets[@]}" || deno_rc=$?

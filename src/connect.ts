@@ -6,7 +6,7 @@
 import { TlsError } from "./errors.ts";
 import type { Identity, TlsContext, TlsContextOptions, TlsVersion } from "./context.ts";
 import { contextFor } from "./context_cache.ts";
-import { isIpAddress, TlsEngine, type TlsEngineOptions } from "./engine.ts";
+import { checkEngineOptions, isIpAddress, TlsEngine, type TlsEngineOptions } from "./engine.ts";
 import { Connection } from "./connection.ts";
 import { connectTcp } from "./net/tcp.ts";
 import { webByteStream, type WebTransport } from "./net/web_stream.ts";
@@ -127,8 +127,11 @@ function prepare(
     if (CONTEXT_KEYS.some((k) => options[k] !== undefined)) {
       throw new TypeError(`with context, do not also give ${CONTEXT_KEYS.join("/")}`);
     }
+    checkEngineOptions("client", options.context.options, engineOptions);
     return { context: options.context, owned: false, engineOptions, timeout };
   }
+  // Everything is validated before any I/O: the engine itself is made after the TCP connect.
+  checkEngineOptions("client", contextOptions(options), engineOptions);
   return { ...contextFor("client", contextOptions(options)), engineOptions, timeout };
 }
 

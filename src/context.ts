@@ -110,7 +110,7 @@ export interface TlsContextOptions {
 }
 
 /** The TLS 1.2 cipher list used by default: Mozilla's "intermediate" set. */
-export const DEFAULT_TLS12_CIPHERS = [
+export const DEFAULT_TLS12_CIPHERS: string = [
   "ECDHE-ECDSA-AES128-GCM-SHA256",
   "ECDHE-RSA-AES128-GCM-SHA256",
   "ECDHE-ECDSA-AES256-GCM-SHA384",
@@ -195,6 +195,21 @@ function fail(what: string, code: "INTERNAL" | "INVALID_KEY" | "HANDSHAKE_FAILED
   throw new TlsError(code, what, { openssl: drainErrorQueue() });
 }
 
+// The SSL_CTX pointer stays out of the public API: only this module's function below reads it.
+const nativeOf = new WeakMap<TlsContext, () => Pointer>();
+
+/**
+ * The `SSL_CTX *` of a context, for a new connection (`SSL_new` takes its own reference, so the
+ * context may be closed while connections made from it live on). Internal to `src/`.
+ *
+ * @throws {TlsError} `CLOSED` if the context was closed.
+ */
+export function nativeContext(context: TlsContext): Pointer {
+  const get = nativeOf.get(context);
+  if (get === undefined) throw new TypeError("not a TlsContext");
+  return get();
+}
+
 /**
  * A TLS configuration: one `SSL_CTX`, shared by every connection made from it. Close it when
  * done; connections still open keep the native object alive (OpenSSL refcounts it) until they
@@ -235,6 +250,10 @@ export class TlsContext {
     const ctx = o.SSL_CTX_new(o.TLS_method());
     if (ctx === null) fail("SSL_CTX_new failed", "INTERNAL");
     this.#ctx = new NativeHandle("SSL_CTX", ctx, (p) => o.SSL_CTX_free(p));
+    nativeOf.set(this, () => {
+      if (this.#closed) throw new TlsError("CLOSED", "the TlsContext is closed");
+      return this.#ctx.ptr;
+    });
     try {
       this.#configure(ctx);
     } catch (error) {
@@ -352,15 +371,6 @@ export class TlsContext {
   /** Whether {@link close} has been called. */
   get closed(): boolean {
     return this.#closed;
-  }
-
-  /**
-   * The `SSL_CTX *`, for a new connection (`SSL_new` takes its own reference, so the context may
-   * be closed while connections made from it live on). @internal
-   */
-  get native(): Pointer {
-    if (this.#closed) throw new TlsError("CLOSED", "the TlsContext is closed");
-    return this.#ctx.ptr;
   }
 
   /**

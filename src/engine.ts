@@ -27,12 +27,14 @@ import {
   X509_V,
 } from "./native.ts";
 import { CallbackState, type CallbackTarget, registerSsl, unregisterSsl } from "./callbacks.ts";
-import type {
-  CertificateRequest,
-  DistinguishedName,
-  Identity,
-  TlsContext,
-  VerifyCertificateInfo,
+import {
+  type CertificateRequest,
+  type DistinguishedName,
+  type Identity,
+  nativeContext,
+  type TlsContext,
+  type TlsContextOptions,
+  type VerifyCertificateInfo,
 } from "./context.ts";
 import { Certificate, loadCertificates, loadPrivateKey, nameToDer, nameToString } from "./x509.ts";
 
@@ -73,6 +75,38 @@ export function encodeAlpn(protocols: readonly string[]): Uint8Array {
     off += b.length;
   }
   return out;
+}
+
+/**
+ * Validates engine options for a context of `role` (TypeError/RangeError), and returns the ALPN
+ * wire bytes. Callers that do I/O first (`connect`) run it before connecting.
+ */
+export function checkEngineOptions(
+  role: "client" | "server",
+  contextOptions: Readonly<TlsContextOptions>,
+  options: TlsEngineOptions,
+): Uint8Array | undefined {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError("options must be an object");
+  }
+  const { servername, alpnProtocols } = options;
+  const alpn = alpnProtocols === undefined ? undefined : encodeAlpn(alpnProtocols);
+  if (alpn !== undefined && role === "server") {
+    throw new TypeError("alpnProtocols on an engine is for clients only");
+  }
+  if (servername !== undefined) {
+    if (typeof servername !== "string" || servername === "" || servername.includes("\0")) {
+      throw new TypeError("servername must be a non-empty string without NUL characters");
+    }
+    if (role === "server") throw new TypeError("servername is for clients only");
+  }
+  const verifying = contextOptions.unsafelyDisableVerification !== true;
+  if (role === "client" && verifying && servername === undefined) {
+    throw new TypeError(
+      "a client needs servername: it is the name the server's certificate is verified against",
+    );
+  }
+  return alpn;
 }
 
 /** Where a handshake stands after {@link TlsEngine.handshake}. */
@@ -133,13 +167,23 @@ export function isIpAddress(name: string): boolean {
  * console.log(new TextDecoder().decode(buf.subarray(0, server.read(buf) ?? 0))); // "hello"
  * ```
  */
-export class TlsEngine implements CallbackTarget {
+export class TlsEngine {
   /** `"client"` or `"server"` (the context's role). */
   readonly role: "client" | "server";
-  /** Callback bookkeeping (errors, suspensions). @internal */
-  readonly callbacks: CallbackState = new CallbackState();
 
   #context: TlsContext;
+  /** Callback bookkeeping (errors, suspensions). */
+  #callbacks: CallbackState = new CallbackState();
+  /**
+   * What the trampolines call. A separate object, so the callback plumbing stays out of the
+   * public API; held here so it lives exactly as long as this engine (the route is a WeakRef).
+   */
+  #target: CallbackTarget = {
+    callbacks: this.#callbacks,
+    onVerify: (preverifyOk, storeCtx) => this.#onVerify(preverifyOk, storeCtx),
+    onCert: () => this.#onCert(),
+    onClientHello: () => this.#onClientHello(),
+  };
   #servername: string | undefined;
   #ssl: NativeHandle;
   #rbio: Pointer;
@@ -162,29 +206,15 @@ export class TlsEngine implements CallbackTarget {
     if (typeof options !== "object" || options === null) {
       throw new TypeError("options must be an object");
     }
-    const { servername, alpnProtocols } = options;
-    const alpn = alpnProtocols === undefined ? undefined : encodeAlpn(alpnProtocols);
-    if (alpn !== undefined && context.role === "server") {
-      throw new TypeError("alpnProtocols on an engine is for clients only");
-    }
-    if (servername !== undefined) {
-      if (typeof servername !== "string" || servername === "" || servername.includes("\0")) {
-        throw new TypeError("servername must be a non-empty string without NUL characters");
-      }
-      if (context.role === "server") throw new TypeError("servername is for clients only");
-    }
+    const alpn = checkEngineOptions(context.role, context.options, options);
+    const { servername } = options;
     const verifying = context.options.unsafelyDisableVerification !== true;
-    if (context.role === "client" && verifying && servername === undefined) {
-      throw new TypeError(
-        "a client needs servername: it is the name the server's certificate is verified against",
-      );
-    }
     this.role = context.role;
     this.#servername = servername;
     this.#context = context;
 
     const o = openssl();
-    const ctx = context.native;
+    const ctx = nativeContext(context);
     clearErrorQueue();
     const ssl = o.SSL_new(ctx); // takes its own reference to the SSL_CTX
     if (ssl === null) {
@@ -214,7 +244,7 @@ export class TlsEngine implements CallbackTarget {
       } else {
         o.SSL_set_accept_state(ssl);
       }
-      registerSsl(ssl, this);
+      registerSsl(ssl, this.#target);
     } catch (error) {
       this.#ssl.close();
       throw error;
@@ -340,7 +370,7 @@ export class TlsEngine implements CallbackTarget {
     this.#afterCall("handshake");
     if (r === 1) {
       this.#established = true;
-      this.callbacks.reset();
+      this.#callbacks.reset();
       return DONE;
     }
     switch (e) {
@@ -350,7 +380,7 @@ export class TlsEngine implements CallbackTarget {
       case SSL_ERROR.WANT_X509_LOOKUP:
       case SSL_ERROR.WANT_RETRY_VERIFY:
       case SSL_ERROR.WANT_CLIENT_HELLO_CB: {
-        const until = this.callbacks.pending();
+        const until = this.#callbacks.pending();
         if (until === null) {
           throw this.#setFatal(
             new TlsError("INTERNAL", `OpenSSL suspended the handshake (${e}) with nothing pending`),
@@ -542,15 +572,14 @@ export class TlsEngine implements CallbackTarget {
 
   // ---- callbacks (called by the trampolines in callbacks.ts) -------------------------------
 
-  /** @internal */
-  onVerify(preverifyOk: number, storeCtx: Pointer): number {
+  #onVerify(preverifyOk: number, storeCtx: Pointer): number {
     const handler = this.#context.options.onVerifyCertificate;
     if (handler === undefined) return preverifyOk;
     const o = openssl();
     const depth = o.X509_STORE_CTX_get_error_depth(storeCtx);
     const error = o.X509_STORE_CTX_get_error(storeCtx);
     // Keyed by depth and error: depth 0 is checked twice when the host name mismatches.
-    const settled = this.callbacks.settle(`verify:${depth}:${error}`, () => {
+    const settled = this.#callbacks.settle(`verify:${depth}:${error}`, () => {
       const current = o.X509_STORE_CTX_get_current_cert(storeCtx);
       const messagePtr = o.X509_verify_cert_error_string(error);
       const info: VerifyCertificateInfo = {
@@ -589,13 +618,12 @@ export class TlsEngine implements CallbackTarget {
     return 0;
   }
 
-  /** @internal */
-  onCert(): number {
+  #onCert(): number {
     const handler = this.#context.options.onClientCertificate;
     if (handler === undefined || this.role !== "client") return 1;
     // A static identity in the context wins; OpenSSL sends it.
     if (this.#context.options.cert !== undefined) return 1;
-    const settled = this.callbacks.settle("clientCertificate", () => handler(this.#request()));
+    const settled = this.#callbacks.settle("clientCertificate", () => handler(this.#request()));
     if (!settled.done) return CERT_CB_SUSPEND;
     const identity = settled.value;
     if (identity === null) return 1; // send no certificate
@@ -603,14 +631,13 @@ export class TlsEngine implements CallbackTarget {
     return 1;
   }
 
-  /** @internal */
-  onClientHello(): number {
+  #onClientHello(): number {
     const handler = this.#context.options.onServerName;
     if (handler === undefined || this.role !== "server") return SSL_CLIENT_HELLO.SUCCESS;
     const name = this.#clientHelloServerName();
     if (name === undefined) return SSL_CLIENT_HELLO.SUCCESS;
     // Also called again for the second ClientHello after a HelloRetryRequest: same answer.
-    const settled = this.callbacks.settle("serverName", () => handler(name));
+    const settled = this.#callbacks.settle("serverName", () => handler(name));
     if (!settled.done) return SSL_CLIENT_HELLO.RETRY;
     if (settled.value !== null) this.#useIdentity(settled.value, "onServerName");
     return SSL_CLIENT_HELLO.SUCCESS;
@@ -715,8 +742,8 @@ export class TlsEngine implements CallbackTarget {
       this.#free();
       throw new TlsError("CLOSED", `the connection was closed during ${where}`);
     }
-    if (this.callbacks.failed) {
-      const cause = this.callbacks.takeError();
+    if (this.#callbacks.failed) {
+      const cause = this.#callbacks.takeError();
       const detail = cause instanceof Error ? cause.message : String(cause);
       throw this.#setFatal(
         new TlsError("CALLBACK_ERROR", `a callback failed during ${where}: ${detail}`, {

@@ -415,18 +415,23 @@ test("concurrent writes are sent in order; concurrent reads are served in order"
       const parts = Array.from({ length: 50 }, (_, i) => randomBytes(1000 + i * 997));
       const all = Buffer.concat(parts);
       const writes = parts.map((p) => conn.write(p));
+      // After the last write, close_notify: the echo server ends too, so reads still in flight
+      // when the data runs out see a clean EOF instead of waiting forever.
+      const closed = Promise.all(writes).then(() => conn.closeWrite());
       const received: Uint8Array[] = [];
-      let total = 0;
-      while (total < all.length) {
+      for (let eof = false; !eof;) {
         // Three reads in flight at once, each into its own buffer: served in order.
         const bufs = [new Uint8Array(1500), new Uint8Array(700), new Uint8Array(3000)];
         const ns = await Promise.all(bufs.map((b) => conn.read(b)));
         ns.forEach((n, i) => {
-          assert.ok(n !== null);
-          received.push(bufs[i]!.subarray(0, n));
-          total += n;
+          if (n === null) eof = true;
+          else {
+            assert.ok(!eof, "no data after EOF");
+            received.push(bufs[i]!.subarray(0, n));
+          }
         });
       }
+      await closed;
       assert.deepEqual(await Promise.all(writes), parts.map((p) => p.length));
       assert.deepEqual(new Uint8Array(Buffer.concat(received)), new Uint8Array(all));
     } finally {

@@ -225,7 +225,7 @@ export interface PeerProcess {
  * import { type OpensslServer, startOpensslServer } from "./peers.ts";
  * import { sharedTestPki } from "./pki.ts";
  * const pki = sharedTestPki();
- * const server: OpensslServer = await startOpensslServer({ cert: pki.serverChainPath, key: pki.server.keyPath });
+ * const server: OpensslServer = await startOpensslServer({ cert: pki.server.certPath, key: pki.server.keyPath });
  * await server.stop();
  * ```
  */
@@ -435,11 +435,23 @@ async function spawnPeer(spec: SpawnSpec, port: number, name: string): Promise<P
       check();
     });
 
+  // process.kill, not child.kill(): Deno's ChildProcess.kill() is a silent no-op once it has been
+  // called (so SIGTERM then SIGKILL would never send the SIGKILL), and after any kill it reports
+  // the first signal sent as the exit signal, whatever actually ended the child.
+  const signal = (name: NodeJS.Signals): void => {
+    if (exitStatus !== null || child.pid === undefined) return;
+    try {
+      process.kill(child.pid, name);
+    } catch {
+      // Already gone (ESRCH).
+    }
+  };
+
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       if (exitStatus === null) {
-        child.kill("SIGTERM");
+        signal("SIGTERM");
         let timer: ReturnType<typeof setTimeout> | undefined;
         const graceOver = new Promise<"timeout">((resolve) => {
           timer = setTimeout(() => resolve("timeout"), TERM_GRACE_MS);
@@ -447,7 +459,7 @@ async function spawnPeer(spec: SpawnSpec, port: number, name: string): Promise<P
         const result = await Promise.race([exited, graceOver]);
         clearTimeout(timer);
         if (result === "timeout") {
-          child.kill("SIGKILL");
+          signal("SIGKILL");
           await exited;
         }
       }
@@ -478,9 +490,7 @@ async function spawnPeer(spec: SpawnSpec, port: number, name: string): Promise<P
     },
     waitFor,
     exited,
-    kill: (signal = "SIGTERM") => {
-      child.kill(signal);
-    },
+    kill: (name = "SIGTERM") => signal(name),
     stop,
   };
 
@@ -562,11 +572,15 @@ export type TlsVersion = "1.0" | "1.1" | "1.2" | "1.3";
  * ```
  */
 export interface OpensslServerOptions {
-  /** `-cert`: the leaf, or leaf + intermediates. Required unless `extraArgs` has `-nocert`. */
+  /**
+   * `-cert`: the leaf. Only the FIRST certificate of the file is used (a leaf + intermediate file
+   * serves the leaf alone): put intermediates in `chain`. Required unless `extraArgs` has
+   * `-nocert`.
+   */
   cert?: string;
   /** `-key`. */
   key?: string;
-  /** `-cert_chain`: extra certificates sent after the leaf. */
+  /** `-cert_chain`: the intermediates sent after the leaf, e.g. `pki.intermediateCa.certPath`. */
   chain?: string;
   /**
    * `-CAfile`: trust for client certificates, the acceptable-CA list sent in a
@@ -1310,7 +1324,9 @@ export interface TcpProxy {
  * import { startOpensslServer, startTcpProxy } from "./peers.ts";
  * import { sharedTestPki } from "./pki.ts";
  * const pki = sharedTestPki();
- * const server = await startOpensslServer({ cert: pki.serverChainPath, key: pki.server.keyPath });
+ * const server = await startOpensslServer({
+ *   cert: pki.server.certPath, key: pki.server.keyPath, chain: pki.intermediateCa.certPath,
+ * });
  * const proxy = await startTcpProxy(server.port, "drip");
  * try {
  *   // ... a TLS client connecting to 127.0.0.1:proxy.port must still complete its handshake

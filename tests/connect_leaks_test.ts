@@ -1,0 +1,84 @@
+/**
+ * 2,000 real connections to `openssl s_server`: live native objects, open file descriptors and
+ * the native heap all return to their baseline.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { readdirSync } from "node:fs";
+import {
+  clearContextCache,
+  connect,
+  liveNativeObjects,
+  nativeMemoryInUse,
+  registeredConnections,
+  TlsError,
+} from "../mod.ts";
+import { test } from "./harness.ts";
+import { sharedTestPki } from "./support/pki.ts";
+import { startOpensslServer } from "./support/peers.ts";
+import { collectGarbage } from "./support/gc.ts";
+
+const pki = sharedTestPki();
+
+function openFds(): number {
+  return readdirSync("/proc/self/fd").length;
+}
+
+async function settle(): Promise<void> {
+  await collectGarbage();
+  await new Promise((r) => setTimeout(r, 50)); // sockets destroyed asynchronously (node:net)
+}
+
+test(
+  "2,000 connect/close: live objects, file descriptors and native heap back to baseline",
+  async () => {
+    const server = await startOpensslServer({
+      cert: pki.server.certPath,
+      key: pki.server.keyPath,
+      chain: pki.intermediateCa.certPath,
+      quiet: true,
+    });
+    const options = { hostname: "localhost", port: server.port, caCerts: [pki.rootCa.cert] };
+    /** One connection: every tenth fails verification, half close cleanly, half abruptly. */
+    const once = async (i: number) => {
+      if (i % 10 === 9) {
+        await assert.rejects(
+          connect({ ...options, servername: "wrong.example" }),
+          (e) => e instanceof TlsError && e.verifyCode === 62,
+        );
+        return;
+      }
+      if (i % 2 === 0) {
+        await using conn = await connect(options);
+        assert.equal(conn.protocol, "TLSv1.3");
+      } else {
+        const conn = await connect(options);
+        conn.close();
+      }
+    };
+    try {
+      for (let i = 0; i < 100; i++) await once(i); // warm-up: caches, lazily loaded code
+      await settle();
+      const fds = openFds();
+      const heap = nativeMemoryInUse()!;
+      const live = liveNativeObjects().total;
+      for (let i = 0; i < 2_000; i++) await once(i);
+      await settle();
+      const heapAfter = nativeMemoryInUse()!;
+      console.log(
+        `2,000 connections: fds ${fds} -> ${openFds()}, native heap ${heap} -> ${heapAfter}`,
+      );
+      assert.equal(liveNativeObjects().total, live, JSON.stringify(liveNativeObjects().byKind));
+      assert.equal(registeredConnections(), 0);
+      assert.ok(openFds() <= fds, `file descriptors: ${fds} before, ${openFds()} after`);
+      // A leaked SSL is ~100 KB: even a 1% leak rate shows as ~2 MB.
+      assert.ok(heapAfter - heap < 1024 * 1024, `native heap grew by ${heapAfter - heap} bytes`);
+    } finally {
+      await server.stop();
+    }
+    clearContextCache();
+    assert.equal(liveNativeObjects().total, 0);
+  },
+  { timeout: 180_000 },
+);
