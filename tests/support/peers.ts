@@ -14,19 +14,20 @@
  *   `localhost` and `127.0.0.1`.
  * - Ports are picked first ({@link freePort}) and passed to the peer; if another process steals
  *   the port in between, the start is retried on a new port.
- * - Readiness is "the child itself owns a listening TCP socket on the port" (read from `/proc`), so
- *   no probe connection shows up in the peer's output (a connect probe makes `s_server` print
- *   `ERROR ... unexpected eof` and `gnutls-serv` print `Error in handshake`). Without `/proc` it
- *   falls back to polling a TCP connect every 20 ms. Either way it gives up after 10 s with the
- *   peer's output in the error.
+ * - Readiness is "the child itself owns a listening IPv4 socket on the port" (read from `/proc`
+ *   every 20 ms), plus its own announcement where it makes one (`ACCEPT` from `s_server` without
+ *   `-quiet`/`-brief`, `LISTENING <port>` from the Node peer). No probe connection shows up in the
+ *   peer's output (a connect probe makes `s_server` print `ERROR ... unexpected eof` and
+ *   `gnutls-serv` print `Error in handshake`). Without `/proc` it falls back to polling a TCP
+ *   connect every 20 ms. Either way it gives up after 10 s with the peer's output in the error.
  * - `openssl` and `gnutls-serv` fully buffer stdout into a pipe, so they run under
  *   `stdbuf -oL` (when `stdbuf` is on `PATH`): `output()` and `waitFor()` then see each line as
  *   it is printed.
  *
  * @example
  * ```ts
- * import { startOpensslServer } from "./support/peers.ts";
- * import { sharedTestPki } from "./support/pki.ts";
+ * import { startOpensslServer } from "./peers.ts";
+ * import { sharedTestPki } from "./pki.ts";
  * const pki = sharedTestPki();
  * const server = await startOpensslServer({ cert: pki.server.certPath, key: pki.server.keyPath,
  *   chain: pki.intermediateCa.certPath });
@@ -98,14 +99,14 @@ export function canConnect(port: number, host = "127.0.0.1"): Promise<boolean> {
 }
 
 /**
- * Whether process `pid` owns a listening TCP socket (IPv4 or IPv6) on `port`, from `/proc`.
- * `null` when `/proc` cannot tell (not Linux, or not readable).
+ * Whether process `pid` owns a listening TCP socket on `port`, from `/proc`: IPv4 only, or
+ * IPv4 or IPv6 with `anyFamily`. `null` when `/proc` cannot tell (not Linux, or not readable).
  */
-function ownsListener(pid: number, port: number): boolean | null {
+function ownsListener(pid: number, port: number, anyFamily: boolean): boolean | null {
   const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
   const inodes = new Set<string>();
   let tables = 0;
-  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+  for (const table of anyFamily ? ["/proc/net/tcp", "/proc/net/tcp6"] : ["/proc/net/tcp"]) {
     let text: string;
     try {
       text = readFileSync(table, "utf8");
@@ -333,8 +334,12 @@ interface SpawnSpec {
   env?: Record<string, string> | undefined;
   /** Run under `stdbuf -oL` (line-buffered stdout) when available. */
   lineBuffered: boolean;
-  /** Readiness from the output instead of `/proc`: resolves when this matches. */
-  readyPattern?: RegExp;
+  /** Also wait for this in the output (before the listener check), e.g. `ACCEPT`. */
+  readyPattern?: RegExp | undefined;
+  /** Ready on an IPv6 listener too (default: only an IPv4 one counts). */
+  anyFamily?: boolean;
+  /** Output meaning "could not bind the port" even though the process keeps running. */
+  bindFailedPattern?: RegExp;
 }
 
 /** Thrown when the child exited before it was ready and the output says the port was taken. */
@@ -381,7 +386,16 @@ async function spawnPeer(spec: SpawnSpec, port: number, name: string): Promise<P
   // Writing to a dead child's stdin raises EPIPE on the stream: never crash the test run on it.
   child.stdin?.on("error", () => {});
 
-  const closed = new Promise<void>((resolve) => child.once("close", () => resolve()));
+  // 'close' comes after 'exit' once stdout and stderr are drained: only then is the output
+  // complete (the last lines can arrive after 'exit').
+  let outputComplete = false;
+  const closed = new Promise<void>((resolve) =>
+    child.once("close", () => {
+      outputComplete = true;
+      resolve();
+      changed();
+    })
+  );
   const exited = new Promise<ExitStatus>((resolve) => {
     let settled = false;
     const finish = (status: ExitStatus): void => {
@@ -396,12 +410,13 @@ async function spawnPeer(spec: SpawnSpec, port: number, name: string): Promise<P
     child.once("error", (error) => {
       err += `spawn error: ${String(error)}\n`;
       all += `spawn error: ${String(error)}\n`;
+      outputComplete = true;
       finish({ code: null, signal: null });
     });
   });
 
   const describe = (): string =>
-    `${name} (${argv.join(" ")})` +
+    `${name} (${argv.map((arg) => (arg.includes("\n") ? "<script>" : arg)).join(" ")})` +
     (exitStatus === null ? "" : ` exited with ${JSON.stringify(exitStatus)}`) +
     `; output:\n${all.trim() === "" ? "(none)" : all.trimEnd()}`;
 
@@ -411,14 +426,13 @@ async function spawnPeer(spec: SpawnSpec, port: number, name: string): Promise<P
     since = 0,
   ): Promise<RegExpExecArray> =>
     new Promise((resolve, reject) => {
-      const regexp = new RegExp(pattern.source, pattern.flags.replace("g", ""));
-      let timer: ReturnType<typeof setTimeout> | undefined;
+      const regexp = new RegExp(pattern.source, pattern.flags.replace(/[gy]/g, ""));
       const check = (): void => {
         const match = regexp.exec(all.slice(since));
         if (match !== null) {
           cleanup();
           resolve(match);
-        } else if (exitStatus !== null) {
+        } else if (outputComplete) {
           cleanup();
           reject(new Error(`waitFor(${pattern}): ${describe()}`));
         }
@@ -427,7 +441,7 @@ async function spawnPeer(spec: SpawnSpec, port: number, name: string): Promise<P
         clearTimeout(timer);
         changeListeners.delete(check);
       };
-      timer = setTimeout(() => {
+      const timer = setTimeout(() => {
         cleanup();
         reject(new Error(`waitFor(${pattern}) timed out after ${timeoutMs} ms: ${describe()}`));
       }, timeoutMs);
@@ -499,28 +513,32 @@ async function spawnPeer(spec: SpawnSpec, port: number, name: string): Promise<P
   // Readiness.
   const deadline = Date.now() + READY_TIMEOUT_MS;
   try {
-    if (spec.readyPattern !== undefined) {
-      await waitFor(spec.readyPattern, READY_TIMEOUT_MS);
-    } else {
-      for (;;) {
-        if (exitStatus !== null) throw new Error(`exited before listening: ${describe()}`);
-        const owns = child.pid === undefined ? null : ownsListener(child.pid, port);
-        if (owns === true) break;
-        if (owns === null && (await canConnect(port))) break;
-        if (Date.now() > deadline) {
-          throw new Error(
-            `not listening on port ${port} after ${READY_TIMEOUT_MS} ms: ${describe()}`,
-          );
-        }
-        await delay(POLL_MS);
+    if (spec.readyPattern !== undefined) await waitFor(spec.readyPattern, READY_TIMEOUT_MS);
+    for (;;) {
+      if (exitStatus !== null) throw new Error("exited before listening");
+      if (spec.bindFailedPattern?.test(all) === true) {
+        throw new Error(`could not bind port ${port}`);
       }
+      const owns = child.pid === undefined
+        ? null
+        : ownsListener(child.pid, port, spec.anyFamily === true);
+      if (owns === true) break;
+      if (owns === null && (await canConnect(port))) break;
+      if (Date.now() > deadline) {
+        throw new Error(
+          `not listening on port ${port} after ${READY_TIMEOUT_MS} ms`,
+        );
+      }
+      await delay(POLL_MS);
     }
   } catch (error) {
-    await stop();
-    if (/in use|EADDRINUSE|bind/i.test(all)) throw new PortTakenError(describe(), { cause: error });
-    throw error instanceof Error && !error.message.includes("output:")
-      ? new Error(`${name}: ${error.message}: ${describe()}`, { cause: error })
-      : error;
+    await stop(); // also waits for the rest of the output
+    const reason = error instanceof Error ? error.message.replace(/: [\s\S]*$/, "") : "";
+    const message = `${name} did not start (${reason}): ${describe()}`;
+    if (/in use|EADDRINUSE|bind\(\) failed/i.test(all)) {
+      throw new PortTakenError(message, { cause: error });
+    }
+    throw new Error(message, { cause: error });
   }
   return peer;
 }
@@ -710,6 +728,14 @@ export function startOpensslServer(options: OpensslServerOptions): Promise<Opens
     cwd: options.wwwRoot,
     env: options.env,
     lineBuffered: true,
+    // Printed once it listens, unless -quiet or -brief: waiting for it too means output() holds
+    // it before any test connects.
+    readyPattern: [options.quiet === true ? "-quiet" : "", ...(options.extraArgs ?? [])]
+        .some((arg) => arg === "-quiet" || arg === "-brief")
+      ? undefined
+      : /^ACCEPT$/m,
+    // A host name or IPv6 address may give an IPv6 listener; 127.0.0.1 (default) an IPv4 one.
+    anyFamily: !/^\d+\.\d+\.\d+\.\d+$/.test(options.host ?? "127.0.0.1"),
   }));
 }
 
@@ -798,10 +824,13 @@ export function gnutlsServerArgs(options: GnutlsServerOptions, port: number): st
 }
 
 /**
- * Starts `gnutls-serv` on a free port and resolves once it listens. It binds `0.0.0.0:port` AND
- * `[::]:port` (no option to bind one address), so the port is picked first: with `-p 0` the two
- * sockets get different ports and neither is printed usefully. It serves connections
- * concurrently and ignores stdin.
+ * Starts `gnutls-serv` on a free port and resolves once it listens on IPv4. It binds
+ * `0.0.0.0:port` AND `[::]:port` (no option to bind one address), so the port is picked first:
+ * with `-p 0` the two sockets get different ports and neither is printed usefully. When one of
+ * the two binds fails it prints `bind() failed` and carries on with the other, so that output
+ * counts as "port taken" and the start is retried on another port. It serves connections
+ * concurrently, ignores stdin, and prints every peer certificate in full. Default mode is HTTP
+ * (a `GET` gets an HTML status page); `echo` echoes.
  *
  * @example
  * ```ts
@@ -823,6 +852,9 @@ export function startGnutlsServer(options: GnutlsServerOptions): Promise<GnutlsS
     args: gnutlsServerArgs(options, port),
     env: options.env,
     lineBuffered: true,
+    // It binds 0.0.0.0 and [::] in turn and carries on when one bind fails, e.g. serving only
+    // [::]:port while another process owns 127.0.0.1:port. Only its IPv4 listener counts.
+    bindFailedPattern: /bind\(\) failed/,
   }));
 }
 
@@ -1252,8 +1284,12 @@ function concat(chunks: Uint8Array[]): Uint8Array {
 /**
  * What a {@link startTcpProxy} does to the bytes it forwards.
  * - `"pass"`: forwards unchanged.
- * - `"drip"`: forwards one byte per write, with `dripDelayMs` between bytes (0: `setImmediate`),
- *   Nagle off, so the receiver sees (mostly) one-byte reads. A TLS handshake still succeeds.
+ * - `"drip"`: forwards one byte per write (Nagle off), with `dripDelayMs` between bytes.
+ *   With the default 0 (`setImmediate`, ~20 ms for a 2 KB handshake flight), a receiver in
+ *   another process or on Bun sees one-byte reads, but a receiver in this same Deno process sees
+ *   reads of ~20-40 bytes (Deno runs many immediates between socket reads). `dripDelayMs: 1`
+ *   gives one-byte reads everywhere, at ~1-2 ms per byte (a handshake then takes seconds).
+ *   A TLS handshake through it must still succeed.
  * - `"flipBit"`: forwards unchanged, except that the byte at offset `flipAfter` of each
  *   affected stream is XORed with `flipMask`: exactly one bit with the default mask.
  *
@@ -1307,7 +1343,7 @@ export interface TcpProxy {
   connections(): number;
   /** How many bytes were corrupted so far (`"flipBit"`). */
   flips(): number;
-  /** Bytes forwarded so far in each direction. */
+  /** Bytes received for forwarding so far in each direction (dripped ones may still be queued). */
   bytes(): { toServer: number; toClient: number };
   /** Destroys every open connection (both legs) and closes the listener. Idempotent. */
   stop(): Promise<void>;

@@ -190,7 +190,7 @@ test("peers: s_server serves the PKI chain and s_client verifies it (no probe no
   try {
     // Readiness is read from /proc: no probe connection shows up as an error.
     assert.doesNotMatch(server.output(), /ERROR/);
-    assert.match(server.stdout(), /ACCEPT/); // line-buffered: visible before any client
+    assert.match(server.stdout(), /^ACCEPT$/m); // line-buffered, and waited for by the start
     const client = await runOpenssl(sClient(server.port));
     assert.match(client.output, /Verification: OK/);
     assert.match(client.output, /Protocol version: TLSv1\.3/);
@@ -264,7 +264,7 @@ test("peers: s_server send() reaches the client; K sends a KeyUpdate; client byt
     await receive(socket, "hello from s_server\n");
     const mark = server.output().length;
     server.send("K\n");
-    const [update] = await server.waitFor(/KEY UPDATE|SSL_do_handshake -> \d/, 5_000, mark);
+    const [update] = await server.waitFor(/SSL_do_handshake -> 1/, 5_000, mark);
     assert.ok(update);
     server.send("after update\n");
     await receive(socket, "after update\n");
