@@ -39,8 +39,10 @@ export interface ConnectionLimits {
   signal?: AbortSignal | undefined;
 }
 
-/** Socket reads go into one reused buffer of this size. */
-const READ_BUFFER_SIZE = 256 * 1024;
+/** Socket reads go into one reused buffer: this size at first... */
+const INITIAL_READ_BUFFER_SIZE = 16 * 1024;
+/** ...growing up to this size while reads keep filling it (bulk transfers). */
+const MAX_READ_BUFFER_SIZE = 256 * 1024;
 /** Plaintext is encrypted and sent in pieces of this size, so buffers stay bounded. */
 const WRITE_CHUNK_SIZE = 256 * 1024;
 
@@ -69,12 +71,16 @@ export class Connection {
   #engine: TlsEngine;
   #stream: ByteStream;
   #ownedContext: TlsContext | null;
-  #inbound = new Uint8Array(READ_BUFFER_SIZE);
+  /** Socket reads land here; starts small (idle connections) and grows when reads fill it. */
+  #inbound = new Uint8Array(INITIAL_READ_BUFFER_SIZE);
   #sendChain: Promise<void> = Promise.resolve();
+  #sending = 0;
   #handshake: Promise<HandshakeInfo> | null = null;
   #info: HandshakeInfo | null = null;
   #reads: Promise<unknown> = Promise.resolve();
+  #readsPending = 0;
   #writes: Promise<unknown> = Promise.resolve();
+  #writesPending = 0;
   #closed = false;
   #interruption: TlsError | null = null;
   #interrupted: Promise<never>;
@@ -129,9 +135,16 @@ export class Connection {
 
   // ---- plumbing -------------------------------------------------------------------------------
 
-  /** Awaits `p`, unless the connection is interrupted (timeout, abort) first. */
+  /**
+   * Awaits `p`, unless the connection is interrupted (timeout, abort) first.
+   *
+   * Only while handshaking: every `Promise.race` leaves a reaction on the long-lived
+   * `#interrupted` promise until it settles, so racing each read of a long connection would grow
+   * without bound. After the handshake an interruption closes the stream instead, which fails
+   * the pending operation; `#ioError` and `#assertOpen` then report the interruption.
+   */
   #guard<T>(p: Promise<T>): Promise<T> {
-    return Promise.race([p, this.#interrupted]);
+    return this.#info === null ? Promise.race([p, this.#interrupted]) : p;
   }
 
   /** The error to report for a failed stream operation. */
@@ -156,7 +169,12 @@ export class Connection {
   #send(): Promise<void> {
     const bytes = this.#engine.closed ? null : this.#engine.outgoing();
     if (bytes !== null) {
-      this.#sendChain = this.#sendChain.then(() => this.#stream.write(bytes));
+      // In order: straight to the stream when nothing is in flight, else after the last send.
+      this.#sendChain = this.#sending === 0
+        ? this.#stream.write(bytes)
+        : this.#sendChain.then(() => this.#stream.write(bytes));
+      this.#sending++;
+      this.#sendChain.then(() => void this.#sending--, () => void this.#sending--);
       this.#sendChain.catch(noop); // errors reach whoever awaits the chain
     }
     return this.#sendChain;
@@ -164,6 +182,18 @@ export class Connection {
 
   /** Reads from the stream into the engine. Returns false at end of stream. */
   async #receive(during: string): Promise<boolean> {
+    if (this.#stream.readChunk !== undefined) {
+      let chunk: Uint8Array | null;
+      try {
+        chunk = await this.#guard(this.#stream.readChunk());
+      } catch (error) {
+        throw this.#ioError(error, during);
+      }
+      this.#assertOpen();
+      if (chunk === null) this.#engine.receiveEof();
+      else this.#engine.receive(chunk); // copied into the BIO: the chunk is not kept
+      return chunk !== null;
+    }
     let n: number | null;
     try {
       n = await this.#guard(this.#stream.read(this.#inbound));
@@ -176,6 +206,9 @@ export class Connection {
       return false;
     }
     this.#engine.receive(this.#inbound.subarray(0, n));
+    if (n === this.#inbound.length && n < MAX_READ_BUFFER_SIZE) {
+      this.#inbound = new Uint8Array(n * 2); // the peer sends faster than we read: read more
+    }
     return true;
   }
 
@@ -255,14 +288,18 @@ export class Connection {
    */
   read(p: Uint8Array): Promise<number | null> {
     if (!(p instanceof Uint8Array)) return Promise.reject(new TypeError("p must be a Uint8Array"));
-    const run = () => this.#read(p);
-    const result = this.#reads.then(run, run);
-    this.#reads = result.catch(noop);
+    // Fast path: no read in flight, so no need to queue behind one (saves a microtask hop).
+    const result = this.#readsPending === 0 ? this.#read(p) : this.#reads.then(() => this.#read(p));
+    this.#readsPending++;
+    this.#reads = result.then(
+      () => void this.#readsPending--,
+      () => void this.#readsPending--,
+    );
     return result;
   }
 
   async #read(p: Uint8Array): Promise<number | null> {
-    await this.handshake();
+    if (this.#info === null) await this.handshake();
     if (p.length === 0) return 0;
     for (;;) {
       this.#assertOpen();
@@ -290,14 +327,22 @@ export class Connection {
    */
   write(p: Uint8Array): Promise<number> {
     if (!(p instanceof Uint8Array)) return Promise.reject(new TypeError("p must be a Uint8Array"));
-    const run = () => this.#write(p);
-    const result = this.#writes.then(run, run);
-    this.#writes = result.catch(noop);
+    return this.#queueWrite(() => this.#write(p));
+  }
+
+  /** Runs `op` after every earlier write-side operation (writes never interleave). */
+  #queueWrite<T>(op: () => Promise<T>): Promise<T> {
+    const result = this.#writesPending === 0 ? op() : this.#writes.then(op);
+    this.#writesPending++;
+    this.#writes = result.then(
+      () => void this.#writesPending--,
+      () => void this.#writesPending--,
+    );
     return result;
   }
 
   async #write(p: Uint8Array): Promise<number> {
-    await this.handshake();
+    if (this.#info === null) await this.handshake();
     for (let off = 0; off < p.length; off += WRITE_CHUNK_SIZE) {
       this.#assertOpen();
       this.#engine.write(p.subarray(off, Math.min(p.length, off + WRITE_CHUNK_SIZE)));
@@ -311,17 +356,14 @@ export class Connection {
    * side can go on reading. Idempotent.
    */
   closeWrite(): Promise<void> {
-    const run = async () => {
+    return this.#queueWrite(async () => {
       await this.handshake();
       this.#assertOpen();
       if (this.#engine.closed) return;
       this.#engine.closeWrite();
       await this.#flush("closeWrite");
       await this.#stream.closeWrite().catch(noop);
-    };
-    const result = this.#writes.then(run, run);
-    this.#writes = result.catch(noop);
-    return result;
+    });
   }
 
   /** Web-stream view of the decrypted data (64 KiB chunks). Cancelling it closes the connection. */

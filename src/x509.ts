@@ -301,6 +301,30 @@ function subjectAltNamesOf(x509: Pointer): string[] {
   return out;
 }
 
+/** What a certificate says, parsed once. */
+interface CertificateFields {
+  readonly subject: string;
+  readonly issuer: string;
+  readonly subjectAltNames: readonly string[];
+  readonly serialNumber: string;
+  readonly notBefore: number;
+  readonly notAfter: number;
+  readonly fingerprint256: string;
+}
+
+function fieldsOf(x509: Pointer): CertificateFields {
+  const o = openssl();
+  return Object.freeze({
+    subject: nameToString(o.X509_get_subject_name(x509)),
+    issuer: nameToString(o.X509_get_issuer_name(x509)),
+    subjectAltNames: Object.freeze(subjectAltNamesOf(x509)),
+    serialNumber: serialOf(x509),
+    notBefore: timeToDate(o.X509_get0_notBefore(x509)).getTime(),
+    notAfter: timeToDate(o.X509_get0_notAfter(x509)).getTime(),
+    fingerprint256: fingerprint256Of(x509),
+  });
+}
+
 /**
  * A certificate as plain, immutable data (it holds no native object, so it never needs closing).
  *
@@ -313,56 +337,75 @@ function subjectAltNamesOf(x509: Pointer): string[] {
  * ```
  */
 export class Certificate {
-  /** The subject distinguished name, RFC 2253 form, e.g. `"CN=localhost,O=Test"`. */
-  readonly subject: string;
-  /** The issuer distinguished name, RFC 2253 form. */
-  readonly issuer: string;
-  /** subjectAltName entries: `"DNS:localhost"`, `"IP:127.0.0.1"`, `"email:..."`, `"URI:..."`. */
-  readonly subjectAltNames: readonly string[];
-  /** The serial number, uppercase hex without separators. */
-  readonly serialNumber: string;
-  /** Start of validity (UTC). */
-  readonly notBefore: Date;
-  /** End of validity (UTC). */
-  readonly notAfter: Date;
-  /** SHA-256 of the DER, `"AB:CD:..."` (uppercase, colon-separated, as Node prints it). */
-  readonly fingerprint256: string;
   /** The DER encoding. */
   readonly der: Uint8Array;
+  #fields: CertificateFields | undefined;
 
-  private constructor(fields: Omit<Certificate, "toPEM">) {
-    this.subject = fields.subject;
-    this.issuer = fields.issuer;
-    this.subjectAltNames = Object.freeze([...fields.subjectAltNames]);
-    this.serialNumber = fields.serialNumber;
-    this.notBefore = fields.notBefore;
-    this.notAfter = fields.notAfter;
-    this.fingerprint256 = fields.fingerprint256;
-    this.der = fields.der;
-    Object.freeze(this);
+  private constructor(der: Uint8Array, fields?: CertificateFields) {
+    this.der = der;
+    this.#fields = fields;
   }
 
-  /** Reads a certificate from a borrowed `X509 *` (the pointer is not kept). @internal */
+  /**
+   * The parsed fields, computed on first use from the DER (a handshake only copies the DER out
+   * of OpenSSL: parsing names, dates and fingerprints costs dozens of FFI calls per certificate).
+   */
+  #parsed(): CertificateFields {
+    if (this.#fields !== undefined) return this.#fields;
+    const handles = loadCertificates(this.der);
+    try {
+      this.#fields = fieldsOf(handles[0]!.ptr);
+    } finally {
+      for (const h of handles) h.close();
+    }
+    return this.#fields;
+  }
+
+  /** The subject distinguished name, RFC 2253 form, e.g. `"CN=localhost,O=Test"`. */
+  get subject(): string {
+    return this.#parsed().subject;
+  }
+
+  /** The issuer distinguished name, RFC 2253 form. */
+  get issuer(): string {
+    return this.#parsed().issuer;
+  }
+
+  /** subjectAltName entries: `"DNS:localhost"`, `"IP:127.0.0.1"`, `"email:..."`, `"URI:..."`. */
+  get subjectAltNames(): readonly string[] {
+    return this.#parsed().subjectAltNames;
+  }
+
+  /** The serial number, uppercase hex without separators. */
+  get serialNumber(): string {
+    return this.#parsed().serialNumber;
+  }
+
+  /** Start of validity (UTC). */
+  get notBefore(): Date {
+    return new Date(this.#parsed().notBefore);
+  }
+
+  /** End of validity (UTC). */
+  get notAfter(): Date {
+    return new Date(this.#parsed().notAfter);
+  }
+
+  /** SHA-256 of the DER, `"AB:CD:..."` (uppercase, colon-separated, as Node prints it). */
+  get fingerprint256(): string {
+    return this.#parsed().fingerprint256;
+  }
+
+  /** Reads a certificate's DER from a borrowed `X509 *` (the pointer is not kept). @internal */
   static fromX509(x509: Pointer): Certificate {
     const o = openssl();
     const bio = memoryBioFrom(new Uint8Array(0));
-    let der: Uint8Array;
     try {
       o.i2d_X509_bio(bio.ptr, x509);
-      der = readMemoryBio(bio.ptr);
+      return new Certificate(readMemoryBio(bio.ptr));
     } finally {
       bio.close();
     }
-    return new Certificate({
-      subject: nameToString(o.X509_get_subject_name(x509)),
-      issuer: nameToString(o.X509_get_issuer_name(x509)),
-      subjectAltNames: subjectAltNamesOf(x509),
-      serialNumber: serialOf(x509),
-      notBefore: timeToDate(o.X509_get0_notBefore(x509)),
-      notAfter: timeToDate(o.X509_get0_notAfter(x509)),
-      fingerprint256: fingerprint256Of(x509),
-      der,
-    });
   }
 
   /**
@@ -373,7 +416,10 @@ export class Certificate {
   static parseAll(input: PemOrDer): Certificate[] {
     const handles = loadCertificates(input);
     try {
-      return handles.map((h) => Certificate.fromX509(h.ptr));
+      return handles.map((h) => {
+        const der = Certificate.fromX509(h.ptr).der;
+        return new Certificate(der, fieldsOf(h.ptr));
+      });
     } finally {
       for (const h of handles) h.close();
     }

@@ -24,6 +24,12 @@ export interface ByteStream {
    */
   read(into: Uint8Array): Promise<number | null>;
   /**
+   * For streams that receive data in chunks they own (node:net, Web streams): the next chunk, or
+   * `null` at end of stream. Lets the connection hand the chunk straight to the engine instead of
+   * copying it into a read buffer first. Optional.
+   */
+  readChunk?(): Promise<Uint8Array | null>;
+  /**
    * Writes all of `data`; resolves when the stream accepted it (backpressure). The caller must
    * not reuse `data` afterwards (node:net keeps a reference until it is flushed).
    */

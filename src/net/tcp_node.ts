@@ -57,13 +57,30 @@ class NodeTcpStream implements ByteStream {
     w?.();
   }
 
-  async read(into: Uint8Array): Promise<number | null> {
+  async #waitForData(): Promise<boolean> {
     while (this.#chunks.length === 0) {
       if (this.#closed) throw new Error("the stream is closed");
       if (this.#error !== null) throw this.#error;
-      if (this.#ended) return null;
+      if (this.#ended) return false;
       await new Promise<void>((resolve) => (this.#waiter = resolve));
     }
+    return true;
+  }
+
+  #resumeIfDrained(): void {
+    if (this.#buffered <= HIGH_WATER / 2 && this.#socket.isPaused()) this.#socket.resume();
+  }
+
+  async readChunk(): Promise<Uint8Array | null> {
+    if (!(await this.#waitForData())) return null;
+    const chunk = this.#chunks.shift()!;
+    this.#buffered -= chunk.length;
+    this.#resumeIfDrained();
+    return chunk;
+  }
+
+  async read(into: Uint8Array): Promise<number | null> {
+    if (!(await this.#waitForData())) return null;
     let n = 0;
     while (n < into.length && this.#chunks.length > 0) {
       const chunk = this.#chunks[0]!;
@@ -74,7 +91,7 @@ class NodeTcpStream implements ByteStream {
       else this.#chunks[0] = chunk.subarray(take);
     }
     this.#buffered -= n;
-    if (this.#buffered <= HIGH_WATER / 2 && this.#socket.isPaused()) this.#socket.resume();
+    this.#resumeIfDrained();
     return n;
   }
 

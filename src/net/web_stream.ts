@@ -40,6 +40,17 @@ class WebByteStream implements ByteStream {
     this.remoteAddr = tcpAddr(transport.remoteAddr);
   }
 
+  async readChunk(): Promise<Uint8Array | null> {
+    const left = this.#leftover;
+    this.#leftover = null;
+    if (left !== null && left.length > 0) return left;
+    for (;;) {
+      const r = await this.#reader.read();
+      if (r.done) return null;
+      if (r.value.length > 0) return r.value;
+    }
+  }
+
   async read(into: Uint8Array): Promise<number | null> {
     let chunk = this.#leftover;
     this.#leftover = null;
