@@ -1,0 +1,139 @@
+/**
+ * Benchmark client: Deno's own TLS (`Deno.connect` + `Deno.startTls`, rustls underneath).
+ *
+ *   deno run -A bench/clients/deno_tls.ts <work> <port> <ca.pem> [args]
+ *
+ * Works: `bulk <bytes>`, `handshakes <seconds>`, `rtt <seconds> <size>`, `idle <count>`.
+ * Connects to 127.0.0.1 with TCP_NODELAY, SNI "localhost", verifies the chain against <ca.pem> and
+ * the name "localhost". Prints one JSON line: `{"work","value","unit"}`.
+ *
+ * @module
+ */
+
+const WARM_UP_MS = 300;
+
+const [work, portArg, caPath, ...rest] = Deno.args;
+if (work === undefined || portArg === undefined || caPath === undefined) {
+  console.error("usage: deno_tls.ts <work> <port> <ca.pem> [args]");
+  Deno.exit(2);
+}
+const port = Number(portArg);
+const caCerts = [Deno.readTextFileSync(caPath)];
+const encoder = new TextEncoder();
+
+function report(value: number, unit: string): void {
+  console.log(JSON.stringify({ work, value, unit }));
+}
+
+/** A new TCP connection with a completed, verified handshake. */
+async function open(): Promise<Deno.TlsConn> {
+  const tcp = await Deno.connect({ hostname: "127.0.0.1", port });
+  tcp.setNoDelay(true);
+  const conn = await Deno.startTls(tcp, { hostname: "localhost", caCerts });
+  await conn.handshake();
+  return conn;
+}
+
+async function writeAll(conn: Deno.Conn, p: Uint8Array): Promise<void> {
+  for (let off = 0; off < p.length;) off += await conn.write(p.subarray(off));
+}
+
+async function readExactly(conn: Deno.Conn, buf: Uint8Array): Promise<void> {
+  for (let off = 0; off < buf.length;) {
+    const n = await conn.read(buf.subarray(off));
+    if (n === null) throw new Error("unexpected EOF");
+    off += n;
+  }
+}
+
+async function bulk(bytes: number): Promise<void> {
+  const conn = await open();
+  const buf = new Uint8Array(256 * 1024);
+  const started = performance.now();
+  await writeAll(conn, encoder.encode(`BULK ${bytes}\n`));
+  let total = 0;
+  for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) total += n;
+  const seconds = (performance.now() - started) / 1000;
+  conn.close();
+  if (total !== bytes) throw new Error(`received ${total} of ${bytes} bytes`);
+  report(bytes / seconds / 1e6, "MB/s");
+}
+
+async function oneHandshake(): Promise<void> {
+  const conn = await open();
+  await writeAll(conn, encoder.encode("PING\n"));
+  const pong = new Uint8Array(5);
+  await readExactly(conn, pong);
+  if (new TextDecoder().decode(pong) !== "PONG\n") throw new Error("bad answer to PING");
+  conn.close();
+}
+
+async function handshakes(seconds: number): Promise<void> {
+  const warmUntil = performance.now() + WARM_UP_MS;
+  while (performance.now() < warmUntil) await oneHandshake();
+  let count = 0;
+  const started = performance.now();
+  const end = started + seconds * 1000;
+  while (performance.now() < end) {
+    await oneHandshake();
+    count++;
+  }
+  report(count / ((performance.now() - started) / 1000), "handshakes/s");
+}
+
+async function rtt(seconds: number, size: number): Promise<void> {
+  const conn = await open();
+  await writeAll(conn, encoder.encode(`ECHO ${size}\n`));
+  const message = new Uint8Array(size).fill(0x61);
+  const back = new Uint8Array(size);
+  const warmUntil = performance.now() + WARM_UP_MS;
+  while (performance.now() < warmUntil) {
+    await writeAll(conn, message);
+    await readExactly(conn, back);
+  }
+  let count = 0;
+  const started = performance.now();
+  const end = started + seconds * 1000;
+  while (performance.now() < end) {
+    await writeAll(conn, message);
+    await readExactly(conn, back);
+    count++;
+  }
+  report(count / ((performance.now() - started) / 1000), "round trips/s");
+  conn.close();
+}
+
+async function idle(count: number): Promise<void> {
+  // Warm up so that code and shared state (the TLS config, the trust store) are not counted.
+  const warm = await open();
+  await writeAll(warm, encoder.encode("IDLE\n"));
+  const before = Deno.memoryUsage().rss;
+  const conns: Deno.TlsConn[] = [];
+  for (let i = 0; i < count; i++) {
+    const conn = await open();
+    await writeAll(conn, encoder.encode("IDLE\n"));
+    conns.push(conn);
+  }
+  const after = Deno.memoryUsage().rss;
+  report((after - before) / count, "bytes/connection");
+  for (const conn of conns) conn.close();
+  warm.close();
+}
+
+switch (work) {
+  case "bulk":
+    await bulk(Number(rest[0]));
+    break;
+  case "handshakes":
+    await handshakes(Number(rest[0]));
+    break;
+  case "rtt":
+    await rtt(Number(rest[0]), Number(rest[1] ?? 1024));
+    break;
+  case "idle":
+    await idle(Number(rest[0]));
+    break;
+  default:
+    console.error(`unknown work ${work}`);
+    Deno.exit(2);
+}

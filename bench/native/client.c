@@ -1,0 +1,269 @@
+/*
+ * Benchmark client, the native limit (OpenSSL, blocking sockets, one thread).
+ *
+ *   client <work> <port> <ca.pem> [args]
+ *
+ * Works:
+ *   bulk <bytes>          BULK <bytes>; MB/s (10^6 bytes) from the command to the clean EOF
+ *   handshakes <seconds>  sequential new TCP connection + full handshake + PING/PONG + close
+ *   rtt <seconds> <size>  ECHO <size> on one connection; write size bytes, read size bytes back
+ *   idle <count>          open count connections (handshake + IDLE); RSS delta per connection
+ *   drain <bytes>         (server check, not a client figure) BULK <bytes>, then count the raw
+ *                         ciphertext off the socket without decrypting it; MB/s of ciphertext
+ *
+ * Connects to 127.0.0.1 with SNI "localhost", verifies the chain against <ca.pem> and the name
+ * "localhost". Prints one JSON line: {"work":"bulk","value":1234.5,"unit":"MB/s"}.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#define BUF_SIZE (256 * 1024)
+#define WARM_UP 0.3
+
+static SSL_CTX *ctx;
+static int port;
+static const char *work;
+static unsigned char buf[BUF_SIZE];
+
+static void die(const char *what) {
+  fprintf(stderr, "client: %s\n", what);
+  ERR_print_errors_fp(stderr);
+  exit(1);
+}
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void report(double value, const char *unit) {
+  printf("{\"work\":\"%s\",\"value\":%.1f,\"unit\":\"%s\"}\n", work, value, unit);
+  fflush(stdout);
+}
+
+/* New TCP connection + verified TLS 1.3 handshake. */
+static SSL *open_tls(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) die("socket");
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  struct sockaddr_in addr = {0};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons((unsigned short)port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+    perror("client: connect");
+    exit(1);
+  }
+  SSL *ssl = SSL_new(ctx);
+  if (!ssl || !SSL_set_fd(ssl, fd) || !SSL_set_tlsext_host_name(ssl, "localhost") ||
+      !SSL_set1_host(ssl, "localhost"))
+    die("SSL_new");
+  if (SSL_connect(ssl) != 1) die("handshake failed");
+  return ssl;
+}
+
+static void close_tls(SSL *ssl) {
+  int fd = SSL_get_fd(ssl);
+  SSL_free(ssl);
+  close(fd);
+}
+
+static void write_all(SSL *ssl, const void *p, int n) {
+  const unsigned char *b = p;
+  while (n > 0) {
+    int w = SSL_write(ssl, b, n);
+    if (w <= 0) die("SSL_write");
+    b += w;
+    n -= w;
+  }
+}
+
+static void read_exactly(SSL *ssl, unsigned char *p, int n) {
+  while (n > 0) {
+    int r = SSL_read(ssl, p, n);
+    if (r <= 0) die("unexpected EOF or error");
+    p += r;
+    n -= r;
+  }
+}
+
+static void command(SSL *ssl, const char *fmt, unsigned long long arg) {
+  char line[64];
+  int n = snprintf(line, sizeof line, fmt, arg);
+  write_all(ssl, line, n);
+}
+
+static void bulk(unsigned long long bytes) {
+  SSL *ssl = open_tls();
+  double started = now();
+  command(ssl, "BULK %llu\n", bytes);
+  unsigned long long total = 0;
+  for (;;) {
+    int n = SSL_read(ssl, buf, BUF_SIZE);
+    if (n > 0) {
+      total += (unsigned long long)n;
+      continue;
+    }
+    if (SSL_get_error(ssl, n) == SSL_ERROR_ZERO_RETURN) break; /* close_notify */
+    die("bulk: read error or EOF without close_notify");
+  }
+  double seconds = now() - started;
+  close_tls(ssl);
+  if (total != bytes) {
+    fprintf(stderr, "client: received %llu of %llu bytes\n", total, bytes);
+    exit(1);
+  }
+  report((double)bytes / seconds / 1e6, "MB/s");
+}
+
+static void drain(unsigned long long bytes) {
+  SSL *ssl = open_tls();
+  int fd = SSL_get_fd(ssl);
+  double started = now();
+  command(ssl, "BULK %llu\n", bytes);
+  unsigned long long total = 0;
+  for (;;) {
+    ssize_t n = recv(fd, buf, BUF_SIZE, 0);
+    if (n <= 0) break;
+    total += (unsigned long long)n;
+  }
+  double seconds = now() - started;
+  close_tls(ssl);
+  if (total < bytes) {
+    fprintf(stderr, "client: received %llu bytes of ciphertext for %llu\n", total, bytes);
+    exit(1);
+  }
+  report((double)total / seconds / 1e6, "MB/s");
+}
+
+static void one_handshake(void) {
+  SSL *ssl = open_tls();
+  write_all(ssl, "PING\n", 5);
+  unsigned char pong[5];
+  read_exactly(ssl, pong, 5);
+  if (memcmp(pong, "PONG\n", 5) != 0) die("bad PONG");
+  close_tls(ssl);
+}
+
+static void handshakes(double seconds) {
+  double warm_until = now() + WARM_UP;
+  while (now() < warm_until) one_handshake();
+  long count = 0;
+  double started = now(), end = started + seconds;
+  while (now() < end) {
+    one_handshake();
+    count++;
+  }
+  report((double)count / (now() - started), "handshakes/s");
+}
+
+static void rtt(double seconds, int size) {
+  if (size <= 0 || size > BUF_SIZE) die("bad size");
+  SSL *ssl = open_tls();
+  command(ssl, "ECHO %llu\n", (unsigned long long)size);
+  unsigned char *message = malloc((size_t)size);
+  if (!message) die("malloc");
+  memset(message, 'a', (size_t)size);
+  double warm_until = now() + WARM_UP;
+  while (now() < warm_until) {
+    write_all(ssl, message, size);
+    read_exactly(ssl, buf, size);
+  }
+  long count = 0;
+  double started = now(), end = started + seconds;
+  while (now() < end) {
+    write_all(ssl, message, size);
+    read_exactly(ssl, buf, size);
+    count++;
+  }
+  report((double)count / (now() - started), "round trips/s");
+  free(message);
+  close_tls(ssl);
+}
+
+static long rss_bytes(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  long size = 0, resident = 0;
+  if (!f || fscanf(f, "%ld %ld", &size, &resident) != 2) die("/proc/self/statm");
+  fclose(f);
+  return resident * sysconf(_SC_PAGESIZE);
+}
+
+static void idle(int count) {
+  if (count <= 0) die("bad count");
+  SSL **conns = calloc((size_t)count, sizeof *conns);
+  if (!conns) die("calloc");
+  /* Warm up so that code and shared state (the SSL_CTX, the trust store) are not counted. */
+  SSL *warm = open_tls();
+  write_all(warm, "IDLE\n", 5);
+  long before = rss_bytes();
+  for (int i = 0; i < count; i++) {
+    conns[i] = open_tls();
+    write_all(conns[i], "IDLE\n", 5);
+  }
+  long after = rss_bytes();
+  report((double)(after - before) / count, "bytes/connection");
+  for (int i = 0; i < count; i++) close_tls(conns[i]);
+  close_tls(warm);
+  free(conns);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 5) {
+    fprintf(stderr,
+            "usage: %s <work> <port> <ca.pem> [args]\n"
+            "  bulk <bytes> | handshakes <seconds> | rtt <seconds> <size> | idle <count>"
+            " | drain <bytes>\n",
+            argv[0]);
+    return 2;
+  }
+  work = argv[1];
+  port = atoi(argv[2]);
+  signal(SIGPIPE, SIG_IGN);
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+
+  ctx = SSL_CTX_new(TLS_client_method());
+  if (!ctx || !SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) ||
+      !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) ||
+      SSL_CTX_load_verify_locations(ctx, argv[3], NULL) != 1)
+    die("cannot set up the SSL_CTX");
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+  SSL_CTX_set_read_ahead(ctx, 1);
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+
+  if (strcmp(work, "bulk") == 0) {
+    bulk(strtoull(argv[4], NULL, 10));
+  } else if (strcmp(work, "drain") == 0) {
+    drain(strtoull(argv[4], NULL, 10));
+  } else if (strcmp(work, "handshakes") == 0) {
+    handshakes(atof(argv[4]));
+  } else if (strcmp(work, "rtt") == 0) {
+    rtt(atof(argv[4]), argc > 5 ? atoi(argv[5]) : 1024);
+  } else if (strcmp(work, "idle") == 0) {
+    idle(atoi(argv[4]));
+  } else {
+    fprintf(stderr, "client: unknown work '%s'\n", work);
+    return 2;
+  }
+  SSL_CTX_free(ctx);
+  return 0;
+}
