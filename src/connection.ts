@@ -47,6 +47,7 @@ const MAX_READ_BUFFER_SIZE = 256 * 1024;
 const WRITE_CHUNK_SIZE = 256 * 1024;
 
 const noop = () => {};
+const EMPTY = new Uint8Array(0);
 
 function isReset(error: unknown): boolean {
   const e = error as { name?: unknown; code?: unknown } | null;
@@ -71,8 +72,11 @@ export class Connection {
   #engine: TlsEngine;
   #stream: ByteStream;
   #ownedContext: TlsContext | null;
-  /** Socket reads land here; starts small (idle connections) and grows when reads fill it. */
-  #inbound = new Uint8Array(INITIAL_READ_BUFFER_SIZE);
+  /**
+   * Socket reads land here: allocated on first use, small at first, growing while reads fill
+   * it. Streams with `readChunk` (node:net, Web streams) never need it.
+   */
+  #inbound: Uint8Array = EMPTY;
   #sendChain: Promise<void> = Promise.resolve();
   #sending = 0;
   #handshake: Promise<HandshakeInfo> | null = null;
@@ -194,6 +198,7 @@ export class Connection {
       else this.#engine.receive(chunk); // copied into the BIO: the chunk is not kept
       return chunk !== null;
     }
+    if (this.#inbound === EMPTY) this.#inbound = new Uint8Array(INITIAL_READ_BUFFER_SIZE);
     let n: number | null;
     try {
       n = await this.#guard(this.#stream.read(this.#inbound));
@@ -269,6 +274,8 @@ export class Connection {
         sessionReused: e.sessionReused,
       });
       clearTimeout(this.#timer); // the timeout covers the handshake only
+      // An idle connection should not keep its handshake-time read buffer: allocate on first read.
+      if (this.#inbound.length <= INITIAL_READ_BUFFER_SIZE) this.#inbound = EMPTY;
       return this.#info;
     } catch (error) {
       this.close();

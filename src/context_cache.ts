@@ -19,11 +19,32 @@ function keyPart(value: unknown): unknown {
   return value;
 }
 
+// Serialising a trust list (PEM text, DER bytes) costs ~10 us; callers usually pass the same
+// array every time, so its serialisation is remembered per array, together with the elements it
+// was made from: a caller who changes the array afterwards gets a fresh key, never a stale one.
+// (A Uint8Array changed in place is the one case this cannot see; its DER is re-read on a miss.)
+const arrayKeys = new WeakMap<readonly unknown[], { items: unknown[]; key: string }>();
+
+function keyOfValue(value: unknown): unknown {
+  if (!Array.isArray(value)) return keyPart(value);
+  const hit = arrayKeys.get(value);
+  if (
+    hit !== undefined && hit.items.length === value.length &&
+    hit.items.every((item, i) => item === value[i]) &&
+    !value.some((item) => item instanceof Uint8Array)
+  ) {
+    return hit.key;
+  }
+  const key = JSON.stringify(keyPart(value));
+  arrayKeys.set(value, { items: [...value], key });
+  return key;
+}
+
 /** The cache key for `options`, or `null` when they cannot be shared (callbacks). */
 function keyOf(role: string, options: TlsContextOptions): string | null {
   const entries = Object.entries(options).filter(([, v]) => v !== undefined).sort();
   if (entries.some(([, v]) => typeof v === "function")) return null;
-  return JSON.stringify([role, entries.map(([k, v]) => [k, keyPart(v)])]);
+  return JSON.stringify([role, entries.map(([k, v]) => [k, keyOfValue(v)])]);
 }
 
 /**
