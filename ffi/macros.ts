@@ -13,6 +13,7 @@ import type { cryptoSymbols, sslSymbols, Symbols } from "./symbols.ts";
 // ssl.h
 const SSL_CTRL_MODE = 33;
 const SSL_CTRL_OPTIONS = 32;
+const SSL_CTRL_SET_READ_AHEAD = 41;
 const SSL_CTRL_SET_SESS_CACHE_MODE = 44;
 const SSL_CTRL_SET_TLSEXT_HOSTNAME = 55;
 const SSL_CTRL_CHAIN_CERT = 89;
@@ -54,6 +55,8 @@ export interface Macros {
    * 1.1.1 (unsigned long). Returns the new option bits.
    */
   SSL_CTX_set_options(ctx: Pointer, op: bigint): number;
+  /** `SSL_CTX_set_read_ahead(ctx, yes)`: read as many records as the buffer holds at once. */
+  SSL_CTX_set_read_ahead(ctx: Pointer, yes: number): number;
   /** `SSL_CTX_add1_chain_cert(ctx, x509)`: adds to the chain sent; takes its own reference. */
   SSL_CTX_add1_chain_cert(ctx: Pointer, x509: Pointer): number;
   /** `SSL_CTX_set_session_cache_mode(ctx, mode)`. */
@@ -98,6 +101,7 @@ export function createMacros(lib: Lib): Macros {
       sslCtxOptions !== null
         ? sslCtxOptions(ctx, op)
         : lib.SSL_CTX_ctrl(ctx, SSL_CTRL_OPTIONS, op, null),
+    SSL_CTX_set_read_ahead: (ctx, yes) => lib.SSL_CTX_ctrl(ctx, SSL_CTRL_SET_READ_AHEAD, yes, null),
     SSL_CTX_add1_chain_cert: (ctx, x509) => lib.SSL_CTX_ctrl(ctx, SSL_CTRL_CHAIN_CERT, 1, x509),
     SSL_CTX_set_session_cache_mode: (ctx, mode) =>
       lib.SSL_CTX_ctrl(ctx, SSL_CTRL_SET_SESS_CACHE_MODE, mode, null),

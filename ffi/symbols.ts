@@ -169,6 +169,8 @@ export const sslSymbols = {
     ret: "u64",
     optional: true,
   },
+  // void SSL_CTX_set_default_read_buffer_len(SSL_CTX *ctx, size_t len);
+  SSL_CTX_set_default_read_buffer_len: { args: ["ptr", "usize"], ret: "void" },
   // void SSL_CTX_set_verify(SSL_CTX *ctx, int mode, SSL_verify_cb verify_callback);
   SSL_CTX_set_verify: { args: ["ptr", "i32", "cb"], ret: "void" },
   // void SSL_CTX_set_cert_cb(SSL_CTX *c, int (*cert_cb)(SSL *ssl, void *arg), void *arg);
