@@ -352,7 +352,11 @@ export class Connection {
     if (this.#info === null) await this.handshake();
     for (let off = 0; off < p.length; off += WRITE_CHUNK_SIZE) {
       this.#assertOpen();
-      this.#engine.write(p.subarray(off, Math.min(p.length, off + WRITE_CHUNK_SIZE)));
+      this.#engine.write(
+        off === 0 && p.length <= WRITE_CHUNK_SIZE
+          ? p
+          : p.subarray(off, Math.min(p.length, off + WRITE_CHUNK_SIZE)),
+      );
       await this.#flush("a write");
     }
     return p.length;

@@ -284,7 +284,9 @@ export class TlsEngine {
     if (this.#receivedEof) throw new TypeError("receive() after receiveEof()");
     const o = openssl();
     for (let off = 0; off < ciphertext.length; off += MAX_CHUNK) {
-      const chunk = ciphertext.subarray(off, Math.min(ciphertext.length, off + MAX_CHUNK));
+      const chunk = off === 0 && ciphertext.length <= MAX_CHUNK
+        ? ciphertext // the usual case: no view object per call
+        : ciphertext.subarray(off, Math.min(ciphertext.length, off + MAX_CHUNK));
       // A memory BIO grows as needed: it takes everything or fails on out-of-memory.
       if (o.BIO_write(this.#rbio, chunk, chunk.length) !== chunk.length) {
         throw new TlsError("INTERNAL", "BIO_write failed (out of memory?)", {
@@ -322,7 +324,9 @@ export class TlsEngine {
     const o = openssl();
     const n = o.BIO_ctrl_pending(this.#wbio);
     if (n <= 0) return null;
-    const out = new Uint8Array(n);
+    // Over an explicit ArrayBuffer: on Bun (JSC) a small typed array allocated without one must
+    // materialise it (a copy) the first time anything reads `.buffer`, which node:net does.
+    const out = new Uint8Array(new ArrayBuffer(n));
     o.BIO_read(this.#wbio, out, n);
     return out;
   }
@@ -452,7 +456,9 @@ export class TlsEngine {
     const o = openssl();
     const ssl = this.#ssl.ptr;
     for (let off = 0; off < data.length;) {
-      const chunk = data.subarray(off, Math.min(data.length, off + MAX_CHUNK));
+      const chunk = off === 0 && data.length <= MAX_CHUNK
+        ? data
+        : data.subarray(off, Math.min(data.length, off + MAX_CHUNK));
       clearErrorQueue();
       this.#inCall++;
       let n: number;
