@@ -17,6 +17,7 @@ export { DEFAULT_TLS12_CIPHERS, TlsContext } from "./src/context.ts";
 export type {
   CertificateRequest,
   DistinguishedName,
+  HandshakeEvent,
   Identity,
   TlsContextOptions,
   TlsVersion,

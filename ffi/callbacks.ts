@@ -35,5 +35,21 @@ export const CLIENT_HELLO_CB: CallbackSignature = {
   failure: 0,
 };
 
+/**
+ * `void keylog_cb(const SSL *ssl, const char *line)` (SSL_CTX_set_keylog_callback(3)): one NSS
+ * key log line, without the newline.
+ */
+export const KEYLOG_CB: CallbackSignature = { args: ["ptr", "ptr"], ret: "void", failure: null };
+
+/**
+ * `void info_cb(const SSL *ssl, int where, int ret)` (SSL_CTX_set_info_callback(3)): `where` is a
+ * mask of `SSL_CB_*`; for alerts `ret` is `(level << 8) | description`.
+ */
+export const INFO_CB: CallbackSignature = {
+  args: ["ptr", "i32", "i32"],
+  ret: "void",
+  failure: null,
+};
+
 /** `int (*compar)(const void *, const void *)`: used by the backend conformance test only. */
 export const COMPARE_CB: CallbackSignature = { args: ["ptr", "ptr"], ret: "i32", failure: 0 };

@@ -142,3 +142,14 @@ export const STRUCT = {
   GENERAL_NAME_TYPE: 0,
   GENERAL_NAME_D: 8,
 } as const;
+
+/** `SSL_CB_*` bits of the info callback's `where` (ssl.h). */
+export const SSL_CB = {
+  LOOP: 0x01,
+  EXIT: 0x02,
+  READ: 0x04,
+  WRITE: 0x08,
+  ALERT: 0x4000,
+  HANDSHAKE_START: 0x10,
+  HANDSHAKE_DONE: 0x20,
+} as const;

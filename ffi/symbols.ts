@@ -180,6 +180,10 @@ export const sslSymbols = {
   // int SSL_client_hello_get0_ext(SSL *s, unsigned int type, const unsigned char **out,
   //                               size_t *outlen);  (out and outlen: 8-byte cells)
   SSL_client_hello_get0_ext: { args: ["ptr", "u32", "buf", "buf"], ret: "i32" },
+  // void SSL_CTX_set_keylog_callback(SSL_CTX *ctx, SSL_CTX_keylog_cb_func cb);
+  SSL_CTX_set_keylog_callback: { args: ["ptr", "cb"], ret: "void" },
+  // void SSL_CTX_set_info_callback(SSL_CTX *ctx, void (*cb)(const SSL *ssl, int type, int val));
+  SSL_CTX_set_info_callback: { args: ["ptr", "cb"], ret: "void" },
   // X509_STORE *SSL_CTX_get_cert_store(const SSL_CTX *ctx);
   SSL_CTX_get_cert_store: { args: ["ptr"], ret: "ptr" },
   // int SSL_CTX_set_default_verify_paths(SSL_CTX *ctx);
@@ -265,6 +269,12 @@ export const sslSymbols = {
   SSL_set_alpn_protos: { args: ["ptr", "buf", "u32"], ret: "i32" },
   // void SSL_get0_alpn_selected(const SSL *ssl, const unsigned char **data, unsigned int *len);
   SSL_get0_alpn_selected: { args: ["ptr", "buf", "buf"], ret: "void" },
+  // const char *SSL_state_string(const SSL *ssl);
+  SSL_state_string: { args: ["ptr"], ret: "ptr" },
+  // const char *SSL_state_string_long(const SSL *ssl);
+  SSL_state_string_long: { args: ["ptr"], ret: "ptr" },
+  // const char *SSL_alert_type_string_long(int value);
+  SSL_alert_type_string_long: { args: ["i32"], ret: "ptr" },
   // const char *SSL_alert_desc_string_long(int value);
   SSL_alert_desc_string_long: { args: ["i32"], ret: "ptr" },
 } as const satisfies SymbolTable;

@@ -21,6 +21,8 @@ import {
   type CallbackSignature,
   CERT_CB,
   CLIENT_HELLO_CB,
+  INFO_CB,
+  KEYLOG_CB,
   openssl,
   type Pointer,
   VERIFY_CB,
@@ -37,6 +39,10 @@ export interface CallbackTarget {
   onCert(): number;
   /** `SSL_CTX_set_client_hello_cb`'s callback for this connection. */
   onClientHello(): number;
+  /** `SSL_CTX_set_keylog_callback`'s callback: one key log line. */
+  onKeylog(line: string): void;
+  /** `SSL_CTX_set_info_callback`'s callback. */
+  onInfo(where: number, ret: number): void;
 }
 
 // Weak: a connection a caller forgot to close can still be collected (its SSL is then freed by
@@ -124,6 +130,32 @@ export function clientHelloTrampoline(): Pointer {
     if (target === undefined) return 1;
     // On failure `*al` keeps OpenSSL's default, internal_error (80).
     return target.callbacks.run(CLIENT_HELLO_CB.failure ?? 0, () => target.onClientHello());
+  });
+}
+
+/** The process-wide key log trampoline, for `SSL_CTX_set_keylog_callback`. @internal */
+export function keylogTrampoline(): Pointer {
+  return trampoline(KEYLOG_CB, (ssl: Pointer | null, line: Pointer | null) => {
+    const target = targetOf(ssl);
+    if (target === undefined || line === null) return;
+    const text = openssl().backend.readCString(line);
+    // A void callback: a throw is stored and fails the connection after OpenSSL returns.
+    target.callbacks.run(0, () => {
+      target.onKeylog(text);
+      return 0;
+    });
+  });
+}
+
+/** The process-wide info trampoline, for `SSL_CTX_set_info_callback`. @internal */
+export function infoTrampoline(): Pointer {
+  return trampoline(INFO_CB, (ssl: Pointer | null, where: number, ret: number) => {
+    const target = targetOf(ssl);
+    if (target === undefined) return;
+    target.callbacks.run(0, () => {
+      target.onInfo(where, ret);
+      return 0;
+    });
   });
 }
 

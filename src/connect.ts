@@ -55,6 +55,10 @@ export interface TlsClientOptions {
   onVerifyCertificate?: TlsContextOptions["onVerifyCertificate"];
   /** See {@link TlsContextOptions.onClientCertificate}. */
   onClientCertificate?: TlsContextOptions["onClientCertificate"];
+  /** See {@link TlsContextOptions.onHandshakeEvent}. */
+  onHandshakeEvent?: TlsContextOptions["onHandshakeEvent"];
+  /** See {@link TlsContextOptions.onKeylog}. */
+  onKeylog?: TlsContextOptions["onKeylog"];
   /**
    * A context to use instead of one built from the options above (its trust, identity, versions
    * and callbacks apply; `caCerts`, `cert`, `key`, ... must then be absent).
@@ -87,6 +91,8 @@ const CONTEXT_KEYS = [
   "unsafelyDisableVerification",
   "onVerifyCertificate",
   "onClientCertificate",
+  "onHandshakeEvent",
+  "onKeylog",
 ] as const;
 
 function contextOptions(options: TlsClientOptions): TlsContextOptions {

@@ -17,7 +17,13 @@ import {
   SSL_VERIFY,
   TLS_VERSION,
 } from "./native.ts";
-import { certTrampoline, clientHelloTrampoline, verifyTrampoline } from "./callbacks.ts";
+import {
+  certTrampoline,
+  clientHelloTrampoline,
+  infoTrampoline,
+  keylogTrampoline,
+  verifyTrampoline,
+} from "./callbacks.ts";
 import { Certificate, loadCertificates, loadPrivateKey, type PemOrDer } from "./x509.ts";
 
 /** A TLS protocol version this library speaks. */
@@ -35,6 +41,31 @@ export interface VerifyCertificateInfo {
   readonly errorMessage: string;
   /** The certificate at this depth. */
   readonly certificate: Certificate;
+}
+
+/** One step of a handshake, from OpenSSL's info callback (`SSL_CTX_set_info_callback`). */
+export interface HandshakeEvent {
+  /**
+   * `"start"` / `"done"`: a handshake begins / completes; `"loop"`: a state change;
+   * `"exit"`: a handshake function returned (also while waiting for data); `"alert"`: an alert
+   * was sent or received.
+   */
+  readonly type: "start" | "loop" | "exit" | "done" | "alert";
+  /** OpenSSL's short state name (`SSL_state_string`), e.g. `"TRSH"`. */
+  readonly state: string;
+  /** OpenSSL's long state name (`SSL_state_string_long`), e.g. `"SSLv3/TLS read server hello"`. */
+  readonly stateLong: string;
+  /** For `"alert"` events. */
+  readonly alert?: {
+    /** `"warning"` or `"fatal"`. */
+    readonly level: string;
+    /** The alert number, e.g. 48 (unknown_ca). */
+    readonly code: number;
+    /** e.g. `"unknown CA"`. */
+    readonly description: string;
+    /** `true` if we sent it, `false` if the peer did. */
+    readonly sent: boolean;
+  };
 }
 
 /** A distinguished name as text (RFC 2253) and DER. */
@@ -115,6 +146,18 @@ export interface TlsContextOptions {
    * fails the handshake (the client gets an internal_error alert).
    */
   onServerName?: (serverName: string) => Identity | null | Promise<Identity | null>;
+  /**
+   * Handshake tracing: called for every state change, alert, start and end of a handshake, with
+   * OpenSSL's own state names. Synchronous; a throw fails the connection.
+   */
+  onHandshakeEvent?: (event: HandshakeEvent) => void;
+  /**
+   * Key logging: called with every NSS key log line (`CLIENT_TRAFFIC_SECRET_0 ...`), so a capture
+   * can be decrypted (Wireshark). Independently of this option, when the environment variable
+   * `SSLKEYLOGFILE` is set (and readable: Deno needs `--allow-env`), lines are appended to that
+   * file. Off otherwise. Anyone with these lines can read the traffic: debugging only.
+   */
+  onKeylog?: (line: string) => void;
 }
 
 /** OpenSSL's record read buffer with read-ahead (the default holds one record). */
@@ -187,6 +230,8 @@ function validate(role: "client" | "server", options: TlsContextOptions): void {
   checkFunction("onVerifyCertificate", options.onVerifyCertificate);
   checkFunction("onClientCertificate", options.onClientCertificate);
   checkFunction("onServerName", options.onServerName);
+  checkFunction("onHandshakeEvent", options.onHandshakeEvent);
+  checkFunction("onKeylog", options.onKeylog);
   if (role === "server" && options.onClientCertificate !== undefined) {
     throw new TypeError("onClientCertificate is for clients only");
   }
@@ -240,6 +285,8 @@ export class TlsContext {
   readonly role: "client" | "server";
   /** The (validated) options this context was made with. */
   readonly options: Readonly<TlsContextOptions>;
+  /** `SSLKEYLOGFILE` as it was when the context was made: key log lines are appended there. */
+  readonly keylogFile: string | undefined;
   #ctx: NativeHandle;
   #closed = false;
 
@@ -257,6 +304,8 @@ export class TlsContext {
     this.role = role;
     this.options = { ...options };
     const o = openssl();
+    const keylogFile = o.backend.env("SSLKEYLOGFILE"); // never prompts (Deno: permission queried)
+    this.keylogFile = keylogFile === undefined || keylogFile === "" ? undefined : keylogFile;
     clearErrorQueue();
     const ctx = o.SSL_CTX_new(o.TLS_method());
     if (ctx === null) fail("SSL_CTX_new failed", "INTERNAL");
@@ -348,6 +397,12 @@ export class TlsContext {
     }
     if (opts.onServerName !== undefined) {
       o.SSL_CTX_set_client_hello_cb(ctx, clientHelloTrampoline(), null);
+    }
+    if (opts.onHandshakeEvent !== undefined) {
+      o.SSL_CTX_set_info_callback(ctx, infoTrampoline());
+    }
+    if (opts.onKeylog !== undefined || this.keylogFile !== undefined) {
+      o.SSL_CTX_set_keylog_callback(ctx, keylogTrampoline());
     }
   }
 

@@ -19,6 +19,7 @@ import {
   openssl,
   type Pointer,
   SSL_AD_REASON_OFFSET,
+  SSL_CB,
   SSL_CLIENT_HELLO,
   SSL_ERROR,
   SSL_R,
@@ -27,9 +28,11 @@ import {
   X509_V,
 } from "./native.ts";
 import { CallbackState, type CallbackTarget, registerSsl, unregisterSsl } from "./callbacks.ts";
+import { appendFileSync } from "node:fs";
 import {
   type CertificateRequest,
   type DistinguishedName,
+  type HandshakeEvent,
   type Identity,
   nativeContext,
   type TlsContext,
@@ -183,6 +186,8 @@ export class TlsEngine {
     onVerify: (preverifyOk, storeCtx) => this.#onVerify(preverifyOk, storeCtx),
     onCert: () => this.#onCert(),
     onClientHello: () => this.#onClientHello(),
+    onKeylog: (line) => this.#onKeylog(line),
+    onInfo: (where, ret) => this.#onInfo(where, ret),
   };
   #servername: string | undefined;
   #ssl: NativeHandle;
@@ -635,6 +640,50 @@ export class TlsEngine {
     if (identity === null) return 1; // send no certificate
     this.#useIdentity(identity, "onClientCertificate");
     return 1;
+  }
+
+  #onKeylog(line: string): void {
+    const file = this.#context.keylogFile;
+    // NSS key log format: one line per secret. Created private (0600); appended, never truncated.
+    if (file !== undefined) appendFileSync(file, `${line}\n`, { mode: 0o600 });
+    this.#context.options.onKeylog?.(line);
+  }
+
+  #onInfo(where: number, ret: number): void {
+    const handler = this.#context.options.onHandshakeEvent;
+    if (handler === undefined) return;
+    const o = openssl();
+    const text = (p: Pointer | null) => (p === null ? "" : o.backend.readCString(p));
+    const ssl = this.#ssl.ptr;
+    const base = {
+      state: text(o.SSL_state_string(ssl)),
+      stateLong: text(o.SSL_state_string_long(ssl)),
+    };
+    let event: HandshakeEvent;
+    if ((where & SSL_CB.ALERT) !== 0) {
+      // For alerts, ret = (level << 8) | description.
+      event = {
+        type: "alert",
+        ...base,
+        alert: {
+          level: text(o.SSL_alert_type_string_long(ret)),
+          code: ret & 0xff,
+          description: text(o.SSL_alert_desc_string_long(ret)),
+          sent: (where & SSL_CB.WRITE) !== 0,
+        },
+      };
+    } else if ((where & SSL_CB.HANDSHAKE_START) !== 0) {
+      event = { type: "start", ...base };
+    } else if ((where & SSL_CB.HANDSHAKE_DONE) !== 0) {
+      event = { type: "done", ...base };
+    } else if ((where & SSL_CB.LOOP) !== 0) {
+      event = { type: "loop", ...base };
+    } else if ((where & SSL_CB.EXIT) !== 0) {
+      event = { type: "exit", ...base };
+    } else {
+      return;
+    }
+    handler(event);
   }
 
   #onClientHello(): number {
