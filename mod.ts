@@ -42,3 +42,4 @@ export type { HandshakeInfo } from "./src/connection.ts";
 export type { NetAddr } from "./src/net/stream.ts";
 export { clearContextCache } from "./src/context_cache.ts";
 export { encodeAlpn } from "./src/engine.ts";
+export { identityForAcceptableIssuers, matchesAcceptableIssuers } from "./src/identity.ts";

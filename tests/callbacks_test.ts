@@ -528,3 +528,52 @@ test("onServerName is not called when the client sends no SNI (IP target)", asyn
   }
   assertNoLiveNativeObjects();
 });
+
+// ---- identityForAcceptableIssuers -----------------------------------------------------------
+
+test("identityForAcceptableIssuers picks the identity whose chain reaches an acceptable CA", async () => {
+  const { identityForAcceptableIssuers, matchesAcceptableIssuers } = await import("../mod.ts");
+  const unrelated = { cert: pki.selfSignedServer.cert, key: pki.selfSignedServer.key };
+  const leafOnly = { cert: pki.client.cert, key: pki.client.key }; // issuer: the intermediate
+  const withChain = { cert: pki.client.chainPem, key: pki.client.key }; // reaches the root
+  const request = {
+    acceptableIssuers: [{
+      name: "CN=libssl-ffi Test Root CA,O=libssl-ffi tests",
+      der: new Uint8Array(),
+    }],
+    serverName: "localhost",
+  };
+  assert.equal(matchesAcceptableIssuers(unrelated, request), false);
+  assert.equal(matchesAcceptableIssuers(leafOnly, request), false);
+  assert.equal(matchesAcceptableIssuers(withChain, request), true);
+  assert.equal(matchesAcceptableIssuers(unrelated, { ...request, acceptableIssuers: [] }), true);
+
+  const chosen: unknown[] = [];
+  const pick = identityForAcceptableIssuers([unrelated, leafOnly, withChain]);
+  const p = makePair({
+    caCerts: [pki.rootCa.cert],
+    onClientCertificate: (r) => {
+      const identity = pick(r);
+      chosen.push(identity);
+      return identity;
+    },
+  }, clientAuthServer);
+  try {
+    await handshakePair(p.client, p.server);
+    assert.deepEqual(chosen, [withChain]);
+    assert.equal(p.server.peerCertificate?.subject.split(",")[0], "CN=test-client");
+  } finally {
+    p.close();
+  }
+  // None matches: no certificate is sent, and this server refuses.
+  const none = makePair({
+    caCerts: [pki.rootCa.cert],
+    onClientCertificate: identityForAcceptableIssuers([unrelated]),
+  }, clientAuthServer);
+  try {
+    await assert.rejects(handshakePair(none.client, none.server), (e) => e instanceof TlsError);
+  } finally {
+    none.close();
+  }
+  assertNoLiveNativeObjects();
+});
