@@ -26,7 +26,7 @@ export type {
 export { isIpAddress, TlsEngine } from "./src/engine.ts";
 export type { HandshakeStep, TlsEngineOptions } from "./src/engine.ts";
 export { Certificate } from "./src/x509.ts";
-export type { PemOrDer } from "./src/x509.ts";
+export type { Passphrase, PassphraseRequest, PemOrDer } from "./src/x509.ts";
 export { liveNativeObjects, nativeMemoryInUse } from "./src/ownership.ts";
 export type { LiveNativeObjects, NativeKind } from "./src/ownership.ts";
 export { registeredConnections } from "./src/callbacks.ts";

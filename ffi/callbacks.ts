@@ -51,5 +51,15 @@ export const INFO_CB: CallbackSignature = {
   failure: null,
 };
 
+/**
+ * `int pem_password_cb(char *buf, int size, int rwflag, void *u)` (pem_password_cb(3)): write the
+ * passphrase into `buf` (at most `size` bytes) and return its length; -1 fails the decryption.
+ */
+export const PASSWORD_CB: CallbackSignature = {
+  args: ["ptr", "i32", "i32", "ptr"],
+  ret: "i32",
+  failure: -1,
+};
+
 /** `int (*compar)(const void *, const void *)`: used by the backend conformance test only. */
 export const COMPARE_CB: CallbackSignature = { args: ["ptr", "ptr"], ret: "i32", failure: 0 };

@@ -59,6 +59,12 @@ export const cryptoSymbols = {
     args: ["ptr", "ptr", "ptr", "buf"],
     ret: "ptr",
   },
+  // The same, with a pem_password_cb (the passphrase as a JS function).
+  PEM_read_bio_PrivateKey_cb: {
+    symbol: "PEM_read_bio_PrivateKey",
+    args: ["ptr", "ptr", "cb", "ptr"],
+    ret: "ptr",
+  },
   // X509 *d2i_X509_bio(BIO *bp, X509 **x509);
   d2i_X509_bio: { args: ["ptr", "ptr"], ret: "ptr" },
   // EVP_PKEY *d2i_PrivateKey_bio(BIO *bp, EVP_PKEY **a);

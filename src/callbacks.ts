@@ -89,7 +89,11 @@ function lastResort(error: unknown): void {
 
 const trampolines = new Map<CallbackSignature, NativeCallback>();
 
-function trampoline(
+/**
+ * The process-wide native callback for `signature`, created on first use and never closed. `fn`
+ * must not throw (wrap it); it is the only implementation for that signature. @internal
+ */
+export function trampoline(
   signature: CallbackSignature,
   fn: (...args: never[]) => unknown,
 ): Pointer {

@@ -11,7 +11,7 @@ import { Connection } from "./connection.ts";
 import { connectTcp } from "./net/tcp.ts";
 import { webByteStream, type WebTransport } from "./net/web_stream.ts";
 import type { ByteStream } from "./net/stream.ts";
-import type { PemOrDer } from "./x509.ts";
+import type { Passphrase, PemOrDer } from "./x509.ts";
 
 /** The default for {@link TlsClientOptions.handshakeTimeout}: 30 seconds. */
 export const DEFAULT_HANDSHAKE_TIMEOUT = 30_000;
@@ -39,7 +39,7 @@ export interface TlsClientOptions {
   /** The private key for {@link cert}. */
   key?: PemOrDer;
   /** The passphrase of an encrypted {@link key}. Byte passphrases are zeroed after use. */
-  passphrase?: string | Uint8Array;
+  passphrase?: Passphrase;
   /** The TLS 1.2 cipher list (OpenSSL syntax). Default: ECDHE/DHE with AES-GCM or ChaCha20. */
   ciphers?: string;
   /** Aborts connecting, the handshake, or later I/O: pending operations reject with `ABORTED`. */

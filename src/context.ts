@@ -24,7 +24,13 @@ import {
   keylogTrampoline,
   verifyTrampoline,
 } from "./callbacks.ts";
-import { Certificate, loadCertificates, loadPrivateKey, type PemOrDer } from "./x509.ts";
+import {
+  Certificate,
+  loadCertificates,
+  loadPrivateKey,
+  type Passphrase,
+  type PemOrDer,
+} from "./x509.ts";
 
 /** A TLS protocol version this library speaks. */
 export type TlsVersion = "TLSv1.2" | "TLSv1.3";
@@ -91,7 +97,7 @@ export interface Identity {
   /** The private key, PEM or DER. */
   key: PemOrDer;
   /** The passphrase of an encrypted key. Byte passphrases are zeroed after use. */
-  passphrase?: string | Uint8Array;
+  passphrase?: Passphrase;
 }
 
 /** Options for {@link TlsContext}. */
@@ -106,7 +112,7 @@ export interface TlsContextOptions {
   /** The private key for {@link cert}. */
   key?: PemOrDer;
   /** The passphrase of an encrypted {@link key}. */
-  passphrase?: string | Uint8Array;
+  passphrase?: Passphrase;
   /** Lowest protocol version allowed. Default `"TLSv1.2"`. */
   minVersion?: TlsVersion;
   /** Highest protocol version allowed. Default: the highest OpenSSL supports (TLS 1.3). */
@@ -461,6 +467,6 @@ export class TlsContext {
   }
 }
 
-function passphraseOf(opts: TlsContextOptions): { passphrase?: string | Uint8Array } {
+function passphraseOf(opts: TlsContextOptions): { passphrase?: Passphrase } {
   return opts.passphrase === undefined ? {} : { passphrase: opts.passphrase };
 }

@@ -7,12 +7,14 @@
 import { TlsError } from "./errors.ts";
 import { clearErrorQueue, drainErrorQueue } from "./error_queue.ts";
 import { NativeHandle } from "./ownership.ts";
+import { trampoline } from "./callbacks.ts";
 import {
   cString,
   ERR_LIB_PEM,
   GEN,
   NID_subject_alt_name,
   openssl,
+  PASSWORD_CB,
   PEM_R_NO_START_LINE,
   type Pointer,
   STRUCT,
@@ -116,6 +118,48 @@ export function loadCertificates(input: PemOrDer): NativeHandle[] {
   return out;
 }
 
+/** What a passphrase function is told. */
+export interface PassphraseRequest {
+  /** The most bytes the passphrase may have (OpenSSL's buffer size). */
+  readonly maxLength: number;
+}
+
+/**
+ * A passphrase: text, bytes (zeroed after use), or a function called only when the key turns out
+ * to be encrypted (through OpenSSL's `pem_password_cb`; never a terminal prompt).
+ */
+export type Passphrase =
+  | string
+  | Uint8Array
+  | ((request: PassphraseRequest) => string | Uint8Array);
+
+/** The function form being asked right now (key loading is synchronous, so one at a time). */
+let activePassphrase:
+  | { fn: (request: PassphraseRequest) => string | Uint8Array; error?: { value: unknown } }
+  | null = null;
+
+function passwordTrampoline() {
+  return trampoline(PASSWORD_CB, (buf: Pointer | null, size: number) => {
+    const active = activePassphrase;
+    if (active === null || buf === null) return -1;
+    try {
+      const answer = active.fn({ maxLength: size });
+      if (typeof answer !== "string" && !(answer instanceof Uint8Array)) {
+        throw new TypeError("a passphrase function must return a string or a Uint8Array");
+      }
+      const bytes = typeof answer === "string" ? new TextEncoder().encode(answer) : answer;
+      if (bytes.length > size) throw new RangeError(`the passphrase is longer than ${size} bytes`);
+      openssl().backend.writeBytes(buf, 0, bytes);
+      const n = bytes.length;
+      bytes.fill(0); // our copy, or the caller's bytes: wiped either way
+      return n;
+    } catch (error) {
+      active.error ??= { value: error };
+      return -1;
+    }
+  });
+}
+
 /**
  * Parses a private key (PKCS#8, traditional or encrypted PEM, or DER). Never prompts on a
  * terminal: without a passphrase an encrypted key fails with `BAD_PASSPHRASE`. A `Uint8Array`
@@ -123,7 +167,7 @@ export function loadCertificates(input: PemOrDer): NativeHandle[] {
  *
  * @throws {TlsError} `INVALID_KEY` or `BAD_PASSPHRASE`.
  */
-export function loadPrivateKey(input: PemOrDer, passphrase?: string | Uint8Array): NativeHandle {
+export function loadPrivateKey(input: PemOrDer, passphrase?: Passphrase): NativeHandle {
   if (typeof input !== "string" && !(input instanceof Uint8Array)) {
     throw new TypeError("a private key must be a PEM string or a Uint8Array");
   }
@@ -133,16 +177,30 @@ export function loadPrivateKey(input: PemOrDer, passphrase?: string | Uint8Array
   const bio = memoryBioFrom(bytes);
   // With cb = NULL, PEM_read_bio_PrivateKey uses `u` as the NUL-terminated passphrase; an empty
   // one (never NULL) keeps OpenSSL from prompting on the terminal.
+  const asks = typeof passphrase === "function";
   const pass = typeof passphrase === "string"
     ? cString(passphrase)
-    : new Uint8Array([...(passphrase ?? []), 0]);
+    : new Uint8Array([...(passphrase instanceof Uint8Array ? passphrase : []), 0]);
+  const active: typeof activePassphrase = asks ? { fn: passphrase } : null;
   try {
     const pem = isPem(bytes);
-    const k = pem
-      ? o.PEM_read_bio_PrivateKey_buf(bio.ptr, null, null, pass)
-      : o.d2i_PrivateKey_bio(bio.ptr, null);
+    activePassphrase = active;
+    const k = !pem
+      ? o.d2i_PrivateKey_bio(bio.ptr, null)
+      : active !== null
+      ? o.PEM_read_bio_PrivateKey_cb(bio.ptr, null, passwordTrampoline(), null)
+      : o.PEM_read_bio_PrivateKey_buf(bio.ptr, null, null, pass);
+    activePassphrase = null;
     if (k === null) {
       const errors = drainErrorQueue();
+      if (active?.error !== undefined) {
+        const cause = active.error.value;
+        throw new TlsError(
+          "CALLBACK_ERROR",
+          `the passphrase function failed: ${cause instanceof Error ? cause.message : cause}`,
+          { cause, openssl: errors },
+        );
+      }
       const encrypted = pem && /ENCRYPTED/.test(decoder.decode(bytes.subarray(0, 200)));
       if (encrypted) {
         throw new TlsError(
@@ -159,6 +217,7 @@ export function loadPrivateKey(input: PemOrDer, passphrase?: string | Uint8Array
     }
     return new NativeHandle("EVP_PKEY", k, (p) => o.EVP_PKEY_free(p));
   } finally {
+    activePassphrase = null;
     // Wipe our copy and the caller's bytes (a string passphrase cannot be wiped in JS).
     pass.fill(0);
     if (passphrase instanceof Uint8Array) passphrase.fill(0);

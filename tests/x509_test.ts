@@ -122,3 +122,55 @@ test("bad options are TypeError/RangeError before any native work", () => {
 function serverId() {
   return { cert: pki.server.cert, key: pki.server.key };
 }
+
+test("a passphrase function is asked only for an encrypted key, through OpenSSL's callback", () => {
+  const { pem, passphrase } = pki.clientEncryptedKey;
+  const asked: number[] = [];
+  new TlsContext("client", {
+    cert: pki.client.cert,
+    key: pem,
+    passphrase: (request) => {
+      asked.push(request.maxLength);
+      return passphrase;
+    },
+  }).close();
+  assert.equal(asked.length, 1, "asked once");
+  assert.ok(asked[0]! >= 64, `OpenSSL offers a buffer (${asked[0]} bytes)`);
+  // Bytes returned by the function are wiped after use.
+  const bytes = new TextEncoder().encode(passphrase);
+  new TlsContext("client", { cert: pki.client.cert, key: pem, passphrase: () => bytes }).close();
+  assert.deepEqual(bytes, new Uint8Array(bytes.length));
+  // An unencrypted key never asks.
+  let unencryptedAsked = 0;
+  new TlsContext("client", {
+    cert: pki.client.cert,
+    key: pki.client.key,
+    passphrase: () => {
+      unencryptedAsked++;
+      return "x";
+    },
+  }).close();
+  assert.equal(unencryptedAsked, 0);
+  // A wrong answer is BAD_PASSPHRASE; a throwing function is CALLBACK_ERROR with its error.
+  assert.throws(
+    () => new TlsContext("client", { cert: pki.client.cert, key: pem, passphrase: () => "nope" }),
+    isTlsError("BAD_PASSPHRASE"),
+  );
+  const error = new Error("the user cancelled");
+  assert.throws(
+    () =>
+      new TlsContext("client", {
+        cert: pki.client.cert,
+        key: pem,
+        passphrase: () => {
+          throw error;
+        },
+      }),
+    (e: unknown) => {
+      assert.ok(e instanceof TlsError && e.code === "CALLBACK_ERROR");
+      assert.equal(e.cause, error);
+      return true;
+    },
+  );
+  assertNoLiveNativeObjects();
+});
