@@ -8,22 +8,40 @@
  *   bun examples/client.ts ...                              # the same on Bun
  *
  * Flags: --ca FILE (repeatable), --servername NAME, --alpn LIST, --cert FILE --key FILE [--pass P],
- * --tls1.2 / --tls1.3 (only that version), --insecure (no verification: UNSAFE), --request TEXT,
- * --timeout MS.
+ * --identity DIR (pick a client identity by the server's acceptable CAs), --trace, --keylog FILE,
+ * --pin SHA256, --tls1.2 / --tls1.3 (only that version), --insecure (no verification: UNSAFE),
+ * --request TEXT, --timeout MS.
  *
- * With no arguments: makes a throwaway CA and server certificate with the `openssl` CLI in a temp
- * dir, starts a local `openssl s_server -www`, connects to it, prints the full report, and cleans
- * up, even on error or Ctrl-C.
+ * With no arguments: makes a throwaway PKI with the `openssl` CLI in a temp dir, starts a local
+ * `openssl s_server -www` that demands a client certificate from one of two client CAs, connects
+ * to it with two identities (the callback picks the one the server accepts), prints the full
+ * report, and cleans up, even on error or Ctrl-C.
  *
  * @module
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { connect, type ConnectOptions, opensslVersion, TlsError } from "../mod.ts";
+import {
+  Certificate,
+  connect,
+  type ConnectOptions,
+  type Identity,
+  matchesAcceptableIssuers,
+  opensslVersion,
+  TlsError,
+} from "../mod.ts";
 
 const USAGE = `usage: client.ts [host:port | https://host[:port]/path] [flags]
   --ca FILE          trust this CA (PEM; repeatable). Default: the system trust store
@@ -31,6 +49,10 @@ const USAGE = `usage: client.ts [host:port | https://host[:port]/path] [flags]
   --alpn LIST        offer these ALPN protocols, e.g. h2,http/1.1
   --cert FILE --key FILE [--pass PASSPHRASE]   a client certificate
   --tls1.2 | --tls1.3  only that protocol version
+  --identity DIR     client identities NAME.pem + NAME.key: the one the server's CAs accept is sent
+  --trace            print the handshake as OpenSSL walks through it
+  --keylog FILE      append TLS secrets (NSS key log format, for Wireshark; SSLKEYLOGFILE works too)
+  --pin SHA256       accept the server whose leaf has this SHA-256 fingerprint, trusted or not
   --insecure         do not verify the server (UNSAFE)
   --request TEXT     send TEXT instead of an HTTP GET (\\r\\n escapes allowed)
   --timeout MS       handshake timeout (default 30000)
@@ -63,13 +85,27 @@ interface Parsed {
   target: Target | null;
   options: Omit<ConnectOptions, "hostname" | "port">;
   request: string | null;
+  /** --identity DIR: NAME.pem (certificate, chain after the leaf) + NAME.key pairs. */
+  identities: string | null;
+  /** --trace: print the handshake events. */
+  trace: boolean;
+  /** --keylog FILE: append NSS key log lines. */
+  keylog: string | null;
+  /** --pin SHA256: accept a server whose leaf has this fingerprint, trusted or not. */
+  pin: string | null;
 }
+
+const NO_FLAGS = { identities: null, trace: false, keylog: null, pin: null } as const;
 
 function parseArgs(args: string[]): Parsed {
   const options: Omit<ConnectOptions, "hostname" | "port"> = {};
   const ca: string[] = [];
   let target: Target | null = null;
   let request: string | null = null;
+  let identities: string | null = null;
+  let trace = false;
+  let keylog: string | null = null;
+  let pin: string | null = null;
   let certFile: string | undefined;
   let keyFile: string | undefined;
   for (let i = 0; i < args.length; i++) {
@@ -104,6 +140,19 @@ function parseArgs(args: string[]): Parsed {
       case "--tls1.3":
         options.minVersion = options.maxVersion = "TLSv1.3";
         break;
+      case "--identity":
+        identities = value();
+        break;
+      case "--trace":
+        trace = true;
+        break;
+      case "--keylog":
+        keylog = value();
+        break;
+      case "--pin":
+        pin = value().replaceAll(":", "").toUpperCase();
+        if (!/^[0-9A-F]{64}$/.test(pin)) throw new Error("--pin takes a SHA-256 fingerprint");
+        break;
       case "--insecure":
         options.unsafelyDisableVerification = true;
         break;
@@ -131,17 +180,88 @@ function parseArgs(args: string[]): Parsed {
     options.cert = readFileSync(certFile, "utf8");
     options.key = readFileSync(keyFile, "utf8");
   }
-  return { target, options, request };
+  return { target, options, request, identities, trace, keylog, pin };
 }
 
 function date(d: Date): string {
   return d.toISOString().slice(0, 10);
 }
 
+/** Reads `NAME.pem` + `NAME.key` pairs from a directory. */
+function loadIdentities(dir: string): { name: string; identity: Identity }[] {
+  const out: { name: string; identity: Identity }[] = [];
+  for (const file of readdirSync(dir).sort()) {
+    if (!file.endsWith(".pem")) continue;
+    const name = file.slice(0, -4);
+    const keyFile = join(dir, `${name}.key`);
+    try {
+      out.push({
+        name,
+        identity: {
+          cert: readFileSync(join(dir, file), "utf8"),
+          key: readFileSync(keyFile, "utf8"),
+        },
+      });
+    } catch {
+      console.error(`  (skipping ${file}: no ${name}.key beside it)`);
+    }
+  }
+  return out;
+}
+
+/** The callbacks the flags ask for. */
+function callbacks(parsed: Parsed): Partial<ConnectOptions> {
+  const out: Partial<ConnectOptions> = {};
+  if (parsed.identities !== null) {
+    const identities = loadIdentities(parsed.identities);
+    out.onClientCertificate = (request) => {
+      const names = request.acceptableIssuers.map((i) => i.name);
+      console.log(
+        `client certificate requested; acceptable issuers: ${names.join(" | ") || "(any)"}`,
+      );
+      for (const { name, identity } of identities) {
+        if (matchesAcceptableIssuers(identity, request)) {
+          const leaf = Certificate.parseAll(identity.cert)[0]!;
+          console.log(`  chose "${name}" (${leaf.subject}): issued by ${leaf.issuer}`);
+          return identity;
+        }
+        console.log(`  not "${name}": its chain reaches none of them`);
+      }
+      console.log("  no identity matches: sending none");
+      return null;
+    };
+  }
+  if (parsed.trace) {
+    out.onHandshakeEvent = (e) => {
+      if (e.type === "exit") return; // "waiting for data" noise
+      const alert = e.alert === undefined
+        ? ""
+        : ` ${e.alert.sent ? "sent" : "received"} ${e.alert.level} alert: ${e.alert.description}`;
+      console.log(`  [trace] ${e.type.padEnd(5)} ${e.stateLong}${alert}`);
+    };
+  }
+  if (parsed.keylog !== null) {
+    const file = parsed.keylog;
+    out.onKeylog = (line) => appendFileSync(file, `${line}\n`, { mode: 0o600 });
+  }
+  if (parsed.pin !== null) {
+    const pin = parsed.pin;
+    out.onVerifyCertificate = (info) => {
+      if (info.depth !== 0) return true; // the pin alone decides, at the leaf
+      const matches = info.certificate.fingerprint256.replaceAll(":", "") === pin;
+      if (matches && !info.preverified) {
+        console.log(`  pinned leaf accepted despite: ${info.errorMessage}`);
+      }
+      return matches;
+    };
+  }
+  return out;
+}
+
 /** Connects, reports, sends the request, prints the response. */
 async function run(target: Target, parsed: Parsed): Promise<void> {
   const started = performance.now();
-  await using conn = await connect({ ...parsed.options, ...target });
+  await using conn = await connect({ ...parsed.options, ...callbacks(parsed), ...target });
   const ms = (performance.now() - started).toFixed(1);
   console.log(`connected to ${target.hostname}:${target.port} in ${ms} ms`);
   console.log(`  protocol      ${conn.protocol}`);
@@ -198,92 +318,95 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
-/** A CA, an intermediate and a `localhost` leaf (EC P-256), made with the openssl CLI. */
-function makePki(dir: string): { ca: string; cert: string; key: string; chain: string } {
+interface DemoPki {
+  ca: string;
+  cert: string;
+  key: string;
+  chain: string;
+  /** The CA whose client certificates the demo server accepts. */
+  clientCa: string;
+  /** A directory of identities for `--identity`: `corp.pem`/`corp.key`, `lab.pem`/`lab.key`. */
+  identities: string;
+}
+
+/**
+ * The demo's PKI (EC P-256, openssl CLI): a root, an intermediate and a `localhost` server
+ * certificate; and two client CAs ("Corp", "Lab"), each with one client identity.
+ */
+function makePki(dir: string): DemoPki {
   const openssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
   writeFileSync(
     join(dir, "ext.cnf"),
     "[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n" +
       "[leaf]\nsubjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n" +
-      "basicConstraints=CA:FALSE\n",
+      "basicConstraints=CA:FALSE\n[client]\nextendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
   );
-  openssl(
-    "req",
-    "-x509",
-    ...ec,
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.pem",
-    "-days",
-    "2",
-    "-subj",
-    "/O=libssl-ffi demo/CN=Demo Root CA",
-  );
-  openssl(
-    "req",
-    ...ec,
-    "-keyout",
-    "int.key",
-    "-out",
-    "int.csr",
-    "-subj",
-    "/O=libssl-ffi demo/CN=Demo Intermediate CA",
-  );
-  openssl(
-    "x509",
-    "-req",
-    "-in",
-    "int.csr",
-    "-CA",
-    "ca.pem",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-days",
-    "2",
-    "-extfile",
-    "ext.cnf",
-    "-extensions",
-    "ca",
-    "-out",
-    "int.pem",
-  );
-  openssl(
-    "req",
-    ...ec,
-    "-keyout",
-    "server.key",
-    "-out",
-    "server.csr",
-    "-subj",
-    "/O=libssl-ffi demo/CN=localhost",
-  );
-  openssl(
-    "x509",
-    "-req",
-    "-in",
-    "server.csr",
-    "-CA",
-    "int.pem",
-    "-CAkey",
-    "int.key",
-    "-CAcreateserial",
-    "-days",
-    "2",
-    "-extfile",
-    "ext.cnf",
-    "-extensions",
-    "leaf",
-    "-out",
-    "server.pem",
-  );
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+  const selfSigned = (name: string, cn: string) =>
+    openssl(
+      "req",
+      "-x509",
+      ...ec,
+      "-keyout",
+      `${name}.key`,
+      "-out",
+      `${name}.pem`,
+      "-days",
+      "2",
+      "-subj",
+      `/O=libssl-ffi demo/CN=${cn}`,
+    );
+  const issue = (name: string, cn: string, issuer: string, extensions: string) => {
+    openssl(
+      "req",
+      ...ec,
+      "-keyout",
+      `${name}.key`,
+      "-out",
+      `${name}.csr`,
+      "-subj",
+      `/O=libssl-ffi demo/CN=${cn}`,
+    );
+    openssl(
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      `${issuer}.pem`,
+      "-CAkey",
+      `${issuer}.key`,
+      "-CAcreateserial",
+      "-days",
+      "2",
+      "-extfile",
+      "ext.cnf",
+      "-extensions",
+      extensions,
+      "-out",
+      `${name}.pem`,
+    );
+  };
+  selfSigned("ca", "Demo Root CA");
+  issue("int", "Demo Intermediate CA", "ca", "ca");
+  issue("server", "localhost", "int", "leaf");
+  selfSigned("corp-ca", "Corp Client CA");
+  selfSigned("lab-ca", "Lab Client CA");
+  issue("corp", "alice@corp", "corp-ca", "client");
+  issue("lab", "alice@lab", "lab-ca", "client");
+  const identities = join(dir, "identities");
+  mkdirSync(identities);
+  for (const name of ["corp", "lab"]) {
+    writeFileSync(join(identities, `${name}.pem`), readFileSync(join(dir, `${name}.pem`)));
+    writeFileSync(join(identities, `${name}.key`), readFileSync(join(dir, `${name}.key`)));
+  }
   return {
     ca: join(dir, "ca.pem"),
     cert: join(dir, "server.pem"),
     key: join(dir, "server.key"),
     chain: join(dir, "int.pem"),
+    clientCa: join(dir, "lab-ca.pem"),
+    identities,
   };
 }
 
@@ -321,16 +444,26 @@ async function demo(): Promise<void> {
       "-www",
       "-alpn",
       "http/1.1",
+      // Demands a client certificate from the Lab CA (and names that CA in its request).
+      "-Verify",
+      "1",
+      "-verify_return_error",
+      "-CAfile",
+      pki.clientCa,
     ], { stdio: ["pipe", "ignore", "ignore"] }); // stdin stays open: s_server quits at its EOF
     const deadline = Date.now() + 10_000;
     while (!(await canConnect(port))) {
       if (Date.now() > deadline) throw new Error("openssl s_server did not start");
       await new Promise((r) => setTimeout(r, 25));
     }
+    console.log(`the server demands a client certificate issued by "Lab Client CA";`);
+    console.log(`we hold two identities (${pki.identities}): corp (Corp CA) and lab (Lab CA)`);
     await run({ hostname: "localhost", port, path: "/" }, {
       target: null,
+      ...NO_FLAGS,
       options: { caCerts: [readFileSync(pki.ca, "utf8")], alpnProtocols: ["h2", "http/1.1"] },
       request: "GET / HTTP/1.0\r\n\r\n",
+      identities: pki.identities,
     });
   } finally {
     process.off("SIGINT", onSignal);

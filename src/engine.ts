@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { TlsError, type TlsErrorCode } from "./errors.ts";
+import { alertName, TlsError, type TlsErrorCode } from "./errors.ts";
 import { clearErrorQueue, drainErrorQueue } from "./error_queue.ts";
 import { NativeHandle } from "./ownership.ts";
 import {
@@ -668,7 +668,7 @@ export class TlsEngine {
         alert: {
           level: text(o.SSL_alert_type_string_long(ret)),
           code: ret & 0xff,
-          description: text(o.SSL_alert_desc_string_long(ret)),
+          description: alertName(ret & 0xff, text(o.SSL_alert_desc_string_long(ret))),
           sent: (where & SSL_CB.WRITE) !== 0,
         },
       };
@@ -830,7 +830,7 @@ export class TlsEngine {
     if (alertEntry !== undefined) {
       const code = alertEntry.reason - SSL_AD_REASON_OFFSET;
       const p = o.SSL_alert_desc_string_long(code);
-      const description = p === null ? "unknown" : o.backend.readCString(p);
+      const description = alertName(code, p === null ? "" : o.backend.readCString(p));
       return new TlsError(
         "ALERT_RECEIVED",
         `the peer sent a fatal alert during ${phase}: ${description} (${code})`,

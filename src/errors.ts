@@ -129,3 +129,21 @@ export class TlsError extends Error {
     this.alert = options.alert;
   }
 }
+
+/**
+ * Alert names OpenSSL 3.0's `SSL_alert_desc_string_long` does not know (it answers "unknown"),
+ * from RFC 8446 §6 and RFC 7507.
+ */
+const ALERT_NAMES: Readonly<Record<number, string>> = {
+  86: "inappropriate fallback",
+  109: "missing extension",
+  116: "certificate required",
+};
+
+/**
+ * The human name of TLS alert `code`: OpenSSL's own text, or the RFC's where OpenSSL has none.
+ * @internal
+ */
+export function alertName(code: number, openssl: string): string {
+  return openssl === "" || openssl === "unknown" ? ALERT_NAMES[code] ?? "unknown" : openssl;
+}

@@ -187,6 +187,7 @@ test("a static client certificate is accepted by s_server -Verify 1 -verify_retu
         assert.ok(e instanceof TlsError, String(e));
         assert.equal(e.code, "ALERT_RECEIVED", e.message);
         assert.equal(e.alert?.code, 116); // certificate_required
+        assert.equal(e.alert?.description, "certificate required"); // named although 3.0 cannot
         return true;
       });
     } finally {

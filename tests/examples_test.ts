@@ -38,7 +38,11 @@ test("examples/client.ts with no arguments: the embedded demo against openssl s_
   assert.match(r.stdout, /0\. CN=localhost,O=libssl-ffi demo/);
   assert.match(r.stdout, /2\. CN=Demo Root CA,O=libssl-ffi demo/);
   assert.match(r.stdout, /names DNS:localhost, IP:127\.0\.0\.1/);
+  assert.match(r.stdout, /acceptable issuers: CN=Lab Client CA,O=libssl-ffi demo/);
+  assert.match(r.stdout, /not "corp": its chain reaches none of them/);
+  assert.match(r.stdout, /chose "lab" \(CN=alice@lab,O=libssl-ffi demo\)/);
   assert.match(r.stdout, /HTTP\/1\.0 200 ok/);
+  assert.match(r.stdout, /Client certificate/);
   assert.match(r.stdout, /end of stream \(close_notify received\)/);
   // The demo cleans up after itself: its temp dir is gone.
   const dir = /certificates in (\S+)\)/.exec(r.stdout)?.[1];
@@ -52,3 +56,62 @@ test("examples/client.ts reports a connection failure as a typed error, exit cod
   assert.equal(r.status, 1, r.stdout + r.stderr);
   assert.match(r.stderr, /TLS error NETWORK_ERROR: cannot connect to 127\.0\.0\.1:1/);
 }, { timeout: 60_000 });
+
+test(
+  "examples/client.ts --pin accepts a pinned self-signed server; --trace and --keylog work",
+  async () => {
+    const { sharedTestPki } = await import("./support/pki.ts");
+    const { startOpensslServer } = await import("./support/peers.ts");
+    const { Certificate } = await import("../mod.ts");
+    const { mkdtempSync, readFileSync, rmSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const pki = sharedTestPki();
+    const dir = mkdtempSync(join(tmpdir(), "libssl-ffi-example-"));
+    const server = await startOpensslServer({
+      cert: pki.selfSignedServer.certPath,
+      key: pki.selfSignedServer.keyPath,
+      www: true,
+    });
+    try {
+      const pin = Certificate.fromPem(pki.selfSignedServer.cert).fingerprint256;
+      const keylog = join(dir, "keys.txt");
+      const target = `localhost:${server.port}`;
+      const ok = runScript(
+        "examples/client.ts",
+        [
+          target,
+          "--pin",
+          pin,
+          "--trace",
+          "--keylog",
+          keylog,
+          "--request",
+          "GET / HTTP/1.0\\r\\n\\r\\n",
+        ],
+        { timeout: 30_000 },
+      );
+      assert.equal(ok.status, 0, ok.stdout + ok.stderr);
+      assert.match(ok.stdout, /pinned leaf accepted despite: self-signed certificate/);
+      assert.match(ok.stdout, /\[trace\] start/);
+      assert.match(ok.stdout, /\[trace\] loop  SSLv3\/TLS write client hello/);
+      assert.match(ok.stdout, /\[trace\] done/);
+      assert.match(ok.stdout, /HTTP\/1\.0 200 ok/);
+      assert.equal(
+        readFileSync(keylog, "utf8").trim().split("\n").length,
+        5,
+        "TLS 1.3: five secrets",
+      );
+      // Another pin: refused, with the verification error.
+      const wrong = runScript("examples/client.ts", [target, "--pin", "00".repeat(32)], {
+        timeout: 30_000,
+      });
+      assert.equal(wrong.status, 1);
+      assert.match(wrong.stderr, /TLS error CERT_VERIFY_FAILED/);
+    } finally {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+  { timeout: 90_000 },
+);

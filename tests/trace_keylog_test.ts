@@ -192,3 +192,43 @@ test("a throwing onHandshakeEvent or onKeylog fails the handshake with the error
   }
   assertNoLiveNativeObjects();
 });
+
+test("onHandshakeEvent against s_server: the alert it sends us is reported as received", async () => {
+  const peer = await startOpensslServer({
+    cert: pki.server.certPath,
+    key: pki.server.keyPath,
+    chain: pki.intermediateCa.certPath,
+    caFile: pki.rootCaPath,
+    verify: "require",
+  });
+  try {
+    const events: HandshakeEvent[] = [];
+    const conn = await connect({
+      hostname: "localhost",
+      port: peer.port,
+      caCerts: [pki.rootCa.cert],
+      onHandshakeEvent: (e) => events.push(e),
+    });
+    try {
+      // TLS 1.3: we sent no certificate; s_server's refusal arrives on our first read.
+      await assert.rejects(conn.read(new Uint8Array(10)), (e) => e instanceof TlsError);
+    } finally {
+      conn.close();
+    }
+    const types = events.map((e) => e.type);
+    assert.equal(types[0], "start");
+    assert.ok(types.indexOf("done") > 0);
+    const alert = events.find((e) => e.type === "alert");
+    assert.deepEqual(alert?.alert, {
+      level: "fatal",
+      code: 116,
+      description: "certificate required",
+      sent: false,
+    });
+    assert.ok(types.indexOf("alert") > types.indexOf("done"), "after the client's handshake");
+  } finally {
+    await peer.stop();
+  }
+  clearContextCache();
+  assertNoLiveNativeObjects();
+});

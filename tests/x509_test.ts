@@ -174,3 +174,33 @@ test("a passphrase function is asked only for an encrypted key, through OpenSSL'
   );
   assertNoLiveNativeObjects();
 });
+
+test("a traditional encrypted PEM key (Proc-Type: 4,ENCRYPTED) loads with its passphrase", async () => {
+  const { execFileSync } = await import("node:child_process");
+  // `openssl ec -aes256` writes the traditional (pre-PKCS#8) encrypted form.
+  const traditional = execFileSync(
+    "openssl",
+    ["ec", "-in", pki.client.keyPath, "-aes256", "-passout", "pass:trad-pass"],
+    { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] },
+  );
+  assert.match(traditional, /Proc-Type: 4,ENCRYPTED/);
+  new TlsContext("client", {
+    cert: pki.client.cert,
+    key: traditional,
+    passphrase: "trad-pass",
+  }).close();
+  new TlsContext("client", {
+    cert: pki.client.cert,
+    key: traditional,
+    passphrase: () => "trad-pass",
+  }).close();
+  assert.throws(
+    () => new TlsContext("client", { cert: pki.client.cert, key: traditional, passphrase: "x" }),
+    isTlsError("BAD_PASSPHRASE"),
+  );
+  assert.throws(
+    () => new TlsContext("client", { cert: pki.client.cert, key: traditional }),
+    isTlsError("BAD_PASSPHRASE"),
+  );
+  assertNoLiveNativeObjects();
+});
