@@ -94,7 +94,7 @@ test(
       assert.equal(ok.status, 0, ok.stdout + ok.stderr);
       assert.match(ok.stdout, /pinned leaf accepted despite: self-signed certificate/);
       assert.match(ok.stdout, /\[trace\] start/);
-      assert.match(ok.stdout, /\[trace\] loop  SSLv3\/TLS write client hello/);
+      assert.match(ok.stdout, /\[trace\] loop {2}SSLv3\/TLS write client hello/);
       assert.match(ok.stdout, /\[trace\] done/);
       assert.match(ok.stdout, /HTTP\/1\.0 200 ok/);
       assert.equal(
