@@ -157,6 +157,9 @@ function startServer(server: string, pki: { chain: string; key: string }) {
   return { child, port };
 }
 
+/** CPU seconds each client reported for its last bulk run, by client name. */
+const bulkCpu = new Map<string, number[]>();
+
 function runClient(client: Client, work: Work, port: number, ca: string): number | string {
   const [cmd, ...pre] = work.key === "rtt" ? pin(client.command) : client.command;
   const r = spawnSync(cmd!, [
@@ -173,8 +176,11 @@ function runClient(client: Client, work: Work, port: number, ca: string): number
   });
   const line = (r.stdout ?? "").trim().split("\n").pop() ?? "";
   try {
-    const parsed = JSON.parse(line) as { value: number };
+    const parsed = JSON.parse(line) as { value: number; cpu?: number };
     if (typeof parsed.value !== "number" || !Number.isFinite(parsed.value)) throw new Error(line);
+    if (work.key === "bulk" && typeof parsed.cpu === "number") {
+      bulkCpu.set(client.name, [...(bulkCpu.get(client.name) ?? []), parsed.cpu]);
+    }
     return parsed.value;
   } catch {
     return `failed (${r.status ?? r.signal}): ${
@@ -294,17 +300,17 @@ try {
   const cpu = cpus()[0]?.model ?? "unknown CPU";
   const lines: string[] = [];
   lines.push(
-    `Benchmark: ${
+    `- Benchmark: ${
       new Date().toISOString().slice(0, 10)
     }, ${cpu}, ${cpus().length} cores, ${process.platform}`,
   );
   lines.push(
-    `Deno ${version(bin("deno"), ["--version"]).split(" ")[1]}, Bun ${
+    `- Deno ${version(bin("deno"), ["--version"]).split(" ")[1]}, Bun ${
       version(bin("bun"), ["--version"])
     }, Node ${version("node", ["--version"])}, ${version("openssl", ["version"])}`,
   );
   lines.push(
-    `Medians of ${rounds} interleaved round(s); server: bench/native/server.c (TLS 1.3, ECDSA P-256, ` +
+    `- Medians of ${rounds} interleaved round(s); server: bench/native/server.c (TLS 1.3, ECDSA P-256, ` +
       `TLS_AES_256_GCM_SHA384 for every client), pinned to CPU 0${
         haveTaskset ? "" : " (taskset missing: unpinned)"
       }; ` +
@@ -324,6 +330,29 @@ try {
       const vsBuiltIn = c.builtIn === null ? "" : ratio(m, med(w.key, c.builtIn), w.higherIsBetter);
       const vsNative = c.runtime === "native" ? "" : ratio(m, native, w.higherIsBetter);
       lines.push(`| ${c.name} | ${fmt(m, w.unit)} | ${vsBuiltIn} | ${vsNative} |`);
+    }
+    lines.push("");
+  }
+
+  // Client CPU per GiB for the bulk work: the busy-machine-proof view of efficiency (the whole
+  // process, so it includes runtime start-up: a few tens of ms).
+  if (works.some((w) => w.key === "bulk")) {
+    const gib = bulkBytes / (1 << 30);
+    const cpuMed = (c: string) => {
+      const xs = bulkCpu.get(c);
+      return xs === undefined || xs.length === 0 ? null : median(xs) / gib;
+    };
+    lines.push("### bulk receive: client CPU seconds per GiB (lower is better)");
+    lines.push("");
+    lines.push("| client | CPU s/GiB | vs same runtime's built-in | vs native C |");
+    lines.push("|---|---|---|---|");
+    for (const c of clients) {
+      const m = cpuMed(c.name);
+      const vsBuiltIn = c.builtIn === null ? "" : ratio(m, cpuMed(c.builtIn), false);
+      const vsNative = c.runtime === "native" ? "" : ratio(m, cpuMed("native C (OpenSSL)"), false);
+      lines.push(
+        `| ${c.name} | ${m === null ? "n/a" : m.toFixed(2)} | ${vsBuiltIn} | ${vsNative} |`,
+      );
     }
     lines.push("");
   }
