@@ -441,3 +441,36 @@ test("bad arguments are TypeError / RangeError, before any I/O", async () => {
   await assert.rejects(startTls({} as any, { hostname: "x" }), TypeError);
   finish();
 });
+
+test("startTls: abort after the handshake rejects a pending read with ABORTED, not EOF", async () => {
+  const { Duplex } = await import("node:stream");
+  const net = (await import("node:net")).default;
+  const { startTls } = await import("../mod.ts");
+  const server = await startOpensslServer({
+    cert: pki.server.certPath,
+    key: pki.server.keyPath,
+    chain: pki.intermediateCa.certPath,
+  });
+  const socket = net.connect({ host: "127.0.0.1", port: server.port });
+  try {
+    await new Promise((resolve, reject) => {
+      socket.once("connect", resolve);
+      socket.once("error", reject);
+    });
+    const controller = new AbortController();
+    const conn = await startTls(Duplex.toWeb(socket), {
+      hostname: "localhost",
+      caCerts: ca,
+      signal: controller.signal,
+    });
+    // Cancelling a Web stream reader reads as end of stream: it must still surface as ABORTED.
+    const pending = conn.read(new Uint8Array(100));
+    setTimeout(() => controller.abort(), 50);
+    await assert.rejects(pending, isTlsError("ABORTED"));
+    conn.close();
+  } finally {
+    socket.destroy();
+    await server.stop();
+  }
+  finish();
+});
