@@ -56,9 +56,6 @@ export const SSL_MODE = {
   RELEASE_BUFFERS: 0x10,
 } as const;
 
-/** `SSL_get_shutdown()` bits. */
-export const SSL_SHUTDOWN = { SENT: 1, RECEIVED: 2 } as const;
-
 /** `SSL_CLIENT_HELLO_*` results for the client hello callback. */
 export const SSL_CLIENT_HELLO = { SUCCESS: 1, ERROR: 0, RETRY: -1 } as const;
 
@@ -99,10 +96,8 @@ export const X509_V = {
 /** `XN_FLAG_RFC2253` for `X509_NAME_print_ex` (x509.h): `CN=leaf,O=Org` order and escaping. */
 export const XN_FLAG_RFC2253 = 0x1110317;
 
-/** Lowest OpenSSL we accept at all (1.1.1, best-effort) and the lowest we test (3.0.2). */
+/** Lowest OpenSSL we accept at all (1.1.1, best-effort; 3.0.2+ is what we test). */
 export const OPENSSL_MIN_VERSION = 0x1010100f;
-/** OpenSSL 3.0.2: needed for `SSL_set_retry_verify`. */
-export const OPENSSL_TESTED_VERSION = 0x30000020;
 
 /** `SSL_R_*` reasons the library recognises (sslerr.h). */
 export const SSL_R = {

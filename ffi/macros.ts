@@ -14,17 +14,13 @@ import type { cryptoSymbols, sslSymbols, Symbols } from "./symbols.ts";
 const SSL_CTRL_MODE = 33;
 const SSL_CTRL_OPTIONS = 32;
 const SSL_CTRL_SET_READ_AHEAD = 41;
-const SSL_CTRL_SET_SESS_CACHE_MODE = 44;
 const SSL_CTRL_SET_TLSEXT_HOSTNAME = 55;
 const SSL_CTRL_CHAIN_CERT = 89;
 const SSL_CTRL_SET_MIN_PROTO_VERSION = 123;
 const SSL_CTRL_SET_MAX_PROTO_VERSION = 124;
-const SSL_CTRL_GET_MIN_PROTO_VERSION = 130;
-const SSL_CTRL_GET_MAX_PROTO_VERSION = 131;
 const SSL_CTRL_SET_RETRY_VERIFY = 136;
 const TLSEXT_NAMETYPE_host_name = 0;
 // bio.h
-const BIO_CTRL_RESET = 1;
 const BIO_CTRL_PENDING = 10;
 const BIO_C_SET_BUF_MEM_EOF_RETURN = 130;
 
@@ -44,10 +40,6 @@ export interface Macros {
   SSL_CTX_set_min_proto_version(ctx: Pointer, version: number): number;
   /** `SSL_CTX_set_max_proto_version(ctx, version)`: 1 on success; 0 = highest supported. */
   SSL_CTX_set_max_proto_version(ctx: Pointer, version: number): number;
-  /** `SSL_CTX_get_min_proto_version(ctx)`. */
-  SSL_CTX_get_min_proto_version(ctx: Pointer): number;
-  /** `SSL_CTX_get_max_proto_version(ctx)`. */
-  SSL_CTX_get_max_proto_version(ctx: Pointer): number;
   /** `SSL_CTX_set_mode(ctx, mode)`: returns the new mode bits. */
   SSL_CTX_set_mode(ctx: Pointer, mode: number): number;
   /**
@@ -59,8 +51,6 @@ export interface Macros {
   SSL_CTX_set_read_ahead(ctx: Pointer, yes: number): number;
   /** `SSL_CTX_add1_chain_cert(ctx, x509)`: adds to the chain sent; takes its own reference. */
   SSL_CTX_add1_chain_cert(ctx: Pointer, x509: Pointer): number;
-  /** `SSL_CTX_set_session_cache_mode(ctx, mode)`. */
-  SSL_CTX_set_session_cache_mode(ctx: Pointer, mode: number): number;
   /** `SSL_set_tlsext_host_name(ssl, name)`: sends SNI; 1 on success. */
   SSL_set_tlsext_host_name(ssl: Pointer, name: string): number;
   /**
@@ -72,8 +62,6 @@ export interface Macros {
   BIO_set_mem_eof_return(bio: Pointer, value: number): number;
   /** `BIO_pending(bio)`: bytes waiting to be read. */
   BIO_pending(bio: Pointer): number;
-  /** `BIO_reset(bio)`. */
-  BIO_reset(bio: Pointer): number;
   /** `sk_num(sk)` for any `STACK_OF(T)` (0 for NULL, where C gives -1). */
   sk_num(sk: Pointer | null): number;
   /** `sk_value(sk, i)` for any `STACK_OF(T)`. */
@@ -92,10 +80,6 @@ export function createMacros(lib: Lib): Macros {
       lib.SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MIN_PROTO_VERSION, v, null),
     SSL_CTX_set_max_proto_version: (ctx, v) =>
       lib.SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MAX_PROTO_VERSION, v, null),
-    SSL_CTX_get_min_proto_version: (ctx) =>
-      lib.SSL_CTX_ctrl(ctx, SSL_CTRL_GET_MIN_PROTO_VERSION, 0, null),
-    SSL_CTX_get_max_proto_version: (ctx) =>
-      lib.SSL_CTX_ctrl(ctx, SSL_CTRL_GET_MAX_PROTO_VERSION, 0, null),
     SSL_CTX_set_mode: (ctx, mode) => lib.SSL_CTX_ctrl(ctx, SSL_CTRL_MODE, mode, null),
     SSL_CTX_set_options: (ctx, op) =>
       sslCtxOptions !== null
@@ -103,14 +87,11 @@ export function createMacros(lib: Lib): Macros {
         : lib.SSL_CTX_ctrl(ctx, SSL_CTRL_OPTIONS, op, null),
     SSL_CTX_set_read_ahead: (ctx, yes) => lib.SSL_CTX_ctrl(ctx, SSL_CTRL_SET_READ_AHEAD, yes, null),
     SSL_CTX_add1_chain_cert: (ctx, x509) => lib.SSL_CTX_ctrl(ctx, SSL_CTRL_CHAIN_CERT, 1, x509),
-    SSL_CTX_set_session_cache_mode: (ctx, mode) =>
-      lib.SSL_CTX_ctrl(ctx, SSL_CTRL_SET_SESS_CACHE_MODE, mode, null),
     SSL_set_tlsext_host_name: (ssl, name) =>
       lib.SSL_ctrl_buf(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, cString(name)),
     SSL_set_retry_verify: (ssl) => lib.SSL_ctrl(ssl, SSL_CTRL_SET_RETRY_VERIFY, 0, null),
     BIO_set_mem_eof_return: (bio, v) => lib.BIO_ctrl(bio, BIO_C_SET_BUF_MEM_EOF_RETURN, v, null),
     BIO_pending: (bio) => lib.BIO_ctrl(bio, BIO_CTRL_PENDING, 0, null),
-    BIO_reset: (bio) => lib.BIO_ctrl(bio, BIO_CTRL_RESET, 0, null),
     sk_num: (sk) => (sk === null ? 0 : Math.max(0, lib.OPENSSL_sk_num(sk))),
     sk_value: (sk, i) => lib.OPENSSL_sk_value(sk, i),
     OPENSSL_malloc: (n) => lib.CRYPTO_malloc(n, null, 0),

@@ -8,6 +8,7 @@ import type { Identity, TlsContext, TlsContextOptions, TlsVersion } from "./cont
 import { contextFor } from "./context_cache.ts";
 import { checkEngineOptions, isIpAddress, TlsEngine, type TlsEngineOptions } from "./engine.ts";
 import { Connection } from "./connection.ts";
+import { Deadline } from "./deadline.ts";
 import { connectTcp } from "./net/tcp.ts";
 import { webByteStream, type WebTransport } from "./net/web_stream.ts";
 import type { ByteStream } from "./net/stream.ts";
@@ -145,28 +146,26 @@ function abortError(signal: AbortSignal): TlsError {
   return new TlsError("ABORTED", "the connection was aborted", { cause: signal.reason });
 }
 
-/** Runs TLS over `stream` and resolves once the handshake is done (closing all on failure). */
+/**
+ * Runs TLS over `stream` and resolves once the handshake is done. Takes ownership of `stream`,
+ * `deadline` and (when `prepared.owned`) the context: on failure all of them are closed.
+ */
 async function establish(
   stream: ByteStream,
   prepared: ReturnType<typeof prepare>,
-  signal: AbortSignal | undefined,
-  startedAt: number,
+  deadline: Deadline,
 ): Promise<Connection> {
   let engine: TlsEngine;
   try {
     engine = new TlsEngine(prepared.context, prepared.engineOptions);
   } catch (error) {
     stream.close();
+    deadline.dispose();
     if (prepared.owned) prepared.context.close();
     throw error;
   }
-  const conn = new Connection(
-    engine,
-    stream,
-    { handshakeTimeout: prepared.timeout, signal },
-    prepared.owned ? prepared.context : null,
-    startedAt,
-  );
+  const owned = prepared.owned ? prepared.context : null;
+  const conn = new Connection(engine, stream, deadline, owned);
   await conn.handshake(); // closes everything itself on failure
   return conn;
 }
@@ -190,7 +189,6 @@ async function establish(
  * `TIMEOUT`, `ABORTED`, `UNEXPECTED_EOF`, `CALLBACK_ERROR`, ...
  */
 export async function connect(options: ConnectOptions): Promise<Connection> {
-  const startedAt = performance.now();
   if (typeof options !== "object" || options === null) {
     throw new TypeError("options must be an object");
   }
@@ -207,41 +205,24 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
   if (signal?.aborted) throw abortError(signal);
   const prepared = prepare(options, isIpAddress(host) ? host : host.toLowerCase());
 
-  // TCP connect, bounded by the same timeout and signal as the handshake.
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let onAbort = () => {};
-  const interrupted = new Promise<never>((_, reject) => {
-    if (Number.isFinite(prepared.timeout)) {
-      timer = setTimeout(() => {
-        reject(
-          new TlsError(
-            "TIMEOUT",
-            `connecting to ${hostname}:${port} took over ${prepared.timeout} ms`,
-          ),
-        );
-      }, prepared.timeout);
-    }
-    onAbort = () => reject(abortError(signal!));
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
+  // One deadline for TCP connect and handshake, handed to the connection once it exists.
+  const deadline = new Deadline(prepared.timeout, signal);
   const pending = connectTcp({ hostname: host, port });
   let stream: ByteStream;
   try {
-    stream = await Promise.race([pending, interrupted]);
+    stream = await deadline.race(pending);
   } catch (error) {
     // A connect that completes after the timeout must not leak its socket.
     pending.then((s) => s.close(), () => {});
+    deadline.dispose();
     if (prepared.owned) prepared.context.close();
     if (error instanceof TlsError) throw error;
     const detail = error instanceof Error ? error.message : String(error);
     throw new TlsError("NETWORK_ERROR", `cannot connect to ${hostname}:${port}: ${detail}`, {
       cause: error,
     });
-  } finally {
-    clearTimeout(timer);
-    signal?.removeEventListener("abort", onAbort);
   }
-  return establish(stream, prepared, signal, startedAt);
+  return establish(stream, prepared, deadline);
 }
 
 /**
@@ -263,7 +244,6 @@ export async function startTls(
   transport: WebTransport,
   options: StartTlsOptions = {},
 ): Promise<Connection> {
-  const startedAt = performance.now();
   if (typeof options !== "object" || options === null) {
     throw new TypeError("options must be an object");
   }
@@ -279,7 +259,7 @@ export async function startTls(
     throw error;
   }
   // Awaited here so that every failure above is a rejection, never a synchronous throw.
-  return await establish(stream, prepared, options.signal, startedAt);
+  return await establish(stream, prepared, new Deadline(prepared.timeout, options.signal));
 }
 
 export type { Identity, WebTransport };

@@ -14,6 +14,7 @@ import type { TlsContext } from "./context.ts";
 import type { TlsEngine } from "./engine.ts";
 import type { Certificate } from "./x509.ts";
 import type { ByteStream, NetAddr } from "./net/stream.ts";
+import type { Deadline } from "./deadline.ts";
 
 /** What was negotiated, available once the handshake is done. */
 export interface HandshakeInfo {
@@ -31,14 +32,6 @@ export interface HandshakeInfo {
   readonly sessionReused: boolean;
 }
 
-/** How long and how abortably a connection may take to establish. @internal */
-export interface ConnectionLimits {
-  /** Milliseconds for TCP connect plus handshake; `Infinity` for none. */
-  handshakeTimeout: number;
-  /** Aborts the connection at any time: pending operations reject with `ABORTED`. */
-  signal?: AbortSignal | undefined;
-}
-
 /** Socket reads go into one reused buffer: this size at first... */
 const INITIAL_READ_BUFFER_SIZE = 16 * 1024;
 /** ...growing up to this size while reads keep filling it (bulk transfers). */
@@ -47,6 +40,21 @@ const MAX_READ_BUFFER_SIZE = 256 * 1024;
 const WRITE_CHUNK_SIZE = 256 * 1024;
 
 const noop = () => {};
+
+/** Runs operations one after another, in call order; when idle, the next one starts at once. */
+class Queue {
+  #tail: Promise<unknown> = Promise.resolve();
+  #pending = 0;
+
+  run<T>(op: () => Promise<T>): Promise<T> {
+    // Idle: start now, without a microtask hop behind a settled tail.
+    const result = this.#pending === 0 ? op() : this.#tail.then(op);
+    this.#pending++;
+    const done = () => void this.#pending--;
+    this.#tail = result.then(done, done); // always fulfils: one failure never blocks the next
+    return result;
+  }
+}
 const EMPTY = new Uint8Array(0);
 
 function isReset(error: unknown): boolean {
@@ -81,60 +89,28 @@ export class Connection {
   #sending = 0;
   #handshake: Promise<HandshakeInfo> | null = null;
   #info: HandshakeInfo | null = null;
-  #reads: Promise<unknown> = Promise.resolve();
-  #readsPending = 0;
-  #writes: Promise<unknown> = Promise.resolve();
-  #writesPending = 0;
+  #reads = new Queue();
+  /** Writes, closeWrite: never interleaved. */
+  #writes = new Queue();
   #closed = false;
-  #interruption: TlsError | null = null;
-  #interrupted: Promise<never>;
-  #interrupt: (error: TlsError) => void = noop;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #signal: AbortSignal | undefined;
-  #onAbort: () => void = noop;
+  /** The handshake's time limit and the abort signal (owned: disposed on release). */
+  #deadline: Deadline;
   #readable: ReadableStream<Uint8Array> | null = null;
   #writable: WritableStream<Uint8Array> | null = null;
 
-  /** @internal Use `connect()` or `startTls()`. */
+  /** @internal Use `connect()` or `startTls()`; takes ownership of all four arguments. */
   constructor(
     engine: TlsEngine,
     stream: ByteStream,
-    limits: ConnectionLimits,
+    deadline: Deadline,
     ownedContext: TlsContext | null,
-    startedAt: number = performance.now(),
   ) {
     this.#engine = engine;
     this.#stream = stream;
     this.#ownedContext = ownedContext;
-    this.#interrupted = new Promise<never>((_, reject) => {
-      this.#interrupt = (error) => {
-        if (this.#interruption !== null) return;
-        this.#interruption = error;
-        reject(error);
-        this.#release();
-      };
-    });
-    this.#interrupted.catch(noop); // observed through #guard; never an unhandled rejection
-    if (Number.isFinite(limits.handshakeTimeout)) {
-      const remaining = Math.max(0, limits.handshakeTimeout - (performance.now() - startedAt));
-      this.#timer = setTimeout(() => {
-        this.#interrupt(
-          new TlsError(
-            "TIMEOUT",
-            `the TLS handshake did not finish within ${limits.handshakeTimeout} ms`,
-          ),
-        );
-      }, remaining);
-    }
-    if (limits.signal !== undefined) {
-      this.#signal = limits.signal;
-      this.#onAbort = () =>
-        this.#interrupt(
-          new TlsError("ABORTED", "the connection was aborted", { cause: limits.signal?.reason }),
-        );
-      if (limits.signal.aborted) this.#onAbort();
-      else limits.signal.addEventListener("abort", this.#onAbort, { once: true });
-    }
+    this.#deadline = deadline;
+    // A timeout or abort closes the transport, which fails whatever operation is pending.
+    deadline.onInterrupt = () => this.#release();
   }
 
   // ---- plumbing -------------------------------------------------------------------------------
@@ -142,18 +118,18 @@ export class Connection {
   /**
    * Awaits `p`, unless the connection is interrupted (timeout, abort) first.
    *
-   * Only while handshaking: every `Promise.race` leaves a reaction on the long-lived
-   * `#interrupted` promise until it settles, so racing each read of a long connection would grow
+   * Only while handshaking: every `Promise.race` leaves a reaction on the deadline's long-lived
+   * `interrupted` promise until it settles, so racing each read of a long connection would grow
    * without bound. After the handshake an interruption closes the stream instead, which fails
    * the pending operation; `#ioError` and `#assertOpen` then report the interruption.
    */
   #guard<T>(p: Promise<T>): Promise<T> {
-    return this.#info === null ? Promise.race([p, this.#interrupted]) : p;
+    return this.#info === null ? this.#deadline.race(p) : p;
   }
 
   /** The error to report for a failed stream operation. */
   #ioError(error: unknown, during: string): unknown {
-    if (this.#interruption !== null) return this.#interruption;
+    if (this.#deadline.error !== null) return this.#deadline.error;
     if (error instanceof TlsError) return error;
     if (this.#closed) return new TlsError("CLOSED", "the connection is closed", { cause: error });
     if (isReset(error)) {
@@ -178,8 +154,8 @@ export class Connection {
         ? this.#stream.write(bytes)
         : this.#sendChain.then(() => this.#stream.write(bytes));
       this.#sending++;
+      // Also marks the chain handled: its errors reach whoever awaits it, never "unhandled".
       this.#sendChain.then(() => void this.#sending--, () => void this.#sending--);
-      this.#sendChain.catch(noop); // errors reach whoever awaits the chain
     }
     return this.#sendChain;
   }
@@ -226,7 +202,7 @@ export class Connection {
   }
 
   #assertOpen(): void {
-    if (this.#interruption !== null) throw this.#interruption;
+    if (this.#deadline.error !== null) throw this.#deadline.error;
     if (this.#closed) throw new TlsError("CLOSED", "the connection is closed");
   }
 
@@ -265,15 +241,17 @@ export class Connection {
         await this.#receive("the handshake");
       }
       const e = this.#engine;
+      const chain = e.peerCertificateChain;
       this.#info = Object.freeze({
         protocol: e.protocol,
         cipher: e.cipher,
         alpnProtocol: e.alpnProtocol,
-        peerCertificate: e.peerCertificate,
-        peerCertificateChain: Object.freeze(e.peerCertificateChain),
+        // The verified chain starts with the peer's certificate: no second copy out of OpenSSL.
+        peerCertificate: chain[0] ?? e.peerCertificate,
+        peerCertificateChain: Object.freeze(chain),
         sessionReused: e.sessionReused,
       });
-      clearTimeout(this.#timer); // the timeout covers the handshake only
+      this.#deadline.stopTimer(); // the timeout covers connect and handshake only
       // An idle connection should not keep its handshake-time read buffer: allocate on first read.
       if (this.#inbound.length <= INITIAL_READ_BUFFER_SIZE) this.#inbound = EMPTY;
       return this.#info;
@@ -295,14 +273,7 @@ export class Connection {
    */
   read(p: Uint8Array): Promise<number | null> {
     if (!(p instanceof Uint8Array)) return Promise.reject(new TypeError("p must be a Uint8Array"));
-    // Fast path: no read in flight, so no need to queue behind one (saves a microtask hop).
-    const result = this.#readsPending === 0 ? this.#read(p) : this.#reads.then(() => this.#read(p));
-    this.#readsPending++;
-    this.#reads = result.then(
-      () => void this.#readsPending--,
-      () => void this.#readsPending--,
-    );
-    return result;
+    return this.#reads.run(() => this.#read(p));
   }
 
   async #read(p: Uint8Array): Promise<number | null> {
@@ -334,18 +305,7 @@ export class Connection {
    */
   write(p: Uint8Array): Promise<number> {
     if (!(p instanceof Uint8Array)) return Promise.reject(new TypeError("p must be a Uint8Array"));
-    return this.#queueWrite(() => this.#write(p));
-  }
-
-  /** Runs `op` after every earlier write-side operation (writes never interleave). */
-  #queueWrite<T>(op: () => Promise<T>): Promise<T> {
-    const result = this.#writesPending === 0 ? op() : this.#writes.then(op);
-    this.#writesPending++;
-    this.#writes = result.then(
-      () => void this.#writesPending--,
-      () => void this.#writesPending--,
-    );
-    return result;
+    return this.#writes.run(() => this.#write(p));
   }
 
   async #write(p: Uint8Array): Promise<number> {
@@ -367,7 +327,7 @@ export class Connection {
    * side can go on reading. Idempotent.
    */
   closeWrite(): Promise<void> {
-    return this.#queueWrite(async () => {
+    return this.#writes.run(async () => {
       await this.handshake();
       this.#assertOpen();
       if (this.#engine.closed) return;
@@ -460,8 +420,7 @@ export class Connection {
   }
 
   #release(): void {
-    clearTimeout(this.#timer);
-    this.#signal?.removeEventListener("abort", this.#onAbort);
+    this.#deadline.dispose();
     this.#stream.close(); // fails pending stream operations
     this.#engine.close();
     this.#ownedContext?.close();
@@ -483,7 +442,7 @@ export class Connection {
   async [Symbol.asyncDispose](): Promise<void> {
     if (this.#closed) return;
     try {
-      if (this.#info !== null && this.#interruption === null && !this.#engine.closed) {
+      if (this.#info !== null && this.#deadline.error === null && !this.#engine.closed) {
         let timer: ReturnType<typeof setTimeout> | undefined;
         await Promise.race([
           this.closeWrite(),

@@ -232,12 +232,17 @@ export class TlsEngine {
       o.SSL_free(p);
     });
     try {
-      const rbio = new NativeHandle("BIO", o.BIO_new(o.BIO_s_mem())!, (p) => o.BIO_free(p));
-      const wbio = new NativeHandle("BIO", o.BIO_new(o.BIO_s_mem())!, (p) => o.BIO_free(p));
-      // SSL_set_bio takes ownership of both BIOs: SSL_free frees them.
-      this.#rbio = rbio.release();
-      this.#wbio = wbio.release();
-      o.SSL_set_bio(ssl, this.#rbio, this.#wbio);
+      const rbio = o.BIO_new(o.BIO_s_mem());
+      const wbio = o.BIO_new(o.BIO_s_mem());
+      if (rbio === null || wbio === null) {
+        if (rbio !== null) o.BIO_free(rbio);
+        if (wbio !== null) o.BIO_free(wbio);
+        throw new TlsError("INTERNAL", "BIO_new failed", { openssl: drainErrorQueue() });
+      }
+      // SSL_set_bio takes ownership of both BIOs at once: SSL_free frees them.
+      o.SSL_set_bio(ssl, rbio, wbio);
+      this.#rbio = rbio;
+      this.#wbio = wbio;
       if (this.role === "client") {
         o.SSL_set_connect_state(ssl);
         if (servername !== undefined) this.#setServerName(ssl, servername, verifying);
@@ -334,17 +339,6 @@ export class TlsEngine {
     const out = new Uint8Array(new ArrayBuffer(n));
     o.BIO_read(this.#wbio, out, n);
     return out;
-  }
-
-  /**
-   * Like {@link outgoing}, but copies into `into` and returns the byte count (0 if none), so a
-   * transport can reuse one buffer.
-   */
-  readOutgoing(into: Uint8Array): number {
-    if (!(into instanceof Uint8Array)) throw new TypeError("into must be a Uint8Array");
-    if (this.#closed || into.length === 0) return 0;
-    const n = openssl().BIO_read(this.#wbio, into, Math.min(into.length, MAX_CHUNK));
-    return n > 0 ? n : 0;
   }
 
   // ---- the TLS operations -----------------------------------------------------------------

@@ -6,12 +6,12 @@
  * @module
  */
 import type { OpenSslErrorEntry } from "./errors.ts";
-import { openssl } from "./native.ts";
+import { openssl, type Pointer } from "./native.ts";
 
 const textBuffer = new Uint8Array(256);
 const decoder = new TextDecoder();
 
-function cStringAt(p: ReturnType<ReturnType<typeof openssl>["ERR_lib_error_string"]>): string {
+function cStringAt(p: Pointer | null): string {
   return p === null ? "" : openssl().backend.readCString(p);
 }
 

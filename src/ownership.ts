@@ -1,6 +1,6 @@
 /**
- * Ownership of native objects: exactly one owner per SSL_CTX, SSL, BIO, X509, EVP_PKEY and
- * callback, each with an idempotent `close()`. A FinalizationRegistry frees what a careless caller
+ * Ownership of native objects: exactly one owner per SSL_CTX, SSL, BIO, X509 and EVP_PKEY, each
+ * with an idempotent `close()` (callback trampolines are process-wide: see `callbacks.ts`). A FinalizationRegistry frees what a careless caller
  * dropped, but only as a backstop: explicit `close()` unregisters it. A process-wide count of live
  * objects lets tests prove nothing leaks.
  *
@@ -9,7 +9,7 @@
 import { nativeHeapInUse, type Pointer } from "./native.ts";
 
 /** The kinds of native object the library owns. */
-export type NativeKind = "SSL_CTX" | "SSL" | "BIO" | "X509" | "EVP_PKEY" | "STACK" | "callback";
+export type NativeKind = "SSL_CTX" | "SSL" | "BIO" | "X509" | "EVP_PKEY";
 
 const live = new Map<NativeKind, number>();
 let finalizedCount = 0;
@@ -93,11 +93,6 @@ export class NativeHandle {
     backstop.unregister(this);
     this.#free(p);
   }
-}
-
-/** Counts a native object that has no pointer handle of its own (e.g. a callback). */
-export function trackNative(kind: NativeKind, delta: 1 | -1): void {
-  count(kind, delta);
 }
 
 /** A snapshot of live native objects by kind, plus their total. */

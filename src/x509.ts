@@ -190,7 +190,6 @@ export function loadPrivateKey(input: PemOrDer, passphrase?: Passphrase): Native
       : active !== null
       ? o.PEM_read_bio_PrivateKey_cb(bio.ptr, null, passwordTrampoline(), null)
       : o.PEM_read_bio_PrivateKey_buf(bio.ptr, null, null, pass);
-    activePassphrase = null;
     if (k === null) {
       const errors = drainErrorQueue();
       if (active?.error !== undefined) {
@@ -360,6 +359,17 @@ function subjectAltNamesOf(x509: Pointer): string[] {
   return out;
 }
 
+/** `i2d_X509_bio`: the DER encoding of a borrowed `X509 *`. */
+function derOf(x509: Pointer): Uint8Array {
+  const bio = memoryBioFrom(new Uint8Array(0));
+  try {
+    openssl().i2d_X509_bio(bio.ptr, x509);
+    return readMemoryBio(bio.ptr);
+  } finally {
+    bio.close();
+  }
+}
+
 /** What a certificate says, parsed once. */
 interface CertificateFields {
   readonly subject: string;
@@ -457,14 +467,7 @@ export class Certificate {
 
   /** Reads a certificate's DER from a borrowed `X509 *` (the pointer is not kept). @internal */
   static fromX509(x509: Pointer): Certificate {
-    const o = openssl();
-    const bio = memoryBioFrom(new Uint8Array(0));
-    try {
-      o.i2d_X509_bio(bio.ptr, x509);
-      return new Certificate(readMemoryBio(bio.ptr));
-    } finally {
-      bio.close();
-    }
+    return new Certificate(derOf(x509));
   }
 
   /**
@@ -475,10 +478,7 @@ export class Certificate {
   static parseAll(input: PemOrDer): Certificate[] {
     const handles = loadCertificates(input);
     try {
-      return handles.map((h) => {
-        const der = Certificate.fromX509(h.ptr).der;
-        return new Certificate(der, fieldsOf(h.ptr));
-      });
+      return handles.map((h) => new Certificate(derOf(h.ptr), fieldsOf(h.ptr)));
     } finally {
       for (const h of handles) h.close();
     }

@@ -1,0 +1,93 @@
+/**
+ * `Deadline`: the time limit and abort signal of one connection. TCP connect and handshake share
+ * one limit (`handshakeTimeout`); the signal stays armed for the connection's whole life.
+ *
+ * @module
+ */
+import { TlsError } from "./errors.ts";
+
+const noop = () => {};
+
+/**
+ * Turns a timeout and an `AbortSignal` into one `TlsError` (`TIMEOUT` or `ABORTED`), delivered
+ * once: as the rejection of {@link interrupted} and to the {@link onInterrupt} handler. One owner
+ * (`connect()` until the `Connection` exists, then the `Connection`); `dispose()` is idempotent.
+ *
+ * @example
+ * ```ts
+ * import { Deadline } from "./deadline.ts";
+ * const deadline = new Deadline(5_000, undefined);
+ * try {
+ *   await deadline.race(fetchSomething()); // rejects with TIMEOUT after 5 s
+ * } finally {
+ *   deadline.dispose();
+ * }
+ * ```
+ */
+export class Deadline {
+  /** Rejects with {@link error} when the deadline fires; never resolves. */
+  readonly interrupted: Promise<never>;
+  #error: TlsError | null = null;
+  #reject: (error: TlsError) => void = noop;
+  #handler: () => void = noop;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #signal: AbortSignal | undefined;
+  #onAbort: () => void = noop;
+
+  /** Starts the clock (`Infinity`: no limit) and watches `signal`. */
+  constructor(timeoutMs: number, signal: AbortSignal | undefined) {
+    this.interrupted = new Promise<never>((_, reject) => (this.#reject = reject));
+    this.interrupted.catch(noop); // observed through race(); never an unhandled rejection
+    if (Number.isFinite(timeoutMs)) {
+      this.#timer = setTimeout(() => {
+        this.#fire(
+          new TlsError("TIMEOUT", `connecting and the TLS handshake took over ${timeoutMs} ms`),
+        );
+      }, timeoutMs);
+    }
+    if (signal !== undefined) {
+      this.#signal = signal;
+      this.#onAbort = () =>
+        this.#fire(
+          new TlsError("ABORTED", "the connection was aborted", { cause: signal.reason }),
+        );
+      if (signal.aborted) this.#onAbort();
+      else signal.addEventListener("abort", this.#onAbort, { once: true });
+    }
+  }
+
+  #fire(error: TlsError): void {
+    if (this.#error !== null) return;
+    this.#error = error;
+    this.#reject(error);
+    this.dispose();
+    this.#handler();
+  }
+
+  /** The `TIMEOUT` or `ABORTED` error once the deadline fired, else `null`. */
+  get error(): TlsError | null {
+    return this.#error;
+  }
+
+  /** Called once when the deadline fires (at once if it already has), e.g. to close a stream. */
+  set onInterrupt(handler: () => void) {
+    this.#handler = handler;
+    if (this.#error !== null) handler();
+  }
+
+  /** Awaits `p`, unless the deadline fires first. */
+  race<T>(p: Promise<T>): Promise<T> {
+    return Promise.race([p, this.interrupted]);
+  }
+
+  /** Ends the time limit (the handshake is done); the signal stays armed. */
+  stopTimer(): void {
+    clearTimeout(this.#timer);
+  }
+
+  /** Stops the timer and stops listening to the signal. Idempotent. */
+  dispose(): void {
+    clearTimeout(this.#timer);
+    this.#signal?.removeEventListener("abort", this.#onAbort);
+  }
+}
