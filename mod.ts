@@ -13,12 +13,14 @@ export { TLS_ERROR_CODES, TlsError } from "./src/errors.ts";
 export type { OpenSslErrorEntry, TlsAlert, TlsErrorCode, TlsErrorOptions } from "./src/errors.ts";
 export { opensslVersion } from "./src/native.ts";
 export type { OpenSslVersion } from "./src/native.ts";
-export { DEFAULT_TLS12_CIPHERS, TlsContext } from "./src/context.ts";
+export { DEFAULT_TLS12_CIPHERS, SecureContext, TlsContext } from "./src/context.ts";
 export type {
+  AlpnSelector,
   CertificateRequest,
   DistinguishedName,
   HandshakeEvent,
   Identity,
+  ServerNameResult,
   TlsContextOptions,
   TlsVersion,
   VerifyCertificateInfo,
@@ -34,12 +36,20 @@ export { connect, DEFAULT_HANDSHAKE_TIMEOUT, startTls } from "./src/connect.ts";
 export type {
   ConnectOptions,
   StartTlsOptions,
+  StartTlsServerOptions,
   TlsClientOptions,
   WebTransport,
 } from "./src/connect.ts";
 export { Connection } from "./src/connection.ts";
+export {
+  DEFAULT_MAX_PENDING_CONNECTIONS,
+  DEFAULT_SERVER_HANDSHAKE_TIMEOUT,
+  listen,
+  TlsListener,
+} from "./src/server.ts";
+export type { ListenerErrorInfo, ListenOptions, TlsServerOptions } from "./src/server.ts";
 export type { HandshakeInfo } from "./src/connection.ts";
 export type { NetAddr } from "./src/net/stream.ts";
 export { clearContextCache } from "./src/context_cache.ts";
-export { encodeAlpn } from "./src/engine.ts";
+export { encodeAlpn } from "./src/context.ts";
 export { identityForAcceptableIssuers, matchesAcceptableIssuers } from "./src/identity.ts";

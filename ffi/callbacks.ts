@@ -52,6 +52,19 @@ export const INFO_CB: CallbackSignature = {
 };
 
 /**
+ * `int alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+ * const unsigned char *in, unsigned int inlen, void *arg)` (SSL_CTX_set_alpn_select_cb(3)):
+ * `in` is the client's list in wire format; point `*out` into it (OpenSSL does not copy) and
+ * return `SSL_TLSEXT_ERR_OK` (0), `_NOACK` (3: no ALPN) or `_ALERT_FATAL` (2: the handshake fails
+ * with no_application_protocol, 120).
+ */
+export const ALPN_SELECT_CB: CallbackSignature = {
+  args: ["ptr", "ptr", "ptr", "ptr", "u32", "ptr"],
+  ret: "i32",
+  failure: 2,
+};
+
+/**
  * `int pem_password_cb(char *buf, int size, int rwflag, void *u)` (pem_password_cb(3)): write the
  * passphrase into `buf` (at most `size` bytes) and return its length; -1 fails the decryption.
  */

@@ -56,6 +56,9 @@ export const SSL_MODE = {
   RELEASE_BUFFERS: 0x10,
 } as const;
 
+/** `SSL_TLSEXT_ERR_*`: what servername, ALPN and status callbacks return. */
+export const SSL_TLSEXT_ERR = { OK: 0, ALERT_WARNING: 1, ALERT_FATAL: 2, NOACK: 3 } as const;
+
 /** `SSL_CLIENT_HELLO_*` results for the client hello callback. */
 export const SSL_CLIENT_HELLO = { SUCCESS: 1, ERROR: 0, RETRY: -1 } as const;
 

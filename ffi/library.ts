@@ -128,7 +128,7 @@ function tryPair(b: Backend, c: Candidate): OpenSsl | string {
   const versionPtr = lib.OpenSSL_version(OPENSSL_VERSION_SELECTOR.VERSION);
   return {
     ...lib,
-    ...createMacros(lib),
+    ...createMacros(lib, (a) => b.fromAddress(a)),
     backend: b,
     versionNumber,
     versionText: versionPtr === null ? "unknown" : b.readCString(versionPtr),

@@ -16,6 +16,7 @@ const SSL_CTRL_OPTIONS = 32;
 const SSL_CTRL_SET_READ_AHEAD = 41;
 const SSL_CTRL_SET_TLSEXT_HOSTNAME = 55;
 const SSL_CTRL_CHAIN_CERT = 89;
+const SSL_CTRL_GET_CHAIN_CERTS = 115;
 const SSL_CTRL_SET_MIN_PROTO_VERSION = 123;
 const SSL_CTRL_SET_MAX_PROTO_VERSION = 124;
 const SSL_CTRL_SET_RETRY_VERIFY = 136;
@@ -51,6 +52,11 @@ export interface Macros {
   SSL_CTX_set_read_ahead(ctx: Pointer, yes: number): number;
   /** `SSL_CTX_add1_chain_cert(ctx, x509)`: adds to the chain sent; takes its own reference. */
   SSL_CTX_add1_chain_cert(ctx: Pointer, x509: Pointer): number;
+  /**
+   * `SSL_CTX_get0_chain_certs(ctx, &sk)`: the extra chain certificates of the context's current
+   * certificate (borrowed; `null` when there are none).
+   */
+  SSL_CTX_get0_chain_certs(ctx: Pointer): Pointer | null;
   /** `SSL_set_tlsext_host_name(ssl, name)`: sends SNI; 1 on success. */
   SSL_set_tlsext_host_name(ssl: Pointer, name: string): number;
   /**
@@ -73,7 +79,7 @@ export interface Macros {
 }
 
 /** Builds the {@link Macros} over a loaded library. */
-export function createMacros(lib: Lib): Macros {
+export function createMacros(lib: Lib, fromAddress: (a: bigint) => Pointer | null): Macros {
   const sslCtxOptions = lib.SSL_CTX_set_options_fn;
   return {
     SSL_CTX_set_min_proto_version: (ctx, v) =>
@@ -87,6 +93,11 @@ export function createMacros(lib: Lib): Macros {
         : lib.SSL_CTX_ctrl(ctx, SSL_CTRL_OPTIONS, op, null),
     SSL_CTX_set_read_ahead: (ctx, yes) => lib.SSL_CTX_ctrl(ctx, SSL_CTRL_SET_READ_AHEAD, yes, null),
     SSL_CTX_add1_chain_cert: (ctx, x509) => lib.SSL_CTX_ctrl(ctx, SSL_CTRL_CHAIN_CERT, 1, x509),
+    SSL_CTX_get0_chain_certs: (ctx) => {
+      const cell = new BigUint64Array(1); // STACK_OF(X509) **
+      if (lib.SSL_CTX_ctrl_buf(ctx, SSL_CTRL_GET_CHAIN_CERTS, 0, cell) !== 1) return null;
+      return fromAddress(cell[0]!);
+    },
     SSL_set_tlsext_host_name: (ssl, name) =>
       lib.SSL_ctrl_buf(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, cString(name)),
     SSL_set_retry_verify: (ssl) => lib.SSL_ctrl(ssl, SSL_CTRL_SET_RETRY_VERIFY, 0, null),

@@ -186,6 +186,18 @@ export const sslSymbols = {
   // int SSL_client_hello_get0_ext(SSL *s, unsigned int type, const unsigned char **out,
   //                               size_t *outlen);  (out and outlen: 8-byte cells)
   SSL_client_hello_get0_ext: { args: ["ptr", "u32", "buf", "buf"], ret: "i32" },
+  // int SSL_CTX_set_alpn_protos(SSL_CTX *ctx, const unsigned char *protos,
+  //                             unsigned int protos_len);  (returns 0 on success)
+  SSL_CTX_set_alpn_protos: { args: ["ptr", "buf", "u32"], ret: "i32" },
+  // void SSL_CTX_set_alpn_select_cb(SSL_CTX *ctx, SSL_CTX_alpn_select_cb_func cb, void *arg);
+  SSL_CTX_set_alpn_select_cb: { args: ["ptr", "cb", "ptr"], ret: "void" },
+  // int SSL_CTX_set_session_id_context(SSL_CTX *ctx, const unsigned char *sid_ctx,
+  //                                    unsigned int sid_ctx_len);
+  SSL_CTX_set_session_id_context: { args: ["ptr", "buf", "u32"], ret: "i32" },
+  // X509 *SSL_CTX_get0_certificate(const SSL_CTX *ctx);  (borrowed)
+  SSL_CTX_get0_certificate: { args: ["ptr"], ret: "ptr" },
+  // EVP_PKEY *SSL_CTX_get0_privatekey(const SSL_CTX *ctx);  (borrowed)
+  SSL_CTX_get0_privatekey: { args: ["ptr"], ret: "ptr" },
   // void SSL_CTX_set_keylog_callback(SSL_CTX *ctx, SSL_CTX_keylog_cb_func cb);
   SSL_CTX_set_keylog_callback: { args: ["ptr", "cb"], ret: "void" },
   // void SSL_CTX_set_info_callback(SSL_CTX *ctx, void (*cb)(const SSL *ssl, int type, int val));

@@ -18,6 +18,7 @@
  * @module
  */
 import {
+  ALPN_SELECT_CB,
   type CallbackSignature,
   CERT_CB,
   CLIENT_HELLO_CB,
@@ -25,6 +26,7 @@ import {
   KEYLOG_CB,
   openssl,
   type Pointer,
+  SSL_TLSEXT_ERR,
   VERIFY_CB,
 } from "./native.ts";
 import type { NativeCallback } from "./native.ts";
@@ -39,6 +41,11 @@ export interface CallbackTarget {
   onCert(): number;
   /** `SSL_CTX_set_client_hello_cb`'s callback for this connection. */
   onClientHello(): number;
+  /**
+   * `SSL_CTX_set_alpn_select_cb`'s callback: `offered` is the client's list in wire format;
+   * returns the offset and length of the chosen name within it, or null for none.
+   */
+  onAlpnSelect(offered: Uint8Array): { offset: number; length: number } | null;
   /** `SSL_CTX_set_keylog_callback`'s callback: one key log line. */
   onKeylog(line: string): void;
   /** `SSL_CTX_set_info_callback`'s callback. */
@@ -135,6 +142,35 @@ export function clientHelloTrampoline(): Pointer {
     // On failure `*al` keeps OpenSSL's default, internal_error (80).
     return target.callbacks.run(CLIENT_HELLO_CB.failure ?? 0, () => target.onClientHello());
   });
+}
+
+/** The process-wide ALPN selection trampoline, for `SSL_CTX_set_alpn_select_cb`. @internal */
+export function alpnSelectTrampoline(): Pointer {
+  return trampoline(
+    ALPN_SELECT_CB,
+    (
+      ssl: Pointer | null,
+      out: Pointer | null,
+      outlen: Pointer | null,
+      input: Pointer | null,
+      inlen: number,
+    ) => {
+      const target = targetOf(ssl);
+      if (target === undefined || out === null || outlen === null || input === null) {
+        return SSL_TLSEXT_ERR.NOACK;
+      }
+      return target.callbacks.run(ALPN_SELECT_CB.failure ?? SSL_TLSEXT_ERR.ALERT_FATAL, () => {
+        const b = openssl().backend;
+        const choice = target.onAlpnSelect(b.readBytes(input, 0, inlen));
+        if (choice === null) return SSL_TLSEXT_ERR.ALERT_FATAL; // no_application_protocol (120)
+        // *out must point into OpenSSL's own copy of the client's list (it is not copied), and
+        // *outlen is an unsigned char.
+        b.writePointer(out, 0, b.fromAddress(b.address(input) + choice.offset));
+        b.writeBytes(outlen, 0, Uint8Array.of(choice.length));
+        return SSL_TLSEXT_ERR.OK;
+      });
+    },
+  );
 }
 
 /** The process-wide key log trampoline, for `SSL_CTX_set_keylog_callback`. @internal */

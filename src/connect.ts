@@ -13,6 +13,7 @@ import { connectTcp } from "./net/tcp.ts";
 import { webByteStream, type WebTransport } from "./net/web_stream.ts";
 import type { ByteStream } from "./net/stream.ts";
 import type { Passphrase, PemOrDer } from "./x509.ts";
+import { acceptOn, prepareServer, type TlsServerOptions } from "./server.ts";
 
 /** The default for {@link TlsClientOptions.handshakeTimeout}: 30 seconds. */
 export const DEFAULT_HANDSHAKE_TIMEOUT = 30_000;
@@ -75,10 +76,20 @@ export interface ConnectOptions extends TlsClientOptions {
   port: number;
 }
 
-/** Options for {@link startTls}. */
+/** Options for {@link startTls} as a client (the default role). */
 export interface StartTlsOptions extends TlsClientOptions {
+  /** `"client"` (the default). */
+  role?: "client";
   /** The server's host name (used as `servername` when that is absent). */
   hostname?: string;
+}
+
+/** Options for {@link startTls} as a server (STARTTLS servers: SMTP, IMAP, XMPP, ...). */
+export interface StartTlsServerOptions extends TlsServerOptions {
+  /** Run the server side of the handshake. */
+  role: "server";
+  /** Aborts the handshake or later I/O: pending operations reject with `ABORTED`. */
+  signal?: AbortSignal;
 }
 
 const CONTEXT_KEYS = [
@@ -229,6 +240,7 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
  * Upgrades an existing byte stream to TLS (STARTTLS-style protocols): anything with
  * `{ readable, writable }` Web streams, e.g. a `Deno.Conn` or node's `Duplex.toWeb(socket)`.
  * Resolves once the handshake is done. The transport belongs to the connection from then on.
+ * With `role: "server"` it runs the server side (the options of `listen()`).
  *
  * @example
  * ```ts
@@ -237,15 +249,30 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
  * // ... speak SMTP until the server says "220 Ready to start TLS" ...
  * await using conn = await startTls(tcp, { hostname: "mail.example.com" });
  * ```
- * @throws {TypeError} without `hostname`/`servername` (unless verification is disabled).
+ * @example
+ * ```ts
+ * import { startTls } from "../mod.ts";
+ * const cert = await Deno.readTextFile("server.pem");
+ * const key = await Deno.readTextFile("server.key");
+ * using tcpListener = Deno.listen({ port: 2525 });
+ * const tcp = await tcpListener.accept();
+ * // ... answer "STARTTLS" with "220 Ready to start TLS" ...
+ * await using conn = await startTls(tcp, { role: "server", cert, key });
+ * ```
+ * @throws {TypeError} without `hostname`/`servername` (clients, unless verification is
+ * disabled), without `cert`/`key` (servers).
  * @throws {TlsError} as {@link connect}.
  */
 export async function startTls(
   transport: WebTransport,
-  options: StartTlsOptions = {},
+  options: StartTlsOptions | StartTlsServerOptions = {},
 ): Promise<Connection> {
   if (typeof options !== "object" || options === null) {
     throw new TypeError("options must be an object");
+  }
+  if (options.role === "server") return await startTlsServer(transport, options);
+  if (options.role !== undefined && options.role !== "client") {
+    throw new TypeError(`role must be "client" or "server", got ${JSON.stringify(options.role)}`);
   }
   const host = options.hostname === undefined ? undefined : stripBrackets(options.hostname);
   checkLimits(options);
@@ -260,6 +287,33 @@ export async function startTls(
   }
   // Awaited here so that every failure above is a rejection, never a synchronous throw.
   return await establish(stream, prepared, new Deadline(prepared.timeout, options.signal));
+}
+
+async function startTlsServer(
+  transport: WebTransport,
+  options: StartTlsServerOptions,
+): Promise<Connection> {
+  const stream = webByteStream(transport);
+  let prepared: ReturnType<typeof prepareServer>;
+  try {
+    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+      throw new TypeError("signal must be an AbortSignal");
+    }
+    if (options.signal?.aborted) throw abortError(options.signal);
+    prepared = prepareServer(options, true);
+  } catch (error) {
+    stream.close();
+    throw error;
+  }
+  const deadline = new Deadline(prepared.timeout, options.signal);
+  const conn = acceptOn(
+    stream,
+    prepared.context,
+    deadline,
+    prepared.owned ? prepared.context : null,
+  );
+  await conn.handshake(); // closes everything itself on failure
+  return conn;
 }
 
 export type { Identity, WebTransport };

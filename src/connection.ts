@@ -30,6 +30,11 @@ export interface HandshakeInfo {
   readonly peerCertificateChain: readonly Certificate[];
   /** Whether the session was resumed. */
   readonly sessionReused: boolean;
+  /**
+   * Clients: the name the server's certificate was checked against (`servername`, which may be
+   * an IP address). Servers: the host name the client asked for with SNI, or `null`.
+   */
+  readonly servername: string | null;
 }
 
 /** Socket reads go into one reused buffer: this size at first... */
@@ -64,7 +69,8 @@ function isReset(error: unknown): boolean {
 }
 
 /**
- * A TLS connection over a byte stream. Made by `connect()` and `startTls()`.
+ * A TLS connection over a byte stream. Made by `connect()`, `startTls()` and `listen()`: the same
+ * class on both sides (on a server, {@link peerCertificate} is the client's certificate).
  *
  * @example
  * ```ts
@@ -98,7 +104,7 @@ export class Connection {
   #readable: ReadableStream<Uint8Array> | null = null;
   #writable: WritableStream<Uint8Array> | null = null;
 
-  /** @internal Use `connect()` or `startTls()`; takes ownership of all four arguments. */
+  /** @internal Use `connect()`, `startTls()` or `listen()`; takes ownership of all four arguments. */
   constructor(
     engine: TlsEngine,
     stream: ByteStream,
@@ -250,6 +256,7 @@ export class Connection {
         peerCertificate: chain[0] ?? e.peerCertificate,
         peerCertificateChain: Object.freeze(chain),
         sessionReused: e.sessionReused,
+        servername: e.servername ?? null,
       });
       this.#deadline.stopTimer(); // the timeout covers connect and handshake only
       // An idle connection should not keep its handshake-time read buffer: allocate on first read.
@@ -400,6 +407,19 @@ export class Connection {
   /** Whether the session was resumed. */
   get sessionReused(): boolean {
     return this.#infoOrThrow().sessionReused;
+  }
+
+  /**
+   * Clients: the server name asked for. Servers: the host name the client asked for (SNI), e.g.
+   * to pick a virtual host; `null` when the client sent none.
+   */
+  get servername(): string | null {
+    return this.#infoOrThrow().servername;
+  }
+
+  /** `"client"` or `"server"`. */
+  get role(): "client" | "server" {
+    return this.#engine.role;
   }
 
   /** The local address (TCP), or `null` for a transport without one. */

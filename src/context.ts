@@ -18,6 +18,7 @@ import {
   TLS_VERSION,
 } from "./native.ts";
 import {
+  alpnSelectTrampoline,
   certTrampoline,
   clientHelloTrampoline,
   infoTrampoline,
@@ -90,6 +91,12 @@ export interface CertificateRequest {
   readonly serverName: string | undefined;
 }
 
+/**
+ * A server's ALPN choice: called with the client's offers (in the client's order); returns one of
+ * them, or `null` to refuse the connection (alert 120, no_application_protocol). Synchronous.
+ */
+export type AlpnSelector = (offered: readonly string[]) => string | null;
+
 /** A certificate (optionally followed by its chain, leaf first) and its private key. */
 export interface Identity {
   /** The certificate, PEM (may hold the chain after the leaf) or DER. */
@@ -99,6 +106,9 @@ export interface Identity {
   /** The passphrase of an encrypted key. Byte passphrases are zeroed after use. */
   passphrase?: Passphrase;
 }
+
+/** What {@link TlsContextOptions.onServerName} may return. */
+export type ServerNameResult = Identity | TlsContext | null;
 
 /** Options for {@link TlsContext}. */
 export interface TlsContextOptions {
@@ -119,10 +129,23 @@ export interface TlsContextOptions {
   maxVersion?: TlsVersion;
   /** The TLS 1.2 cipher list (OpenSSL syntax). Default: ECDHE/DHE with AES-GCM or ChaCha20. */
   ciphers?: string;
-  /** Servers only: ask clients for a certificate, verified against {@link caCerts}. */
-  requestClientCertificate?: boolean;
-  /** Servers only: fail the handshake when the client sends no certificate. */
-  requireClientCertificate?: boolean;
+  /**
+   * Servers only: whether to ask clients for a certificate (`SSL_VERIFY_PEER`; the request lists
+   * the subjects of {@link caCerts} as acceptable issuers). `false` (default): never ask;
+   * `"optional"`: ask, and verify against {@link caCerts} what is sent, but accept clients that
+   * send none; `"require"`: also fail the handshake when the client sends none
+   * (`SSL_VERIFY_FAIL_IF_NO_PEER_CERT`). A certificate that fails verification always fails the
+   * handshake (unless {@link onVerifyCertificate} accepts it).
+   */
+  requestClientCert?: false | "optional" | "require";
+  /**
+   * ALPN. Servers: the protocols this server speaks, most preferred first (the first of these the
+   * client also offers wins), or a function that picks one of the client's offers. When nothing
+   * matches (or the function returns `null`) the handshake fails with no_application_protocol
+   * (alert 120), as RFC 7301 asks; a client that offers no ALPN at all is accepted without it.
+   * Clients: the default offer of connections made from this context.
+   */
+  alpnProtocols?: readonly string[] | AlpnSelector;
   /**
    * Turns off verification of the peer's certificate and name. UNSAFE: anyone on the path can
    * impersonate the peer. For tests and pinning done elsewhere only.
@@ -146,12 +169,15 @@ export interface TlsContextOptions {
   ) => Identity | null | Promise<Identity | null>;
   /**
    * Servers only: called with the host name a client asked for (SNI, read from the ClientHello)
-   * before the server picks its certificate. Return the {@link Identity} to use for that name,
-   * `null` to keep this context's own `cert`/`key`, or a Promise of either (the handshake
-   * suspends until it settles). Not called when the client sent no name. A throw or rejection
-   * fails the handshake (the client gets an internal_error alert).
+   * before the server picks its certificate. Return the {@link Identity} to use for that name, a
+   * server {@link TlsContext} whose certificate, chain and key to use (parsed once, so cheaper
+   * per handshake than an `Identity`), `null` to keep this context's own `cert`/`key`, or a
+   * Promise of any of these (the handshake suspends until it settles). Only the identity is
+   * taken from a returned context: trust, versions and callbacks stay this context's. Not called
+   * when the client sent no name. A throw or rejection fails the handshake (the client gets an
+   * internal_error alert, 80).
    */
-  onServerName?: (serverName: string) => Identity | null | Promise<Identity | null>;
+  onServerName?: (serverName: string) => ServerNameResult | Promise<ServerNameResult>;
   /**
    * Handshake tracing: called for every state change, alert, start and end of a handshake, with
    * OpenSSL's own state names. Synchronous; a throw fails the connection.
@@ -244,13 +270,48 @@ function validate(role: "client" | "server", options: TlsContextOptions): void {
   if (role === "client" && options.onServerName !== undefined) {
     throw new TypeError("onServerName is for servers only");
   }
+  const request = options.requestClientCert;
   if (
-    role === "client" &&
-    (options.requestClientCertificate !== undefined ||
-      options.requireClientCertificate !== undefined)
+    request !== undefined && request !== false && request !== "optional" && request !== "require"
   ) {
-    throw new TypeError("requestClientCertificate/requireClientCertificate are for servers only");
+    throw new TypeError(
+      `requestClientCert must be false, "optional" or "require", got ${JSON.stringify(request)}`,
+    );
   }
+  if (role === "client" && request !== undefined) {
+    throw new TypeError("requestClientCert is for servers only");
+  }
+  const alpn = options.alpnProtocols;
+  if (alpn !== undefined) {
+    if (typeof alpn === "function") {
+      if (role === "client") throw new TypeError("an ALPN selection function is for servers only");
+    } else {
+      encodeAlpn(alpn); // validates
+    }
+  }
+}
+
+/** ALPN's wire format: each protocol name prefixed by its length (RFC 7301 §3.1). */
+export function encodeAlpn(protocols: readonly string[]): Uint8Array {
+  if (!Array.isArray(protocols) || protocols.length === 0) {
+    throw new TypeError("alpnProtocols must be a non-empty array of strings");
+  }
+  const encoded = protocols.map((p) => {
+    if (typeof p !== "string") throw new TypeError("alpnProtocols must contain strings");
+    const bytes = new TextEncoder().encode(p);
+    if (bytes.length < 1 || bytes.length > 255) {
+      throw new RangeError(`ALPN protocol names are 1 to 255 bytes long: ${JSON.stringify(p)}`);
+    }
+    return bytes;
+  });
+  const out = new Uint8Array(encoded.reduce((n, b) => n + 1 + b.length, 0));
+  let off = 0;
+  for (const b of encoded) {
+    out[off++] = b.length;
+    out.set(b, off);
+    off += b.length;
+  }
+  return out;
 }
 
 function fail(what: string, code: "INTERNAL" | "INVALID_KEY" | "HANDSHAKE_FAILED"): never {
@@ -389,7 +450,7 @@ export class TlsContext {
     // Verification mode.
     const verify = !this.#verifiesPeer()
       ? SSL_VERIFY.NONE
-      : this.role === "server" && opts.requireClientCertificate === true
+      : this.role === "server" && opts.requestClientCert === "require"
       ? SSL_VERIFY.PEER | SSL_VERIFY.FAIL_IF_NO_PEER_CERT
       : SSL_VERIFY.PEER;
     // Without a user callback OpenSSL's own verdict stands: no trampoline, no per-cert JS call.
@@ -404,6 +465,26 @@ export class TlsContext {
     if (opts.onServerName !== undefined) {
       o.SSL_CTX_set_client_hello_cb(ctx, clientHelloTrampoline(), null);
     }
+    if (opts.alpnProtocols !== undefined) {
+      if (this.role === "server") {
+        o.SSL_CTX_set_alpn_select_cb(ctx, alpnSelectTrampoline(), null);
+      } else {
+        const wire = encodeAlpn(opts.alpnProtocols as readonly string[]);
+        // Returns 0 on success, unlike almost everything else in OpenSSL.
+        if (o.SSL_CTX_set_alpn_protos(ctx, wire, wire.length) !== 0) {
+          fail("SSL_CTX_set_alpn_protos failed", "INTERNAL");
+        }
+      }
+    }
+    if (this.role === "server") {
+      // Sessions are bound to the context that made them. Without a session id context a server
+      // that verifies clients fails every resumption attempt with "session id context
+      // uninitialized" instead of falling back to a full handshake.
+      const sidCtx = crypto.getRandomValues(new Uint8Array(32));
+      if (o.SSL_CTX_set_session_id_context(ctx, sidCtx, sidCtx.length) !== 1) {
+        fail("SSL_CTX_set_session_id_context failed", "INTERNAL");
+      }
+    }
     if (opts.onHandshakeEvent !== undefined) {
       o.SSL_CTX_set_info_callback(ctx, infoTrampoline());
     }
@@ -415,8 +496,7 @@ export class TlsContext {
   #verifiesPeer(): boolean {
     const o = this.options;
     if (o.unsafelyDisableVerification === true) return false;
-    return this.role === "client" || o.requestClientCertificate === true ||
-      o.requireClientCertificate === true;
+    return this.role === "client" || (o.requestClientCert ?? false) !== false;
   }
 
   #useIdentity(ctx: Pointer, identity: Identity): void {
@@ -466,6 +546,23 @@ export class TlsContext {
     this.close();
   }
 }
+
+/**
+ * Node's name for {@link TlsContext}: one `SSL_CTX` with its trust store and identity, shared by
+ * many connections. `connect()`, `startTls()` and `listen()` all take one as `context`.
+ *
+ * @example
+ * ```ts
+ * import { connect, SecureContext } from "../mod.ts";
+ * const caPem = await Deno.readTextFile("ca.pem");
+ * using shared = new SecureContext("client", { caCerts: [caPem] });
+ * await using a = await connect({ hostname: "localhost", port: 8443, context: shared });
+ * await using b = await connect({ hostname: "localhost", port: 8443, context: shared });
+ * ```
+ */
+export const SecureContext: typeof TlsContext = TlsContext;
+/** Node's name for {@link TlsContext}. */
+export type SecureContext = TlsContext;
 
 function passphraseOf(opts: TlsContextOptions): { passphrase?: Passphrase } {
   return opts.passphrase === undefined ? {} : { passphrase: opts.passphrase };

@@ -30,12 +30,14 @@ import {
 import { CallbackState, type CallbackTarget, registerSsl, unregisterSsl } from "./callbacks.ts";
 import { appendFileSync } from "node:fs";
 import {
+  type AlpnSelector,
   type CertificateRequest,
   type DistinguishedName,
+  encodeAlpn,
   type HandshakeEvent,
   type Identity,
   nativeContext,
-  type TlsContext,
+  TlsContext,
   type TlsContextOptions,
   type VerifyCertificateInfo,
 } from "./context.ts";
@@ -55,29 +57,6 @@ export interface TlsEngineOptions {
    * succeeds, as RFC 7301 allows servers to ignore ALPN).
    */
   alpnProtocols?: readonly string[];
-}
-
-/** ALPN's wire format: each protocol name prefixed by its length (RFC 7301 §3.1). */
-export function encodeAlpn(protocols: readonly string[]): Uint8Array {
-  if (!Array.isArray(protocols) || protocols.length === 0) {
-    throw new TypeError("alpnProtocols must be a non-empty array of strings");
-  }
-  const encoded = protocols.map((p) => {
-    if (typeof p !== "string") throw new TypeError("alpnProtocols must contain strings");
-    const bytes = new TextEncoder().encode(p);
-    if (bytes.length < 1 || bytes.length > 255) {
-      throw new RangeError(`ALPN protocol names are 1 to 255 bytes long: ${JSON.stringify(p)}`);
-    }
-    return bytes;
-  });
-  const out = new Uint8Array(encoded.reduce((n, b) => n + 1 + b.length, 0));
-  let off = 0;
-  for (const b of encoded) {
-    out[off++] = b.length;
-    out.set(b, off);
-    off += b.length;
-  }
-  return out;
 }
 
 /**
@@ -186,6 +165,7 @@ export class TlsEngine {
     onVerify: (preverifyOk, storeCtx) => this.#onVerify(preverifyOk, storeCtx),
     onCert: () => this.#onCert(),
     onClientHello: () => this.#onClientHello(),
+    onAlpnSelect: (offered) => this.#onAlpnSelect(offered),
     onKeylog: (line) => this.#onKeylog(line),
     onInfo: (where, ret) => this.#onInfo(where, ret),
   };
@@ -688,8 +668,69 @@ export class TlsEngine {
     // Also called again for the second ClientHello after a HelloRetryRequest: same answer.
     const settled = this.#callbacks.settle("serverName", () => handler(name));
     if (!settled.done) return SSL_CLIENT_HELLO.RETRY;
-    if (settled.value !== null) this.#useIdentity(settled.value, "onServerName");
+    const result = settled.value;
+    if (result instanceof TlsContext) this.#useContextIdentity(result);
+    else if (result !== null) this.#useIdentity(result, "onServerName");
     return SSL_CLIENT_HELLO.SUCCESS;
+  }
+
+  /**
+   * Picks the ALPN protocol from the client's offer (wire format, already length-checked by
+   * OpenSSL): the server's first preference the client offered, or the selection function's
+   * choice. Returns where the choice sits in `offered`, or null for "no overlap".
+   */
+  #onAlpnSelect(offered: Uint8Array): { offset: number; length: number } | null {
+    const policy = this.#context.options.alpnProtocols;
+    if (policy === undefined) return null;
+    const names: { name: string; offset: number; length: number }[] = [];
+    const decoder = new TextDecoder();
+    for (let i = 0; i < offered.length;) {
+      const length = offered[i]!;
+      if (length === 0 || i + 1 + length > offered.length) break;
+      names.push({
+        name: decoder.decode(offered.subarray(i + 1, i + 1 + length)),
+        offset: i + 1,
+        length,
+      });
+      i += 1 + length;
+    }
+    if (typeof policy === "function") {
+      const choice = (policy as AlpnSelector)(Object.freeze(names.map((n) => n.name)));
+      if (choice === null) return null;
+      const hit = names.find((n) => n.name === choice);
+      if (hit === undefined) {
+        throw new TypeError(
+          `the ALPN selection function returned ${JSON.stringify(choice)}, which the client did ` +
+            "not offer: return one of the offered names or null",
+        );
+      }
+      return hit;
+    }
+    for (const wanted of policy as readonly string[]) {
+      const hit = names.find((n) => n.name === wanted);
+      if (hit !== undefined) return hit;
+    }
+    return null;
+  }
+
+  /** Uses a server context's certificate, chain and key for this connection (SNI). */
+  #useContextIdentity(context: TlsContext): void {
+    if (context.role !== "server") {
+      throw new TypeError("onServerName must return a server TlsContext (it has the identity)");
+    }
+    const o = openssl();
+    const ctx = nativeContext(context);
+    const x509 = o.SSL_CTX_get0_certificate(ctx); // all three borrowed from the context
+    const pkey = o.SSL_CTX_get0_privatekey(ctx);
+    if (x509 === null || pkey === null) {
+      throw new TypeError("the TlsContext returned by onServerName has no certificate");
+    }
+    // Takes its own references: the context may be closed while this connection lives.
+    if (
+      o.SSL_use_cert_and_key(this.#ssl.ptr, x509, pkey, o.SSL_CTX_get0_chain_certs(ctx), 1) !== 1
+    ) {
+      throw new TlsError("INTERNAL", "SSL_use_cert_and_key failed", { openssl: drainErrorQueue() });
+    }
   }
 
   /**

@@ -18,7 +18,7 @@ const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const clientAuthServer = {
   ...server,
   caCerts: [pki.rootCa.cert],
-  requireClientCertificate: true,
+  requestClientCert: "require" as const,
 };
 
 function isCallbackError(cause: unknown) {
@@ -376,7 +376,7 @@ test("50 concurrent connections with async selection: each answer reaches its ow
   const serverContext = new TlsContext("server", {
     ...server,
     caCerts: [pki.rootCa.cert],
-    requireClientCertificate: true,
+    requestClientCert: "require" as const,
     // The odd identity has a serverAuth-only EKU: accept it here, this test is about routing.
     onVerifyCertificate: () => true,
   });

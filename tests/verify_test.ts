@@ -129,7 +129,7 @@ test("server requiring a client certificate: verified, and absent is refused", a
     cert: pki.server.chainPem,
     key: pki.server.key,
     caCerts: [pki.rootCa.cert],
-    requireClientCertificate: true,
+    requestClientCert: "require" as const,
   };
   const withCert = makePair(
     { caCerts: [pki.rootCa.cert], cert: pki.client.chainPem, key: pki.client.key },

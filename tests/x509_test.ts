@@ -114,7 +114,7 @@ test("bad options are TypeError/RangeError before any native work", () => {
   assert.throws(() => ctx("server", {}), TypeError, "a server needs an identity");
   assert.throws(() => ctx("client", { onVerifyCertificate: true }), TypeError);
   assert.throws(() => ctx("server", { ...serverId(), onClientCertificate: () => null }), TypeError);
-  assert.throws(() => ctx("client", { requireClientCertificate: true }), TypeError);
+  assert.throws(() => ctx("client", { requestClientCert: "require" }), TypeError);
   assert.equal(JSON.stringify(pki.rootCa.cert.length), before);
   assertNoLiveNativeObjects();
 });

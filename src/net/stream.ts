@@ -1,7 +1,7 @@
 /**
  * The byte-stream contract a {@link Connection} runs TLS over: TCP on either runtime, or any pair
- * of Web streams (STARTTLS). Implementations: `tcp_deno.ts`, `tcp_bun.ts` (the only files in
- * `src/` that touch `Deno.*` / `Bun`-specific APIs), and `web_stream.ts`.
+ * of Web streams (STARTTLS). Implementations: `tcp_deno.ts` (the only file in `src/` that touches
+ * `Deno.*`), `tcp_node.ts` (`node:net`, used on Bun), and `web_stream.ts`.
  *
  * @module
  */
@@ -50,4 +50,31 @@ export interface TcpConnectOptions {
   hostname: string;
   /** Port. */
   port: number;
+}
+
+/** Options for listening on a TCP port. */
+export interface TcpListenOptions {
+  /** The address to bind, e.g. `"0.0.0.0"`, `"::"` or `"127.0.0.1"`. */
+  hostname: string;
+  /** The port; 0 picks a free one. */
+  port: number;
+  /**
+   * How many accepted connections may wait for {@link TcpListener.accept}; beyond that they wait
+   * in the kernel's backlog (Deno), or are closed at once where the runtime pushes connections
+   * at us (node:net).
+   */
+  maxQueued: number;
+}
+
+/** A listening TCP socket, pull-based: connections are taken one at a time. */
+export interface TcpListener {
+  /**
+   * The next connection (TCP_NODELAY set), or `null` once the listener is closed. Rejects on
+   * accept errors (e.g. out of file descriptors) and when the port could not be bound.
+   */
+  accept(): Promise<ByteStream | null>;
+  /** The bound address. Throws when binding failed (the error `accept()` rejects with). */
+  readonly addr: NetAddr;
+  /** Stops listening; connections already accepted stay open. Idempotent. */
+  close(): void;
 }

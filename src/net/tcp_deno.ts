@@ -1,9 +1,15 @@
 /**
- * TCP on Deno through `Deno.connect`: measured 3-4x faster than Deno's `node:net`.
+ * TCP on Deno through `Deno.connect` and `Deno.listen`: measured 3-4x faster than Deno's `node:net`.
  *
  * @module
  */
-import type { ByteStream, NetAddr, TcpConnectOptions } from "./stream.ts";
+import type {
+  ByteStream,
+  NetAddr,
+  TcpConnectOptions,
+  TcpListener,
+  TcpListenOptions,
+} from "./stream.ts";
 
 function addr(a: Deno.Addr): NetAddr | null {
   return a.transport === "tcp" ? { transport: "tcp", hostname: a.hostname, port: a.port } : null;
@@ -50,4 +56,50 @@ export async function connectTcp(options: TcpConnectOptions): Promise<ByteStream
   // Without it a small write after the handshake waits ~40 ms (Nagle + delayed ACK).
   conn.setNoDelay(true);
   return new DenoTcpStream(conn);
+}
+
+class DenoTcpListener implements TcpListener {
+  #listener: Deno.TcpListener;
+  #closed = false;
+  readonly addr: NetAddr;
+
+  constructor(listener: Deno.TcpListener) {
+    this.#listener = listener;
+    const a = listener.addr;
+    this.addr = { transport: "tcp", hostname: a.hostname, port: a.port };
+  }
+
+  async accept(): Promise<ByteStream | null> {
+    // Pull-based: while nobody calls accept(), new connections wait in the kernel's backlog.
+    let conn: Deno.TcpConn;
+    try {
+      conn = await this.#listener.accept();
+    } catch (error) {
+      if (this.#closed) return null; // "Listener has been closed"
+      throw error;
+    }
+    if (this.#closed) {
+      conn.close();
+      return null;
+    }
+    conn.setNoDelay(true);
+    return new DenoTcpStream(conn);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#listener.close();
+    } catch {
+      // already closed
+    }
+  }
+}
+
+/** Listens on a TCP port; bound before it returns (throws `AddrInUse` etc. at once). */
+export function listenTcp(options: TcpListenOptions): TcpListener {
+  return new DenoTcpListener(
+    Deno.listen({ hostname: options.hostname, port: options.port, transport: "tcp" }),
+  );
 }

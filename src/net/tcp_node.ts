@@ -6,7 +6,13 @@
  * @module
  */
 import net from "node:net";
-import type { ByteStream, NetAddr, TcpConnectOptions } from "./stream.ts";
+import type {
+  ByteStream,
+  NetAddr,
+  TcpConnectOptions,
+  TcpListener,
+  TcpListenOptions,
+} from "./stream.ts";
 
 const HIGH_WATER = 1 << 20;
 
@@ -135,4 +141,71 @@ export function connectTcp(options: TcpConnectOptions): Promise<ByteStream> {
       resolve(new NodeTcpStream(socket));
     });
   });
+}
+
+class NodeTcpListener implements TcpListener {
+  #server: net.Server;
+  #queue: ByteStream[] = [];
+  #waiter: (() => void) | null = null;
+  #error: Error | null = null;
+  #closed = false;
+  #maxQueued: number;
+
+  constructor(options: TcpListenOptions) {
+    this.#maxQueued = options.maxQueued;
+    this.#server = net.createServer((socket) => {
+      if (this.#closed || this.#queue.length >= this.#maxQueued) {
+        // node:net pushes connections at us and cannot pause accepting: shed the excess.
+        socket.destroy();
+        return;
+      }
+      socket.setNoDelay(true);
+      this.#queue.push(new NodeTcpStream(socket)); // listens for data from now on
+      this.#wake();
+    });
+    this.#server.on("error", (error) => {
+      this.#error ??= error;
+      this.#wake();
+    });
+    // Bun binds synchronously (address() is set on return); a failure arrives as an 'error'
+    // event a tick later.
+    this.#server.listen({ host: options.hostname, port: options.port });
+  }
+
+  #wake(): void {
+    const w = this.#waiter;
+    this.#waiter = null;
+    w?.();
+  }
+
+  get addr(): NetAddr {
+    const a = this.#server.address();
+    if (a === null || typeof a === "string") {
+      throw this.#error ?? new Error("the listener is not bound (yet)");
+    }
+    return { transport: "tcp", hostname: a.address, port: a.port };
+  }
+
+  async accept(): Promise<ByteStream | null> {
+    for (;;) {
+      if (this.#closed) return null;
+      const next = this.#queue.shift();
+      if (next !== undefined) return next;
+      if (this.#error !== null) throw this.#error;
+      await new Promise<void>((resolve) => (this.#waiter = resolve));
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const stream of this.#queue.splice(0)) stream.close();
+    this.#server.close();
+    this.#wake();
+  }
+}
+
+/** Listens on a TCP port. On Bun the port is bound before this returns. */
+export function listenTcp(options: TcpListenOptions): TcpListener {
+  return new NodeTcpListener(options);
 }
