@@ -38,6 +38,8 @@ export const cryptoSymbols = {
   BIO_new: { args: ["ptr"], ret: "ptr" },
   // int BIO_free(BIO *a);
   BIO_free: { args: ["ptr"], ret: "i32" },
+  // BIO *BIO_new_mem_buf(const void *buf, int len);  (read-only, over the caller's bytes: no copy)
+  BIO_new_mem_buf: { args: ["buf", "i32"], ret: "ptr" },
   // int BIO_read(BIO *b, void *data, int dlen);
   BIO_read: { args: ["ptr", "buf", "i32"], ret: "i32" },
   // int BIO_write(BIO *b, const void *data, int dlen);
@@ -175,8 +177,6 @@ export const sslSymbols = {
     ret: "u64",
     optional: true,
   },
-  // void SSL_CTX_set_default_read_buffer_len(SSL_CTX *ctx, size_t len);
-  SSL_CTX_set_default_read_buffer_len: { args: ["ptr", "usize"], ret: "void" },
   // void SSL_CTX_set_verify(SSL_CTX *ctx, int mode, SSL_verify_cb verify_callback);
   SSL_CTX_set_verify: { args: ["ptr", "i32", "cb"], ret: "void" },
   // void SSL_CTX_set_cert_cb(SSL_CTX *c, int (*cert_cb)(SSL *ssl, void *arg), void *arg);
@@ -227,6 +227,8 @@ export const sslSymbols = {
   SSL_free: { args: ["ptr"], ret: "void" },
   // void SSL_set_bio(SSL *ssl, BIO *rbio, BIO *wbio);  (takes ownership of both)
   SSL_set_bio: { args: ["ptr", "ptr", "ptr"], ret: "void" },
+  // void SSL_set0_rbio(SSL *s, BIO *rbio);  (takes ownership; frees the previous read BIO)
+  SSL_set0_rbio: { args: ["ptr", "ptr"], ret: "void" },
   // void SSL_set_connect_state(SSL *ssl);
   SSL_set_connect_state: { args: ["ptr"], ret: "void" },
   // void SSL_set_accept_state(SSL *ssl);

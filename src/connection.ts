@@ -192,7 +192,13 @@ export class Connection {
       this.#engine.receiveEof();
       return false;
     }
-    this.#engine.receive(this.#inbound.subarray(0, n));
+    const received = this.#inbound.subarray(0, n);
+    // After the handshake the bytes are lent, not copied: OpenSSL reads them where they are, and
+    // the next socket read reuses the buffer only after the engine asked for more input, i.e.
+    // once OpenSSL has taken all of it. Handshake bytes are copied, so that the handshake-time
+    // buffer is not kept alive by the engine once it is dropped (see #runHandshake).
+    if (this.#info === null) this.#engine.receive(received);
+    else this.#engine.receiveLent(received);
     if (n === this.#inbound.length && n < MAX_READ_BUFFER_SIZE) {
       this.#inbound = new Uint8Array(n * 2); // the peer sends faster than we read: read more
     }

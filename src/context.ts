@@ -192,9 +192,6 @@ export interface TlsContextOptions {
   onKeylog?: (line: string) => void;
 }
 
-/** OpenSSL's record read buffer with read-ahead (the default holds one record). */
-const READ_BUFFER_LEN = 64 * 1024;
-
 /** The TLS 1.2 cipher list used by default: Mozilla's "intermediate" set. */
 export const DEFAULT_TLS12_CIPHERS: string = [
   "ECDHE-ECDSA-AES128-GCM-SHA256",
@@ -411,10 +408,12 @@ export class TlsContext {
     o.SSL_CTX_set_options(ctx, SSL_OP.NO_COMPRESSION | SSL_OP.NO_RENEGOTIATION);
     // Free the ~34 KB of record buffers while a connection is idle (measured in bench/).
     o.SSL_CTX_set_mode(ctx, SSL_MODE.RELEASE_BUFFERS);
-    // Read-ahead: one BIO_read fills the record buffer with as many records as fit, instead of a
-    // header read plus a body read per record (measured in bench/).
+    // Read-ahead: one BIO_read fills the record buffer as far as it goes, instead of a header read
+    // plus a body read per record. The buffer keeps its default size (one record): before each
+    // record, OpenSSL 3.0 (ssl3_read_n) memmoves whatever else the buffer holds to its aligned
+    // start, so a larger buffer (64 KiB was tried) only moves more bytes per record, and from a
+    // memory BIO a refill is a memcpy, never a syscall (measured in-process: ~6% less CPU).
     o.SSL_CTX_set_read_ahead(ctx, 1);
-    o.SSL_CTX_set_default_read_buffer_len(ctx, READ_BUFFER_LEN);
     if (o.SSL_CTX_set_cipher_list(ctx, cString(opts.ciphers ?? DEFAULT_TLS12_CIPHERS)) !== 1) {
       throw new TlsError("HANDSHAKE_FAILED", `no usable cipher in "${opts.ciphers}"`, {
         openssl: drainErrorQueue(),

@@ -173,6 +173,12 @@ export class TlsEngine {
   #ssl: NativeHandle;
   #rbio: Pointer;
   #wbio: Pointer;
+  /**
+   * The bytes the read BIO reads in place when they were lent by {@link receiveLent}, else null.
+   * Held so they stay alive for as long as OpenSSL may read them. (Freeing a read-only memory BIO,
+   * even from the finalizer backstop after they were collected, never touches them.)
+   */
+  #lent: Uint8Array | null = null;
   #established = false;
   #receivedEof = false;
   #receivedCloseNotify = false;
@@ -273,6 +279,7 @@ export class TlsEngine {
     this.#usable();
     if (this.#receivedEof) throw new TypeError("receive() after receiveEof()");
     const o = openssl();
+    if (this.#lent !== null) this.#ownInput();
     for (let off = 0; off < ciphertext.length; off += MAX_CHUNK) {
       const chunk = off === 0 && ciphertext.length <= MAX_CHUNK
         ? ciphertext // the usual case: no view object per call
@@ -284,6 +291,62 @@ export class TlsEngine {
         });
       }
     }
+  }
+
+  /**
+   * @internal Like {@link receive}, without the copy: OpenSSL reads `ciphertext` in place. The
+   * bytes are lent: the caller must not change them until the engine asks for more input (a
+   * `read()` of 0, a `want-read` handshake step: OpenSSL reports those only once it has taken
+   * every byte of input) or is closed. The engine holds a reference, so they stay alive.
+   */
+  receiveLent(ciphertext: Uint8Array): void {
+    if (!(ciphertext instanceof Uint8Array)) throw new TypeError("ciphertext must be a Uint8Array");
+    this.#usable();
+    if (this.#receivedEof) throw new TypeError("receive() after receiveEof()");
+    if (ciphertext.length === 0) return;
+    const o = openssl();
+    // Input still unread (never the case after want-read), or more than an int: copy it.
+    if (ciphertext.length > MAX_CHUNK || o.BIO_ctrl_pending(this.#rbio) !== 0) {
+      this.receive(ciphertext);
+      return;
+    }
+    // Both JS engines keep small typed arrays inside the GC heap, where they may move or be
+    // copied out later: touching `.buffer` gives them their fixed ArrayBuffer before OpenSSL
+    // takes the address. (Large ones, like socket read buffers, have one already.)
+    void ciphertext.buffer;
+    const bio = o.BIO_new_mem_buf(ciphertext, ciphertext.length);
+    if (bio === null) {
+      throw new TlsError("INTERNAL", "BIO_new_mem_buf failed", { openssl: drainErrorQueue() });
+    }
+    // A read-only memory BIO reads an empty buffer as EOF ("static data, retrying won't help"):
+    // set -1 ("retry later") like any memory BIO before receiveEof().
+    o.BIO_set_mem_eof_return(bio, -1);
+    // Frees the previous read BIO: a drained one, and never the lent bytes (a read-only memory
+    // BIO does not own them).
+    o.SSL_set0_rbio(this.#ssl.ptr, bio);
+    this.#rbio = bio;
+    this.#lent = ciphertext;
+  }
+
+  /** Swaps a read BIO over lent bytes for an ordinary memory BIO holding a copy of what is unread. */
+  #ownInput(): void {
+    const o = openssl();
+    const lent = this.#lent!;
+    // A memory BIO reads front to back: the unread bytes are the tail of the lent ones.
+    const unread = o.BIO_ctrl_pending(this.#rbio);
+    const bio = o.BIO_new(o.BIO_s_mem());
+    if (bio === null) {
+      throw new TlsError("INTERNAL", "BIO_new failed", { openssl: drainErrorQueue() });
+    }
+    if (unread > 0 && o.BIO_write(bio, lent.subarray(lent.length - unread), unread) !== unread) {
+      o.BIO_free(bio);
+      throw new TlsError("INTERNAL", "BIO_write failed (out of memory?)", {
+        openssl: drainErrorQueue(),
+      });
+    }
+    o.SSL_set0_rbio(this.#ssl.ptr, bio);
+    this.#rbio = bio;
+    this.#lent = null;
   }
 
   /**
@@ -894,6 +957,7 @@ export class TlsEngine {
     if (this.#closed) return;
     this.#closed = true;
     this.#ssl.close(); // unregisters, then SSL_free, which also frees both BIOs
+    this.#lent = null; // OpenSSL is gone: nothing reads the lent bytes any more
   }
 
   /** Whether {@link close} has been called. */

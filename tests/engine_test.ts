@@ -295,3 +295,44 @@ test("the alert of a failed handshake is still delivered after the failure", asy
   }
   assertNoLiveNativeObjects();
 });
+
+test("lent input (receiveLent): read in place, mixed with copies, EOF still a truncation", async () => {
+  const p = makePair(trustRoot, server);
+  try {
+    await handshakePair(p.client, p.server);
+    const data = randomBytes(100_000);
+    p.server.write(data);
+    const wire = p.server.outgoing()!;
+    const half = wire.length >> 1;
+    // Lent bytes over a scratch buffer, as the Deno transport does with its socket buffer.
+    const scratch = new Uint8Array(wire.length);
+    scratch.set(wire.subarray(0, half));
+    p.client.receiveLent(scratch.subarray(0, half));
+    const got = new Uint8Array(data.length);
+    let n = p.client.read(got.subarray(0, 1000))!; // leaves most of the lent bytes unread
+    // Lent again while input is unread: copied instead, appended after the unread tail.
+    p.client.receiveLent(wire.subarray(half, half + 10));
+    // An ordinary receive() takes over what is still unread of the lent bytes, then appends.
+    p.client.receive(wire.subarray(half + 10));
+    scratch.fill(0); // the engine holds no lent bytes any more: changing them is harmless
+    for (;;) {
+      const m = p.client.read(got.subarray(n));
+      if (m === null || m === 0) break;
+      n += m;
+    }
+    assert.equal(n, data.length);
+    assert.ok(got.every((b, i) => b === data[i]), "byte-exact");
+    // Lent input, then EOF without close_notify: still a truncation, never a clean end.
+    p.server.write(text("tail"));
+    p.client.receiveLent(p.server.outgoing()!);
+    assert.equal(str(readAll(p.client)), "tail");
+    p.client.receiveEof();
+    assert.throws(
+      () => p.client.read(new Uint8Array(16)),
+      (e) => e instanceof TlsError && e.code === "UNEXPECTED_EOF",
+    );
+  } finally {
+    p.close();
+  }
+  assertNoLiveNativeObjects();
+});
