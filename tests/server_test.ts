@@ -165,7 +165,7 @@ test("listen: accept() resolves in arrival order; asyncDispose waits for the acc
   finish();
 });
 
-test("listen: bad options are TypeErrors/RangeErrors before any socket exists", async () => {
+test("listen: bad options are TypeErrors/RangeErrors before any socket exists", () => {
   const before = liveNativeObjects().total;
   assert.throws(() => listen({ port: 0 } as ListenOptions), TypeError); // no cert/key
   assert.throws(() => listen(serverOptions({ port: -1 })), RangeError);
