@@ -4,7 +4,7 @@
  * @module
  */
 import { TlsError } from "./errors.ts";
-import type { Identity, TlsContext, TlsContextOptions, TlsVersion } from "./context.ts";
+import type { Identity, TlsContext, TlsContextOptions } from "./context.ts";
 import { contextFor } from "./context_cache.ts";
 import { checkEngineOptions, isIpAddress, TlsEngine, type TlsEngineOptions } from "./engine.ts";
 import { Connection } from "./connection.ts";
@@ -12,14 +12,25 @@ import { Deadline } from "./deadline.ts";
 import { connectTcp } from "./net/tcp.ts";
 import { webByteStream, type WebTransport } from "./net/web_stream.ts";
 import type { ByteStream } from "./net/stream.ts";
-import type { Passphrase, PemOrDer } from "./x509.ts";
+import type { PemOrDer } from "./x509.ts";
 import { acceptOn, prepareServer, type TlsServerOptions } from "./server.ts";
 
 /** The default for {@link TlsClientOptions.handshakeTimeout}: 30 seconds. */
 export const DEFAULT_HANDSHAKE_TIMEOUT = 30_000;
 
 /** TLS options shared by {@link connect} and {@link startTls}. */
-export interface TlsClientOptions {
+export interface TlsClientOptions extends
+  Pick<
+    TlsContextOptions,
+    | "minVersion"
+    | "maxVersion"
+    | "passphrase"
+    | "ciphers"
+    | "onVerifyCertificate"
+    | "onClientCertificate"
+    | "onHandshakeEvent"
+    | "onKeylog"
+  > {
   /**
    * Trusted CA certificates (PEM strings, which may hold several, or DER bytes). Absent: the
    * system trust store (`SSL_CERT_FILE` / `SSL_CERT_DIR` override it).
@@ -32,18 +43,10 @@ export interface TlsClientOptions {
   servername?: string;
   /** ALPN protocols to offer, most preferred first, e.g. `["h2", "http/1.1"]`. */
   alpnProtocols?: readonly string[];
-  /** Lowest protocol version. Default `"TLSv1.2"`. */
-  minVersion?: TlsVersion;
-  /** Highest protocol version. Default: TLS 1.3. */
-  maxVersion?: TlsVersion;
   /** A static client certificate (PEM may carry the chain after the leaf), sent when asked for. */
   cert?: PemOrDer;
   /** The private key for {@link cert}. */
   key?: PemOrDer;
-  /** The passphrase of an encrypted {@link key}. Byte passphrases are zeroed after use. */
-  passphrase?: Passphrase;
-  /** The TLS 1.2 cipher list (OpenSSL syntax). Default: ECDHE/DHE with AES-GCM or ChaCha20. */
-  ciphers?: string;
   /** Aborts connecting, the handshake, or later I/O: pending operations reject with `ABORTED`. */
   signal?: AbortSignal;
   /** Milliseconds allowed for TCP connect plus handshake. Default 30,000. `Infinity`: no limit. */
@@ -53,14 +56,6 @@ export interface TlsClientOptions {
    * traffic. For tests only.
    */
   unsafelyDisableVerification?: boolean;
-  /** See {@link TlsContextOptions.onVerifyCertificate}. */
-  onVerifyCertificate?: TlsContextOptions["onVerifyCertificate"];
-  /** See {@link TlsContextOptions.onClientCertificate}. */
-  onClientCertificate?: TlsContextOptions["onClientCertificate"];
-  /** See {@link TlsContextOptions.onHandshakeEvent}. */
-  onHandshakeEvent?: TlsContextOptions["onHandshakeEvent"];
-  /** See {@link TlsContextOptions.onKeylog}. */
-  onKeylog?: TlsContextOptions["onKeylog"];
   /**
    * A context to use instead of one built from the options above (its trust, identity, versions
    * and callbacks apply; `caCerts`, `cert`, `key`, ... must then be absent).

@@ -9,14 +9,13 @@
  * @module
  */
 import { TlsError } from "./errors.ts";
-import { TlsContext, type TlsContextOptions, type TlsVersion } from "./context.ts";
+import { TlsContext, type TlsContextOptions } from "./context.ts";
 import { contextFor } from "./context_cache.ts";
 import { TlsEngine } from "./engine.ts";
 import { Connection } from "./connection.ts";
 import { Deadline } from "./deadline.ts";
 import { listenTcp } from "./net/tcp.ts";
 import type { ByteStream, NetAddr, TcpListener } from "./net/stream.ts";
-import type { Passphrase, PemOrDer } from "./x509.ts";
 
 /** The default for {@link TlsServerOptions.handshakeTimeout}: 30 seconds. */
 export const DEFAULT_SERVER_HANDSHAKE_TIMEOUT = 30_000;
@@ -24,43 +23,34 @@ export const DEFAULT_SERVER_HANDSHAKE_TIMEOUT = 30_000;
 /** The default for {@link ListenOptions.maxPendingConnections}. */
 export const DEFAULT_MAX_PENDING_CONNECTIONS = 1024;
 
-/** TLS options of a server: shared by {@link listen} and `startTls(..., { role: "server" })`. */
-export interface TlsServerOptions {
-  /** The server's certificate, PEM (the chain may follow the leaf) or DER. Required. */
-  cert?: PemOrDer;
-  /** The private key for {@link cert}, PEM or DER. Required. */
-  key?: PemOrDer;
-  /** The passphrase of an encrypted {@link key}. Byte passphrases are zeroed after use. */
-  passphrase?: Passphrase;
-  /**
-   * CAs whose client certificates are accepted (with {@link requestClientCert}); their subjects
-   * are sent to clients as the acceptable-issuer list. Absent: the system trust store, and an
-   * empty list.
-   */
-  caCerts?: readonly PemOrDer[];
-  /** See {@link TlsContextOptions.requestClientCert}. Default `false`. */
-  requestClientCert?: TlsContextOptions["requestClientCert"];
-  /** See {@link TlsContextOptions.alpnProtocols}: a preference list or a selection function. */
-  alpnProtocols?: TlsContextOptions["alpnProtocols"];
-  /** Lowest protocol version. Default `"TLSv1.2"`. */
-  minVersion?: TlsVersion;
-  /** Highest protocol version. Default: TLS 1.3. */
-  maxVersion?: TlsVersion;
-  /** The TLS 1.2 cipher list (OpenSSL syntax). */
-  ciphers?: string;
+/**
+ * TLS options of a server: shared by {@link listen} and `startTls(..., { role: "server" })`.
+ * `cert` and `key` are required (or a `context`); `caCerts` are the CAs whose client
+ * certificates are accepted with `requestClientCert` (their subjects are sent as the
+ * acceptable-issuer list); `onVerifyCertificate` is synchronous on servers.
+ */
+export interface TlsServerOptions extends
+  Pick<
+    TlsContextOptions,
+    | "cert"
+    | "key"
+    | "passphrase"
+    | "caCerts"
+    | "requestClientCert"
+    | "alpnProtocols"
+    | "minVersion"
+    | "maxVersion"
+    | "ciphers"
+    | "onServerName"
+    | "onVerifyCertificate"
+    | "onHandshakeEvent"
+    | "onKeylog"
+  > {
   /**
    * Milliseconds a client has to complete its handshake. Default 30,000. `Infinity`: no limit
    * (a client that connects and sends nothing then holds its slot until it disconnects).
    */
   handshakeTimeout?: number;
-  /** See {@link TlsContextOptions.onServerName} (SNI: a certificate per host name). */
-  onServerName?: TlsContextOptions["onServerName"];
-  /** See {@link TlsContextOptions.onVerifyCertificate}: checks client certificates (sync). */
-  onVerifyCertificate?: TlsContextOptions["onVerifyCertificate"];
-  /** See {@link TlsContextOptions.onHandshakeEvent}. */
-  onHandshakeEvent?: TlsContextOptions["onHandshakeEvent"];
-  /** See {@link TlsContextOptions.onKeylog}. */
-  onKeylog?: TlsContextOptions["onKeylog"];
   /**
    * A server context to use instead of one built from the options above (many listeners or
    * STARTTLS connections can share one); `cert`, `key`, `caCerts`, ... must then be absent.
