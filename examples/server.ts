@@ -1,0 +1,598 @@
+/**
+ * A small HTTPS-like echo server on `listen()`: prints what each client negotiated, answers HTTP
+ * requests with a text page describing the connection, and echoes anything else back line by line
+ * (for `openssl s_client` / `gnutls-cli`).
+ *
+ *   deno run --allow-all examples/server.ts --demo                # throwaway PKI, prints commands
+ *   deno run --allow-all examples/server.ts --cert chain.pem --key server.key
+ *   deno run --allow-all examples/server.ts --cert c.pem --key k.pem --ca clients.pem \
+ *     --require-client-cert --alpn http/1.1 --sni other.example=other.pem,other.key
+ *   bun examples/server.ts ...                                    # the same on Bun
+ *
+ * Flags: --port N (default 8443; 0 picks a free one), --hostname H (default 127.0.0.1),
+ * --cert FILE --key FILE [--pass PASSPHRASE], --ca FILE (client CAs), --request-client-cert /
+ * --require-client-cert, --sni NAME=CERT,KEY (repeatable), --alpn LIST, --tls1.2 / --tls1.3,
+ * --handshake-timeout MS, --once (serve one connection, then exit), --demo, --help.
+ *
+ * Per connection it prints one line to stdout: the client's address, protocol, cipher, ALPN, SNI
+ * name and client certificate. Failed handshakes go to stderr (from `onError`); the server goes
+ * on. Each connection is served by its own async task, so a slow client holds up nobody else.
+ * If the first bytes look like an HTTP/1 request (`GET `, `POST `, ...), it reads the request
+ * head and answers `200 OK` with `Connection: close`, then close_notify; otherwise it echoes
+ * bytes until the client closes. It speaks HTTP/1.1 only: do not offer `h2` with `--alpn` to
+ * clients that would take it (curl).
+ *
+ * Ctrl-C (SIGINT) or SIGTERM closes the listener, sends close_notify on open connections and
+ * exits with code 0. Exit codes: 0 done, 1 error (bad certificate or key, port taken), 2 usage.
+ *
+ * `--demo` makes a throwaway PKI with the `openssl` CLI in a temp dir (a root CA, a `localhost`
+ * server certificate, a `sni.test` certificate served by SNI, a client certificate), serves it
+ * with optional client certificates and ALPN http/1.1, prints `curl` and `openssl s_client`
+ * command lines to try, and deletes the temp dir on exit.
+ *
+ * @module
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import {
+  type Connection,
+  listen,
+  type ListenOptions,
+  type NetAddr,
+  opensslVersion,
+  TlsContext,
+  TlsError,
+  type TlsVersion,
+} from "../mod.ts";
+
+const USAGE = `usage: server.ts --cert FILE --key FILE [flags]    (or: server.ts --demo [flags])
+  --port N                 TCP port (default 8443; 0 picks a free one and prints it)
+  --hostname H             address to listen on (default 127.0.0.1)
+  --cert FILE --key FILE   the server's certificate (PEM, chain after the leaf) and key
+  --pass PASSPHRASE        passphrase of an encrypted key (also used for --sni keys)
+  --ca FILE                CAs whose client certificates are accepted (PEM)
+  --request-client-cert    ask clients for a certificate (optional)
+  --require-client-cert    refuse clients without a valid certificate
+  --sni NAME=CERT,KEY      serve CERT/KEY to clients asking for NAME (repeatable; *.domain ok)
+  --alpn LIST              ALPN protocols, most preferred first, e.g. http/1.1
+  --tls1.2 | --tls1.3      only that protocol version
+  --handshake-timeout MS   time a client has for its handshake (default 30000)
+  --once                   serve one connection, then exit
+  --demo                   make a throwaway PKI (openssl CLI) and serve with it
+  --help                   this text
+HTTP requests get a page describing the connection; anything else is echoed back.`;
+
+/** A command-line mistake: exit code 2. */
+class UsageError extends Error {}
+
+interface SniEntry {
+  name: string;
+  certFile: string;
+  keyFile: string;
+}
+
+interface Config {
+  port: number;
+  hostname: string;
+  certFile: string | null;
+  keyFile: string | null;
+  passphrase: string | null;
+  caFile: string | null;
+  clientCert: false | "optional" | "require";
+  sni: SniEntry[];
+  alpn: string[] | null;
+  version: TlsVersion | null;
+  handshakeTimeout: number | null;
+  once: boolean;
+  demo: boolean;
+  help: boolean;
+}
+
+function parseArgs(args: string[]): Config {
+  const config: Config = {
+    port: 8443,
+    hostname: "127.0.0.1",
+    certFile: null,
+    keyFile: null,
+    passphrase: null,
+    caFile: null,
+    clientCert: false,
+    sni: [],
+    alpn: null,
+    version: null,
+    handshakeTimeout: null,
+    once: false,
+    demo: false,
+    help: false,
+  };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const value = () => {
+      const v = args[++i];
+      if (v === undefined) throw new UsageError(`${arg} needs a value`);
+      return v;
+    };
+    const integer = (min: number, max: number) => {
+      const text = value();
+      const n = Number(text);
+      if (!/^\d+$/.test(text) || n < min || n > max) {
+        throw new UsageError(`${arg} takes a number from ${min} to ${max}, got ${text}`);
+      }
+      return n;
+    };
+    switch (arg) {
+      case "--port":
+        config.port = integer(0, 65535);
+        break;
+      case "--hostname":
+        config.hostname = value();
+        break;
+      case "--cert":
+        config.certFile = value();
+        break;
+      case "--key":
+        config.keyFile = value();
+        break;
+      case "--pass":
+        config.passphrase = value();
+        break;
+      case "--ca":
+        config.caFile = value();
+        break;
+      case "--request-client-cert":
+        if (config.clientCert !== "require") config.clientCert = "optional";
+        break;
+      case "--require-client-cert":
+        config.clientCert = "require";
+        break;
+      case "--sni": {
+        const spec = value();
+        const m = /^([^=]+)=(.+),([^,]+)$/.exec(spec);
+        if (m === null) throw new UsageError(`--sni takes NAME=CERT,KEY, got ${spec}`);
+        config.sni.push({ name: m[1]!.toLowerCase(), certFile: m[2]!, keyFile: m[3]! });
+        break;
+      }
+      case "--alpn":
+        config.alpn = value().split(",").filter((p) => p !== "");
+        if (config.alpn.length === 0) throw new UsageError("--alpn needs at least one protocol");
+        break;
+      case "--tls1.2":
+        config.version = "TLSv1.2";
+        break;
+      case "--tls1.3":
+        config.version = "TLSv1.3";
+        break;
+      case "--handshake-timeout":
+        config.handshakeTimeout = integer(1, 86_400_000);
+        break;
+      case "--once":
+        config.once = true;
+        break;
+      case "--demo":
+        config.demo = true;
+        break;
+      case "-h":
+      case "--help":
+        config.help = true;
+        break;
+      default:
+        throw new UsageError(`unexpected argument ${arg}`);
+    }
+  }
+  if (config.help) return config;
+  if (config.demo) {
+    if (config.certFile !== null || config.keyFile !== null || config.caFile !== null) {
+      throw new UsageError("--demo makes its own certificates: drop --cert, --key and --ca");
+    }
+  } else if (config.certFile === null || config.keyFile === null) {
+    throw new UsageError(
+      "--cert FILE and --key FILE are required (or --demo for a throwaway PKI)",
+    );
+  }
+  return config;
+}
+
+// ---- reporting ----------------------------------------------------------------------------------
+
+function formatAddr(addr: NetAddr | null): string {
+  if (addr === null) return "(unknown)";
+  return addr.hostname.includes(":")
+    ? `[${addr.hostname}]:${addr.port}`
+    : `${addr.hostname}:${addr.port}`;
+}
+
+function describeError(error: unknown): string {
+  if (!(error instanceof TlsError)) return error instanceof Error ? error.message : String(error);
+  let text = `${error.code}: ${error.message}`;
+  if (error.verifyCode !== undefined) text += ` (verify error ${error.verifyCode})`;
+  if (error.alert !== undefined) {
+    text += ` (alert ${error.alert.code}, ${error.alert.description})`;
+  }
+  const reason = error.openssl.at(-1)?.reasonText;
+  if (reason !== undefined && reason !== "" && !text.includes(reason)) text += ` [${reason}]`;
+  return text;
+}
+
+/** What a connection negotiated, as `label value` pairs. */
+function connectionFacts(conn: Connection): [string, string][] {
+  const client = conn.peerCertificate;
+  return [
+    ["protocol", conn.protocol],
+    ["cipher", conn.cipher],
+    ["ALPN", conn.alpnProtocol ?? "(none)"],
+    ["SNI", conn.servername ?? "(none)"],
+    ["client", client === null ? "no client certificate" : client.subject],
+  ];
+}
+
+// ---- one connection -----------------------------------------------------------------------------
+
+const HTTP_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE"];
+const MAX_HEAD = 16 * 1024;
+const latin1 = new TextDecoder("latin1");
+
+/** `"http"`, `"echo"`, or `"more"` when the bytes so far could still start an HTTP request. */
+function classify(start: Uint8Array): "http" | "echo" | "more" {
+  const text = latin1.decode(start.subarray(0, 8));
+  let more = false;
+  for (const method of HTTP_METHODS) {
+    const token = `${method} `;
+    if (text.startsWith(token)) return "http";
+    if (token.startsWith(text)) more = true;
+  }
+  return more ? "more" : "echo";
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+/** The end of the request head (after the blank line), or -1. */
+function headEnd(bytes: Uint8Array): number {
+  const text = latin1.decode(bytes);
+  const crlf = text.indexOf("\r\n\r\n");
+  if (crlf !== -1) return crlf + 4;
+  const lf = text.indexOf("\n\n");
+  return lf === -1 ? -1 : lf + 2;
+}
+
+async function answerHttp(conn: Connection, received: Uint8Array, buf: Uint8Array): Promise<void> {
+  while (headEnd(received) === -1 && received.length <= MAX_HEAD) {
+    const n = await conn.read(buf);
+    if (n === null) return; // the client gave up before finishing its request
+    received = concat(received, buf.subarray(0, n));
+  }
+  const head = latin1.decode(received.subarray(0, Math.max(0, headEnd(received))));
+  const requestLine = head.split(/\r?\n/, 1)[0] ?? "";
+  const tooLarge = headEnd(received) === -1;
+  const body = tooLarge ? "request head too large\n" : [
+    "hello from libssl-ffi (examples/server.ts)",
+    `request   ${requestLine}`,
+    ...connectionFacts(conn).map(([label, value]) => `${label.padEnd(9)} ${value}`),
+    "",
+  ].join("\n");
+  const bodyBytes = new TextEncoder().encode(body);
+  const status = tooLarge ? "431 Request Header Fields Too Large" : "200 OK";
+  const response = `HTTP/1.1 ${status}\r\n` +
+    "Content-Type: text/plain; charset=utf-8\r\n" +
+    `Content-Length: ${bodyBytes.length}\r\n` +
+    "Connection: close\r\n\r\n";
+  await conn.write(new TextEncoder().encode(response));
+  if (!requestLine.startsWith("HEAD ")) await conn.write(bodyBytes);
+  await conn.closeWrite(); // close_notify: the response is complete
+  // Lingering close: read what the client still sends (a request body, its close_notify) for a
+  // moment, so that closing with unread data does not reset the connection under the response.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const drain = (async () => {
+    while ((await conn.read(buf)) !== null);
+  })();
+  await Promise.race([drain, new Promise((r) => (timer = setTimeout(r, 2000)))])
+    .catch(() => {}) // a client that just disconnects: fine, the response was sent
+    .finally(() => clearTimeout(timer));
+  drain.catch(() => {}); // still pending if the timer won: fails once the connection closes
+}
+
+async function echo(conn: Connection, received: Uint8Array, buf: Uint8Array): Promise<void> {
+  if (received.length > 0) await conn.write(received);
+  for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
+    await conn.write(buf.subarray(0, n));
+  }
+}
+
+/** Serves one handshaken connection: HTTP or echo, decided by its first bytes. */
+async function serve(conn: Connection): Promise<void> {
+  const buf = new Uint8Array(16 * 1024);
+  let received: Uint8Array = new Uint8Array(0);
+  while (classify(received) === "more") {
+    const n = await conn.read(buf);
+    if (n === null) break; // closed before saying anything (or mid-way): echo what came
+    received = concat(received, buf.subarray(0, n));
+  }
+  if (classify(received) === "http") await answerHttp(conn, received, buf);
+  else await echo(conn, received, buf);
+}
+
+// ---- the server ---------------------------------------------------------------------------------
+
+function read(file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (error) {
+    throw new Error(`cannot read ${file}: ${error instanceof Error ? error.message : error}`);
+  }
+}
+
+/** Calls `handler` on SIGINT and SIGTERM; returns a function that removes it. */
+function onShutdownSignal(handler: () => void): () => void {
+  const signals = ["SIGINT", "SIGTERM"] as const;
+  if (typeof Deno !== "undefined" && !("Bun" in globalThis)) {
+    for (const s of signals) Deno.addSignalListener(s, handler);
+    return () => signals.forEach((s) => Deno.removeSignalListener(s, handler));
+  }
+  for (const s of signals) process.on(s, handler);
+  return () => signals.forEach((s) => process.off(s, handler));
+}
+
+/** Runs the server until a signal (or, with --once, until its first connection is served). */
+async function run(config: Config, demoHint: ((port: number) => void) | null): Promise<void> {
+  const passphrase = config.passphrase === null ? {} : { passphrase: config.passphrase };
+  // One server context per SNI name, parsed once: the callback hands it out per handshake.
+  const sniContexts = new Map<string, TlsContext>();
+  try {
+    for (const entry of config.sni) {
+      sniContexts.set(
+        entry.name,
+        new TlsContext("server", {
+          cert: read(entry.certFile),
+          key: read(entry.keyFile),
+          ...passphrase,
+        }),
+      );
+    }
+    const options: ListenOptions = {
+      hostname: config.hostname,
+      port: config.port,
+      cert: read(config.certFile!),
+      key: read(config.keyFile!),
+      ...passphrase,
+      onError: (error, { remoteAddr }) => {
+        console.error(`handshake failed from ${formatAddr(remoteAddr)}: ${describeError(error)}`);
+      },
+    };
+    if (config.caFile !== null) options.caCerts = [read(config.caFile)];
+    if (config.clientCert !== false) options.requestClientCert = config.clientCert;
+    if (config.alpn !== null) options.alpnProtocols = config.alpn;
+    if (config.version !== null) options.minVersion = options.maxVersion = config.version;
+    if (config.handshakeTimeout !== null) options.handshakeTimeout = config.handshakeTimeout;
+    if (sniContexts.size > 0) {
+      options.onServerName = (name) => {
+        const lower = name.toLowerCase();
+        const dot = lower.indexOf(".");
+        const wildcard = dot === -1 ? undefined : sniContexts.get(`*${lower.slice(dot)}`);
+        return sniContexts.get(lower) ?? wildcard ?? null; // null: the default certificate
+      };
+    }
+
+    const listener = listen(options);
+    let addr: NetAddr;
+    try {
+      addr = listener.addr;
+    } catch {
+      // Bun reports a bind failure a tick after listen().
+      await new Promise((r) => setTimeout(r, 0));
+      try {
+        addr = listener.addr;
+      } catch (error) {
+        listener.close();
+        throw error;
+      }
+    }
+    const v = opensslVersion();
+    console.log(`listening on ${formatAddr(addr)} (${v.text}, ${v.runtime})`);
+    const extras = [
+      config.version ?? "TLSv1.2-1.3",
+      `ALPN ${config.alpn?.join(",") ?? "(none)"}`,
+      `client certificates ${config.clientCert === false ? "not requested" : config.clientCert}`,
+      ...(config.sni.length > 0 ? [`SNI ${config.sni.map((e) => e.name).join(", ")}`] : []),
+      ...(config.once ? ["serving one connection"] : []),
+    ];
+    console.log(`  ${extras.join("; ")}`);
+    demoHint?.(addr.port);
+
+    const open = new Set<Connection>();
+    const tasks = new Set<Promise<void>>();
+    let stopping = false;
+    const removeSignalHandler = onShutdownSignal(() => {
+      if (stopping) {
+        console.error("second signal: exiting now");
+        process.exit(130);
+      }
+      stopping = true;
+      console.log(`shutting down (${open.size} open connection(s))`);
+      listener.close(); // ends the loop below
+    });
+    try {
+      for await (const conn of listener) {
+        const remote = formatAddr(conn.remoteAddr);
+        const client = conn.peerCertificate;
+        console.log(
+          [
+            remote,
+            conn.protocol,
+            conn.cipher,
+            `ALPN ${conn.alpnProtocol ?? "(none)"}`,
+            `SNI ${conn.servername ?? "(none)"}`,
+            client === null ? "no client certificate" : `client ${client.subject}`,
+          ].join(" | "),
+        );
+        open.add(conn);
+        const task = serve(conn)
+          .catch((error) => {
+            if (!stopping) console.error(`connection ${remote} ended: ${describeError(error)}`);
+          })
+          .finally(async () => {
+            await conn[Symbol.asyncDispose](); // close_notify if not sent yet, then close
+            open.delete(conn);
+            tasks.delete(task);
+          });
+        tasks.add(task);
+        if (config.once) {
+          await task;
+          break;
+        }
+      }
+    } finally {
+      removeSignalHandler();
+      await listener[Symbol.asyncDispose]();
+      // Connections still open get close_notify (at most 1 s each, in parallel), then close.
+      await Promise.all([...open].map((conn) => conn[Symbol.asyncDispose]()));
+      await Promise.all(tasks);
+      console.log("stopped");
+    }
+  } finally {
+    for (const context of sniContexts.values()) context.close();
+  }
+}
+
+// ---- the demo -----------------------------------------------------------------------------------
+
+interface DemoPki {
+  ca: string;
+  cert: string;
+  key: string;
+  sniCert: string;
+  sniKey: string;
+  clientCert: string;
+  clientKey: string;
+}
+
+/** A root CA, a `localhost` server, a `sni.test` server and a client certificate (EC P-256). */
+function makeDemoPki(dir: string): DemoPki {
+  const openssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
+  writeFileSync(
+    join(dir, "ext.cnf"),
+    "[server]\nsubjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n" +
+      "basicConstraints=CA:FALSE\n" +
+      "[sni]\nsubjectAltName=DNS:sni.test\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n" +
+      "[client]\nextendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
+  );
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+  const subject = (cn: string) => ["-subj", `/O=libssl-ffi server demo/CN=${cn}`];
+  openssl(
+    "req",
+    "-x509",
+    ...ec,
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.pem",
+    "-days",
+    "2",
+    ...subject(
+      "Demo Root CA",
+    ),
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign",
+  );
+  for (const [name, cn] of [["server", "localhost"], ["sni", "sni.test"], ["client", "alice"]]) {
+    openssl("req", ...ec, "-keyout", `${name}.key`, "-out", `${name}.csr`, ...subject(cn!));
+    openssl(
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      "ca.pem",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-days",
+      "2",
+      "-extfile",
+      "ext.cnf",
+      "-extensions",
+      name!,
+      "-out",
+      `${name}.pem`,
+    );
+  }
+  const path = (file: string) => join(dir, file);
+  return {
+    ca: path("ca.pem"),
+    cert: path("server.pem"),
+    key: path("server.key"),
+    sniCert: path("sni.pem"),
+    sniKey: path("sni.key"),
+    clientCert: path("client.pem"),
+    clientKey: path("client.key"),
+  };
+}
+
+function demoHint(pki: DemoPki, dir: string): (port: number) => void {
+  return (port) => {
+    console.log(`demo certificates in ${dir} (deleted on exit); try, in another terminal:`);
+    console.log(`  curl --cacert ${pki.ca} https://localhost:${port}/`);
+    console.log(
+      `  curl --cacert ${pki.ca} --cert ${pki.clientCert} --key ${pki.clientKey} ` +
+        `https://localhost:${port}/`,
+    );
+    console.log(
+      `  curl --cacert ${pki.ca} --resolve sni.test:${port}:127.0.0.1 https://sni.test:${port}/`,
+    );
+    console.log(
+      `  openssl s_client -brief -connect 127.0.0.1:${port} -servername localhost ` +
+        `-CAfile ${pki.ca}    (type lines: they come back)`,
+    );
+    console.log("Ctrl-C stops the server.");
+  };
+}
+
+// ---- main ---------------------------------------------------------------------------------------
+
+async function main(args: string[]): Promise<number> {
+  let config: Config;
+  try {
+    config = parseArgs(args);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    console.error(`server.ts: ${error.message}\nrun with --help for the flags`);
+    return 2;
+  }
+  if (config.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (!config.demo) {
+    await run(config, null);
+    return 0;
+  }
+  const dir = mkdtempSync(join(tmpdir(), "libssl-ffi-server-demo-"));
+  try {
+    const pki = makeDemoPki(dir);
+    config.certFile = pki.cert;
+    config.keyFile = pki.key;
+    config.caFile = pki.ca;
+    if (config.clientCert === false) config.clientCert = "optional";
+    config.sni.push({ name: "sni.test", certFile: pki.sniCert, keyFile: pki.sniKey });
+    config.alpn ??= ["http/1.1"];
+    await run(config, demoHint(pki, dir));
+    return 0;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (error) {
+  console.error(`server.ts: ${describeError(error)}`);
+  process.exitCode = 1;
+}
