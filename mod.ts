@@ -20,6 +20,9 @@ export type {
   DistinguishedName,
   HandshakeEvent,
   Identity,
+  OcspMode,
+  OcspOptions,
+  OcspStapleRequest,
   ServerNameResult,
   TlsContextOptions,
   TlsVersion,
@@ -53,3 +56,5 @@ export type { NetAddr } from "./src/net/stream.ts";
 export { clearContextCache } from "./src/context_cache.ts";
 export { encodeAlpn } from "./src/context.ts";
 export { identityForAcceptableIssuers, matchesAcceptableIssuers } from "./src/identity.ts";
+export { DEFAULT_OCSP_LEEWAY_SECONDS, parseOcspResponse } from "./src/ocsp.ts";
+export type { OcspCheckOptions, OcspResponse } from "./src/ocsp.ts";

@@ -65,6 +65,14 @@ export const ALPN_SELECT_CB: CallbackSignature = {
 };
 
 /**
+ * `int status_cb(SSL *s, void *arg)` (SSL_CTX_set_tlsext_status_cb(3)). Clients: > 0 accept the
+ * staple (or its absence), 0 reject (alert 113, bad_certificate_status_response), < 0 error.
+ * Servers: `SSL_TLSEXT_ERR_OK` (0) a staple was set, `_NOACK` (3) none, `_ALERT_FATAL` (2) fail.
+ * The failure code differs by side; the trampoline picks it (see `src/callbacks.ts`).
+ */
+export const STATUS_CB: CallbackSignature = { args: ["ptr", "ptr"], ret: "i32", failure: -1 };
+
+/**
  * `int pem_password_cb(char *buf, int size, int rwflag, void *u)` (pem_password_cb(3)): write the
  * passphrase into `buf` (at most `size` bytes) and return its length; -1 fails the decryption.
  */

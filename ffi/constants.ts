@@ -151,3 +151,25 @@ export const SSL_CB = {
   HANDSHAKE_START: 0x10,
   HANDSHAKE_DONE: 0x20,
 } as const;
+
+/** `NID_tlsfeature` (obj_mac.h): the TLS feature extension (RFC 7633, "must-staple"). */
+export const NID_tlsfeature = 1020;
+
+/** The TLS feature number of `status_request` (RFC 7633: OCSP must-staple). */
+export const TLS_FEATURE_STATUS_REQUEST = 5;
+
+/** `X509_V_FLAG_PARTIAL_CHAIN`: a trusted intermediate may end a chain (x509_vfy.h). */
+export const X509_V_FLAG_PARTIAL_CHAIN = 0x80000;
+
+/** `OCSP_RESPONSE_STATUS_*` (ocsp.h), by number. */
+export const OCSP_RESPONSE_STATUS: Readonly<Record<number, string>> = {
+  0: "successful",
+  1: "malformedRequest",
+  2: "internalError",
+  3: "tryLater",
+  5: "sigRequired",
+  6: "unauthorized",
+};
+
+/** `V_OCSP_CERTSTATUS_*` (ocsp.h). */
+export const V_OCSP_CERTSTATUS = { GOOD: 0, REVOKED: 1, UNKNOWN: 2 } as const;

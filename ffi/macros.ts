@@ -15,6 +15,11 @@ const SSL_CTRL_MODE = 33;
 const SSL_CTRL_OPTIONS = 32;
 const SSL_CTRL_SET_READ_AHEAD = 41;
 const SSL_CTRL_SET_TLSEXT_HOSTNAME = 55;
+const SSL_CTRL_SET_TLSEXT_STATUS_REQ_CB = 63;
+const SSL_CTRL_SET_TLSEXT_STATUS_REQ_TYPE = 65;
+const SSL_CTRL_GET_TLSEXT_STATUS_REQ_OCSP_RESP = 70;
+const SSL_CTRL_SET_TLSEXT_STATUS_REQ_OCSP_RESP = 71;
+const TLSEXT_STATUSTYPE_ocsp = 1;
 const SSL_CTRL_CHAIN_CERT = 89;
 const SSL_CTRL_GET_CHAIN_CERTS = 115;
 const SSL_CTRL_SET_MIN_PROTO_VERSION = 123;
@@ -57,6 +62,22 @@ export interface Macros {
    * certificate (borrowed; `null` when there are none).
    */
   SSL_CTX_get0_chain_certs(ctx: Pointer): Pointer | null;
+  /**
+   * `SSL_CTX_set_tlsext_status_cb(ctx, cb)`: OCSP stapling. Clients: called with the staple (or
+   * none); servers: called to provide one.
+   */
+  SSL_CTX_set_tlsext_status_cb(ctx: Pointer, cb: Pointer | null): number;
+  /** `SSL_set_tlsext_status_type(ssl, TLSEXT_STATUSTYPE_ocsp)`: a client asks for a staple. */
+  SSL_set_tlsext_status_type_ocsp(ssl: Pointer): number;
+  /**
+   * `SSL_get_tlsext_status_ocsp_resp(ssl, &p)`: the staple the server sent (borrowed), or null.
+   */
+  SSL_get_tlsext_status_ocsp_resp(ssl: Pointer): { data: Pointer; length: number } | null;
+  /**
+   * `SSL_set_tlsext_status_ocsp_resp(ssl, p, len)`: the staple a server sends. Takes ownership of
+   * `p`, which must come from `OPENSSL_malloc` (OpenSSL frees it).
+   */
+  SSL_set_tlsext_status_ocsp_resp(ssl: Pointer, p: Pointer, length: number): number;
   /** `SSL_set_tlsext_host_name(ssl, name)`: sends SNI; 1 on success. */
   SSL_set_tlsext_host_name(ssl: Pointer, name: string): number;
   /**
@@ -98,6 +119,18 @@ export function createMacros(lib: Lib, fromAddress: (a: bigint) => Pointer | nul
       if (lib.SSL_CTX_ctrl_buf(ctx, SSL_CTRL_GET_CHAIN_CERTS, 0, cell) !== 1) return null;
       return fromAddress(cell[0]!);
     },
+    SSL_CTX_set_tlsext_status_cb: (ctx, cb) =>
+      lib.SSL_CTX_callback_ctrl(ctx, SSL_CTRL_SET_TLSEXT_STATUS_REQ_CB, cb),
+    SSL_set_tlsext_status_type_ocsp: (ssl) =>
+      lib.SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_STATUS_REQ_TYPE, TLSEXT_STATUSTYPE_ocsp, null),
+    SSL_get_tlsext_status_ocsp_resp: (ssl) => {
+      const cell = new BigUint64Array(1); // unsigned char **
+      const length = lib.SSL_ctrl_buf(ssl, SSL_CTRL_GET_TLSEXT_STATUS_REQ_OCSP_RESP, 0, cell);
+      const data = fromAddress(cell[0]!);
+      return data === null || length <= 0 ? null : { data, length };
+    },
+    SSL_set_tlsext_status_ocsp_resp: (ssl, p, length) =>
+      lib.SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_STATUS_REQ_OCSP_RESP, length, p),
     SSL_set_tlsext_host_name: (ssl, name) =>
       lib.SSL_ctrl_buf(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, cString(name)),
     SSL_set_retry_verify: (ssl) => lib.SSL_ctrl(ssl, SSL_CTRL_SET_RETRY_VERIFY, 0, null),

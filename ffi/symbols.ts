@@ -141,6 +141,69 @@ export const cryptoSymbols = {
 
   // OPENSSL_STACK *OPENSSL_sk_new(OPENSSL_sk_compfunc cmp);
   OPENSSL_sk_new: { args: ["cb"], ret: "ptr" },
+  // X509_STORE *X509_STORE_new(void);
+  X509_STORE_new: { args: [], ret: "ptr" },
+  // void X509_STORE_free(X509_STORE *v);
+  X509_STORE_free: { args: ["ptr"], ret: "void" },
+  // int X509_STORE_set_flags(X509_STORE *ctx, unsigned long flags);
+  X509_STORE_set_flags: { args: ["ptr", "u64"], ret: "i32" },
+  // int X509_get_ext_by_NID(const X509 *x, int nid, int lastpos);
+  X509_get_ext_by_NID: { args: ["ptr", "i32", "i32"], ret: "i32" },
+  // X509_EXTENSION *X509_get_ext(const X509 *x, int loc);  (borrowed)
+  X509_get_ext: { args: ["ptr", "i32"], ret: "ptr" },
+  // ASN1_OCTET_STRING *X509_EXTENSION_get_data(X509_EXTENSION *ne);  (borrowed)
+  X509_EXTENSION_get_data: { args: ["ptr"], ret: "ptr" },
+  // STACK_OF(OPENSSL_STRING) *X509_get1_ocsp(X509 *x);  (free with X509_email_free)
+  X509_get1_ocsp: { args: ["ptr"], ret: "ptr" },
+  // void X509_email_free(STACK_OF(OPENSSL_STRING) *sk);
+  X509_email_free: { args: ["ptr"], ret: "void" },
+
+  // OCSP_RESPONSE *d2i_OCSP_RESPONSE(OCSP_RESPONSE **a, const unsigned char **in, long len);
+  // (`in`: an 8-byte cell holding the address of the DER; advanced past what was read)
+  d2i_OCSP_RESPONSE: { args: ["ptr", "buf", "i64"], ret: "ptr" },
+  // void OCSP_RESPONSE_free(OCSP_RESPONSE *a);
+  OCSP_RESPONSE_free: { args: ["ptr"], ret: "void" },
+  // int OCSP_response_status(OCSP_RESPONSE *resp);
+  OCSP_response_status: { args: ["ptr"], ret: "i32" },
+  // OCSP_BASICRESP *OCSP_response_get1_basic(OCSP_RESPONSE *resp);  (a new object)
+  OCSP_response_get1_basic: { args: ["ptr"], ret: "ptr" },
+  // void OCSP_BASICRESP_free(OCSP_BASICRESP *a);
+  OCSP_BASICRESP_free: { args: ["ptr"], ret: "void" },
+  // int OCSP_basic_verify(OCSP_BASICRESP *bs, STACK_OF(X509) *certs, X509_STORE *st,
+  //                       unsigned long flags);  (1 valid, 0 invalid, -1 error)
+  OCSP_basic_verify: { args: ["ptr", "ptr", "ptr", "u64"], ret: "i32" },
+  // OCSP_CERTID *OCSP_cert_to_id(const EVP_MD *dgst, const X509 *subject, const X509 *issuer);
+  OCSP_cert_to_id: { args: ["ptr", "ptr", "ptr"], ret: "ptr" },
+  // void OCSP_CERTID_free(OCSP_CERTID *a);
+  OCSP_CERTID_free: { args: ["ptr"], ret: "void" },
+  // int OCSP_resp_find_status(OCSP_BASICRESP *bs, OCSP_CERTID *id, int *status, int *reason,
+  //     ASN1_GENERALIZEDTIME **revtime, ASN1_GENERALIZEDTIME **thisupd,
+  //     ASN1_GENERALIZEDTIME **nextupd);  (the times are borrowed from bs)
+  OCSP_resp_find_status: {
+    args: ["ptr", "ptr", "buf", "buf", "buf", "buf", "buf"],
+    ret: "i32",
+  },
+  // int OCSP_check_validity(ASN1_GENERALIZEDTIME *thisupd, ASN1_GENERALIZEDTIME *nextupd,
+  //                         long sec, long maxsec);
+  OCSP_check_validity: { args: ["ptr", "ptr", "i64", "i64"], ret: "i32" },
+  // const ASN1_GENERALIZEDTIME *OCSP_resp_get0_produced_at(const OCSP_BASICRESP *bs);
+  OCSP_resp_get0_produced_at: { args: ["ptr"], ret: "ptr" },
+  // int OCSP_resp_get0_id(const OCSP_BASICRESP *bs, const ASN1_OCTET_STRING **pid,
+  //                       const X509_NAME **pname);  (one of the two is set)
+  OCSP_resp_get0_id: { args: ["ptr", "buf", "buf"], ret: "i32" },
+  // const char *OCSP_crl_reason_str(long s);
+  OCSP_crl_reason_str: { args: ["i64"], ret: "ptr" },
+  // OCSP_REQUEST *OCSP_REQUEST_new(void);
+  OCSP_REQUEST_new: { args: [], ret: "ptr" },
+  // void OCSP_REQUEST_free(OCSP_REQUEST *a);
+  OCSP_REQUEST_free: { args: ["ptr"], ret: "void" },
+  // OCSP_ONEREQ *OCSP_request_add0_id(OCSP_REQUEST *req, OCSP_CERTID *cid);  (takes cid)
+  OCSP_request_add0_id: { args: ["ptr", "ptr"], ret: "ptr" },
+  // int i2d_OCSP_REQUEST(const OCSP_REQUEST *a, unsigned char **out);  (out NULL: the length)
+  i2d_OCSP_REQUEST: { args: ["ptr", "ptr"], ret: "i32" },
+  // int i2d_OCSP_REQUEST(const OCSP_REQUEST *a, unsigned char **out);  (out: an 8-byte cell)
+  i2d_OCSP_REQUEST_buf: { symbol: "i2d_OCSP_REQUEST", args: ["ptr", "buf"], ret: "i32" },
+
   // OPENSSL_STACK *OPENSSL_sk_new_null(void);
   OPENSSL_sk_new_null: { args: [], ret: "ptr" },
   // int OPENSSL_sk_push(OPENSSL_STACK *st, const void *data);
@@ -289,6 +352,8 @@ export const sslSymbols = {
   SSL_set_alpn_protos: { args: ["ptr", "buf", "u32"], ret: "i32" },
   // void SSL_get0_alpn_selected(const SSL *ssl, const unsigned char **data, unsigned int *len);
   SSL_get0_alpn_selected: { args: ["ptr", "buf", "buf"], ret: "void" },
+  // X509 *SSL_get_certificate(const SSL *ssl);  (borrowed: the certificate this side sends)
+  SSL_get_certificate: { args: ["ptr"], ret: "ptr" },
   // const char *SSL_state_string(const SSL *ssl);
   SSL_state_string: { args: ["ptr"], ret: "ptr" },
   // const char *SSL_state_string_long(const SSL *ssl);

@@ -27,6 +27,7 @@ import {
   openssl,
   type Pointer,
   SSL_TLSEXT_ERR,
+  STATUS_CB,
   VERIFY_CB,
 } from "./native.ts";
 import type { NativeCallback } from "./native.ts";
@@ -46,6 +47,8 @@ export interface CallbackTarget {
    * returns the offset and length of the chosen name within it, or null for none.
    */
   onAlpnSelect(offered: Uint8Array): { offset: number; length: number } | null;
+  /** `SSL_CTX_set_tlsext_status_cb`'s callback (OCSP: check a staple, or provide one). */
+  onStatus(): number;
   /** `SSL_CTX_set_keylog_callback`'s callback: one key log line. */
   onKeylog(line: string): void;
   /** `SSL_CTX_set_info_callback`'s callback. */
@@ -171,6 +174,16 @@ export function alpnSelectTrampoline(): Pointer {
       });
     },
   );
+}
+
+/** The process-wide OCSP status trampoline, for `SSL_CTX_set_tlsext_status_cb`. @internal */
+export function statusTrampoline(): Pointer {
+  return trampoline(STATUS_CB, (ssl: Pointer | null) => {
+    const target = targetOf(ssl);
+    // Not ours: clients accept (OpenSSL's own behaviour), servers staple nothing.
+    if (target === undefined) return 1;
+    return target.callbacks.run(STATUS_CB.failure ?? -1, () => target.onStatus());
+  });
 }
 
 /** The process-wide key log trampoline, for `SSL_CTX_set_keylog_callback`. @internal */

@@ -30,6 +30,7 @@ export interface TlsClientOptions extends
     | "onClientCertificate"
     | "onHandshakeEvent"
     | "onKeylog"
+    | "ocsp"
   > {
   /**
    * Trusted CA certificates (PEM strings, which may hold several, or DER bytes). Absent: the
@@ -100,6 +101,7 @@ const CONTEXT_KEYS = [
   "onClientCertificate",
   "onHandshakeEvent",
   "onKeylog",
+  "ocsp",
 ] as const;
 
 function contextOptions(options: TlsClientOptions): TlsContextOptions {
@@ -281,7 +283,11 @@ export async function startTls(
     throw error;
   }
   // Awaited here so that every failure above is a rejection, never a synchronous throw.
-  return await establish(stream, prepared, new Deadline(prepared.timeout, options.signal));
+  return await establish(
+    stream,
+    prepared,
+    new Deadline(prepared.timeout, options.signal, "the TLS handshake"),
+  );
 }
 
 async function startTlsServer(
@@ -300,7 +306,7 @@ async function startTlsServer(
     stream.close();
     throw error;
   }
-  const deadline = new Deadline(prepared.timeout, options.signal);
+  const deadline = new Deadline(prepared.timeout, options.signal, "the client's TLS handshake");
   const conn = acceptOn(
     stream,
     prepared.context,

@@ -13,6 +13,7 @@ import { TlsError } from "./errors.ts";
 import type { TlsContext } from "./context.ts";
 import type { TlsEngine } from "./engine.ts";
 import type { Certificate } from "./x509.ts";
+import type { OcspResponse } from "./ocsp.ts";
 import type { ByteStream, NetAddr } from "./net/stream.ts";
 import type { Deadline } from "./deadline.ts";
 
@@ -35,6 +36,8 @@ export interface HandshakeInfo {
    * an IP address). Servers: the host name the client asked for with SNI, or `null`.
    */
   readonly servername: string | null;
+  /** Clients: the server's verified OCSP staple, or `null` (none sent, or OCSP off). */
+  readonly ocspResponse: OcspResponse | null;
 }
 
 /** Socket reads go into one reused buffer: this size at first... */
@@ -263,6 +266,7 @@ export class Connection {
         peerCertificateChain: Object.freeze(chain),
         sessionReused: e.sessionReused,
         servername: e.servername ?? null,
+        ocspResponse: e.ocspResponse,
       });
       this.#deadline.stopTimer(); // the timeout covers connect and handshake only
       // An idle connection should not keep its handshake-time read buffer: allocate on first read.
@@ -421,6 +425,14 @@ export class Connection {
    */
   get servername(): string | null {
     return this.#infoOrThrow().servername;
+  }
+
+  /**
+   * Clients: the server's OCSP staple, verified (status good: revoked and invalid staples fail
+   * the handshake), or `null` when none was sent or `ocsp` is `"off"`.
+   */
+  get ocspResponse(): OcspResponse | null {
+    return this.#infoOrThrow().ocspResponse;
   }
 
   /** `"client"` or `"server"`. */

@@ -17,12 +17,14 @@ import {
   SSL_VERIFY,
   TLS_VERSION,
 } from "./native.ts";
+import type { OcspResponse } from "./ocsp.ts";
 import {
   alpnSelectTrampoline,
   certTrampoline,
   clientHelloTrampoline,
   infoTrampoline,
   keylogTrampoline,
+  statusTrampoline,
   verifyTrampoline,
 } from "./callbacks.ts";
 import {
@@ -107,6 +109,36 @@ export interface Identity {
   passphrase?: Passphrase;
 }
 
+/**
+ * OCSP stapling on clients. `"off"`: do not ask. `"request"` (the default): ask for a staple;
+ * accept its absence. `"require"`: ask, and fail (`OCSP_INVALID`) when none arrives. In every mode
+ * but `"off"`, a staple that arrives is verified (see `parseOcspResponse`): revoked fails the
+ * handshake with `CERT_REVOKED`, unknown or invalid with `OCSP_INVALID`, and a certificate with
+ * the must-staple extension (TLS feature status_request) is treated as `"require"`.
+ */
+export type OcspMode = "off" | "request" | "require";
+
+/** The object form of {@link TlsContextOptions.ocsp}. */
+export interface OcspOptions {
+  /** Default `"request"`. */
+  mode?: OcspMode;
+  /**
+   * Called with a verified staple whose status is good; return `false` (or throw) to refuse the
+   * connection anyway (`OCSP_INVALID`), e.g. when it is older than you accept. Synchronous.
+   */
+  onResponse?: (response: OcspResponse) => boolean | void;
+  /** Clock skew allowed on `thisUpdate` / `nextUpdate`, in seconds. Default 300. */
+  leewaySeconds?: number;
+}
+
+/** What a server's {@link TlsContextOptions.ocspStaple} function is told. */
+export interface OcspStapleRequest {
+  /** The host name the client asked for (SNI), or `null`. */
+  readonly serverName: string | null;
+  /** The certificate this connection presents (after SNI selection). */
+  readonly certificate: Certificate;
+}
+
 /** What {@link TlsContextOptions.onServerName} may return. */
 export type ServerNameResult = Identity | TlsContext | null;
 
@@ -178,6 +210,17 @@ export interface TlsContextOptions {
    * internal_error alert, 80).
    */
   onServerName?: (serverName: string) => ServerNameResult | Promise<ServerNameResult>;
+  /**
+   * Clients: OCSP stapling, see {@link OcspMode}. Default `"request"`: a staple the server sends
+   * is verified, and a revoked certificate refused.
+   */
+  ocsp?: OcspMode | OcspOptions;
+  /**
+   * Servers: the OCSP response to staple (DER), for clients that ask; or a function choosing it
+   * per connection (`null`: staple nothing). Synchronous: keep fresh responses at hand (see
+   * `OcspStapler`). The bytes are copied for OpenSSL on every handshake. TLS 1.2 and 1.3.
+   */
+  ocspStaple?: Uint8Array | ((request: OcspStapleRequest) => Uint8Array | null);
   /**
    * Handshake tracing: called for every state change, alert, start and end of a handshake, with
    * OpenSSL's own state names. Synchronous; a throw fails the connection.
@@ -277,6 +320,37 @@ function validate(role: "client" | "server", options: TlsContextOptions): void {
   }
   if (role === "client" && request !== undefined) {
     throw new TypeError("requestClientCert is for servers only");
+  }
+  if (options.ocsp !== undefined) {
+    if (role === "server") throw new TypeError("ocsp is for clients (servers: ocspStaple)");
+    const mode = typeof options.ocsp === "string" ? options.ocsp : options.ocsp?.mode;
+    if (
+      typeof options.ocsp !== "string" &&
+      (typeof options.ocsp !== "object" || options.ocsp === null)
+    ) {
+      throw new TypeError('ocsp must be "off", "request", "require" or { mode, onResponse }');
+    }
+    if (mode !== undefined && mode !== "off" && mode !== "request" && mode !== "require") {
+      throw new TypeError(
+        `ocsp mode must be "off", "request" or "require", got ${JSON.stringify(mode)}`,
+      );
+    }
+    if (typeof options.ocsp === "object") {
+      checkFunction("ocsp.onResponse", options.ocsp.onResponse);
+      const leeway = options.ocsp.leewaySeconds;
+      if (leeway !== undefined && (!Number.isFinite(leeway) || leeway < 0)) {
+        throw new RangeError("ocsp.leewaySeconds must be a non-negative number");
+      }
+    }
+  }
+  if (options.ocspStaple !== undefined) {
+    if (role === "client") throw new TypeError("ocspStaple is for servers (clients: ocsp)");
+    if (!(options.ocspStaple instanceof Uint8Array) && typeof options.ocspStaple !== "function") {
+      throw new TypeError("ocspStaple must be a Uint8Array or a function");
+    }
+    if (options.ocspStaple instanceof Uint8Array && options.ocspStaple.length === 0) {
+      throw new TypeError("ocspStaple is empty");
+    }
   }
   const alpn = options.alpnProtocols;
   if (alpn !== undefined) {
@@ -475,6 +549,9 @@ export class TlsContext {
         }
       }
     }
+    if (this.role === "server" ? opts.ocspStaple !== undefined : ocspModeOf(opts) !== "off") {
+      o.SSL_CTX_set_tlsext_status_cb(ctx, statusTrampoline());
+    }
     if (this.role === "server") {
       // Sessions are bound to the context that made them. Without a session id context a server
       // that verifies clients fails every resumption attempt with "session id context
@@ -562,6 +639,12 @@ export class TlsContext {
 export const SecureContext: typeof TlsContext = TlsContext;
 /** Node's name for {@link TlsContext}. */
 export type SecureContext = TlsContext;
+
+/** The OCSP mode of client options (default `"request"`). @internal */
+export function ocspModeOf(options: Readonly<TlsContextOptions>): OcspMode {
+  const o = options.ocsp;
+  return (typeof o === "string" ? o : o?.mode) ?? "request";
+}
 
 function passphraseOf(opts: TlsContextOptions): { passphrase?: Passphrase } {
   return opts.passphrase === undefined ? {} : { passphrase: opts.passphrase };

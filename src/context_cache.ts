@@ -43,7 +43,12 @@ function keyOfValue(value: unknown): unknown {
 /** The cache key for `options`, or `null` when they cannot be shared (callbacks). */
 function keyOf(role: string, options: TlsContextOptions): string | null {
   const entries = Object.entries(options).filter(([, v]) => v !== undefined).sort();
-  if (entries.some(([, v]) => typeof v === "function")) return null;
+  // Callbacks (also inside an options object, e.g. `ocsp.onResponse`) make a context unshareable.
+  const holdsFunction = (v: unknown) =>
+    typeof v === "function" ||
+    (typeof v === "object" && v !== null && !ArrayBuffer.isView(v) &&
+      Object.values(v).some((x) => typeof x === "function"));
+  if (entries.some(([, v]) => holdsFunction(v))) return null;
   return JSON.stringify([role, entries.map(([k, v]) => [k, keyOfValue(v)])]);
 }
 

@@ -34,14 +34,21 @@ export class Deadline {
   #signal: AbortSignal | undefined;
   #onAbort: () => void = noop;
 
-  /** Starts the clock (`Infinity`: no limit) and watches `signal`. */
-  constructor(timeoutMs: number, signal: AbortSignal | undefined) {
+  /**
+   * Starts the clock (`Infinity`: no limit) and watches `signal`. `what` names the timed work in
+   * the `TIMEOUT` message.
+   */
+  constructor(
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    what = "connecting and the TLS handshake",
+  ) {
     this.interrupted = new Promise<never>((_, reject) => (this.#reject = reject));
     this.interrupted.catch(noop); // observed through race(); never an unhandled rejection
     if (Number.isFinite(timeoutMs)) {
       this.#timer = setTimeout(() => {
         this.#fire(
-          new TlsError("TIMEOUT", `connecting and the TLS handshake took over ${timeoutMs} ms`),
+          new TlsError("TIMEOUT", `${what} took over ${timeoutMs} ms`),
         );
       }, timeoutMs);
     }

@@ -23,11 +23,18 @@ import {
   SSL_CLIENT_HELLO,
   SSL_ERROR,
   SSL_R,
+  SSL_TLSEXT_ERR,
   TLSEXT_TYPE_server_name,
   X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS,
   X509_V,
 } from "./native.ts";
 import { CallbackState, type CallbackTarget, registerSsl, unregisterSsl } from "./callbacks.ts";
+import {
+  DEFAULT_OCSP_LEEWAY_SECONDS,
+  type OcspResponse,
+  requiresStaple,
+  verifyOcspResponse,
+} from "./ocsp.ts";
 import { appendFileSync } from "node:fs";
 import {
   type AlpnSelector,
@@ -37,6 +44,7 @@ import {
   type HandshakeEvent,
   type Identity,
   nativeContext,
+  ocspModeOf,
   TlsContext,
   type TlsContextOptions,
   type VerifyCertificateInfo,
@@ -166,6 +174,7 @@ export class TlsEngine {
     onCert: () => this.#onCert(),
     onClientHello: () => this.#onClientHello(),
     onAlpnSelect: (offered) => this.#onAlpnSelect(offered),
+    onStatus: () => this.role === "client" ? this.#checkStaple() : this.#provideStaple(),
     onKeylog: (line) => this.#onKeylog(line),
     onInfo: (where, ret) => this.#onInfo(where, ret),
   };
@@ -180,6 +189,10 @@ export class TlsEngine {
    */
   #lent: Uint8Array | null = null;
   #established = false;
+  /** The verified OCSP staple (clients), once the status callback accepted one. */
+  #ocsp: OcspResponse | null = null;
+  /** Errors this engine raised inside a callback: rethrown as they are, not as CALLBACK_ERROR. */
+  #ownErrors = new WeakSet<object>();
   #receivedEof = false;
   #receivedCloseNotify = false;
   #sentCloseNotify = false;
@@ -232,6 +245,8 @@ export class TlsEngine {
       if (this.role === "client") {
         o.SSL_set_connect_state(ssl);
         if (servername !== undefined) this.#setServerName(ssl, servername, verifying);
+        // status_request in the ClientHello (the status callback is on the context).
+        if (ocspModeOf(context.options) !== "off") o.SSL_set_tlsext_status_type_ocsp(ssl);
         if (alpn !== undefined && o.SSL_set_alpn_protos(ssl, alpn, alpn.length) !== 0) {
           throw new TlsError("INTERNAL", "SSL_set_alpn_protos failed", {
             openssl: drainErrorQueue(),
@@ -583,6 +598,11 @@ export class TlsEngine {
     return new TextDecoder().decode(o.backend.readBytes(p, 0, len[0]!));
   }
 
+  /** Clients: the verified OCSP staple, or `null` when none arrived (or OCSP is off). */
+  get ocspResponse(): OcspResponse | null {
+    return this.#ocsp;
+  }
+
   /** Whether the session was resumed. */
   get sessionReused(): boolean {
     return openssl().SSL_session_reused(this.#ssl.ptr) === 1;
@@ -677,6 +697,126 @@ export class TlsEngine {
     if (identity === null) return 1; // send no certificate
     this.#useIdentity(identity, "onClientCertificate");
     return 1;
+  }
+
+  /**
+   * Clients, in OpenSSL's status callback (after the server's chain was verified): checks the
+   * staple, or its absence, against the OCSP mode. Returns 1 to go on; 0 makes OpenSSL send
+   * bad_certificate_status_response (113), and our own error (CERT_REVOKED / OCSP_INVALID)
+   * becomes the handshake's error.
+   */
+  #checkStaple(): number {
+    const o = openssl();
+    const options = this.#context.options;
+    const mode = ocspModeOf(options);
+    if (mode === "off") return 1;
+    const ssl = this.#ssl.ptr;
+    const chain = o.SSL_get0_verified_chain(ssl); // borrowed; includes the trust anchor
+    const leaf = o.sk_num(chain) > 0 ? o.sk_value(chain!, 0) : null;
+    const reject = (error: TlsError): number => {
+      this.#ownErrors.add(error);
+      this.#callbacks.fail(error);
+      return 0;
+    };
+    const staple = o.SSL_get_tlsext_status_ocsp_resp(ssl);
+    const required = mode === "require" || (leaf !== null && requiresStaple(leaf));
+    if (staple === null) {
+      if (!required) return 1;
+      return reject(
+        new TlsError(
+          "OCSP_INVALID",
+          mode === "require"
+            ? 'the server sent no OCSP staple, and ocsp is "require"'
+            : "the server sent no OCSP staple for a certificate that requires one (must-staple)",
+        ),
+      );
+    }
+    if (leaf === null) {
+      // Verification was disabled and built no chain: there is nothing to check it against.
+      if (!required) return 1;
+      return reject(new TlsError("OCSP_INVALID", "no verified chain to check the OCSP staple"));
+    }
+    const issuer = o.sk_num(chain) > 1 ? o.sk_value(chain!, 1)! : leaf;
+    const store = o.SSL_CTX_get_cert_store(nativeContext(this.#context));
+    const extra = typeof options.ocsp === "object" ? options.ocsp : {};
+    let response: OcspResponse;
+    try {
+      response = verifyOcspResponse(
+        o.backend.readBytes(staple.data, 0, staple.length),
+        leaf,
+        issuer,
+        chain,
+        store!,
+        extra.leewaySeconds ?? DEFAULT_OCSP_LEEWAY_SECONDS,
+      );
+    } catch (error) {
+      if (error instanceof TlsError) return reject(error);
+      throw error;
+    }
+    this.#ocsp = response;
+    if (response.status === "revoked") {
+      const when = response.revocationTime?.toISOString() ?? "an unknown time";
+      const why = response.revocationReason === undefined ? "" : ` (${response.revocationReason})`;
+      return reject(
+        new TlsError(
+          "CERT_REVOKED",
+          `the server's certificate was revoked at ${when}${why}, says its OCSP staple`,
+          { ocsp: response },
+        ),
+      );
+    }
+    if (response.status === "unknown") {
+      return reject(
+        new TlsError("OCSP_INVALID", "the OCSP responder does not know the server's certificate", {
+          ocsp: response,
+        }),
+      );
+    }
+    if (extra.onResponse !== undefined && extra.onResponse(response) === false) {
+      return reject(
+        new TlsError("OCSP_INVALID", "the OCSP staple was refused by onResponse", {
+          ocsp: response,
+        }),
+      );
+    }
+    return 1;
+  }
+
+  /**
+   * Servers, in OpenSSL's status callback (a client asked for a staple): hands OpenSSL a copy of
+   * the staple in `OPENSSL_malloc`'d memory, which it owns and frees from then on.
+   */
+  #provideStaple(): number {
+    const o = openssl();
+    const source = this.#context.options.ocspStaple;
+    if (source === undefined) return SSL_TLSEXT_ERR.NOACK;
+    const ssl = this.#ssl.ptr;
+    let staple: Uint8Array | null;
+    if (typeof source === "function") {
+      let certificate: Certificate | undefined;
+      staple = source({
+        serverName: this.servername ?? null,
+        get certificate(): Certificate {
+          const x = o.SSL_get_certificate(ssl); // borrowed; after SNI selection
+          if (x === null) throw new TlsError("INTERNAL", "the connection has no certificate");
+          return (certificate ??= Certificate.fromX509(x));
+        },
+      });
+      if (staple !== null && !(staple instanceof Uint8Array)) {
+        throw new TypeError("ocspStaple must return a Uint8Array or null (not a Promise)");
+      }
+    } else {
+      staple = source;
+    }
+    if (staple === null || staple.length === 0) return SSL_TLSEXT_ERR.NOACK;
+    const mem = o.OPENSSL_malloc(staple.length);
+    if (mem === null) throw new TlsError("INTERNAL", "out of memory");
+    o.backend.writeBytes(mem, 0, staple);
+    if (o.SSL_set_tlsext_status_ocsp_resp(ssl, mem, staple.length) !== 1) {
+      o.OPENSSL_free(mem);
+      throw new TlsError("INTERNAL", "SSL_set_tlsext_status_ocsp_resp failed");
+    }
+    return SSL_TLSEXT_ERR.OK;
   }
 
   #onKeylog(line: string): void {
@@ -897,6 +1037,7 @@ export class TlsEngine {
     }
     if (this.#callbacks.failed) {
       const cause = this.#callbacks.takeError();
+      if (cause instanceof TlsError && this.#ownErrors.has(cause)) throw this.#setFatal(cause);
       const detail = cause instanceof Error ? cause.message : String(cause);
       throw this.#setFatal(
         new TlsError("CALLBACK_ERROR", `a callback failed during ${where}: ${detail}`, {

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { OcspResponse } from "./ocsp.ts";
 
 /**
  * Every `TlsError` code, in one place. Codes are stable: match on them, not on messages.
@@ -14,6 +15,8 @@
  * | `LIBRARY_TOO_OLD` | the OpenSSL found is older than 1.1.1 |
  * | `HANDSHAKE_FAILED` | the handshake failed for a reason not covered below |
  * | `CERT_VERIFY_FAILED` | the peer's certificate was rejected; see `verifyCode` / `verifyMessage` |
+ * | `CERT_REVOKED` | a valid OCSP response says the peer's certificate is revoked; see `ocsp` |
+ * | `OCSP_INVALID` | an OCSP response is missing (when required) or not acceptable; `message` says why |
  * | `ALERT_RECEIVED` | the peer sent a fatal alert; see `alert` |
  * | `UNEXPECTED_EOF` | the peer closed without close_notify: a truncation, never a clean end |
  * | `PROTOCOL_ERROR` | a TLS error after the handshake (e.g. a corrupted record) |
@@ -32,6 +35,8 @@ export const TLS_ERROR_CODES = [
   "LIBRARY_TOO_OLD",
   "HANDSHAKE_FAILED",
   "CERT_VERIFY_FAILED",
+  "CERT_REVOKED",
+  "OCSP_INVALID",
   "ALERT_RECEIVED",
   "UNEXPECTED_EOF",
   "PROTOCOL_ERROR",
@@ -85,6 +90,8 @@ export interface TlsErrorOptions {
   verifyMessage?: string;
   /** For `ALERT_RECEIVED`: the alert the peer sent. */
   alert?: TlsAlert;
+  /** For `CERT_REVOKED`: the verified OCSP response (revocation time and reason). */
+  ocsp?: OcspResponse;
 }
 
 /**
@@ -114,6 +121,8 @@ export class TlsError extends Error {
   readonly verifyMessage: string | undefined;
   /** For `ALERT_RECEIVED`: the alert the peer sent. */
   readonly alert: TlsAlert | undefined;
+  /** For `CERT_REVOKED`: the verified OCSP response that says so. */
+  readonly ocsp: OcspResponse | undefined;
 
   /** Creates a `TlsError`; `message` should say what failed in words a user can act on. */
   constructor(code: TlsErrorCode, message: string, options: TlsErrorOptions = {}) {
@@ -127,6 +136,7 @@ export class TlsError extends Error {
     this.verifyCode = options.verifyCode;
     this.verifyMessage = options.verifyMessage;
     this.alert = options.alert;
+    this.ocsp = options.ocsp;
   }
 }
 

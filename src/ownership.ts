@@ -9,7 +9,16 @@
 import { nativeHeapInUse, type Pointer } from "./native.ts";
 
 /** The kinds of native object the library owns. */
-export type NativeKind = "SSL_CTX" | "SSL" | "BIO" | "X509" | "EVP_PKEY";
+export type NativeKind =
+  | "SSL_CTX"
+  | "SSL"
+  | "BIO"
+  | "X509"
+  | "EVP_PKEY"
+  | "X509_STORE"
+  | "OCSP_RESPONSE"
+  | "OCSP_BASICRESP"
+  | "OCSP_CERTID";
 
 const live = new Map<NativeKind, number>();
 let finalizedCount = 0;

@@ -45,6 +45,7 @@ export interface TlsServerOptions extends
     | "onVerifyCertificate"
     | "onHandshakeEvent"
     | "onKeylog"
+    | "ocspStaple"
   > {
   /**
    * Milliseconds a client has to complete its handshake. Default 30,000. `Infinity`: no limit
@@ -100,6 +101,7 @@ const CONTEXT_KEYS = [
   "onVerifyCertificate",
   "onHandshakeEvent",
   "onKeylog",
+  "ocspStaple",
 ] as const;
 
 /** A server context for `options`, validated before any I/O. @internal */
@@ -295,7 +297,12 @@ export class TlsListener implements AsyncIterable<Connection> {
     const remoteAddr = stream.remoteAddr;
     let conn: Connection;
     try {
-      conn = acceptOn(stream, this.#context, new Deadline(this.#timeout, undefined), null);
+      conn = acceptOn(
+        stream,
+        this.#context,
+        new Deadline(this.#timeout, undefined, "the client's TLS handshake"),
+        null,
+      );
     } catch (error) {
       this.#report(error, remoteAddr);
       return;

@@ -255,8 +255,8 @@ export function nameToDer(name: Pointer): Uint8Array {
   }
 }
 
-/** `ASN1_TIME_to_tm`: an ASN.1 time as a `Date` (UTC). */
-function timeToDate(time: Pointer | null): Date {
+/** `ASN1_TIME_to_tm`: an ASN.1 time as a `Date` (UTC). @internal */
+export function timeToDate(time: Pointer | null): Date {
   if (time === null) return new Date(NaN);
   const o = openssl();
   const tm = new Int32Array(STRUCT.TM_SIZE / 4);

@@ -15,7 +15,14 @@ import process from "node:process";
 import { runtime, test } from "./harness.ts";
 import { sharedTestPki } from "./support/pki.ts";
 import { repoRoot } from "./support/subprocess.ts";
-import { connect, type Connection, type ConnectOptions, TlsError } from "../mod.ts";
+import {
+  clearContextCache,
+  connect,
+  type Connection,
+  type ConnectOptions,
+  TlsError,
+} from "../mod.ts";
+import { assertNoLiveNativeObjects } from "./support/leaks.ts";
 
 const SCRIPT = "examples/server.ts";
 const TEST_TIMEOUT = 60_000;
@@ -518,3 +525,9 @@ test(
   },
   { timeout: TEST_TIMEOUT },
 );
+
+test("examples/server.ts tests leave no native object behind in this process", () => {
+  // The connect() calls above share cached client contexts: release them, then check.
+  clearContextCache();
+  assertNoLiveNativeObjects();
+});

@@ -5,14 +5,19 @@
  *
  * Works:
  *   bulk <bytes>          BULK <bytes>; MB/s (10^6 bytes) from the command to the clean EOF
- *   handshakes <seconds>  sequential new TCP connection + full handshake + PING/PONG + close
+ *   handshakes <seconds> [line]
+ *                         sequential new TCP connection + full handshake + PING/PONG + close;
+ *                         [line] replaces PING (`openssl s_server -rev` answers GNOP with PONG)
  *   rtt <seconds> <size>  ECHO <size> on one connection; write size bytes, read size bytes back
  *   idle <count>          open count connections (handshake + IDLE); RSS delta per connection
  *   drain <bytes>         (server check, not a client figure) BULK <bytes>, then count the raw
  *                         ciphertext off the socket without decrypting it; MB/s of ciphertext
  *
  * Connects to 127.0.0.1 with SNI "localhost", verifies the chain against <ca.pem> and the name
- * "localhost". Prints one JSON line: {"work":"bulk","value":1234.5,"unit":"MB/s"}.
+ * "localhost". Never resumes a session. Prints one JSON line:
+ *   {"work":"bulk","value":1234.5,"unit":"MB/s","cpu":0.8,"cipher":"...","tickets":0}
+ * with the CPU seconds of the work, the last connection's cipher and how many session tickets its
+ * server sent (counted, never used).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -37,6 +42,8 @@ static SSL_CTX *ctx;
 static int port;
 static const char *work;
 static unsigned char buf[BUF_SIZE];
+static const char *last_cipher = "none";
+static int tickets; /* session tickets received on the current connection */
 
 static void die(const char *what) {
   fprintf(stderr, "client: %s\n", what);
@@ -61,8 +68,9 @@ static double cpu_baseline = 0;
 
 static void report(double value, const char *unit) {
   /* CPU seconds since the baseline (the transfer only): steadier than wall time. */
-  printf("{\"work\":\"%s\",\"value\":%.1f,\"unit\":\"%s\",\"cpu\":%.3f}\n", work, value,
-         unit, cpu_seconds() - cpu_baseline);
+  printf("{\"work\":\"%s\",\"value\":%.1f,\"unit\":\"%s\",\"cpu\":%.3f,\"cipher\":\"%s\","
+         "\"tickets\":%d}\n",
+         work, value, unit, cpu_seconds() - cpu_baseline, last_cipher, tickets);
   fflush(stdout);
 }
 
@@ -84,7 +92,9 @@ static SSL *open_tls(void) {
   if (!ssl || !SSL_set_fd(ssl, fd) || !SSL_set_tlsext_host_name(ssl, "localhost") ||
       !SSL_set1_host(ssl, "localhost"))
     die("SSL_new");
+  tickets = 0;
   if (SSL_connect(ssl) != 1) die("handshake failed");
+  last_cipher = SSL_get_cipher_name(ssl); /* a static string */
   return ssl;
 }
 
@@ -163,9 +173,19 @@ static void drain(unsigned long long bytes) {
   report((double)total / seconds / 1e6, "MB/s");
 }
 
+/* Counts a session ticket; returning 0 lets OpenSSL drop it (the client never resumes). */
+static int count_ticket(SSL *ssl, SSL_SESSION *session) {
+  (void)ssl;
+  (void)session;
+  tickets++;
+  return 0;
+}
+
+static char ping_line[64] = "PING\n";
+
 static void one_handshake(void) {
   SSL *ssl = open_tls();
-  write_all(ssl, "PING\n", 5);
+  write_all(ssl, ping_line, (int)strlen(ping_line));
   unsigned char pong[5];
   read_exactly(ssl, pong, 5);
   if (memcmp(pong, "PONG\n", 5) != 0) die("bad PONG");
@@ -239,7 +259,7 @@ int main(int argc, char **argv) {
   if (argc < 5) {
     fprintf(stderr,
             "usage: %s <work> <port> <ca.pem> [args]\n"
-            "  bulk <bytes> | handshakes <seconds> | rtt <seconds> <size> | idle <count>"
+            "  bulk <bytes> | handshakes <seconds> [line] | rtt <seconds> <size> | idle <count>"
             " | drain <bytes>\n",
             argv[0]);
     return 2;
@@ -260,13 +280,17 @@ int main(int argc, char **argv) {
     die("cannot set up the SSL_CTX");
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
   SSL_CTX_set_read_ahead(ctx, 1);
-  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  /* No resumption: no session is ever set on a connection; new tickets are only counted. */
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(ctx, count_ticket);
 
   if (strcmp(work, "bulk") == 0) {
     bulk(strtoull(argv[4], NULL, 10));
   } else if (strcmp(work, "drain") == 0) {
     drain(strtoull(argv[4], NULL, 10));
   } else if (strcmp(work, "handshakes") == 0) {
+    if (argc > 5 && snprintf(ping_line, sizeof ping_line, "%s\n", argv[5]) >= (int)sizeof ping_line)
+      die("line too long");
     handshakes(atof(argv[4]));
   } else if (strcmp(work, "rtt") == 0) {
     rtt(atof(argv[4]), argc > 5 ? atoi(argv[5]) : 1024);

@@ -558,6 +558,77 @@ async function startOnFreePort(
   }
 }
 
+/**
+ * Options for {@link startCommandPeer}.
+ *
+ * @example
+ * ```ts
+ * import type { CommandPeerOptions } from "./peers.ts";
+ * const options: CommandPeerOptions = {
+ *   command: "openssl",
+ *   args: (port) => ["s_server", "-accept", `127.0.0.1:${port}`, "-nocert", "-psk", "00ff"],
+ *   readyPattern: /^ACCEPT/m,
+ * };
+ * console.log(options);
+ * ```
+ */
+export interface CommandPeerOptions {
+  /** The executable. */
+  command: string;
+  /** Its arguments, given the port it must listen on. */
+  args: (port: number) => string[];
+  /**
+   * Listen on this port. Default: a free one, picked first and retried (up to 3 times) if another
+   * process takes it in between. A given port is not retried: the start fails if it is taken.
+   */
+  port?: number;
+  /** Working directory. */
+  cwd?: string;
+  /** Extra environment variables. */
+  env?: Record<string, string>;
+  /** Run under `stdbuf -oL` when available. Default `true`. */
+  lineBuffered?: boolean;
+  /** Also wait for this in its output before it counts as ready. */
+  readyPattern?: RegExp;
+  /**
+   * Count an IPv6 listener (e.g. on `[::]`, dual-stack) as ready, not only an IPv4 one.
+   * Default `false`.
+   */
+  anyFamily?: boolean;
+}
+
+/**
+ * Starts any listening command as a {@link PeerProcess}, with the same readiness check, output
+ * capture and cleanup (exit hooks, reaper, `stop()`) as the TLS peers of this module.
+ *
+ * @example
+ * ```ts
+ * import { startCommandPeer } from "./peers.ts";
+ * const peer = await startCommandPeer("nc", {
+ *   command: "nc",
+ *   args: (port) => ["-l", "127.0.0.1", String(port)],
+ * });
+ * try {
+ *   console.log(peer.port);
+ * } finally {
+ *   await peer.stop();
+ * }
+ * ```
+ */
+export function startCommandPeer(name: string, options: CommandPeerOptions): Promise<PeerProcess> {
+  const build = (port: number): SpawnSpec => ({
+    command: options.command,
+    args: options.args(port),
+    cwd: options.cwd,
+    env: options.env,
+    lineBuffered: options.lineBuffered ?? true,
+    readyPattern: options.readyPattern,
+    anyFamily: options.anyFamily ?? false,
+  });
+  if (options.port !== undefined) return spawnPeer(build(options.port), options.port, name);
+  return startOnFreePort(name, build);
+}
+
 // ---------------------------------------------------------------------------------------------
 // openssl s_server
 // ---------------------------------------------------------------------------------------------
@@ -640,7 +711,15 @@ export interface OpensslServerOptions {
   quiet?: boolean;
   /** Interface to bind. Default `127.0.0.1`. */
   host?: string;
-  /** More arguments, e.g. `["-status_file", ocspDer]`, `["-nocert", "-psk", hex]`. */
+  /**
+   * `-status_file`: a DER OCSP response stapled, as it is, to every handshake whose client asks
+   * for one (`status_request`). `s_server` parses it per handshake and fails that handshake
+   * (`cert_status: Error reading OCSP response`) if it is not DER of an `OCSPResponse`; a
+   * well-formed tryLater, stale, wrongly signed or wrong-certificate response is served as it is.
+   * Serve garbage or truncated bytes with `gnutls-serv` (`ocspResponse`) instead.
+   */
+  statusFile?: string;
+  /** More arguments, e.g. `["-nocert", "-psk", hex]`. */
   extraArgs?: string[];
   /** Extra environment variables. */
   env?: Record<string, string>;
@@ -683,6 +762,7 @@ export function opensslServerArgs(options: OpensslServerOptions, port: number): 
   if (options.wwwRoot !== undefined) args.push("-WWW", "-http_server_binmode");
   if (options.rev === true) args.push("-rev");
   if (options.quiet === true) args.push("-quiet");
+  if (options.statusFile !== undefined) args.push("-status_file", options.statusFile);
   args.push(...(options.extraArgs ?? []));
   return args;
 }
@@ -782,8 +862,16 @@ export interface GnutlsServerOptions {
    * answers a `GET` with an HTML status page.
    */
   echo?: boolean;
-  /** `--ocsp-response FILE --ignore-ocsp-response-errors`: staple these bytes as they are. */
+  /**
+   * `--ocsp-response FILE`, plus `--ignore-ocsp-response-errors` unless `ignoreOcspResponseErrors`
+   * is `false`: staple these bytes as they are (garbage and truncated bytes included).
+   */
   ocspResponse?: string;
+  /**
+   * With `ocspResponse`: pass `--ignore-ocsp-response-errors` (default `true`). With `false`
+   * gnutls-serv checks the response when it loads it, and refuses to start on one it cannot use.
+   */
+  ignoreOcspResponseErrors?: boolean;
   /** More arguments. */
   extraArgs?: string[];
   /** Extra environment variables. */
@@ -817,7 +905,8 @@ export function gnutlsServerArgs(options: GnutlsServerOptions, port: number): st
   if (options.alpnFatal === true) args.push("--alpn-fatal");
   if (options.echo === true) args.push("--echo");
   if (options.ocspResponse !== undefined) {
-    args.push("--ocsp-response", options.ocspResponse, "--ignore-ocsp-response-errors");
+    args.push("--ocsp-response", options.ocspResponse);
+    if (options.ignoreOcspResponseErrors !== false) args.push("--ignore-ocsp-response-errors");
   }
   args.push(...(options.extraArgs ?? []));
   return args;

@@ -121,7 +121,8 @@ export interface TestPkiOptions {
  * A complete test PKI. All paths are absolute and live under `dir`.
  *
  * Chain of trust: `rootCa` → `intermediateCa` (pathlen:0) → the leaves, except `selfSignedServer`
- * (self-signed) and `otherRootServer` (issued directly by the unrelated `otherRootCa`).
+ * and `selfSignedClient` (self-signed), and `otherRootServer` and `otherRootClient` (issued
+ * directly by the unrelated `otherRootCa`).
  *
  * Every server leaf except `wrongHostServer` and `ipOnlyServer` has CN=localhost and
  * SAN DNS:localhost, IP:127.0.0.1, IP:::1. What `openssl verify` reports for each bad leaf, when
@@ -185,6 +186,21 @@ export interface TestPki {
    * match `localhost` either). Verifies for IP 127.0.0.1; fails for host `localhost` (62).
    */
   ipOnlyServer: LeafPem;
+  /**
+   * Like `client` (CN=expired-client, EKU clientAuth, issued by the intermediate), but notAfter
+   * is in the past. Verify error 10 (certificate has expired) for a server trusting `rootCa`.
+   */
+  expiredClient: LeafPem;
+  /**
+   * Self-signed client certificate (CN=self-signed-client, EKU clientAuth). Verify error 18
+   * (self-signed certificate) for a server trusting `rootCa`.
+   */
+  selfSignedClient: LeafPem;
+  /**
+   * Client certificate issued directly by the unrelated `otherRootCa` (CN=other-root-client,
+   * EKU clientAuth). Verify error 20 (unable to get local issuer certificate) against `rootCa`.
+   */
+  otherRootClient: LeafPem;
   /** Deletes `dir` now (idempotent). Otherwise it is deleted when the process exits. */
   remove(): void;
 }
@@ -334,7 +350,7 @@ interface IssueSpec {
 }
 
 /**
- * Builds a fresh PKI in a new temp dir with the `openssl` CLI. Synchronous; about 25 `openssl`
+ * Builds a fresh PKI in a new temp dir with the `openssl` CLI. Synchronous; about 30 `openssl`
  * runs: about 0.2-0.3 s with EC keys, 2.5-3.5 s with RSA. Its dir is deleted by `remove()`, or
  * when the process exits (including at the end of `deno test` / `bun test`, and after a crash).
  *
@@ -505,6 +521,16 @@ function build(dir: string, keyType: TestKeyType, openssl: string): TestPki {
   const otherRootServer = leaf("other-root-server", "localhost", "v3_server", otherRootCa);
   const clientAuthOnlyServer = leaf("client-auth-only-server", "localhost", "v3_client_auth_only");
   const ipOnlyServer = leaf("ip-only-server", "ip-only test server", "v3_ip_only");
+  const expiredClient = leaf(
+    "expired-client",
+    "expired-client",
+    "v3_client",
+    intermediateCa,
+    now - 60 * DAY_MS,
+    now - 30 * DAY_MS,
+  );
+  const selfSignedClient = leaf("self-signed-client", "self-signed-client", "v3_client", null);
+  const otherRootClient = leaf("other-root-client", "other-root-client", "v3_client", otherRootCa);
 
   run([
     "pkcs8",
@@ -547,6 +573,9 @@ function build(dir: string, keyType: TestKeyType, openssl: string): TestPki {
     otherRootServer,
     clientAuthOnlyServer,
     ipOnlyServer,
+    expiredClient,
+    selfSignedClient,
+    otherRootClient,
     remove: () => removeDir(dir),
   };
 }
