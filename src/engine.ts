@@ -399,6 +399,16 @@ export class TlsEngine {
     return out;
   }
 
+  /**
+   * @internal Like {@link outgoing}, into the caller's buffer (no allocation): moves up to
+   * `into.length` waiting bytes into `into` and returns how many (0 when none are waiting).
+   */
+  outgoingInto(into: Uint8Array): number {
+    if (this.#closed || into.length === 0) return 0;
+    const n = openssl().BIO_read(this.#wbio, into, Math.min(into.length, MAX_CHUNK));
+    return n > 0 ? n : 0; // an empty memory BIO reads -1 ("retry"), not 0
+  }
+
   // ---- the TLS operations -----------------------------------------------------------------
 
   /**

@@ -31,9 +31,16 @@ export interface ByteStream {
   readChunk?(): Promise<Uint8Array | null>;
   /**
    * Writes all of `data`; resolves when the stream accepted it (backpressure). The caller must
-   * not reuse `data` afterwards (node:net keeps a reference until it is flushed).
+   * not reuse `data` afterwards (node:net keeps a reference until it is flushed), unless
+   * {@link releasesWrites} says the stream is done with it once this settles.
    */
   write(data: Uint8Array): Promise<void>;
+  /**
+   * True when the stream no longer references `data` once {@link write} has settled (Deno's
+   * `conn.write` completes its op first), so the caller may reuse the buffer from then on.
+   * Absent or false: never reuse it (node:net resolves while it still holds the buffer).
+   */
+  readonly releasesWrites?: boolean;
   /** Half-closes the sending side (TCP FIN). */
   closeWrite(): Promise<void>;
   /** Closes both directions at once and fails pending operations. Idempotent. */

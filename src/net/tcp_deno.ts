@@ -20,6 +20,8 @@ class DenoTcpStream implements ByteStream {
   #closed = false;
   readonly localAddr: NetAddr | null;
   readonly remoteAddr: NetAddr | null;
+  /** `conn.write` resolves once its op is done with the bytes (an op holds them, never copies). */
+  readonly releasesWrites = true;
 
   constructor(conn: Deno.TcpConn) {
     this.#conn = conn;
