@@ -58,3 +58,5 @@ export { encodeAlpn } from "./src/context.ts";
 export { identityForAcceptableIssuers, matchesAcceptableIssuers } from "./src/identity.ts";
 export { DEFAULT_OCSP_LEEWAY_SECONDS, parseOcspResponse } from "./src/ocsp.ts";
 export type { OcspCheckOptions, OcspResponse } from "./src/ocsp.ts";
+export { buildOcspRequest, OcspStapler } from "./src/ocsp_stapler.ts";
+export type { OcspStaplerOptions } from "./src/ocsp_stapler.ts";
