@@ -6,7 +6,7 @@
 #   bash scripts/test.sh tests/foo_test.ts     # only these test files, on both runtimes
 #   npm test -- tests/foo_test.ts              # the same through npm
 #
-# JUnit reports are written to .test-results/deno.xml and .test-results/bun.xml.
+# JUnit reports are written to .test-results/run-PID/{deno,bun}.xml (or $TEST_RESULTS/).
 # Exit code: 0 when both runtimes pass; 1 when a test fails, a runner fails or a report is
 # missing; 2 when a prerequisite is missing (npm install not run, system peers not installed).
 set -euo pipefail
@@ -15,7 +15,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 DENO=node_modules/.bin/deno
 BUN=node_modules/.bin/bun
-RESULTS=.test-results
+# One directory per run (TEST_RESULTS overrides it), so that runs at the same time cannot
+# delete or overwrite each other's reports.
+RESULTS=${TEST_RESULTS:-.test-results/run-$$}
 
 # --- prerequisites -------------------------------------------------------------------------
 
