@@ -10,12 +10,18 @@
  * Flags: --ca FILE (repeatable), --servername NAME, --alpn LIST, --cert FILE --key FILE [--pass P],
  * --identity DIR (pick a client identity by the server's acceptable CAs), --trace, --keylog FILE,
  * --pin SHA256, --tls1.2 / --tls1.3 (only that version), --insecure (no verification: UNSAFE),
- * --request TEXT, --timeout MS.
+ * --ocsp request|require|off (OCSP stapling; default request), --request TEXT, --timeout MS.
+ *
+ * The report includes the server's OCSP staple (verified by the library): its status and validity
+ * window, or "no OCSP staple". A staple saying "revoked" fails the connection with CERT_REVOKED,
+ * printed with the revocation time and reason.
  *
  * With no arguments: makes a throwaway PKI with the `openssl` CLI in a temp dir, starts a local
- * `openssl s_server -www` that demands a client certificate from one of two client CAs, connects
- * to it with two identities (the callback picks the one the server accepts), prints the full
- * report, and cleans up, even on error or Ctrl-C.
+ * `openssl s_server -www` that demands a client certificate from one of two client CAs and
+ * staples a "good" OCSP response (made with `openssl ocsp` from the demo's index), connects to it
+ * with two identities (the callback picks the one the server accepts) and `ocsp: "require"`,
+ * prints the full report; then connects to a second s_server whose certificate is revoked
+ * (keyCompromise) and staples so, and shows the refusal. Cleans up, even on error or Ctrl-C.
  *
  * @module
  */
@@ -39,6 +45,8 @@ import {
   type ConnectOptions,
   type Identity,
   matchesAcceptableIssuers,
+  type OcspMode,
+  type OcspResponse,
   opensslVersion,
   TlsError,
 } from "../mod.ts";
@@ -54,9 +62,12 @@ const USAGE = `usage: client.ts [host:port | https://host[:port]/path] [flags]
   --keylog FILE      append TLS secrets (NSS key log format, for Wireshark; SSLKEYLOGFILE works too)
   --pin SHA256       accept the server whose leaf has this SHA-256 fingerprint, trusted or not
   --insecure         do not verify the server (UNSAFE)
+  --ocsp MODE        OCSP stapling: request (default: ask, verify a staple if one comes),
+                     require (fail without a valid staple), off (do not ask)
   --request TEXT     send TEXT instead of an HTTP GET (\\r\\n escapes allowed)
   --timeout MS       handshake timeout (default 30000)
-With no arguments: a self-contained demo against a local openssl s_server.`;
+With no arguments: a self-contained demo against a local openssl s_server (client certificate
+selection, a good OCSP staple, a revoked one refused).`;
 
 interface Target {
   hostname: string;
@@ -162,6 +173,14 @@ function parseArgs(args: string[]): Parsed {
       case "--timeout":
         options.handshakeTimeout = Number(value());
         break;
+      case "--ocsp": {
+        const mode = value();
+        if (mode !== "request" && mode !== "require" && mode !== "off") {
+          throw new Error(`--ocsp takes request, require or off, got ${mode}`);
+        }
+        options.ocsp = mode satisfies OcspMode;
+        break;
+      }
       case "-h":
       case "--help":
         console.log(USAGE);
@@ -185,6 +204,43 @@ function parseArgs(args: string[]): Parsed {
 
 function date(d: Date): string {
   return d.toISOString().slice(0, 10);
+}
+
+/** `2026-01-02T03:04:05Z`: UTC to the second, as OCSP times are. */
+function time(d: Date): string {
+  return d.toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+/** The report lines for a verified OCSP response (`conn.ocspResponse` or `TlsError.ocsp`). */
+function describeOcsp(r: OcspResponse): string[] {
+  const lines = [
+    `${r.status}, valid ${time(r.thisUpdate)} .. ${
+      r.nextUpdate === null ? "(no nextUpdate)" : time(r.nextUpdate)
+    }`,
+  ];
+  if (r.status === "revoked") {
+    lines.push(
+      `revoked at ${r.revocationTime === undefined ? "(unknown time)" : time(r.revocationTime)}, ` +
+        `reason ${r.revocationReason ?? "(not given)"}`,
+    );
+  }
+  lines.push(`produced ${time(r.producedAt)} by ${r.responderId}`);
+  return lines;
+}
+
+/** A TlsError as the lines the command prints (to stderr, or stdout in the demo). */
+function describeError(error: TlsError): string[] {
+  const lines = [`TLS error ${error.code}: ${error.message}`];
+  if (error.verifyCode !== undefined) lines.push(`  verify error ${error.verifyCode}`);
+  if (error.alert !== undefined) {
+    lines.push(`  alert ${error.alert.code} (${error.alert.description})`);
+  }
+  if (error.ocsp !== undefined) {
+    const [first, ...rest] = describeOcsp(error.ocsp);
+    lines.push(`  OCSP staple: ${first}`, ...rest.map((l) => `               ${l}`));
+  }
+  for (const e of error.openssl) lines.push(`  ${e.text}`);
+  return lines;
 }
 
 /** Reads `NAME.pem` + `NAME.key` pairs from a directory. */
@@ -267,6 +323,15 @@ async function run(target: Target, parsed: Parsed): Promise<void> {
   console.log(`  protocol      ${conn.protocol}`);
   console.log(`  cipher        ${conn.cipher}`);
   console.log(`  ALPN          ${conn.alpnProtocol ?? "(none)"}`);
+  const ocsp = conn.ocspResponse;
+  if (ocsp === null) {
+    const off = parsed.options.ocsp === "off";
+    console.log(`  OCSP          no OCSP staple${off ? " (not requested: --ocsp off)" : ""}`);
+  } else {
+    const [first, ...rest] = describeOcsp(ocsp);
+    console.log(`  OCSP          staple ${first}`);
+    for (const line of rest) console.log(`                ${line}`);
+  }
   const chain = conn.peerCertificateChain;
   if (chain.length === 0) {
     console.log("  chain         (not verified: --insecure)");
@@ -327,11 +392,28 @@ interface DemoPki {
   clientCa: string;
   /** A directory of identities for `--identity`: `corp.pem`/`corp.key`, `lab.pem`/`lab.key`. */
   identities: string;
+  /** A DER OCSP response, signed by the intermediate: `cert` is good. */
+  goodStaple: string;
+  /** A second `localhost` leaf (and key), revoked in the demo's OCSP index. */
+  revokedCert: string;
+  revokedKey: string;
+  /** A DER OCSP response, signed by the intermediate: `revokedCert` is revoked. */
+  revokedStaple: string;
+  /** When and why `revokedCert` was revoked (whole seconds, as the index holds it). */
+  revokedAt: Date;
+  revocationReason: string;
+}
+
+/** `YYMMDDHHMMSSZ` (UTCTime), the form of times in an `openssl ca` index. */
+function utcTime(d: Date): string {
+  return d.toISOString().replace(/[-:T]|\.\d{3}/g, "").slice(2);
 }
 
 /**
  * The demo's PKI (EC P-256, openssl CLI): a root, an intermediate and a `localhost` server
- * certificate; and two client CAs ("Corp", "Lab"), each with one client identity.
+ * certificate; two client CAs ("Corp", "Lab"), each with one client identity; a second
+ * `localhost` certificate, revoked; an OCSP index of the intermediate's two leaves and, made from
+ * it by `openssl ocsp` acting as an offline responder, one OCSP response for each.
  */
 function makePki(dir: string): DemoPki {
   const openssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
@@ -390,6 +472,7 @@ function makePki(dir: string): DemoPki {
   selfSigned("ca", "Demo Root CA");
   issue("int", "Demo Intermediate CA", "ca", "ca");
   issue("server", "localhost", "int", "leaf");
+  issue("revoked", "localhost", "int", "leaf");
   selfSigned("corp-ca", "Corp Client CA");
   selfSigned("lab-ca", "Lab Client CA");
   issue("corp", "alice@corp", "corp-ca", "client");
@@ -400,6 +483,57 @@ function makePki(dir: string): DemoPki {
     writeFileSync(join(identities, `${name}.pem`), readFileSync(join(dir, `${name}.pem`)));
     writeFileSync(join(identities, `${name}.key`), readFileSync(join(dir, `${name}.key`)));
   }
+  // The responder's database (`openssl ca` index format): server.pem valid, revoked.pem revoked.
+  const revokedAt = new Date(Math.floor(Date.now() / 1000) * 1000 - 3600_000);
+  const revocationReason = "keyCompromise";
+  const indexLine = (name: string, revocation: string) => {
+    const out = openssl(
+      "x509",
+      "-in",
+      `${name}.pem`,
+      "-noout",
+      "-serial",
+      "-enddate",
+      "-dateopt",
+      "iso_8601",
+    )
+      .toString();
+    const serial = /^serial=(\w+)$/m.exec(out)?.[1];
+    const notAfter = /^notAfter=(.+)$/m.exec(out)?.[1];
+    if (serial === undefined || notAfter === undefined) throw new Error(`openssl x509: ${out}`);
+    const expiry = utcTime(new Date(notAfter.replace(" ", "T")));
+    const status = revocation === "" ? "V" : "R";
+    return `${status}\t${expiry}\t${revocation}\t${serial}\tunknown\t/O=libssl-ffi demo/CN=localhost\n`;
+  };
+  writeFileSync(
+    join(dir, "index.txt"),
+    indexLine("server", "") +
+      indexLine("revoked", `${utcTime(revokedAt)},${revocationReason}`),
+  );
+  writeFileSync(join(dir, "index.txt.attr"), "unique_subject = no\n"); // two CN=localhost
+  const respond = (name: string, out: string) =>
+    openssl(
+      "ocsp",
+      "-index",
+      "index.txt",
+      "-CA",
+      "int.pem",
+      "-rsigner",
+      "int.pem",
+      "-rkey",
+      "int.key",
+      "-issuer",
+      "int.pem",
+      "-cert",
+      `${name}.pem`,
+      "-no_nonce",
+      "-ndays",
+      "1",
+      "-respout",
+      out,
+    );
+  respond("server", "good.der");
+  respond("revoked", "revoked.der");
   return {
     ca: join(dir, "ca.pem"),
     cert: join(dir, "server.pem"),
@@ -407,15 +541,40 @@ function makePki(dir: string): DemoPki {
     chain: join(dir, "int.pem"),
     clientCa: join(dir, "lab-ca.pem"),
     identities,
+    goodStaple: join(dir, "good.der"),
+    revokedCert: join(dir, "revoked.pem"),
+    revokedKey: join(dir, "revoked.key"),
+    revokedStaple: join(dir, "revoked.der"),
+    revokedAt,
+    revocationReason,
   };
+}
+
+/** Starts `openssl s_server` with `args` on a free port; resolves with the port once it listens. */
+async function startServer(
+  args: string[],
+  started: (server: ChildProcess) => void,
+): Promise<number> {
+  const port = await freePort();
+  const server = spawn("openssl", ["s_server", "-accept", String(port), "-4", ...args], {
+    stdio: ["pipe", "ignore", "ignore"], // stdin stays open: s_server quits at its EOF
+  });
+  started(server);
+  const deadline = Date.now() + 10_000;
+  while (!(await canConnect(port))) {
+    if (Date.now() > deadline || server.exitCode !== null) {
+      throw new Error("openssl s_server did not start");
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return port;
 }
 
 async function demo(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "libssl-ffi-client-demo-"));
-  let server: ChildProcess | null = null;
+  const servers: ChildProcess[] = [];
   const cleanUp = () => {
-    server?.kill("SIGKILL");
-    server = null;
+    for (const server of servers.splice(0)) server.kill("SIGKILL");
     rmSync(dir, { recursive: true, force: true });
   };
   const onSignal = () => {
@@ -428,13 +587,8 @@ async function demo(): Promise<void> {
     const v = opensslVersion();
     console.log(`libssl-ffi demo: ${v.text} (${v.libssl}) through ${v.runtime}'s FFI`);
     const pki = makePki(dir);
-    const port = await freePort();
-    console.log(`starting openssl s_server on 127.0.0.1:${port} (certificates in ${dir})`);
-    server = spawn("openssl", [
-      "s_server",
-      "-accept",
-      String(port),
-      "-4",
+    const ca = readFileSync(pki.ca, "utf8");
+    const port = await startServer([
       "-cert",
       pki.cert,
       "-key",
@@ -450,21 +604,53 @@ async function demo(): Promise<void> {
       "-verify_return_error",
       "-CAfile",
       pki.clientCa,
-    ], { stdio: ["pipe", "ignore", "ignore"] }); // stdin stays open: s_server quits at its EOF
-    const deadline = Date.now() + 10_000;
-    while (!(await canConnect(port))) {
-      if (Date.now() > deadline) throw new Error("openssl s_server did not start");
-      await new Promise((r) => setTimeout(r, 25));
-    }
+      // Staples this OCSP response (made by `openssl ocsp` from the demo's index) as it is.
+      "-status_file",
+      pki.goodStaple,
+    ], (s) => servers.push(s));
+    console.log(`started openssl s_server on 127.0.0.1:${port} (certificates in ${dir})`);
     console.log(`the server demands a client certificate issued by "Lab Client CA";`);
     console.log(`we hold two identities (${pki.identities}): corp (Corp CA) and lab (Lab CA)`);
+    console.log(`it staples an OCSP response for its certificate; we require one (--ocsp require)`);
     await run({ hostname: "localhost", port, path: "/" }, {
       target: null,
       ...NO_FLAGS,
-      options: { caCerts: [readFileSync(pki.ca, "utf8")], alpnProtocols: ["h2", "http/1.1"] },
+      options: { caCerts: [ca], alpnProtocols: ["h2", "http/1.1"], ocsp: "require" },
       request: "GET / HTTP/1.0\r\n\r\n",
       identities: pki.identities,
     });
+
+    console.log();
+    const revokedPort = await startServer([
+      "-cert",
+      pki.revokedCert,
+      "-key",
+      pki.revokedKey,
+      "-cert_chain",
+      pki.chain,
+      "-www",
+      "-status_file",
+      pki.revokedStaple,
+    ], (s) => servers.push(s));
+    console.log(`started a second openssl s_server on 127.0.0.1:${revokedPort}: its certificate`);
+    console.log(
+      `was revoked (${pki.revocationReason}, at ${time(pki.revokedAt)}), and it staples the ` +
+        `OCSP response saying so`,
+    );
+    try {
+      await run({ hostname: "localhost", port: revokedPort, path: "/" }, {
+        target: null,
+        ...NO_FLAGS,
+        options: { caCerts: [ca] }, // ocsp: "request", the default, suffices
+        request: "GET / HTTP/1.0\r\n\r\n",
+      });
+    } catch (error) {
+      if (!(error instanceof TlsError) || error.code !== "CERT_REVOKED") throw error;
+      console.log("refused, as it should be:");
+      for (const line of describeError(error)) console.log(`  ${line}`);
+      return;
+    }
+    throw new Error("the revoked certificate was accepted");
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
@@ -480,12 +666,7 @@ try {
   else await run(parsed.target, parsed);
 } catch (error) {
   if (error instanceof TlsError) {
-    console.error(`TLS error ${error.code}: ${error.message}`);
-    if (error.verifyCode !== undefined) console.error(`  verify error ${error.verifyCode}`);
-    if (error.alert !== undefined) {
-      console.error(`  alert ${error.alert.code} (${error.alert.description})`);
-    }
-    for (const e of error.openssl) console.error(`  ${e.text}`);
+    for (const line of describeError(error)) console.error(line);
   } else {
     console.error(error instanceof Error ? error.message : String(error));
   }

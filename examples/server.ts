@@ -12,7 +12,16 @@
  * Flags: --port N (default 8443; 0 picks a free one), --hostname H (default 127.0.0.1),
  * --cert FILE --key FILE [--pass PASSPHRASE], --ca FILE (client CAs), --request-client-cert /
  * --require-client-cert, --sni NAME=CERT,KEY (repeatable), --alpn LIST, --tls1.2 / --tls1.3,
- * --handshake-timeout MS, --once (serve one connection, then exit), --demo, --help.
+ * --handshake-timeout MS, --ocsp-staple FILE / --ocsp-auto (OCSP stapling), --once (serve one
+ * connection, then exit), --demo, --help.
+ *
+ * OCSP stapling: `--ocsp-staple FILE` staples that DER OCSP response, as it is, to handshakes
+ * whose client asks for one (it is checked against --cert's chain at start and a warning printed
+ * if it does not verify, but it is stapled anyway). `--ocsp-auto` uses `OcspStapler`: it asks the
+ * responder named in the certificate's Authority Information Access extension (--cert must hold
+ * the issuer after the leaf) before listening (failure: exit 1), then refreshes in the background
+ * and prints failed refreshes to stderr (the last good response stays stapled until it expires).
+ * Either way only the --cert certificate gets the staple, not --sni ones.
  *
  * Per connection it prints one line to stdout: the client's address, protocol, cipher, ALPN, SNI
  * name and client certificate. Failed handshakes go to stderr (from `onError`); the server goes
@@ -38,11 +47,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import {
+  Certificate,
   type Connection,
   listen,
   type ListenOptions,
   type NetAddr,
+  type OcspResponse,
+  OcspStapler,
   opensslVersion,
+  parseOcspResponse,
   TlsContext,
   TlsError,
   type TlsVersion,
@@ -60,6 +73,10 @@ const USAGE = `usage: server.ts --cert FILE --key FILE [flags]    (or: server.ts
   --alpn LIST              ALPN protocols, most preferred first, e.g. http/1.1
   --tls1.2 | --tls1.3      only that protocol version
   --handshake-timeout MS   time a client has for its handshake (default 30000)
+  --ocsp-staple FILE       staple this DER OCSP response (as it is) for --cert
+  --ocsp-auto              fetch --cert's OCSP response from its AIA responder before listening
+                           (--cert must hold the issuer after the leaf), refresh it in the
+                           background, staple it; refresh errors go to stderr
   --once                   serve one connection, then exit
   --demo                   make a throwaway PKI (openssl CLI) and serve with it
   --help                   this text
@@ -86,6 +103,8 @@ interface Config {
   alpn: string[] | null;
   version: TlsVersion | null;
   handshakeTimeout: number | null;
+  ocspStapleFile: string | null;
+  ocspAuto: boolean;
   once: boolean;
   demo: boolean;
   help: boolean;
@@ -104,6 +123,8 @@ function parseArgs(args: string[]): Config {
     alpn: null,
     version: null,
     handshakeTimeout: null,
+    ocspStapleFile: null,
+    ocspAuto: false,
     once: false,
     demo: false,
     help: false,
@@ -168,6 +189,12 @@ function parseArgs(args: string[]): Config {
       case "--handshake-timeout":
         config.handshakeTimeout = integer(1, 86_400_000);
         break;
+      case "--ocsp-staple":
+        config.ocspStapleFile = value();
+        break;
+      case "--ocsp-auto":
+        config.ocspAuto = true;
+        break;
       case "--once":
         config.once = true;
         break;
@@ -183,9 +210,15 @@ function parseArgs(args: string[]): Config {
     }
   }
   if (config.help) return config;
+  if (config.ocspAuto && config.ocspStapleFile !== null) {
+    throw new UsageError("--ocsp-staple and --ocsp-auto exclude each other");
+  }
   if (config.demo) {
     if (config.certFile !== null || config.keyFile !== null || config.caFile !== null) {
       throw new UsageError("--demo makes its own certificates: drop --cert, --key and --ca");
+    }
+    if (config.ocspAuto || config.ocspStapleFile !== null) {
+      throw new UsageError("--ocsp-staple and --ocsp-auto need --cert, not --demo");
     }
   } else if (config.certFile === null || config.keyFile === null) {
     throw new UsageError(
@@ -213,6 +246,23 @@ function describeError(error: unknown): string {
   }
   const reason = error.openssl.at(-1)?.reasonText;
   if (reason !== undefined && reason !== "" && !text.includes(reason)) text += ` [${reason}]`;
+  return text;
+}
+
+/** `2026-01-02T03:04:05Z`: UTC to the second, as OCSP times are. */
+function time(d: Date): string {
+  return d.toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+/** `good, valid <thisUpdate> .. <nextUpdate>` (and the revocation, if revoked). */
+function describeOcsp(r: OcspResponse): string {
+  let text = `${r.status}, valid ${time(r.thisUpdate)} .. ${
+    r.nextUpdate === null ? "(no nextUpdate)" : time(r.nextUpdate)
+  }`;
+  if (r.status === "revoked") {
+    text += `; REVOKED at ${r.revocationTime === undefined ? "?" : time(r.revocationTime)}` +
+      ` (${r.revocationReason ?? "no reason given"})`;
+  }
   return text;
 }
 
@@ -339,11 +389,60 @@ function onShutdownSignal(handler: () => void): () => void {
   return () => signals.forEach((s) => process.off(s, handler));
 }
 
+/**
+ * `--ocsp-staple FILE`: the file's bytes, stapled as they are. They are checked against the
+ * certificate's chain first, for the operator's information only.
+ */
+function stapleFromFile(file: string, certPem: string): Uint8Array {
+  let der: Uint8Array;
+  try {
+    der = new Uint8Array(readFileSync(file));
+  } catch (error) {
+    throw new Error(`cannot read ${file}: ${error instanceof Error ? error.message : error}`);
+  }
+  if (der.length === 0) throw new Error(`${file} is empty: not an OCSP response`);
+  const [leaf, issuer] = Certificate.parseAll(certPem);
+  if (issuer === undefined) {
+    console.log(`OCSP staple ${file}: not checked (--cert holds no issuer after the leaf)`);
+    return der;
+  }
+  try {
+    const response = parseOcspResponse(der, { certificate: leaf!, issuer });
+    console.log(`OCSP staple ${file}: ${describeOcsp(response)}`);
+  } catch (error) {
+    console.error(`warning: OCSP staple ${file}: ${describeError(error)}; stapled as it is anyway`);
+  }
+  return der;
+}
+
+/** `--ocsp-auto`: an `OcspStapler` with its first response (or the error: exit 1). */
+async function startStapler(certPem: string): Promise<OcspStapler> {
+  const stapler = new OcspStapler({
+    certificate: certPem,
+    onError: (error) => {
+      console.error(
+        `OCSP refresh failed (the last good response is stapled until it expires): ${
+          describeError(error)
+        }`,
+      );
+    },
+  });
+  try {
+    const first = await stapler.start();
+    console.log(`OCSP response from ${stapler.responderUrl}: ${describeOcsp(first)}`);
+    return stapler;
+  } catch (error) {
+    stapler.close();
+    throw new Error(`--ocsp-auto: ${describeError(error)}`, { cause: error });
+  }
+}
+
 /** Runs the server until a signal (or, with --once, until its first connection is served). */
 async function run(config: Config, demoHint: ((port: number) => void) | null): Promise<void> {
   const passphrase = config.passphrase === null ? {} : { passphrase: config.passphrase };
   // One server context per SNI name, parsed once: the callback hands it out per handshake.
   const sniContexts = new Map<string, TlsContext>();
+  let stapler: OcspStapler | null = null;
   try {
     for (const entry of config.sni) {
       sniContexts.set(
@@ -355,10 +454,11 @@ async function run(config: Config, demoHint: ((port: number) => void) | null): P
         }),
       );
     }
+    const cert = read(config.certFile!);
     const options: ListenOptions = {
       hostname: config.hostname,
       port: config.port,
-      cert: read(config.certFile!),
+      cert,
       key: read(config.keyFile!),
       ...passphrase,
       onError: (error, { remoteAddr }) => {
@@ -370,6 +470,23 @@ async function run(config: Config, demoHint: ((port: number) => void) | null): P
     if (config.alpn !== null) options.alpnProtocols = config.alpn;
     if (config.version !== null) options.minVersion = options.maxVersion = config.version;
     if (config.handshakeTimeout !== null) options.handshakeTimeout = config.handshakeTimeout;
+    let stapling: string | null = null;
+    if (config.ocspStapleFile !== null || config.ocspAuto) {
+      let staple: () => Uint8Array | null;
+      if (config.ocspAuto) {
+        stapler = await startStapler(cert);
+        staple = stapler.staple;
+        stapling = `OCSP stapling from ${stapler.responderUrl}`;
+      } else {
+        const der = stapleFromFile(config.ocspStapleFile!, cert);
+        staple = () => der;
+        stapling = `OCSP stapling ${config.ocspStapleFile}`;
+      }
+      // The response is about the --cert leaf: staple nothing for --sni certificates.
+      const leaf = Certificate.parseAll(cert)[0]!.fingerprint256;
+      options.ocspStaple = (request) =>
+        request.certificate.fingerprint256 === leaf ? staple() : null;
+    }
     if (sniContexts.size > 0) {
       options.onServerName = (name) => {
         const lower = name.toLowerCase();
@@ -400,6 +517,7 @@ async function run(config: Config, demoHint: ((port: number) => void) | null): P
       `ALPN ${config.alpn?.join(",") ?? "(none)"}`,
       `client certificates ${config.clientCert === false ? "not requested" : config.clientCert}`,
       ...(config.sni.length > 0 ? [`SNI ${config.sni.map((e) => e.name).join(", ")}`] : []),
+      ...(stapling === null ? [] : [stapling]),
       ...(config.once ? ["serving one connection"] : []),
     ];
     console.log(`  ${extras.join("; ")}`);
@@ -456,6 +574,7 @@ async function run(config: Config, demoHint: ((port: number) => void) | null): P
       console.log("stopped");
     }
   } finally {
+    stapler?.close();
     for (const context of sniContexts.values()) context.close();
   }
 }

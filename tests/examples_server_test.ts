@@ -1,7 +1,8 @@
 /**
  * `examples/server.ts` as a child process of the current runtime (Deno or Bun), on a port it
  * picks (`--port 0`), with the test PKI: echo through `openssl s_client`, HTTP through our own
- * `connect()`, client certificates, SNI, version pinning, timeouts, signals, `--demo`, usage.
+ * `connect()`, client certificates, SNI, version pinning, timeouts, signals, `--demo`, OCSP
+ * stapling (`--ocsp-staple`, `--ocsp-auto` against `openssl ocsp -port`), usage.
  *
  * @module
  */
@@ -13,6 +14,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { runtime, test } from "./harness.ts";
+import { leafWithOcspUrl, ocspFixtures, startOcspResponder } from "./support/ocsp.ts";
+import { freePort } from "./support/peers.ts";
 import { sharedTestPki } from "./support/pki.ts";
 import { repoRoot } from "./support/subprocess.ts";
 import {
@@ -505,7 +508,16 @@ test(
     const help = await run(["--help"]);
     assert.equal(help.code, 0, help.err);
     assert.match(help.out, /^usage: server\.ts --cert FILE --key FILE/);
-    for (const flag of ["--require-client-cert", "--sni NAME=CERT,KEY", "--once", "--demo"]) {
+    for (
+      const flag of [
+        "--require-client-cert",
+        "--sni NAME=CERT,KEY",
+        "--ocsp-staple FILE",
+        "--ocsp-auto",
+        "--once",
+        "--demo",
+      ]
+    ) {
       assert.ok(help.out.includes(flag), `usage lacks ${flag}`);
     }
     const none = await run([]);
@@ -522,9 +534,161 @@ test(
     const missing = await run(["--cert", "/nonexistent/c.pem", "--key", "/nonexistent/k.pem"]);
     assert.equal(missing.code, 1);
     assert.match(missing.err, /cannot read \/nonexistent\/c\.pem/);
+    const both = await run([...serverArgs(), "--ocsp-auto", "--ocsp-staple", "r.der"]);
+    assert.equal(both.code, 2);
+    assert.match(both.err, /--ocsp-staple and --ocsp-auto exclude each other/);
+    const demoOcsp = await run(["--demo", "--ocsp-auto"]);
+    assert.equal(demoOcsp.code, 2);
+    assert.match(demoOcsp.err, /need --cert, not --demo/);
+    const noStaple = await run([...serverArgs(), "--ocsp-staple", "/nonexistent/r.der"]);
+    assert.equal(noStaple.code, 1);
+    assert.match(noStaple.err, /cannot read \/nonexistent\/r\.der/);
   },
   { timeout: TEST_TIMEOUT },
 );
+
+/**
+ * `openssl s_client -status` against the example: its OCSP report (stdout), up to the end of the
+ * session. Stdin at EOF: s_client closes once the handshake is done.
+ */
+async function sClientStatus(port: number): Promise<string> {
+  const pki = sharedTestPki();
+  const client = start("openssl", [
+    "s_client",
+    "-status",
+    "-connect",
+    `127.0.0.1:${port}`,
+    "-servername",
+    "localhost",
+    "-CAfile",
+    pki.rootCaPath,
+    "-verify_return_error",
+  ]);
+  try {
+    const status = await exitWithin(client, 10_000);
+    assert.equal(status.code, 0, client.stdout() + client.stderr());
+    return client.stdout();
+  } finally {
+    await client.stop();
+  }
+}
+
+test(
+  "examples/server.ts --ocsp-staple FILE: s_client -status sees it; connect() verifies it",
+  async () => {
+    const ocsp = ocspFixtures();
+    const good = ocsp.responses.good;
+    const other = ocsp.pki.wrongHostServer; // CN and SAN wrong.example
+    const { server, port } = await startServer([
+      ...serverArgs(),
+      "--ocsp-staple",
+      good.path,
+      "--sni",
+      `wrong.example=${other.chainPath},${other.keyPath}`,
+    ]);
+    try {
+      // Checked at start, for the operator; then stapled as it is.
+      assert.match(
+        server.stdout(),
+        new RegExp(`^OCSP staple ${escapeRegExp(good.path)}: good, valid \\S+Z \\.\\. \\S+Z$`, "m"),
+      );
+      await server.waitFor(/; OCSP stapling \S+good\.der$/m);
+      const report = await sClientStatus(port);
+      assert.match(report, /OCSP Response Status: successful \(0x0\)/);
+      assert.match(report, /Cert Status: good/);
+      assert.match(
+        report,
+        /Responder Id: O = libssl-ffi tests, CN = libssl-ffi Test Intermediate CA/,
+      );
+      const { conn } = await httpGet(port, { ocsp: "require" });
+      assert.equal(conn.ocspResponse?.status, "good");
+      assert.equal(conn.ocspResponse?.thisUpdate.getTime(), good.thisUpdate?.getTime());
+      assert.equal(conn.ocspResponse?.nextUpdate?.getTime(), good.nextUpdate?.getTime());
+      assert.deepEqual(conn.ocspResponse?.der, good.der);
+      // The --sni certificate gets no staple (the response is about the --cert leaf).
+      const sni = await httpGet(port, { servername: "wrong.example", ocsp: "request" });
+      assert.equal(sni.conn.peerCertificate?.subject, "CN=wrong.example,O=libssl-ffi tests");
+      assert.equal(sni.conn.ocspResponse, null);
+      assert.equal(server.stderr(), "");
+    } finally {
+      await server.stop();
+    }
+    // A response about another certificate: a warning at start, stapled as it is all the same.
+    const foreign = ocsp.responses.revoked; // about revokedServer, not pki.server
+    const { server: warned, port: warnedPort } = await startServer([
+      ...serverArgs(),
+      "--ocsp-staple",
+      foreign.path,
+    ]);
+    try {
+      await warned.waitFor(
+        /^warning: OCSP staple \S+revoked\.der: OCSP_INVALID: .*no entry for this certificate.*; stapled as it is anyway$/m,
+        10_000,
+        "stderr",
+      );
+      const report = await sClientStatus(warnedPort);
+      assert.match(report, /Cert Status: revoked/);
+    } finally {
+      await warned.stop();
+    }
+  },
+  { timeout: TEST_TIMEOUT },
+);
+
+test(
+  "examples/server.ts --ocsp-auto: fetches from the AIA responder before listening and staples it",
+  async () => {
+    const ocspPort = await freePort();
+    const leaf = leafWithOcspUrl(ocspPort); // before the responder starts: it reads its index once
+    const args = ["--cert", leaf.chainPath, "--key", leaf.keyPath, "--ocsp-auto"];
+    // No responder yet: the first fetch fails, the server does not start (exit 1).
+    const early = startExample(["--port", "0", ...args]);
+    try {
+      const exit = await exitWithin(early, 20_000);
+      assert.equal(exit.code, 1, early.stdout() + early.stderr());
+      assert.match(
+        early.stderr(),
+        new RegExp(`--ocsp-auto: NETWORK_ERROR: OCSP request to ${escapeRegExp(leaf.ocspUrl)}`),
+      );
+      assert.doesNotMatch(early.stdout(), /listening on/);
+    } finally {
+      await early.stop();
+    }
+    const responder = await startOcspResponder({ port: ocspPort });
+    try {
+      const { server, port } = await startServer(args);
+      try {
+        assert.match(
+          server.stdout(),
+          new RegExp(
+            `^OCSP response from ${escapeRegExp(leaf.ocspUrl)}: good, valid \\S+Z \\.\\. \\S+Z$`,
+            "m",
+          ),
+        );
+        assert.ok(
+          server.stdout().indexOf("OCSP response from") < server.stdout().indexOf("listening on"),
+          "fetched before listening",
+        );
+        await responder.waitFor(/Received request/);
+        const report = await sClientStatus(port);
+        assert.match(report, /OCSP Response Status: successful \(0x0\)/);
+        assert.match(report, /Cert Status: good/);
+        const { conn } = await httpGet(port, { ocsp: "require" });
+        assert.equal(conn.ocspResponse?.status, "good");
+        assert.equal(server.stderr(), "");
+      } finally {
+        await server.stop();
+      }
+    } finally {
+      await responder.stop();
+    }
+  },
+  { timeout: TEST_TIMEOUT },
+);
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
 
 test("examples/server.ts tests leave no native object behind in this process", () => {
   // The connect() calls above share cached client contexts: release them, then check.

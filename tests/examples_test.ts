@@ -1,7 +1,72 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { test } from "./harness.ts";
-import { runScript } from "./support/subprocess.ts";
+import process from "node:process";
+import { clearContextCache } from "../mod.ts";
+import { runtime, test } from "./harness.ts";
+import { assertNoLiveNativeObjects } from "./support/leaks.ts";
+import { ocspFixtures } from "./support/ocsp.ts";
+import { startOpensslServer } from "./support/peers.ts";
+import { repoRoot, runScript, type ScriptResult } from "./support/subprocess.ts";
+
+/**
+ * Runs an example with the current runtime, asynchronously (the test's event loop stays free);
+ * SIGKILLed after `timeout` ms (then `signal` is set) and in any case before this settles.
+ */
+async function runExample(
+  script: string,
+  args: string[],
+  timeout = 30_000,
+): Promise<ScriptResult> {
+  const argv = runtime === "deno"
+    ? ["run", "--no-prompt", "--allow-all", script, ...args]
+    : [script, ...args];
+  const child = spawn(process.execPath, argv, {
+    cwd: repoRoot,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.setEncoding("utf8").on("data", (c: string) => (stdout += c));
+  child.stderr!.setEncoding("utf8").on("data", (c: string) => (stderr += c));
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let done = false;
+  const kill = () => {
+    if (done || child.pid === undefined) return;
+    try {
+      process.kill(child.pid, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  };
+  try {
+    return await new Promise<ScriptResult>((resolve) => {
+      timer = setTimeout(kill, timeout);
+      child.once("error", (error) => {
+        done = true;
+        resolve({ status: null, signal: null, stdout, stderr: `${stderr}spawn error: ${error}` });
+      });
+      // 'close': exited, and stdout/stderr are drained.
+      child.once("close", (status, signal) => {
+        done = true;
+        resolve({ status, signal, stdout, stderr });
+      });
+    });
+  } finally {
+    clearTimeout(timer);
+    kill();
+  }
+}
+
+/** `2026-01-02T03:04:05Z`, as the client example prints OCSP times. */
+function isoSeconds(d: Date | null): string {
+  assert.ok(d !== null);
+  return d.toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
 
 test("examples/engine_demo.ts runs to the end and reports the session", () => {
   const r = runScript("examples/engine_demo.ts", [], {
@@ -44,6 +109,19 @@ test("examples/client.ts with no arguments: the embedded demo against openssl s_
   assert.match(r.stdout, /HTTP\/1\.0 200 ok/);
   assert.match(r.stdout, /Client certificate/);
   assert.match(r.stdout, /end of stream \(close_notify received\)/);
+  // OCSP: the first server staples a good response (required), the second a revoked one.
+  assert.match(
+    r.stdout,
+    /^ {2}OCSP {10}staple good, valid \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \.\. \d{4}-\d\d-\d\dT\S+Z$/m,
+  );
+  assert.match(r.stdout, /^ {16}produced \S+Z by CN=Demo Intermediate CA,O=libssl-ffi demo$/m);
+  assert.match(r.stdout, /refused, as it should be:\n {2}TLS error CERT_REVOKED: /);
+  assert.match(r.stdout, /^ {4}OCSP staple: revoked, valid \S+Z \.\. \S+Z$/m);
+  assert.match(r.stdout, /^ {17}revoked at \S+Z, reason keyCompromise$/m);
+  assert.ok(
+    r.stdout.indexOf("staple good") < r.stdout.indexOf("CERT_REVOKED"),
+    "the good staple comes first",
+  );
   // The demo cleans up after itself: its temp dir is gone.
   const dir = /certificates in (\S+)\)/.exec(r.stdout)?.[1];
   assert.ok(dir !== undefined);
@@ -115,3 +193,120 @@ test(
   },
   { timeout: 90_000 },
 );
+
+test("examples/client.ts --ocsp: a good staple, a revoked one, none, and bad usage", async () => {
+  const ocsp = ocspFixtures();
+  const { pki } = ocsp;
+  const good = await startOpensslServer({
+    cert: pki.server.certPath,
+    key: pki.server.keyPath,
+    chain: pki.intermediateCa.certPath,
+    statusFile: ocsp.responses.good.path,
+    www: true,
+  });
+  try {
+    const revoked = await startOpensslServer({
+      cert: ocsp.revokedServer.certPath,
+      key: ocsp.revokedServer.keyPath,
+      chain: pki.intermediateCa.certPath,
+      statusFile: ocsp.responses.revoked.path,
+      www: true,
+    });
+    try {
+      const request = ["--request", "GET / HTTP/1.0\\r\\n\\r\\n"];
+      const args = (port: number, mode: string) => [
+        `localhost:${port}`,
+        "--ca",
+        pki.rootCaPath,
+        "--ocsp",
+        mode,
+        ...request,
+      ];
+      // require + a good staple: the status and its window, as the response says.
+      const ok = await runExample("examples/client.ts", args(good.port, "require"));
+      assert.equal(ok.signal, null, `killed (hung?): ${ok.stderr}`);
+      assert.equal(ok.status, 0, ok.stdout + ok.stderr);
+      const { thisUpdate, nextUpdate } = ocsp.responses.good;
+      assert.match(
+        ok.stdout,
+        new RegExp(
+          `^ {2}OCSP {10}staple good, valid ${escape(isoSeconds(thisUpdate))} \\.\\. ${
+            escape(isoSeconds(nextUpdate))
+          }$`,
+          "m",
+        ),
+      );
+      assert.match(
+        ok.stdout,
+        /^ {16}produced \S+Z by CN=libssl-ffi Test Intermediate CA,O=libssl-ffi tests$/m,
+      );
+      assert.match(ok.stdout, /HTTP\/1\.0 200 ok/);
+
+      // A revoked staple: refused (exit 1), with the revocation time and reason.
+      const bad = await runExample("examples/client.ts", args(revoked.port, "require"));
+      assert.equal(bad.signal, null, `killed (hung?): ${bad.stderr}`);
+      assert.equal(bad.status, 1, bad.stdout + bad.stderr);
+      assert.match(bad.stderr, /^TLS error CERT_REVOKED: /m);
+      assert.match(
+        bad.stderr,
+        new RegExp(
+          `^ {15}revoked at ${escape(isoSeconds(ocsp.revokedAt))}, reason keyCompromise$`,
+          "m",
+        ),
+      );
+      assert.doesNotMatch(bad.stdout, /^connected to/m);
+      // The default mode (request) refuses it too.
+      const byDefault = await runExample("examples/client.ts", [
+        `localhost:${revoked.port}`,
+        "--ca",
+        pki.rootCaPath,
+        ...request,
+      ]);
+      assert.equal(byDefault.status, 1, byDefault.stdout + byDefault.stderr);
+      assert.match(byDefault.stderr, /^TLS error CERT_REVOKED: /m);
+      // --ocsp off: no staple asked for, none checked; the handshake goes on.
+      const off = await runExample("examples/client.ts", args(revoked.port, "off"));
+      assert.equal(off.status, 0, off.stdout + off.stderr);
+      assert.match(off.stdout, /^ {2}OCSP {10}no OCSP staple \(not requested: --ocsp off\)$/m);
+    } finally {
+      await revoked.stop();
+    }
+  } finally {
+    await good.stop();
+  }
+  // A server without a staple: fine for request, OCSP_INVALID for require.
+  const none = await startOpensslServer({
+    cert: pki.server.certPath,
+    key: pki.server.keyPath,
+    chain: pki.intermediateCa.certPath,
+    www: true,
+  });
+  try {
+    const base = [`localhost:${none.port}`, "--ca", pki.rootCaPath];
+    const request = ["--request", "GET / HTTP/1.0\\r\\n\\r\\n"];
+    const asked = await runExample("examples/client.ts", [
+      ...base,
+      "--ocsp",
+      "request",
+      ...request,
+    ]);
+    assert.equal(asked.status, 0, asked.stdout + asked.stderr);
+    assert.match(asked.stdout, /^ {2}OCSP {10}no OCSP staple$/m);
+    const required = await runExample("examples/client.ts", [...base, "--ocsp", "require"]);
+    assert.equal(required.status, 1, required.stdout + required.stderr);
+    assert.match(required.stderr, /^TLS error OCSP_INVALID: the server sent no OCSP staple/m);
+  } finally {
+    await none.stop();
+  }
+  const usage = await runExample("examples/client.ts", ["localhost:1", "--ocsp", "maybe"]);
+  assert.equal(usage.status, 1);
+  assert.match(usage.stderr, /--ocsp takes request, require or off, got maybe/);
+  const help = await runExample("examples/client.ts", ["--help"]);
+  assert.equal(help.status, 0, help.stderr);
+  assert.match(help.stdout, /^ {2}--ocsp MODE {8}OCSP stapling: request/m);
+}, { timeout: 120_000 });
+
+test("examples/client.ts tests leave no native object behind in this process", () => {
+  clearContextCache();
+  assertNoLiveNativeObjects();
+});
