@@ -82,5 +82,58 @@ export const PASSWORD_CB: CallbackSignature = {
   failure: -1,
 };
 
+/**
+ * `int psk_use_session_cb(SSL *ssl, const EVP_MD *md, const unsigned char **id, size_t *idlen,
+ * SSL_SESSION **sess)` (SSL_CTX_set_psk_use_session_callback(3)): TLS 1.3 clients, while
+ * building the ClientHello. `md` is NULL on the first call; a second call after a
+ * HelloRetryRequest gives the hash of the suite the server chose. 1 success (`*sess` NULL: offer
+ * no PSK), 0 fails the handshake (internal_error, "bad psk"). `*sess` becomes OpenSSL's.
+ */
+export const PSK_USE_SESSION_CB: CallbackSignature = {
+  args: ["ptr", "ptr", "ptr", "ptr", "ptr"],
+  ret: "i32",
+  failure: 0,
+};
+
+/**
+ * `int psk_find_session_cb(SSL *ssl, const unsigned char *identity, size_t identity_len,
+ * SSL_SESSION **sess)` (SSL_CTX_set_psk_find_session_callback(3)): TLS 1.3 servers, once per
+ * identity the client offers. 1 success (`*sess` NULL: unknown identity, the handshake goes on
+ * without it), 0 fails the handshake (internal_error). `*sess` becomes OpenSSL's.
+ */
+export const PSK_FIND_SESSION_CB: CallbackSignature = {
+  args: ["ptr", "ptr", "usize", "ptr"],
+  ret: "i32",
+  failure: 0,
+};
+
+/**
+ * `unsigned int psk_client_cb(SSL *ssl, const char *hint, char *identity,
+ * unsigned int max_identity_len, unsigned char *psk, unsigned int max_psk_len)`
+ * (SSL_CTX_set_psk_client_callback(3)): TLS 1.2 clients, while building the ClientKeyExchange
+ * (`hint`: the server's identity hint or NULL). Write a NUL-terminated identity of at most
+ * `max_identity_len` bytes plus the NUL, the key into `psk`, and return the key length; 0 fails
+ * the handshake (handshake_failure, "psk identity not found"). OpenSSL 3.0 also calls it in TLS
+ * 1.3 (hint NULL, SHA-256) when the use_session callback offered no PSK.
+ */
+export const PSK_CLIENT_CB: CallbackSignature = {
+  args: ["ptr", "ptr", "ptr", "u32", "ptr", "u32"],
+  ret: "u32",
+  failure: 0,
+};
+
+/**
+ * `unsigned int psk_server_cb(SSL *ssl, const char *identity, unsigned char *psk,
+ * unsigned int max_psk_len)` (SSL_CTX_set_psk_server_callback(3)): TLS 1.2 servers, with the
+ * client's identity. Returns the key length written into `psk`; 0 refuses the identity (alert
+ * unknown_psk_identity, 115). OpenSSL 3.0 also calls it in TLS 1.3 (SHA-256 PSKs) for identities
+ * the find_session callback did not know.
+ */
+export const PSK_SERVER_CB: CallbackSignature = {
+  args: ["ptr", "ptr", "ptr", "u32"],
+  ret: "u32",
+  failure: 0,
+};
+
 /** `int (*compar)(const void *, const void *)`: used by the backend conformance test only. */
 export const COMPARE_CB: CallbackSignature = { args: ["ptr", "ptr"], ret: "i32", failure: 0 };

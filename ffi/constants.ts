@@ -42,6 +42,7 @@ export const TLS_VERSION = {
 /** `SSL_OP_*` options (uint64_t in 3.0). */
 export const SSL_OP = {
   IGNORE_UNEXPECTED_EOF: 0x80n,
+  ALLOW_NO_DHE_KEX: 0x400n,
   NO_TICKET: 0x4000n,
   NO_COMPRESSION: 0x20000n,
   CIPHER_SERVER_PREFERENCE: 0x400000n,
@@ -70,6 +71,9 @@ export const ERR_LIB_SSL = 20;
 
 /** The ERR library number of the PEM routines (`ERR_LIB_PEM`, err.h). */
 export const ERR_LIB_PEM = 9;
+
+/** `ERR_LIB_OCSP` (err.h): errors raised by OCSP functions. */
+export const ERR_LIB_OCSP = 39;
 
 /** `PEM_R_NO_START_LINE` (pemerr.h): no further PEM block; how reading a PEM list ends. */
 export const PEM_R_NO_START_LINE = 108;
@@ -106,6 +110,9 @@ export const OPENSSL_MIN_VERSION = 0x1010100f;
 export const SSL_R = {
   CERTIFICATE_VERIFY_FAILED: 134,
   PEER_DID_NOT_RETURN_A_CERTIFICATE: 199,
+  BAD_PSK: 219,
+  PSK_IDENTITY_NOT_FOUND: 223,
+  BINDER_DOES_NOT_VERIFY: 253,
   CALLBACK_FAILED: 234,
   UNEXPECTED_EOF_WHILE_READING: 294,
 } as const;
@@ -118,6 +125,9 @@ export const CERT_CB_SUSPEND = -1;
 
 /** `TLSEXT_TYPE_server_name` (tls1.h): the SNI extension's type number. */
 export const TLSEXT_TYPE_server_name = 0;
+
+/** `TLSEXT_TYPE_psk` (tls1.h): the TLS 1.3 pre_shared_key extension's type number. */
+export const TLSEXT_TYPE_psk = 41;
 
 /** `NID_subject_alt_name` (obj_mac.h). */
 export const NID_subject_alt_name = 85;
@@ -173,3 +183,30 @@ export const OCSP_RESPONSE_STATUS: Readonly<Record<number, string>> = {
 
 /** `V_OCSP_CERTSTATUS_*` (ocsp.h). */
 export const V_OCSP_CERTSTATUS = { GOOD: 0, REVOKED: 1, UNKNOWN: 2 } as const;
+
+/**
+ * `PSK_MAX_IDENTITY_LEN` / `PSK_MAX_PSK_LEN` (ssl.h, 3.0; 128 and 256 in 1.1.1): the sizes of the
+ * buffers OpenSSL hands the TLS 1.2 PSK callbacks (the identity buffer has one more byte, for the
+ * NUL), and the longest identity its TLS 1.3 fallback to those callbacks accepts.
+ */
+export const PSK_MAX_IDENTITY_LEN = 256;
+/** See {@link PSK_MAX_IDENTITY_LEN}. */
+export const PSK_MAX_PSK_LEN = 512;
+
+/** `TLS1_AD_UNKNOWN_PSK_IDENTITY` (tls1.h): the alert a TLS 1.2 server sends for an unknown identity. */
+export const TLS1_AD_UNKNOWN_PSK_IDENTITY = 115;
+
+/**
+ * The TLS 1.3 cipher suites by name, with their 2-byte IANA ids (RFC 8446 B.4; `TLS1_3_CK_*` in
+ * tls1.h without the 0x0300 prefix) for `SSL_CIPHER_find`, and the NID of their hash
+ * (`NID_sha256` 672, `NID_sha384` 673, obj_mac.h).
+ */
+export const TLS13_CIPHER_SUITES: Readonly<
+  Record<string, { readonly id: readonly [number, number]; readonly hashNid: number }>
+> = {
+  TLS_AES_128_GCM_SHA256: { id: [0x13, 0x01], hashNid: 672 },
+  TLS_AES_256_GCM_SHA384: { id: [0x13, 0x02], hashNid: 673 },
+  TLS_CHACHA20_POLY1305_SHA256: { id: [0x13, 0x03], hashNid: 672 },
+  TLS_AES_128_CCM_SHA256: { id: [0x13, 0x04], hashNid: 672 },
+  TLS_AES_128_CCM_8_SHA256: { id: [0x13, 0x05], hashNid: 672 },
+};

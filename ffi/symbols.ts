@@ -216,6 +216,11 @@ export const cryptoSymbols = {
   OPENSSL_sk_sort: { args: ["ptr"], ret: "void" },
   // void OPENSSL_sk_free(OPENSSL_STACK *st);
   OPENSSL_sk_free: { args: ["ptr"], ret: "void" },
+
+  // int EVP_MD_get_type(const EVP_MD *md);  (3.0; the NID, e.g. NID_sha256 672)
+  EVP_MD_get_type: { args: ["ptr"], ret: "i32", optional: true },
+  // int EVP_MD_type(const EVP_MD *md);  (1.1.1's name; a macro over EVP_MD_get_type in 3.0)
+  EVP_MD_type: { args: ["ptr"], ret: "i32", optional: true },
 } as const satisfies SymbolTable;
 
 /** Functions exported by libssl. */
@@ -362,6 +367,38 @@ export const sslSymbols = {
   SSL_alert_type_string_long: { args: ["i32"], ret: "ptr" },
   // const char *SSL_alert_desc_string_long(int value);
   SSL_alert_desc_string_long: { args: ["i32"], ret: "ptr" },
+
+  // ---- PSK (SSL_CTX_set_psk_client_callback(3), SSL_CTX_set_psk_server_callback(3)) ----
+  // void SSL_CTX_set_psk_use_session_callback(SSL_CTX *ctx, SSL_psk_use_session_cb_func cb);
+  SSL_CTX_set_psk_use_session_callback: { args: ["ptr", "cb"], ret: "void" },
+  // void SSL_CTX_set_psk_find_session_callback(SSL_CTX *ctx, SSL_psk_find_session_cb_func cb);
+  SSL_CTX_set_psk_find_session_callback: { args: ["ptr", "cb"], ret: "void" },
+  // void SSL_CTX_set_psk_client_callback(SSL_CTX *ctx, SSL_psk_client_cb_func cb);
+  SSL_CTX_set_psk_client_callback: { args: ["ptr", "cb"], ret: "void" },
+  // void SSL_CTX_set_psk_server_callback(SSL_CTX *ctx, SSL_psk_server_cb_func cb);
+  SSL_CTX_set_psk_server_callback: { args: ["ptr", "cb"], ret: "void" },
+  // int SSL_CTX_use_psk_identity_hint(SSL_CTX *ctx, const char *identity_hint);  (copied)
+  SSL_CTX_use_psk_identity_hint: { args: ["ptr", "buf"], ret: "i32" },
+  // int SSL_set_ciphersuites(SSL *s, const char *str);  (TLS 1.3 suites of this connection)
+  SSL_set_ciphersuites: { args: ["ptr", "buf"], ret: "i32" },
+  // int SSL_version(const SSL *s);  (the negotiated version, or the highest offered before)
+  SSL_version: { args: ["ptr"], ret: "i32" },
+  // SSL_SESSION *SSL_SESSION_new(void);
+  SSL_SESSION_new: { args: [], ret: "ptr" },
+  // void SSL_SESSION_free(SSL_SESSION *ses);
+  SSL_SESSION_free: { args: ["ptr"], ret: "void" },
+  // int SSL_SESSION_set1_master_key(SSL_SESSION *sess, const unsigned char *in, size_t len);
+  // (copies; 0 when len exceeds the session's key buffer)
+  SSL_SESSION_set1_master_key: { args: ["ptr", "buf", "usize"], ret: "i32" },
+  // int SSL_SESSION_set_cipher(SSL_SESSION *s, const SSL_CIPHER *cipher);
+  SSL_SESSION_set_cipher: { args: ["ptr", "ptr"], ret: "i32" },
+  // int SSL_SESSION_set_protocol_version(SSL_SESSION *s, int version);
+  SSL_SESSION_set_protocol_version: { args: ["ptr", "i32"], ret: "i32" },
+  // const SSL_CIPHER *SSL_CIPHER_find(SSL *ssl, const unsigned char *ptr);  (ptr: the 2-byte
+  // IANA id, big-endian; borrowed result, NULL when unknown)
+  SSL_CIPHER_find: { args: ["ptr", "buf"], ret: "ptr" },
+  // const EVP_MD *SSL_CIPHER_get_handshake_digest(const SSL_CIPHER *c);  (borrowed)
+  SSL_CIPHER_get_handshake_digest: { args: ["ptr"], ret: "ptr" },
 } as const satisfies SymbolTable;
 
 type ArgOf<T> = T extends "ptr" | "cb" ? Pointer | null

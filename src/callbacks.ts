@@ -26,6 +26,10 @@ import {
   KEYLOG_CB,
   openssl,
   type Pointer,
+  PSK_CLIENT_CB,
+  PSK_FIND_SESSION_CB,
+  PSK_SERVER_CB,
+  PSK_USE_SESSION_CB,
   SSL_TLSEXT_ERR,
   STATUS_CB,
   VERIFY_CB,
@@ -53,6 +57,24 @@ export interface CallbackTarget {
   onKeylog(line: string): void;
   /** `SSL_CTX_set_info_callback`'s callback. */
   onInfo(where: number, ret: number): void;
+  /**
+   * TLS 1.3 clients (`SSL_CTX_set_psk_use_session_callback`): the PSK to offer, or null. `md` is
+   * the hash the server's suite needs (after a HelloRetryRequest), else null.
+   */
+  onPskUseSession(md: Pointer | null): { id: Pointer; idLength: number; session: Pointer } | null;
+  /** TLS 1.3 servers (`SSL_CTX_set_psk_find_session_callback`): the session for `identity`. */
+  onPskFindSession(identity: Uint8Array): Pointer | null;
+  /**
+   * TLS 1.2 clients (`SSL_CTX_set_psk_client_callback`): identity and key, each checked against
+   * the room OpenSSL gives (`maxIdentity` excludes the NUL); null: no PSK.
+   */
+  onPskClient(
+    hint: string | null,
+    maxIdentity: number,
+    maxKey: number,
+  ): { identity: Uint8Array; key: Uint8Array } | null;
+  /** TLS 1.2 servers (`SSL_CTX_set_psk_server_callback`): the key for `identity`, or null. */
+  onPskServer(identity: Uint8Array, maxKey: number): Uint8Array | null;
 }
 
 // Weak: a connection a caller forgot to close can still be collected (its SSL is then freed by
@@ -210,6 +232,130 @@ export function infoTrampoline(): Pointer {
       return 0;
     });
   });
+}
+
+/** A `size_t` as 8 little-endian bytes (LP64), for out-parameters. */
+function sizeBytes(n: number): Uint8Array {
+  const out = new Uint8Array(8);
+  new DataView(out.buffer).setBigUint64(0, BigInt(n), true);
+  return out;
+}
+
+/** The bytes of the NUL-terminated string at `p`, without the NUL (at most `max` bytes read). */
+function cStringBytes(p: Pointer, max: number): Uint8Array {
+  const b = openssl().backend;
+  // Read byte by byte: reading a block could run past the end of OpenSSL's allocation.
+  const out: number[] = [];
+  for (let i = 0; i < max; i++) {
+    const byte = b.readBytes(p, i, 1)[0]!;
+    if (byte === 0) break;
+    out.push(byte);
+  }
+  return Uint8Array.from(out);
+}
+
+/** The process-wide TLS 1.3 client PSK trampoline (`SSL_CTX_set_psk_use_session_callback`). */
+export function pskUseSessionTrampoline(): Pointer {
+  return trampoline(
+    PSK_USE_SESSION_CB,
+    (
+      ssl: Pointer | null,
+      md: Pointer | null,
+      id: Pointer | null,
+      idlen: Pointer | null,
+      sess: Pointer | null,
+    ) => {
+      const target = targetOf(ssl);
+      if (target === undefined || id === null || idlen === null || sess === null) return 1;
+      return target.callbacks.run(PSK_USE_SESSION_CB.failure ?? 0, () => {
+        const b = openssl().backend;
+        const psk = target.onPskUseSession(md);
+        // *sess NULL (and 1): "no PSK", the handshake goes on without one.
+        b.writePointer(sess, 0, psk?.session ?? null);
+        if (psk !== null) {
+          b.writePointer(id, 0, psk.id);
+          b.writeBytes(idlen, 0, sizeBytes(psk.idLength));
+        }
+        return 1;
+      });
+    },
+  );
+}
+
+/** The process-wide TLS 1.3 server PSK trampoline (`SSL_CTX_set_psk_find_session_callback`). */
+export function pskFindSessionTrampoline(): Pointer {
+  return trampoline(
+    PSK_FIND_SESSION_CB,
+    (
+      ssl: Pointer | null,
+      identity: Pointer | null,
+      identityLength: number | bigint,
+      sess: Pointer | null,
+    ) => {
+      const target = targetOf(ssl);
+      if (target === undefined || sess === null) return 1;
+      return target.callbacks.run(PSK_FIND_SESSION_CB.failure ?? 0, () => {
+        const b = openssl().backend;
+        const length = Number(identityLength);
+        const bytes = identity === null || length === 0
+          ? new Uint8Array(0)
+          : b.readBytes(identity, 0, length);
+        b.writePointer(sess, 0, target.onPskFindSession(bytes));
+        return 1;
+      });
+    },
+  );
+}
+
+/** The process-wide TLS 1.2 client PSK trampoline (`SSL_CTX_set_psk_client_callback`). */
+export function pskClientTrampoline(): Pointer {
+  return trampoline(
+    PSK_CLIENT_CB,
+    (
+      ssl: Pointer | null,
+      hint: Pointer | null,
+      identity: Pointer | null,
+      maxIdentity: number,
+      psk: Pointer | null,
+      maxPsk: number,
+    ) => {
+      const target = targetOf(ssl);
+      if (target === undefined || identity === null || psk === null) return 0;
+      return target.callbacks.run(PSK_CLIENT_CB.failure ?? 0, () => {
+        const b = openssl().backend;
+        const hintText = hint === null ? null : b.readCString(hint);
+        // max_identity_len excludes the NUL OpenSSL left room for (its buffer is one larger).
+        const chosen = target.onPskClient(hintText, maxIdentity, maxPsk);
+        if (chosen === null) return 0;
+        // Never write past OpenSSL's buffers (the engine checked too, with a clearer message).
+        if (chosen.identity.length > maxIdentity || chosen.key.length > maxPsk) {
+          throw new RangeError("the PSK identity or key does not fit OpenSSL's buffer");
+        }
+        b.writeBytes(identity, 0, chosen.identity);
+        b.writeBytes(identity, chosen.identity.length, Uint8Array.of(0));
+        b.writeBytes(psk, 0, chosen.key);
+        return chosen.key.length;
+      });
+    },
+  );
+}
+
+/** The process-wide TLS 1.2 server PSK trampoline (`SSL_CTX_set_psk_server_callback`). */
+export function pskServerTrampoline(): Pointer {
+  return trampoline(
+    PSK_SERVER_CB,
+    (ssl: Pointer | null, identity: Pointer | null, psk: Pointer | null, maxPsk: number) => {
+      const target = targetOf(ssl);
+      if (target === undefined || identity === null || psk === null) return 0;
+      return target.callbacks.run(PSK_SERVER_CB.failure ?? 0, () => {
+        const key = target.onPskServer(cStringBytes(identity, 65_536), maxPsk);
+        if (key === null) return 0; // unknown_psk_identity (115)
+        if (key.length > maxPsk) throw new RangeError("the PSK does not fit OpenSSL's buffer");
+        openssl().backend.writeBytes(psk, 0, key);
+        return key.length;
+      });
+    },
+  );
 }
 
 /** The outcome of {@link CallbackState.settle}. */

@@ -13,6 +13,7 @@ import { connectTcp } from "./net/tcp.ts";
 import { webByteStream, type WebTransport } from "./net/web_stream.ts";
 import type { ByteStream } from "./net/stream.ts";
 import type { PemOrDer } from "./x509.ts";
+import type { PskClientOption } from "./psk.ts";
 import { acceptOn, prepareServer, type TlsServerOptions } from "./server.ts";
 
 /** The default for {@link TlsClientOptions.handshakeTimeout}: 30 seconds. */
@@ -31,6 +32,7 @@ export interface TlsClientOptions extends
     | "onHandshakeEvent"
     | "onKeylog"
     | "ocsp"
+    | "pskKeyExchange"
   > {
   /**
    * Trusted CA certificates (PEM strings, which may hold several, or DER bytes). Absent: the
@@ -44,6 +46,15 @@ export interface TlsClientOptions extends
   servername?: string;
   /** ALPN protocols to offer, most preferred first, e.g. `["h2", "http/1.1"]`. */
   alpnProtocols?: readonly string[];
+  /**
+   * A pre-shared key: `{ identity, key, cipherSuite? }`, or a function `(hint, { version }) =>
+   * key | null` (synchronous). TLS 1.3 external PSK (with (EC)DHE unless `pskKeyExchange`
+   * allows psk_ke) and TLS 1.2 PSK cipher suites. A server that accepts it sends no
+   * certificate; one that sends a certificate instead is verified as usual. With `psk`, startTls
+   * needs no `hostname`/`servername` (but then only a PSK handshake succeeds).
+   * `conn.pskIdentity` tells whether the PSK was used.
+   */
+  psk?: PskClientOption;
   /** A static client certificate (PEM may carry the chain after the leaf), sent when asked for. */
   cert?: PemOrDer;
   /** The private key for {@link cert}. */
@@ -102,6 +113,16 @@ const CONTEXT_KEYS = [
   "onHandshakeEvent",
   "onKeylog",
   "ocsp",
+  "psk",
+  "pskKeyExchange",
+] as const;
+
+/** Options that only servers understand. */
+const SERVER_ONLY_KEYS = [
+  "requestClientCert",
+  "ocspStaple",
+  "onServerName",
+  "pskIdentityHint",
 ] as const;
 
 function contextOptions(options: TlsClientOptions): TlsContextOptions {
@@ -133,6 +154,12 @@ function prepare(
     throw new TypeError("options must be an object");
   }
   const timeout = checkLimits(options);
+  // Plain JavaScript callers get no type error for a server option here: say so, not ignore it.
+  for (const k of SERVER_ONLY_KEYS) {
+    if ((options as Record<string, unknown>)[k] !== undefined) {
+      throw new TypeError(`${k} is a server option (listen(), startTls with role "server")`);
+    }
+  }
   const servername = options.servername ?? defaultServername;
   const engineOptions: TlsEngineOptions = {};
   if (servername !== undefined) engineOptions.servername = servername;

@@ -38,6 +38,12 @@ export interface HandshakeInfo {
   readonly servername: string | null;
   /** Clients: the server's verified OCSP staple, or `null` (none sent, or OCSP off). */
   readonly ocspResponse: OcspResponse | null;
+  /**
+   * The PSK identity used, or `null` (no `psk`, or the peer did not use it). Clients: the
+   * identity sent and accepted, as given. Servers: the client's, as the `psk` function saw it
+   * (a string when printable UTF-8, else bytes).
+   */
+  readonly pskIdentity: string | Uint8Array | null;
 }
 
 /** Socket reads go into one reused buffer: this size at first... */
@@ -341,6 +347,7 @@ export class Connection {
         sessionReused: e.sessionReused,
         servername: e.servername ?? null,
         ocspResponse: e.ocspResponse,
+        pskIdentity: e.pskIdentity,
       });
       this.#deadline.stopTimer(); // the timeout covers connect and handshake only
       return this.#info;
@@ -505,6 +512,11 @@ export class Connection {
    */
   get ocspResponse(): OcspResponse | null {
     return this.#infoOrThrow().ocspResponse;
+  }
+
+  /** The PSK identity this connection used, or `null`; see {@link HandshakeInfo.pskIdentity}. */
+  get pskIdentity(): string | Uint8Array | null {
+    return this.#infoOrThrow().pskIdentity;
   }
 
   /** `"client"` or `"server"`. */

@@ -24,9 +24,22 @@ import {
   clientHelloTrampoline,
   infoTrampoline,
   keylogTrampoline,
+  pskClientTrampoline,
+  pskFindSessionTrampoline,
+  pskServerTrampoline,
+  pskUseSessionTrampoline,
   statusTrampoline,
   verifyTrampoline,
 } from "./callbacks.ts";
+import {
+  ciphersuitesFor,
+  DEFAULT_PSK_CIPHER_SUITE,
+  DEFAULT_PSK_TLS12_CIPHERS,
+  type PskClientOption,
+  type PskKeyExchange,
+  type PskServerCallback,
+  validatePskOptions,
+} from "./psk.ts";
 import {
   Certificate,
   loadCertificates,
@@ -123,8 +136,9 @@ export interface OcspOptions {
   /** Default `"request"`. */
   mode?: OcspMode;
   /**
-   * Called with a verified staple whose status is good; return `false` (or throw) to refuse the
-   * connection anyway (`OCSP_INVALID`), e.g. when it is older than you accept. Synchronous.
+   * Called with a verified staple whose status is good; return `false` to refuse the connection
+   * anyway (`OCSP_INVALID`), e.g. when it is older than you accept. A throw fails the handshake
+   * with `CALLBACK_ERROR` (your error as `cause`). Synchronous.
    */
   onResponse?: (response: OcspResponse) => boolean | void;
   /** Clock skew allowed on `thisUpdate` / `nextUpdate`, in seconds. Default 300. */
@@ -233,6 +247,26 @@ export interface TlsContextOptions {
    * file. Off otherwise. Anyone with these lines can read the traffic: debugging only.
    */
   onKeylog?: (line: string) => void;
+  /**
+   * Pre-shared keys (TLS 1.3 external PSKs and TLS 1.2 PSK cipher suites).
+   *
+   * Clients: a key `{ identity, key, cipherSuite? }` (`PskClientKey`), or a function
+   * `(hint, { version }) => key | null` (synchronous). TLS 1.3 offers it in the ClientHello (with
+   * (EC)DHE unless {@link pskKeyExchange} says otherwise); TLS 1.2 uses it with a PSK cipher
+   * suite (enabled first unless {@link ciphers} is given). A server that accepts the PSK sends no
+   * certificate; one that sends a certificate instead is still verified (and with no
+   * `servername`, where its name cannot be checked, the handshake fails).
+   *
+   * Servers: a function `(identity, { version }) => Uint8Array | { key, cipherSuite? } | null`
+   * (synchronous; see {@link PskServerCallback}). With `psk`, `cert`/`key` become optional: a
+   * PSK-only server. With both, clients offering a known PSK use it and the others get the
+   * certificate.
+   */
+  psk?: PskClientOption | PskServerCallback;
+  /** Servers, TLS 1.2: the identity hint sent to clients (`SSL_CTX_use_psk_identity_hint`). */
+  pskIdentityHint?: string;
+  /** TLS 1.3 PSK key exchange modes; see {@link PskKeyExchange}. Default `"psk_dhe_ke"`. */
+  pskKeyExchange?: PskKeyExchange;
 }
 
 /** The TLS 1.2 cipher list used by default: Mozilla's "intermediate" set. */
@@ -285,9 +319,10 @@ function validate(role: "client" | "server", options: TlsContextOptions): void {
   if ((options.cert === undefined) !== (options.key === undefined)) {
     throw new TypeError("cert and key must be given together");
   }
-  if (role === "server" && options.cert === undefined) {
-    throw new TypeError("a server context needs cert and key");
+  if (role === "server" && options.cert === undefined && options.psk === undefined) {
+    throw new TypeError("a server context needs cert and key (or psk)");
   }
+  validatePskOptions(role, options);
   if (options.minVersion !== undefined) versionOf("minVersion", options.minVersion);
   if (options.maxVersion !== undefined) versionOf("maxVersion", options.maxVersion);
   if (
@@ -488,7 +523,15 @@ export class TlsContext {
     // start, so a larger buffer (64 KiB was tried) only moves more bytes per record, and from a
     // memory BIO a refill is a memcpy, never a syscall (measured in-process: ~6% less CPU).
     o.SSL_CTX_set_read_ahead(ctx, 1);
-    if (o.SSL_CTX_set_cipher_list(ctx, cString(opts.ciphers ?? DEFAULT_TLS12_CIPHERS)) !== 1) {
+    // PSK: TLS 1.2 needs PSK cipher suites (none are in the default list). Clients put them first,
+    // so a server that also has a certificate does not pick a certificate suite over them.
+    const ciphers = opts.ciphers ??
+      (opts.psk === undefined
+        ? DEFAULT_TLS12_CIPHERS
+        : this.role === "client"
+        ? `${DEFAULT_PSK_TLS12_CIPHERS}:${DEFAULT_TLS12_CIPHERS}`
+        : `${DEFAULT_TLS12_CIPHERS}:${DEFAULT_PSK_TLS12_CIPHERS}`);
+    if (o.SSL_CTX_set_cipher_list(ctx, cString(ciphers)) !== 1) {
       throw new TlsError("HANDSHAKE_FAILED", `no usable cipher in "${opts.ciphers}"`, {
         openssl: drainErrorQueue(),
       });
@@ -535,7 +578,8 @@ export class TlsContext {
     if (opts.onClientCertificate !== undefined) {
       o.SSL_CTX_set_cert_cb(ctx, certTrampoline(), null);
     }
-    if (opts.onServerName !== undefined) {
+    // PSK servers look at the offered identities in the ClientHello (see TlsEngine).
+    if (opts.onServerName !== undefined || (this.role === "server" && opts.psk !== undefined)) {
       o.SSL_CTX_set_client_hello_cb(ctx, clientHelloTrampoline(), null);
     }
     if (opts.alpnProtocols !== undefined) {
@@ -561,11 +605,45 @@ export class TlsContext {
         fail("SSL_CTX_set_session_id_context failed", "INTERNAL");
       }
     }
+    if (opts.psk !== undefined) this.#configurePsk(ctx);
     if (opts.onHandshakeEvent !== undefined) {
       o.SSL_CTX_set_info_callback(ctx, infoTrampoline());
     }
     if (opts.onKeylog !== undefined || this.keylogFile !== undefined) {
       o.SSL_CTX_set_keylog_callback(ctx, keylogTrampoline());
+    }
+  }
+
+  #configurePsk(ctx: Pointer): void {
+    const o = openssl();
+    const opts = this.options;
+    if (this.role === "client") {
+      // TLS 1.3: OpenSSL picks the suite before it looks at PSKs, and ignores a PSK whose hash
+      // differs from the suite's. Offer the suites with the PSK's hash first (SHA-256 when a
+      // function decides later), so servers that follow the client's order can use it.
+      const suite = typeof opts.psk === "function"
+        ? DEFAULT_PSK_CIPHER_SUITE
+        : opts.psk?.cipherSuite ?? DEFAULT_PSK_CIPHER_SUITE;
+      if (o.SSL_CTX_set_ciphersuites(ctx, cString(ciphersuitesFor(suite))) !== 1) {
+        fail("SSL_CTX_set_ciphersuites failed", "INTERNAL");
+      }
+      o.SSL_CTX_set_psk_use_session_callback(ctx, pskUseSessionTrampoline());
+      o.SSL_CTX_set_psk_client_callback(ctx, pskClientTrampoline());
+    } else {
+      o.SSL_CTX_set_psk_find_session_callback(ctx, pskFindSessionTrampoline());
+      // Also what makes an OpenSSL 3.0 server without a certificate prefer SHA-256 suites in
+      // TLS 1.3 (ssl3_choose_cipher), so that clients with RFC 8446's default PSK hash succeed.
+      o.SSL_CTX_set_psk_server_callback(ctx, pskServerTrampoline());
+      if (
+        opts.pskIdentityHint !== undefined &&
+        o.SSL_CTX_use_psk_identity_hint(ctx, cString(opts.pskIdentityHint)) !== 1
+      ) {
+        fail("SSL_CTX_use_psk_identity_hint failed", "INTERNAL");
+      }
+    }
+    // SSL_OP_ALLOW_NO_DHE_KEX: clients also offer psk_ke, servers accept it.
+    if (opts.pskKeyExchange === "allow_psk_ke") {
+      o.SSL_CTX_set_options(ctx, SSL_OP.ALLOW_NO_DHE_KEX);
     }
   }
 

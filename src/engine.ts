@@ -24,6 +24,8 @@ import {
   SSL_ERROR,
   SSL_R,
   SSL_TLSEXT_ERR,
+  TLS_VERSION,
+  TLSEXT_TYPE_psk,
   TLSEXT_TYPE_server_name,
   X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS,
   X509_V,
@@ -50,13 +52,27 @@ import {
   type VerifyCertificateInfo,
 } from "./context.ts";
 import { Certificate, loadCertificates, loadPrivateKey, nameToDer, nameToString } from "./x509.ts";
+import {
+  hashNidOf,
+  newPskSession,
+  offeredIdentities,
+  presentIdentity,
+  type PskClientCallback,
+  type PskServerCallback,
+  resolveClientKey,
+  type ResolvedPsk,
+  resolveServerKey,
+  suitesWithHashOf,
+} from "./psk.ts";
 
 /** Options for {@link TlsEngine}. */
 export interface TlsEngineOptions {
   /**
    * Clients: the server's name. Sent as SNI and verified against the certificate. An IP address
    * literal is verified as an IP (`X509_VERIFY_PARAM_set1_ip_asc`) and sends no SNI. Required for
-   * clients unless verification is (unsafely) disabled.
+   * clients unless verification is (unsafely) disabled or the context has a `psk` (a server that
+   * then authenticates with a certificate instead of the PSK fails the handshake: its name cannot
+   * be checked).
    */
   servername?: string;
   /**
@@ -91,7 +107,9 @@ export function checkEngineOptions(
     if (role === "server") throw new TypeError("servername is for clients only");
   }
   const verifying = contextOptions.unsafelyDisableVerification !== true;
-  if (role === "client" && verifying && servername === undefined) {
+  if (
+    role === "client" && verifying && servername === undefined && contextOptions.psk === undefined
+  ) {
     throw new TypeError(
       "a client needs servername: it is the name the server's certificate is verified against",
     );
@@ -119,6 +137,12 @@ const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 
 function noCurrentCertificate(): never {
   throw new TlsError("INTERNAL", "OpenSSL called the verify callback without a certificate");
+}
+
+function describeIdentity(identity: string | Uint8Array): string {
+  return typeof identity === "string"
+    ? JSON.stringify(identity)
+    : `0x${Array.from(identity, (x) => x.toString(16).padStart(2, "0")).join("")}`;
 }
 
 /** Whether `name` is an IPv4 or IPv6 address literal (those are verified as IPs, without SNI). */
@@ -177,7 +201,27 @@ export class TlsEngine {
     onStatus: () => this.role === "client" ? this.#checkStaple() : this.#provideStaple(),
     onKeylog: (line) => this.#onKeylog(line),
     onInfo: (where, ret) => this.#onInfo(where, ret),
+    onPskUseSession: (md) => this.#onPskUseSession(md),
+    onPskFindSession: (identity) => this.#onPskFindSession(identity),
+    onPskClient: (hint, maxIdentity, maxKey) => this.#onPskClient(hint, maxIdentity, maxKey),
+    onPskServer: (identity, maxKey) => this.#onPskServer(identity, maxKey),
   };
+  /**
+   * Clients, TLS 1.3: the PSK offered in the ClientHello (`undefined`: not asked yet; `null`:
+   * none), and the identity bytes OpenSSL was pointed at: `OPENSSL_malloc`'d, owned here and
+   * freed once the handshake ends (the man page lets OpenSSL read them until then), never a JS
+   * buffer the GC could move or free.
+   */
+  #pskOffer: ResolvedPsk | null | undefined;
+  #pskIdentityMemory: NativeHandle | null = null;
+  /** TLS 1.2 (both sides) and TLS 1.3 servers: the PSK the callbacks handed to OpenSSL. */
+  #pskUsed: ResolvedPsk | null = null;
+  /** Servers: the user's answers per identity, for this handshake. */
+  #serverKeys = new Map<string, ResolvedPsk | null>();
+  /** Servers: the first identity the user did not know (for the error message). */
+  #pskUnknown: string | Uint8Array | undefined;
+  /** Clients with `psk` and no `servername`: the handshake must end up using the PSK. */
+  #pskRequired = false;
   #servername: string | undefined;
   #ssl: NativeHandle;
   #rbio: Pointer;
@@ -215,6 +259,8 @@ export class TlsEngine {
     const verifying = context.options.unsafelyDisableVerification !== true;
     this.role = context.role;
     this.#servername = servername;
+    this.#pskRequired = this.role === "client" && verifying && servername === undefined &&
+      context.options.psk !== undefined;
     this.#context = context;
 
     const o = openssl();
@@ -442,6 +488,16 @@ export class TlsEngine {
     if (r === 1) {
       this.#established = true;
       this.#callbacks.reset();
+      this.#pskIdentityMemory?.close(); // OpenSSL is done with the identity
+      if (this.#pskRequired && this.pskIdentity === null) {
+        throw this.#setFatal(
+          new TlsError(
+            "HANDSHAKE_FAILED",
+            "the server did not use the PSK and sent a certificate instead, whose name cannot " +
+              "be checked without servername: give servername to accept certificate servers too",
+          ),
+        );
+      }
       return DONE;
     }
     switch (e) {
@@ -613,9 +669,29 @@ export class TlsEngine {
     return this.#ocsp;
   }
 
-  /** Whether the session was resumed. */
+  /**
+   * Whether the session was resumed, as OpenSSL reports it (`SSL_session_reused`): true for a
+   * TLS 1.3 PSK handshake, which OpenSSL runs as a resumption of the PSK's session.
+   */
   get sessionReused(): boolean {
     return openssl().SSL_session_reused(this.#ssl.ptr) === 1;
+  }
+
+  /**
+   * The PSK identity the handshake used, or `null` when it used none (after the handshake).
+   * Clients: the identity sent and accepted, as given. Servers: the client's identity, as the
+   * `psk` function was given it (a string when printable UTF-8, else bytes).
+   */
+  get pskIdentity(): string | Uint8Array | null {
+    if (!this.#established || this.#closed) return null;
+    const tls13 = openssl().SSL_version(this.#ssl.ptr) === TLS_VERSION.TLS1_3_VERSION;
+    if (tls13) {
+      // A TLS 1.3 PSK handshake is a "resumption" of the PSK's session; nothing else resumes here.
+      if (!this.sessionReused) return null;
+      const used = this.role === "client" ? this.#pskOffer : this.#pskUsed;
+      return used?.shown ?? null;
+    }
+    return this.#pskUsed?.shown ?? null;
   }
 
   /** OpenSSL's verification result for the peer (`SSL_get_verify_result`; 0 = OK). */
@@ -836,6 +912,172 @@ export class TlsEngine {
     this.#context.options.onKeylog?.(line);
   }
 
+  // ---- PSK ------------------------------------------------------------------------------------
+
+  /** Raises `error` as this handshake's error (not CALLBACK_ERROR); returns the failure code. */
+  #reject(error: TlsError): void {
+    this.#ownErrors.add(error);
+    this.#callbacks.fail(error);
+  }
+
+  /** Clients: the user's key for `version` (`null`: none). */
+  #clientKey(hint: string | null, version: "TLSv1.3" | "TLSv1.2"): ResolvedPsk | null {
+    const option = this.#context.options.psk;
+    if (option === undefined) return null;
+    if (typeof option !== "function") return resolveClientKey(option, "psk");
+    const value = (option as PskClientCallback)(hint, Object.freeze({ version }));
+    if (value === null) return null;
+    if (typeof (value as { then?: unknown })?.then === "function") {
+      throw new TypeError("the psk function must return synchronously (not a Promise)");
+    }
+    return resolveClientKey(value, "psk()'s result");
+  }
+
+  /**
+   * TLS 1.3 clients, building the ClientHello (and again after a HelloRetryRequest, with the
+   * hash the server's suite needs in `md`). The user's function runs once per handshake.
+   */
+  #onPskUseSession(md: Pointer | null): { id: Pointer; idLength: number; session: Pointer } | null {
+    const o = openssl();
+    if (this.#pskOffer === undefined) this.#pskOffer = this.#clientKey(null, "TLSv1.3");
+    const psk = this.#pskOffer;
+    if (psk === null) return null;
+    if (md !== null) {
+      // The man page: after a HelloRetryRequest the PSK must match the hash of the suite the
+      // server chose; otherwise return success with *sess NULL (offer no PSK).
+      const type = o.EVP_MD_get_type ?? o.EVP_MD_type;
+      if (type === null || type(md) !== hashNidOf(psk.cipherSuite)) return null;
+    }
+    if (this.#pskIdentityMemory === null) {
+      const p = o.OPENSSL_malloc(psk.identity.length);
+      if (p === null) throw new TlsError("INTERNAL", "out of memory");
+      this.#pskIdentityMemory = new NativeHandle("PSK_IDENTITY", p, (q) => o.OPENSSL_free(q));
+      o.backend.writeBytes(p, 0, psk.identity);
+    }
+    // A new SSL_SESSION per call: OpenSSL takes ownership of each one it is given.
+    const session = newPskSession(this.#ssl.ptr, psk);
+    return {
+      id: this.#pskIdentityMemory.ptr,
+      idLength: psk.identity.length,
+      session: session.release(),
+    };
+  }
+
+  /** TLS 1.2 clients, building the ClientKeyExchange with the server's identity hint. */
+  #onPskClient(
+    hint: string | null,
+    maxIdentity: number,
+    maxKey: number,
+  ): { identity: Uint8Array; key: Uint8Array } | null {
+    // OpenSSL 3.0 also calls this in TLS 1.3 when the use_session callback offered no PSK (to
+    // try its SHA-256 fallback): decline, the user already answered for TLS 1.3.
+    if (openssl().SSL_version(this.#ssl.ptr) === TLS_VERSION.TLS1_3_VERSION) return null;
+    const psk = this.#clientKey(hint, "TLSv1.2");
+    if (psk === null) {
+      // OpenSSL then fails with handshake_failure; our error says why.
+      this.#reject(
+        new TlsError(
+          "HANDSHAKE_FAILED",
+          `the server chose a TLS 1.2 PSK cipher suite (identity hint ${
+            JSON.stringify(hint)
+          }) and the psk function returned null`,
+        ),
+      );
+      return null;
+    }
+    if (psk.identity.includes(0)) {
+      throw new TypeError("a TLS 1.2 PSK identity cannot contain NUL bytes (it is a C string)");
+    }
+    if (psk.identity.length > maxIdentity) {
+      throw new RangeError(
+        `the PSK identity is ${psk.identity.length} bytes; OpenSSL has room for ${maxIdentity}`,
+      );
+    }
+    if (psk.key.length > maxKey) {
+      throw new RangeError(`the PSK is ${psk.key.length} bytes; OpenSSL has room for ${maxKey}`);
+    }
+    this.#pskUsed = psk;
+    return { identity: psk.identity, key: psk.key };
+  }
+
+  /**
+   * Servers: the user's key for `identity` (`null`: unknown). Asked once per identity and
+   * version per handshake (the ClientHello callback and find_session share the answer).
+   */
+  #serverKey(identity: Uint8Array, version: "TLSv1.3" | "TLSv1.2"): ResolvedPsk | null {
+    const handler = this.#context.options.psk as PskServerCallback | undefined;
+    if (handler === undefined) return null;
+    const cacheKey = `${version}:${identity.join(",")}`;
+    const known = this.#serverKeys.get(cacheKey);
+    if (known !== undefined) return known;
+    const shown = presentIdentity(identity);
+    const psk = resolveServerKey(handler(shown, Object.freeze({ version })), identity, shown);
+    this.#serverKeys.set(cacheKey, psk);
+    if (psk === null) this.#pskUnknown ??= shown;
+    return psk;
+  }
+
+  /**
+   * Servers, in the ClientHello callback: OpenSSL 3.0 picks the TLS 1.3 suite before it looks at
+   * the PSKs, then ignores a PSK whose hash differs from the suite's (and a server without a
+   * certificate prefers SHA-256 suites). So look at the offered identities first, and restrict
+   * this connection's TLS 1.3 suites to those with the hash of the first known one.
+   */
+  #steerPskSuites(): void {
+    if (this.#context.options.maxVersion === "TLSv1.2") return;
+    const o = openssl();
+    const outPtr = new BigUint64Array(1);
+    const outLen = new BigUint64Array(1);
+    if (o.SSL_client_hello_get0_ext(this.#ssl.ptr, TLSEXT_TYPE_psk, outPtr, outLen) !== 1) return;
+    const p = o.backend.fromAddress(outPtr[0]!);
+    const length = Number(outLen[0]);
+    if (p === null || length === 0) return;
+    for (const identity of offeredIdentities(o.backend.readBytes(p, 0, length))) {
+      const psk = this.#serverKey(identity, "TLSv1.3");
+      if (psk === null) continue;
+      if (o.SSL_set_ciphersuites(this.#ssl.ptr, cString(suitesWithHashOf(psk.cipherSuite))) !== 1) {
+        throw new TlsError("INTERNAL", "SSL_set_ciphersuites failed", {
+          openssl: drainErrorQueue(),
+        });
+      }
+      return;
+    }
+  }
+
+  /** TLS 1.3 servers, once per identity the client offers. */
+  #onPskFindSession(identity: Uint8Array): Pointer | null {
+    const psk = this.#serverKey(identity, "TLSv1.3");
+    if (psk === null) return null; // unknown: OpenSSL ignores this PSK and goes on
+    const session = newPskSession(this.#ssl.ptr, psk);
+    // OpenSSL stops at the first identity it can use: the last one accepted here is it (and
+    // pskIdentity reports it only if the handshake did use a PSK).
+    this.#pskUsed = psk;
+    return session.release();
+  }
+
+  /** TLS 1.2 servers, with the client's identity. */
+  #onPskServer(identity: Uint8Array, maxKey: number): Uint8Array | null {
+    // OpenSSL 3.0 also calls this in TLS 1.3 for identities the find_session callback did not
+    // know: decline, the user already answered.
+    if (openssl().SSL_version(this.#ssl.ptr) === TLS_VERSION.TLS1_3_VERSION) return null;
+    const psk = this.#serverKey(identity, "TLSv1.2");
+    if (psk === null) {
+      this.#reject(
+        new TlsError(
+          "HANDSHAKE_FAILED",
+          `unknown PSK identity ${describeIdentity(presentIdentity(identity))} (the client ` +
+            "was sent alert unknown_psk_identity, 115)",
+        ),
+      );
+      return null;
+    }
+    if (psk.key.length > maxKey) {
+      throw new RangeError(`the PSK is ${psk.key.length} bytes; OpenSSL has room for ${maxKey}`);
+    }
+    this.#pskUsed = psk;
+    return psk.key;
+  }
+
   #onInfo(where: number, ret: number): void {
     const handler = this.#context.options.onHandshakeEvent;
     if (handler === undefined) return;
@@ -874,8 +1116,10 @@ export class TlsEngine {
   }
 
   #onClientHello(): number {
+    if (this.role !== "server") return SSL_CLIENT_HELLO.SUCCESS;
+    if (this.#context.options.psk !== undefined) this.#steerPskSuites();
     const handler = this.#context.options.onServerName;
-    if (handler === undefined || this.role !== "server") return SSL_CLIENT_HELLO.SUCCESS;
+    if (handler === undefined) return SSL_CLIENT_HELLO.SUCCESS;
     const name = this.#clientHelloServerName();
     if (name === undefined) return SSL_CLIENT_HELLO.SUCCESS;
     // Also called again for the second ClientHello after a HelloRetryRequest: same answer.
@@ -1101,13 +1345,19 @@ export class TlsEngine {
     const why = last !== undefined
       ? (last.reasonText || last.text)
       : `SSL_get_error ${sslError} with an empty error queue`;
-    return new TlsError(code, `TLS ${phase} failed: ${why}`, base);
+    // A TLS 1.3 server ignores an unknown PSK and goes on without it: say so, OpenSSL's reason
+    // is about what failed next (e.g. "no suitable signature algorithm" without a certificate).
+    const psk = this.#pskUnknown !== undefined && phase === "handshake"
+      ? ` (the client's PSK identity ${describeIdentity(this.#pskUnknown)} is unknown)`
+      : "";
+    return new TlsError(code, `TLS ${phase} failed: ${why}${psk}`, base);
   }
 
   #free(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#ssl.close(); // unregisters, then SSL_free, which also frees both BIOs
+    this.#pskIdentityMemory?.close(); // after SSL_free: nothing can read it any more
     this.#lent = null; // OpenSSL is gone: nothing reads the lent bytes any more
   }
 

@@ -17,6 +17,7 @@ import { TlsError } from "./errors.ts";
 import { clearErrorQueue, drainErrorQueue } from "./error_queue.ts";
 import { NativeHandle } from "./ownership.ts";
 import {
+  ERR_LIB_OCSP,
   NID_tlsfeature,
   OCSP_RESPONSE_STATUS,
   openssl,
@@ -145,11 +146,14 @@ export function verifyOcspResponse(
       const verified = o.OCSP_basic_verify(basicPtr, untrusted, store, 0);
       if (verified !== 1) {
         const entries = drainErrorQueue();
-        const last = entries[entries.length - 1];
+        // OpenSSL retries verification in other ways after the first failure, so the last entry
+        // is often a follow-up ("root ca not trusted"); the OCSP library's own entry says why
+        // (e.g. "missing ocspsigning usage").
+        const why = entries.find((e) => e.library === ERR_LIB_OCSP) ?? entries[entries.length - 1];
         throw new TlsError(
           "OCSP_INVALID",
           `the OCSP response is not acceptable: its signature or signer is not trusted (${
-            last?.reasonText || last?.text || "OCSP_basic_verify failed"
+            why?.reasonText || why?.text || "OCSP_basic_verify failed"
           })`,
           { openssl: entries },
         );

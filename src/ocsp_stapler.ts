@@ -130,6 +130,9 @@ export class OcspStapler {
   #closed = false;
 
   /**
+   * Reads the certificate, its issuer and its responder's URL; does not fetch yet (see
+   * {@link start} and {@link refresh}).
+   *
    * @throws {TypeError} for bad options, or when the certificate names no OCSP responder and no
    * `responderUrl` is given, or no issuer can be found.
    */

@@ -18,7 +18,9 @@ export type NativeKind =
   | "X509_STORE"
   | "OCSP_RESPONSE"
   | "OCSP_BASICRESP"
-  | "OCSP_CERTID";
+  | "OCSP_CERTID"
+  | "SSL_SESSION"
+  | "PSK_IDENTITY";
 
 const live = new Map<NativeKind, number>();
 let finalizedCount = 0;

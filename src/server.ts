@@ -16,6 +16,7 @@ import { Connection } from "./connection.ts";
 import { Deadline } from "./deadline.ts";
 import { listenTcp } from "./net/tcp.ts";
 import type { ByteStream, NetAddr, TcpListener } from "./net/stream.ts";
+import type { PskServerCallback } from "./psk.ts";
 
 /** The default for {@link TlsServerOptions.handshakeTimeout}: 30 seconds. */
 export const DEFAULT_SERVER_HANDSHAKE_TIMEOUT = 30_000;
@@ -46,7 +47,18 @@ export interface TlsServerOptions extends
     | "onHandshakeEvent"
     | "onKeylog"
     | "ocspStaple"
+    | "pskIdentityHint"
+    | "pskKeyExchange"
   > {
+  /**
+   * Pre-shared keys: called with each identity a client offers (a string when it is printable
+   * UTF-8, else the bytes); returns its key (`Uint8Array` or `{ key, cipherSuite? }`), or `null`
+   * for an unknown identity (TLS 1.2: alert unknown_psk_identity, 115; TLS 1.3: the PSK is
+   * ignored and the certificate, if any, is used). Synchronous. With `psk`, `cert` and `key` are
+   * optional (a PSK-only server); with both, PSK and certificate clients are served alike.
+   * `conn.pskIdentity` names the identity a connection used.
+   */
+  psk?: PskServerCallback;
   /**
    * Milliseconds a client has to complete its handshake. Default 30,000. `Infinity`: no limit
    * (a client that connects and sends nothing then holds its slot until it disconnects).
@@ -102,6 +114,9 @@ const CONTEXT_KEYS = [
   "onHandshakeEvent",
   "onKeylog",
   "ocspStaple",
+  "psk",
+  "pskIdentityHint",
+  "pskKeyExchange",
 ] as const;
 
 /** A server context for `options`, validated before any I/O. @internal */
@@ -111,6 +126,12 @@ export function prepareServer(
 ): { context: TlsContext; owned: boolean; timeout: number } {
   if (typeof options !== "object" || options === null) {
     throw new TypeError("options must be an object");
+  }
+  // Plain JavaScript callers get no type error for a client option here: say so, not ignore it.
+  for (const k of ["ocsp", "servername", "onClientCertificate", "unsafelyDisableVerification"]) {
+    if ((options as Record<string, unknown>)[k] !== undefined) {
+      throw new TypeError(`${k} is a client option (connect(), startTls)`);
+    }
   }
   const timeout = options.handshakeTimeout ?? DEFAULT_SERVER_HANDSHAKE_TIMEOUT;
   if (typeof timeout !== "number" || Number.isNaN(timeout) || timeout <= 0) {
@@ -127,8 +148,8 @@ export function prepareServer(
   }
   const contextOptions: Record<string, unknown> = {};
   for (const k of CONTEXT_KEYS) if (options[k] !== undefined) contextOptions[k] = options[k];
-  if (options.cert === undefined || options.key === undefined) {
-    throw new TypeError("a server needs cert and key (or a server context)");
+  if ((options.cert === undefined || options.key === undefined) && options.psk === undefined) {
+    throw new TypeError("a server needs cert and key (or psk, or a server context)");
   }
   if (!share) {
     return {

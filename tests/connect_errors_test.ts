@@ -436,6 +436,15 @@ test("bad arguments are TypeError / RangeError, before any I/O", async () => {
   await assert.rejects(c({ hostname: "localhost", port: 443, signal: "stop" }), TypeError);
   await assert.rejects(c({ hostname: "localhost", port: 443, alpnProtocols: "h2" }), TypeError);
   await assert.rejects(c({ hostname: "localhost", port: 443, caCerts: ["junk"] }), TlsError);
+  // Server options are refused, not silently ignored.
+  await assert.rejects(c({ hostname: "localhost", port: 443, ocspStaple: new Uint8Array(1) }), {
+    name: "TypeError",
+    message: /server option/,
+  });
+  await assert.rejects(c({ hostname: "localhost", port: 443, requestClientCert: "require" }), {
+    name: "TypeError",
+    message: /server option/,
+  });
   const { startTls } = await import("../mod.ts");
   // deno-lint-ignore no-explicit-any
   await assert.rejects(startTls({} as any, { hostname: "x" }), TypeError);

@@ -12,8 +12,8 @@ import {
   Certificate,
   clearContextCache,
   connect,
-  type ConnectOptions,
   type Connection,
+  type ConnectOptions,
   DEFAULT_OCSP_LEEWAY_SECONDS,
   liveNativeObjects,
   type OcspMode,
@@ -206,53 +206,52 @@ test("revoked: CERT_REVOKED with error.ocsp (time, keyCompromise); s_server gets
 });
 
 /** Each invalid staple: the response file, the leaf s_server presents, the message expected. */
-const INVALID_STAPLES: { name: string; file: OcspResponseFile; leaf: ServerLeaf; why: RegExp }[] =
-  [
-    {
-      name: "delegated responder without OCSPSigning",
-      file: responses.goodByResponderWithoutEku,
-      leaf: pki.server,
-      // OpenSSL's last word here is "root ca not trusted" (the chain's root is not trusted for
-      // OCSP signing), not "missing ocspsigning usage".
-      why: /signature or signer is not trusted/,
-    },
-    {
-      name: "unknown",
-      file: responses.unknown,
-      leaf: fx.unknownServer,
-      why: /does not know/,
-    },
-    {
-      name: "stale",
-      file: responses.stale,
-      leaf: pki.server,
-      why: /validity window/,
-    },
-    {
-      name: "future-dated",
-      file: responses.futureDated,
-      leaf: pki.server,
-      why: /validity window/,
-    },
-    {
-      name: "unrelated signer",
-      file: responses.unrelatedSigner,
-      leaf: pki.server,
-      why: /signature or signer is not trusted/,
-    },
-    {
-      name: "for another certificate (wrongCert)",
-      file: responses.wrongCert,
-      leaf: pki.server,
-      why: /no entry for this certificate/,
-    },
-    {
-      name: "tryLater",
-      file: responses.tryLater,
-      leaf: pki.server,
-      why: /tryLater/,
-    },
-  ];
+const INVALID_STAPLES: { name: string; file: OcspResponseFile; leaf: ServerLeaf; why: RegExp }[] = [
+  {
+    name: "delegated responder without OCSPSigning",
+    file: responses.goodByResponderWithoutEku,
+    leaf: pki.server,
+    // OpenSSL's last word here is "root ca not trusted" (the chain's root is not trusted for
+    // OCSP signing), not "missing ocspsigning usage".
+    why: /signature or signer is not trusted/,
+  },
+  {
+    name: "unknown",
+    file: responses.unknown,
+    leaf: fx.unknownServer,
+    why: /does not know/,
+  },
+  {
+    name: "stale",
+    file: responses.stale,
+    leaf: pki.server,
+    why: /validity window/,
+  },
+  {
+    name: "future-dated",
+    file: responses.futureDated,
+    leaf: pki.server,
+    why: /validity window/,
+  },
+  {
+    name: "unrelated signer",
+    file: responses.unrelatedSigner,
+    leaf: pki.server,
+    why: /signature or signer is not trusted/,
+  },
+  {
+    name: "for another certificate (wrongCert)",
+    file: responses.wrongCert,
+    leaf: pki.server,
+    why: /no entry for this certificate/,
+  },
+  {
+    name: "tryLater",
+    file: responses.tryLater,
+    leaf: pki.server,
+    why: /tryLater/,
+  },
+];
 
 for (const { name, file, leaf, why } of INVALID_STAPLES) {
   test(`invalid staple, ${name}: OCSP_INVALID (${why.source}); s_server gets alert 113`, async () => {
@@ -294,7 +293,10 @@ test("no staple: request -> success (ocspResponse null); require -> OCSP_INVALID
         mode: "request",
       }];
       for (const ocsp of modes) {
-        await using conn = await open(server, { maxVersion, ...(ocsp === undefined ? {} : { ocsp }) });
+        await using conn = await open(server, {
+          maxVersion,
+          ...(ocsp === undefined ? {} : { ocsp }),
+        });
         assert.equal(conn.protocol, maxVersion);
         assert.equal(conn.ocspResponse, null);
       }
@@ -716,9 +718,7 @@ test("parseOcspResponse: 3,000 calls (valid and invalid) leave no native object 
   const certificate = pki.server.cert;
   for (let i = 0; i < 1_000; i++) {
     parseOcspResponse(responses.good.der, { certificate, issuer });
-    assert.throws(() =>
-      parseOcspResponse(responses.unrelatedSigner.der, { certificate, issuer })
-    );
+    assert.throws(() => parseOcspResponse(responses.unrelatedSigner.der, { certificate, issuer }));
     assert.throws(() => parseOcspResponse(responses.truncated.der, { certificate, issuer }));
   }
   assert.equal(liveNativeObjects().total, 0, JSON.stringify(liveNativeObjects().byKind));

@@ -192,6 +192,9 @@ test("listen: bad options are TypeErrors/RangeErrors before any socket exists", 
     /for servers only/,
   );
   assert.throws(() => new TlsContext("client", { requestClientCert: "require" }), TypeError);
+  // Options of the other side are refused, not silently ignored (plain JavaScript callers).
+  assert.throws(() => listen(serverOptions({ ocsp: "require" } as never)), /client option/);
+  assert.throws(() => listen(serverOptions({ servername: "x" } as never)), /client option/);
   const aborted = AbortSignal.abort();
   assert.throws(
     () => listen(serverOptions({ signal: aborted })),
