@@ -203,9 +203,10 @@ export class Connection {
     const engine = this.#engine;
     let bytes: Uint8Array | null;
     let pooled: Uint8Array | null = null;
-    if (this.#stream.releasesWrites === true) {
-      const n = engine.pendingOutgoing; // 0 once closed
-      if (n <= 0) return this.#sendChain;
+    const releases = this.#stream.releasesWrites;
+    const n = releases === undefined || releases === false ? 0 : engine.pendingOutgoing;
+    if (releases === true || (typeof releases === "number" && n >= releases)) {
+      if (n <= 0) return this.#sendChain; // 0 once closed
       if (n <= POOLED_SEND_SIZE) {
         pooled = sendPool.pop() ?? new Uint8Array(POOLED_SEND_SIZE);
         bytes = pooled.subarray(0, engine.outgoingInto(pooled));

@@ -506,3 +506,48 @@ test(`listen on ${runtime}: the listener's addr matches the bound IPv6 address`,
   }
   finish();
 });
+
+test("listen: 64 MiB sent by the server in large writes arrive byte-exact (SHA-256)", async () => {
+  const { createHash } = await import("node:crypto");
+  const total = 64 * 1024 * 1024;
+  const chunk = 256 * 1024;
+  const sent = createHash("sha256");
+  const server = listen(serverOptions());
+  const serving = (async () => {
+    const conn = await server.accept();
+    try {
+      // A new pattern per write: a buffer reused too early would show up as a wrong hash.
+      for (let off = 0, i = 0; off < total; off += chunk, i++) {
+        const data = new Uint8Array(chunk);
+        for (let k = 0; k < chunk; k += 4096) data.fill((i * 7 + k / 4096) & 0xff, k, k + 4096);
+        sent.update(data);
+        await conn.write(data);
+      }
+      await conn.closeWrite();
+    } finally {
+      conn.close();
+    }
+  })();
+  try {
+    const conn = await connect(clientOptions(server.addr.port));
+    // Read late and slowly at first: the server's writes back up in the socket and the runtime's
+    // own write queue, where a buffer reused too early would be overwritten.
+    await delay(300);
+    const received = createHash("sha256");
+    const buf = new Uint8Array(200 * 1024);
+    let n: number | null;
+    let count = 0;
+    while ((n = await conn.read(buf)) !== null) {
+      received.update(buf.subarray(0, n));
+      count += n;
+      if (count < 4 * 1024 * 1024) await delay(1);
+    }
+    conn.close();
+    await serving;
+    assert.equal(count, total);
+    assert.equal(received.digest("hex"), sent.digest("hex"));
+  } finally {
+    server.close();
+  }
+  finish();
+}, { timeout: 60_000 });

@@ -38,9 +38,10 @@ export interface ByteStream {
   /**
    * True when the stream no longer references `data` once {@link write} has settled (Deno's
    * `conn.write` completes its op first), so the caller may reuse the buffer from then on.
-   * Absent or false: never reuse it (node:net resolves while it still holds the buffer).
+   * A number: the same, for writes of at least that many bytes only. Absent or false: never
+   * reuse it (node:net resolves while it still holds the buffer).
    */
-  readonly releasesWrites?: boolean;
+  readonly releasesWrites?: boolean | number;
   /** Half-closes the sending side (TCP FIN). */
   closeWrite(): Promise<void>;
   /** Closes both directions at once and fails pending operations. Idempotent. */
