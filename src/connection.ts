@@ -252,7 +252,15 @@ export class Connection {
       }
       this.#assertOpen();
       if (chunk === null) this.#engine.receiveEof();
-      else this.#engine.receive(chunk); // copied into the BIO: the chunk is not kept
+      else if (
+        this.#stream.chunksStayIntact === true && this.#info !== null &&
+        chunk.length >= LEND_MIN_SIZE
+      ) {
+        // Nobody writes to the chunk again: OpenSSL may read it in place (see LEND_MIN_SIZE).
+        this.#engine.receiveLent(chunk);
+      } else {
+        this.#engine.receive(chunk); // copied into the BIO: the chunk is not kept
+      }
       return chunk !== null;
     }
     // A connection without a buffer of its own borrows one from the pool for this read.

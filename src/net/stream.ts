@@ -30,6 +30,12 @@ export interface ByteStream {
    */
   readChunk?(): Promise<Uint8Array | null>;
   /**
+   * True when nobody writes to a chunk from {@link readChunk} once it was returned (node:net's
+   * 'data' Buffers are fresh per event), so the connection may lend it to OpenSSL instead of
+   * copying it. Web-stream producers give no such promise.
+   */
+  readonly chunksStayIntact?: boolean;
+  /**
    * Writes all of `data`; resolves when the stream accepted it (backpressure). The caller must
    * not reuse `data` afterwards (node:net keeps a reference until it is flushed), unless
    * {@link releasesWrites} says the stream is done with it once this settles.

@@ -39,6 +39,8 @@ class NodeTcpStream implements ByteStream {
   readonly localAddr: NetAddr | null;
   readonly remoteAddr: NetAddr | null;
   readonly releasesWrites = RELEASE_AFTER_FLUSH;
+  /** node:net hands out a fresh Buffer per 'data' event and never writes to it again. */
+  readonly chunksStayIntact = true;
 
   constructor(socket: net.Socket) {
     this.#socket = socket;
