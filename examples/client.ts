@@ -5,12 +5,15 @@
  *   deno run --allow-all examples/client.ts                 # the embedded demo (see below)
  *   deno run --allow-all examples/client.ts https://example.com/
  *   deno run --allow-all examples/client.ts localhost:8443 --ca ca.pem --alpn h2,http/1.1
+ *   deno run --allow-all examples/client.ts 127.0.0.1:4433 --psk 1a2b... --psk-identity dev-17
  *   bun examples/client.ts ...                              # the same on Bun
  *
  * Flags: --ca FILE (repeatable), --servername NAME, --alpn LIST, --cert FILE --key FILE [--pass P],
  * --identity DIR (pick a client identity by the server's acceptable CAs), --trace, --keylog FILE,
  * --pin SHA256, --tls1.2 / --tls1.3 (only that version), --insecure (no verification: UNSAFE),
- * --ocsp request|require|off (OCSP stapling; default request), --request TEXT, --timeout MS.
+ * --ocsp request|require|off (OCSP stapling; default request), --psk HEX --psk-identity ID (a
+ * pre-shared key instead of certificates), --request TEXT, --timeout MS. Exit codes: 0 done, 1
+ * error (TLS, network, unreadable file), 2 usage.
  *
  * The report includes the server's OCSP staple (verified by the library): its status and validity
  * window, or "no OCSP staple". A staple saying "revoked" fails the connection with CERT_REVOKED,
@@ -21,7 +24,9 @@
  * staples a "good" OCSP response (made with `openssl ocsp` from the demo's index), connects to it
  * with two identities (the callback picks the one the server accepts) and `ocsp: "require"`,
  * prints the full report; then connects to a second s_server whose certificate is revoked
- * (keyCompromise) and staples so, and shows the refusal. Cleans up, even on error or Ctrl-C.
+ * (keyCompromise) and staples so, and shows the refusal; last, connects with a pre-shared key to
+ * a third s_server that has no certificate at all (`-nocert -psk`, TLS 1.3). Cleans up, even on
+ * error or Ctrl-C.
  *
  * @module
  */
@@ -64,10 +69,36 @@ const USAGE = `usage: client.ts [host:port | https://host[:port]/path] [flags]
   --insecure         do not verify the server (UNSAFE)
   --ocsp MODE        OCSP stapling: request (default: ask, verify a staple if one comes),
                      require (fail without a valid staple), off (do not ask)
+  --psk HEX --psk-identity ID
+                     authenticate with this pre-shared key (hex, e.g. from openssl rand -hex 32)
+                     and identity: no certificates needed (TLS 1.3 external PSK; TLS 1.2 PSK
+                     suites with --tls1.2). A server with a certificate is still verified
   --request TEXT     send TEXT instead of an HTTP GET (\\r\\n escapes allowed)
   --timeout MS       handshake timeout (default 30000)
-With no arguments: a self-contained demo against a local openssl s_server (client certificate
-selection, a good OCSP staple, a revoked one refused).`;
+With no arguments: a self-contained demo against local openssl s_servers (client certificate
+selection, a good OCSP staple, a revoked one refused, a certificate-less PSK server).
+Exit codes: 0 done, 1 error, 2 usage.`;
+
+/** A command-line mistake: exit code 2. */
+class UsageError extends Error {}
+
+/** `HEX` as bytes; a {@link UsageError} naming `flag` unless it is an even number of hex digits. */
+function parseHex(flag: string, text: string): Uint8Array {
+  if (!/^(?:[0-9a-fA-F]{2})+$/.test(text)) {
+    throw new UsageError(
+      `${flag} takes the key in hex: an even number of the digits 0-9 a-f, got ${
+        JSON.stringify(text.length > 20 ? `${text.slice(0, 20)}...` : text)
+      }`,
+    );
+  }
+  return Uint8Array.from(text.match(/../g)!, (h) => parseInt(h, 16));
+}
+
+/** A PSK identity as printed: a string as it is, bytes as `#` + hex (the GnuTLS file form). */
+function showIdentity(identity: string | Uint8Array): string {
+  if (typeof identity === "string") return identity;
+  return `#${Array.from(identity, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
 
 interface Target {
   hostname: string;
@@ -87,7 +118,7 @@ function parseTarget(arg: string): Target {
   }
   const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(arg);
   if (m === null) {
-    throw new Error(`cannot parse ${JSON.stringify(arg)}: use host:port or https://...`);
+    throw new UsageError(`cannot parse ${JSON.stringify(arg)}: use host:port or https://...`);
   }
   return { hostname: m[1]!, port: Number(m[2]), path: "/" };
 }
@@ -119,11 +150,13 @@ function parseArgs(args: string[]): Parsed {
   let pin: string | null = null;
   let certFile: string | undefined;
   let keyFile: string | undefined;
+  let pskKey: Uint8Array | undefined;
+  let pskIdentity: string | undefined;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     const value = () => {
       const v = args[++i];
-      if (v === undefined) throw new Error(`${arg} needs a value`);
+      if (v === undefined) throw new UsageError(`${arg} needs a value`);
       return v;
     };
     switch (arg) {
@@ -162,7 +195,7 @@ function parseArgs(args: string[]): Parsed {
         break;
       case "--pin":
         pin = value().replaceAll(":", "").toUpperCase();
-        if (!/^[0-9A-F]{64}$/.test(pin)) throw new Error("--pin takes a SHA-256 fingerprint");
+        if (!/^[0-9A-F]{64}$/.test(pin)) throw new UsageError("--pin takes a SHA-256 fingerprint");
         break;
       case "--insecure":
         options.unsafelyDisableVerification = true;
@@ -170,13 +203,27 @@ function parseArgs(args: string[]): Parsed {
       case "--request":
         request = value().replaceAll("\\r", "\r").replaceAll("\\n", "\n");
         break;
+      case "--psk":
+        pskKey = parseHex(arg, value());
+        if (pskKey.length > 512) {
+          throw new UsageError(`--psk is ${pskKey.length} bytes; OpenSSL takes at most 512`);
+        }
+        break;
+      case "--psk-identity": {
+        pskIdentity = value();
+        const length = new TextEncoder().encode(pskIdentity).length;
+        if (length === 0 || length > 256) {
+          throw new UsageError(`--psk-identity takes 1 to 256 bytes, got ${length}`);
+        }
+        break;
+      }
       case "--timeout":
         options.handshakeTimeout = Number(value());
         break;
       case "--ocsp": {
         const mode = value();
         if (mode !== "request" && mode !== "require" && mode !== "off") {
-          throw new Error(`--ocsp takes request, require or off, got ${mode}`);
+          throw new UsageError(`--ocsp takes request, require or off, got ${mode}`);
         }
         options.ocsp = mode satisfies OcspMode;
         break;
@@ -187,13 +234,21 @@ function parseArgs(args: string[]): Parsed {
         process.exit(0);
         break;
       default:
-        if (arg.startsWith("-") || target !== null) throw new Error(`unexpected ${arg}\n${USAGE}`);
+        if (arg.startsWith("-") || target !== null) {
+          throw new UsageError(`unexpected ${arg}\n${USAGE}`);
+        }
         target = parseTarget(arg);
     }
   }
   if (ca.length > 0) options.caCerts = ca;
   if ((certFile === undefined) !== (keyFile === undefined)) {
-    throw new Error("--cert and --key go together");
+    throw new UsageError("--cert and --key go together");
+  }
+  if ((pskKey === undefined) !== (pskIdentity === undefined)) {
+    throw new UsageError("--psk HEX and --psk-identity ID go together");
+  }
+  if (pskKey !== undefined && pskIdentity !== undefined) {
+    options.psk = { identity: pskIdentity, key: pskKey };
   }
   if (certFile !== undefined && keyFile !== undefined) {
     options.cert = readFileSync(certFile, "utf8");
@@ -323,6 +378,16 @@ async function run(target: Target, parsed: Parsed): Promise<void> {
   console.log(`  protocol      ${conn.protocol}`);
   console.log(`  cipher        ${conn.cipher}`);
   console.log(`  ALPN          ${conn.alpnProtocol ?? "(none)"}`);
+  const psk = conn.pskIdentity;
+  if (psk !== null) {
+    console.log(`  PSK identity  ${showIdentity(psk)}`);
+  } else if (parsed.options.psk !== undefined) {
+    console.log("  PSK identity  (not used: the server authenticated with its certificate)");
+  }
+  const note = psk !== null && conn.protocol === "TLSv1.3"
+    ? " (OpenSSL counts a TLS 1.3 external PSK handshake as one)"
+    : "";
+  console.log(`  sessionReused ${conn.sessionReused}${note}`);
   const ocsp = conn.ocspResponse;
   if (ocsp === null) {
     const off = parsed.options.ocsp === "off";
@@ -333,7 +398,9 @@ async function run(target: Target, parsed: Parsed): Promise<void> {
     for (const line of rest) console.log(`                ${line}`);
   }
   const chain = conn.peerCertificateChain;
-  if (chain.length === 0) {
+  if (chain.length === 0 && psk !== null && conn.peerCertificate === null) {
+    console.log("  server        authenticated by the pre-shared key (no certificate)");
+  } else if (chain.length === 0) {
     console.log("  chain         (not verified: --insecure)");
     const leaf = conn.peerCertificate;
     if (leaf !== null) console.log(`  server cert   ${leaf.subject}`);
@@ -644,13 +711,38 @@ async function demo(): Promise<void> {
         options: { caCerts: [ca] }, // ocsp: "request", the default, suffices
         request: "GET / HTTP/1.0\r\n\r\n",
       });
+      throw new Error("the revoked certificate was accepted");
     } catch (error) {
       if (!(error instanceof TlsError) || error.code !== "CERT_REVOKED") throw error;
       console.log("refused, as it should be:");
       for (const line of describeError(error)) console.log(`  ${line}`);
-      return;
     }
-    throw new Error("the revoked certificate was accepted");
+
+    console.log();
+    // No certificates at all: a TLS 1.3 external PSK, a fresh random one, known to both sides.
+    const identity = "demo-device";
+    const key = crypto.getRandomValues(new Uint8Array(32));
+    const hex = Array.from(key, (b) => b.toString(16).padStart(2, "0")).join("");
+    const pskPort = await startServer(
+      ["-nocert", "-psk", hex, "-psk_identity", identity, "-rev"],
+      (s) => servers.push(s),
+    );
+    console.log(`started a third openssl s_server on 127.0.0.1:${pskPort}: no certificate, a PSK`);
+    console.log(
+      `  openssl s_server -nocert -psk ${hex.slice(0, 8)}... -psk_identity ${identity} -rev`,
+    );
+    console.log(
+      `we connect with the same key, as client.ts 127.0.0.1:${pskPort} --psk ${
+        hex.slice(0, 8)
+      }... ` +
+        `--psk-identity ${identity} does (-rev sends lines back reversed)`,
+    );
+    await run({ hostname: "127.0.0.1", port: pskPort, path: "/" }, {
+      target: null,
+      ...NO_FLAGS,
+      options: { psk: { identity, key } },
+      request: "hello over a pre-shared key\nCLOSE\n", // CLOSE: -rev's way to end the session
+    });
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
@@ -660,15 +752,24 @@ async function demo(): Promise<void> {
 
 // ---- main -----------------------------------------------------------------------------------
 
+let parsed: Parsed | null = null;
 try {
-  const parsed = parseArgs(process.argv.slice(2));
+  parsed = parseArgs(process.argv.slice(2));
   if (parsed.target === null) await demo();
   else await run(parsed.target, parsed);
 } catch (error) {
   if (error instanceof TlsError) {
     for (const line of describeError(error)) console.error(line);
+    const psk = parsed?.options.psk;
+    if (psk !== undefined && typeof psk !== "function" && error.code !== "NETWORK_ERROR") {
+      console.error(
+        `  (--psk: does the server know the identity ${
+          JSON.stringify(showIdentity(psk.identity))
+        } with this key, and a PSK cipher suite for TLS 1.2?)`,
+      );
+    }
   } else {
     console.error(error instanceof Error ? error.message : String(error));
   }
-  process.exitCode = 1;
+  process.exitCode = error instanceof UsageError ? 2 : 1;
 }

@@ -7,13 +7,23 @@
  *   deno run --allow-all examples/server.ts --cert chain.pem --key server.key
  *   deno run --allow-all examples/server.ts --cert c.pem --key k.pem --ca clients.pem \
  *     --require-client-cert --alpn http/1.1 --sni other.example=other.pem,other.key
+ *   deno run --allow-all examples/server.ts --psk-file keys.psk  # PSK only, no certificate
  *   bun examples/server.ts ...                                    # the same on Bun
  *
  * Flags: --port N (default 8443; 0 picks a free one), --hostname H (default 127.0.0.1),
  * --cert FILE --key FILE [--pass PASSPHRASE], --ca FILE (client CAs), --request-client-cert /
  * --require-client-cert, --sni NAME=CERT,KEY (repeatable), --alpn LIST, --tls1.2 / --tls1.3,
- * --handshake-timeout MS, --ocsp-staple FILE / --ocsp-auto (OCSP stapling), --once (serve one
- * connection, then exit), --demo, --help.
+ * --handshake-timeout MS, --ocsp-staple FILE / --ocsp-auto (OCSP stapling), --psk-file FILE
+ * [--psk-hint HINT] (pre-shared keys), --once (serve one connection, then exit), --demo, --help.
+ *
+ * Pre-shared keys: `--psk-file FILE` holds `identity:hexkey` lines, the format of GnuTLS's
+ * `psktool` and `gnutls-serv --pskpasswd` (an identity that is not text is written `#` + its
+ * bytes in hex, e.g. `#00ff:...`, as GnuTLS 3.7 reads it); blank lines and other lines starting
+ * with `#` are ignored; for a repeated identity the first line counts. The file is read once, at
+ * start. Clients with a listed identity and its key are accepted (TLS 1.3 external PSK, TLS 1.2
+ * PSK suites, with `--psk-hint HINT` as the TLS 1.2 identity hint); without --cert/--key the
+ * server is PSK-only, with them it serves both kinds of clients. An unknown identity is refused
+ * (reported on stderr). The connection line and the HTTP page then name the identity.
  *
  * OCSP stapling: `--ocsp-staple FILE` staples that DER OCSP response, as it is, to handshakes
  * whose client asks for one (it is checked against --cert's chain at start and a warning printed
@@ -32,7 +42,8 @@
  * clients that would take it (curl).
  *
  * Ctrl-C (SIGINT) or SIGTERM closes the listener, sends close_notify on open connections and
- * exits with code 0. Exit codes: 0 done, 1 error (bad certificate or key, port taken), 2 usage.
+ * exits with code 0. Exit codes: 0 done, 1 error (bad certificate, key or PSK file, port taken),
+ * 2 usage.
  *
  * `--demo` makes a throwaway PKI with the `openssl` CLI in a temp dir (a root CA, a `localhost`
  * server certificate, a `sni.test` certificate served by SNI, a client certificate), serves it
@@ -62,6 +73,7 @@ import {
 } from "../mod.ts";
 
 const USAGE = `usage: server.ts --cert FILE --key FILE [flags]    (or: server.ts --demo [flags])
+       server.ts --psk-file FILE [flags]             (a PSK-only server: no certificate)
   --port N                 TCP port (default 8443; 0 picks a free one and prints it)
   --hostname H             address to listen on (default 127.0.0.1)
   --cert FILE --key FILE   the server's certificate (PEM, chain after the leaf) and key
@@ -77,6 +89,9 @@ const USAGE = `usage: server.ts --cert FILE --key FILE [flags]    (or: server.ts
   --ocsp-auto              fetch --cert's OCSP response from its AIA responder before listening
                            (--cert must hold the issuer after the leaf), refresh it in the
                            background, staple it; refresh errors go to stderr
+  --psk-file FILE          accept these pre-shared keys: identity:hexkey lines (psktool's
+                           format; # comments); with or without --cert/--key
+  --psk-hint HINT          the PSK identity hint sent to TLS 1.2 clients
   --once                   serve one connection, then exit
   --demo                   make a throwaway PKI (openssl CLI) and serve with it
   --help                   this text
@@ -105,6 +120,8 @@ interface Config {
   handshakeTimeout: number | null;
   ocspStapleFile: string | null;
   ocspAuto: boolean;
+  pskFile: string | null;
+  pskHint: string | null;
   once: boolean;
   demo: boolean;
   help: boolean;
@@ -125,6 +142,8 @@ function parseArgs(args: string[]): Config {
     handshakeTimeout: null,
     ocspStapleFile: null,
     ocspAuto: false,
+    pskFile: null,
+    pskHint: null,
     once: false,
     demo: false,
     help: false,
@@ -195,6 +214,18 @@ function parseArgs(args: string[]): Config {
       case "--ocsp-auto":
         config.ocspAuto = true;
         break;
+      case "--psk-file":
+        config.pskFile = value();
+        break;
+      case "--psk-hint": {
+        const hint = value();
+        const length = new TextEncoder().encode(hint).length;
+        if (hint.includes("\0") || length > 256) {
+          throw new UsageError("--psk-hint takes at most 256 bytes, without NUL");
+        }
+        config.pskHint = hint;
+        break;
+      }
       case "--once":
         config.once = true;
         break;
@@ -220,10 +251,25 @@ function parseArgs(args: string[]): Config {
     if (config.ocspAuto || config.ocspStapleFile !== null) {
       throw new UsageError("--ocsp-staple and --ocsp-auto need --cert, not --demo");
     }
-  } else if (config.certFile === null || config.keyFile === null) {
+  } else if ((config.certFile === null) !== (config.keyFile === null)) {
+    throw new UsageError("--cert FILE and --key FILE go together");
+  } else if (config.certFile === null && config.pskFile === null) {
     throw new UsageError(
-      "--cert FILE and --key FILE are required (or --demo for a throwaway PKI)",
+      "--cert FILE and --key FILE are required (or --psk-file FILE for a PSK-only server, or " +
+        "--demo for a throwaway PKI)",
     );
+  } else if (config.certFile === null) {
+    const needCert = [
+      ...(config.ocspAuto ? ["--ocsp-auto"] : []),
+      ...(config.ocspStapleFile !== null ? ["--ocsp-staple"] : []),
+      ...(config.sni.length > 0 ? ["--sni"] : []),
+    ];
+    if (needCert.length > 0) {
+      throw new UsageError(`${needCert.join(", ")}: a PSK-only server has no certificate`);
+    }
+  }
+  if (config.pskHint !== null && config.pskFile === null) {
+    throw new UsageError("--psk-hint needs --psk-file");
   }
   return config;
 }
@@ -269,13 +315,73 @@ function describeOcsp(r: OcspResponse): string {
 /** What a connection negotiated, as `label value` pairs. */
 function connectionFacts(conn: Connection): [string, string][] {
   const client = conn.peerCertificate;
+  const psk = conn.pskIdentity;
   return [
     ["protocol", conn.protocol],
     ["cipher", conn.cipher],
     ["ALPN", conn.alpnProtocol ?? "(none)"],
     ["SNI", conn.servername ?? "(none)"],
     ["client", client === null ? "no client certificate" : client.subject],
+    ...(psk === null ? [] : [["PSK", showIdentity(psk)] as [string, string]]),
   ];
+}
+
+// ---- pre-shared keys ----------------------------------------------------------------------------
+
+const hexOf = (bytes: Uint8Array) =>
+  Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+
+const HEX_BYTES = /^(?:[0-9a-fA-F]{2})+$/;
+
+function fromHex(text: string): Uint8Array {
+  return Uint8Array.from(text.match(/../g)!, (h) => parseInt(h, 16));
+}
+
+/** A PSK identity as printed: a string as it is, bytes as `#` + hex (the GnuTLS file form). */
+function showIdentity(identity: string | Uint8Array): string {
+  return typeof identity === "string" ? identity : `#${hexOf(identity)}`;
+}
+
+/**
+ * A `--psk-file`: `identity:hexkey` lines (GnuTLS `psktool` / `--pskpasswd`), `#hexidentity:hexkey`
+ * for an identity given as bytes; blank lines and other `#` lines are comments. Returns the keys
+ * by the hex of the identity's bytes (the first line of an identity counts).
+ *
+ * @throws {Error} `FILE:LINE: what is wrong` (exit 1), or when no identity is listed.
+ */
+function readPskFile(file: string): Map<string, Uint8Array> {
+  const keys = new Map<string, Uint8Array>();
+  read(file).split("\n").forEach((raw, i) => {
+    const line = raw.trimEnd(); // CRLF files, trailing blanks (GnuTLS drops a trailing space too)
+    const where = `${file}:${i + 1}`;
+    if (line.trim() === "") return;
+    const hexIdentity = /^#([0-9a-fA-F]+):([0-9a-fA-F]+)$/.exec(line);
+    if (line.startsWith("#") && (hexIdentity === null || !HEX_BYTES.test(hexIdentity[1]!))) {
+      return; // a comment
+    }
+    const colon = line.indexOf(":");
+    if (colon === -1) throw new Error(`${where}: expected identity:hexkey`);
+    const identity = hexIdentity === null
+      ? new TextEncoder().encode(line.slice(0, colon))
+      : fromHex(hexIdentity[1]!);
+    const keyText = line.slice(colon + 1);
+    if (identity.length === 0 || identity.length > 256) {
+      throw new Error(`${where}: the identity must be 1 to 256 bytes, got ${identity.length}`);
+    }
+    if (!HEX_BYTES.test(keyText)) {
+      throw new Error(`${where}: the key must be hex digits, an even number of them`);
+    }
+    const key = fromHex(keyText);
+    if (key.length > 512) throw new Error(`${where}: the key is ${key.length} bytes; at most 512`);
+    const id = hexOf(identity);
+    if (keys.has(id)) {
+      console.error(`warning: ${where}: identity listed again, ignored (the first line counts)`);
+      return;
+    }
+    keys.set(id, key);
+  });
+  if (keys.size === 0) throw new Error(`${file}: no identity:hexkey line`);
+  return keys;
 }
 
 // ---- one connection -----------------------------------------------------------------------------
@@ -454,13 +560,11 @@ async function run(config: Config, demoHint: ((port: number) => void) | null): P
         }),
       );
     }
-    const cert = read(config.certFile!);
+    const cert = config.certFile === null ? null : read(config.certFile);
     const options: ListenOptions = {
       hostname: config.hostname,
       port: config.port,
-      cert,
-      key: read(config.keyFile!),
-      ...passphrase,
+      ...(cert === null ? {} : { cert, key: read(config.keyFile!), ...passphrase }),
       onError: (error, { remoteAddr }) => {
         console.error(`handshake failed from ${formatAddr(remoteAddr)}: ${describeError(error)}`);
       },
@@ -470,9 +574,20 @@ async function run(config: Config, demoHint: ((port: number) => void) | null): P
     if (config.alpn !== null) options.alpnProtocols = config.alpn;
     if (config.version !== null) options.minVersion = options.maxVersion = config.version;
     if (config.handshakeTimeout !== null) options.handshakeTimeout = config.handshakeTimeout;
+    let pskKeys: Map<string, Uint8Array> | null = null;
+    if (config.pskFile !== null) {
+      const keys = pskKeys = readPskFile(config.pskFile);
+      const encoder = new TextEncoder();
+      // The library hands over a text identity as a string, any other as bytes.
+      options.psk = (identity) =>
+        keys.get(hexOf(typeof identity === "string" ? encoder.encode(identity) : identity)) ??
+          null; // null: unknown identity, refused
+      if (config.pskHint !== null) options.pskIdentityHint = config.pskHint;
+    }
     let stapling: string | null = null;
     if (config.ocspStapleFile !== null || config.ocspAuto) {
       let staple: () => Uint8Array | null;
+      if (cert === null) throw new UsageError("OCSP stapling needs --cert"); // parseArgs checks
       if (config.ocspAuto) {
         stapler = await startStapler(cert);
         staple = stapler.staple;
@@ -518,6 +633,11 @@ async function run(config: Config, demoHint: ((port: number) => void) | null): P
       `client certificates ${config.clientCert === false ? "not requested" : config.clientCert}`,
       ...(config.sni.length > 0 ? [`SNI ${config.sni.map((e) => e.name).join(", ")}`] : []),
       ...(stapling === null ? [] : [stapling]),
+      ...(pskKeys === null ? [] : [
+        `PSK ${pskKeys.size} identit${pskKeys.size === 1 ? "y" : "ies"} from ${config.pskFile}` +
+        (config.pskHint === null ? "" : ` (hint ${JSON.stringify(config.pskHint)})`) +
+        (cert === null ? ", no certificate (PSK only)" : ""),
+      ]),
       ...(config.once ? ["serving one connection"] : []),
     ];
     console.log(`  ${extras.join("; ")}`);
@@ -547,6 +667,7 @@ async function run(config: Config, demoHint: ((port: number) => void) | null): P
             `ALPN ${conn.alpnProtocol ?? "(none)"}`,
             `SNI ${conn.servername ?? "(none)"}`,
             client === null ? "no client certificate" : `client ${client.subject}`,
+            ...(conn.pskIdentity === null ? [] : [`PSK ${showIdentity(conn.pskIdentity)}`]),
           ].join(" | "),
         );
         open.add(conn);

@@ -2,13 +2,15 @@
  * `examples/server.ts` as a child process of the current runtime (Deno or Bun), on a port it
  * picks (`--port 0`), with the test PKI: echo through `openssl s_client`, HTTP through our own
  * `connect()`, client certificates, SNI, version pinning, timeouts, signals, `--demo`, OCSP
- * stapling (`--ocsp-staple`, `--ocsp-auto` against `openssl ocsp -port`), usage.
+ * stapling (`--ocsp-staple`, `--ocsp-auto` against `openssl ocsp -port`), pre-shared keys
+ * (`--psk-file`, PSK-only or beside a certificate, against `openssl s_client -psk`, the example
+ * client and `connect()`), usage.
  *
  * @module
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -516,6 +518,8 @@ test(
         "--ocsp-auto",
         "--once",
         "--demo",
+        "--psk-file FILE",
+        "--psk-hint HINT",
       ]
     ) {
       assert.ok(help.out.includes(flag), `usage lacks ${flag}`);
@@ -531,6 +535,7 @@ test(
     const badSni = await run([...serverArgs(), "--sni", "nocomma"]);
     assert.equal(badSni.code, 2);
     assert.match(badSni.err, /--sni takes NAME=CERT,KEY/);
+    assert.match(keyOnly.err, /--cert FILE and --key FILE go together/);
     const missing = await run(["--cert", "/nonexistent/c.pem", "--key", "/nonexistent/k.pem"]);
     assert.equal(missing.code, 1);
     assert.match(missing.err, /cannot read \/nonexistent\/c\.pem/);
@@ -543,6 +548,36 @@ test(
     const noStaple = await run([...serverArgs(), "--ocsp-staple", "/nonexistent/r.der"]);
     assert.equal(noStaple.code, 1);
     assert.match(noStaple.err, /cannot read \/nonexistent\/r\.der/);
+    // Pre-shared keys: usage (2), then bad files (1).
+    const hintAlone = await run([...serverArgs(), "--psk-hint", "h"]);
+    assert.equal(hintAlone.code, 2);
+    assert.match(hintAlone.err, /--psk-hint needs --psk-file/);
+    const noPskFile = await run(["--psk-file", "/nonexistent/keys.psk"]);
+    assert.equal(noPskFile.code, 1);
+    assert.match(noPskFile.err, /cannot read \/nonexistent\/keys\.psk/);
+    const dir = mkdtempSync(join(tmpdir(), "libssl-ffi-server-example-"));
+    try {
+      const file = join(dir, "keys.psk");
+      writeFileSync(file, "ok:00ff\n");
+      const pskOcsp = await run(["--psk-file", file, "--ocsp-auto"]);
+      assert.equal(pskOcsp.code, 2);
+      assert.match(pskOcsp.err, /--ocsp-auto: a PSK-only server has no certificate/);
+      const bad: [string, RegExp][] = [
+        ["# only a comment\n\n", /keys\.psk: no identity:hexkey line/],
+        ["ok:00ff\nno-colon\n", /keys\.psk:2: expected identity:hexkey/],
+        ["ok:0ff\n", /keys\.psk:1: the key must be hex digits, an even number of them/],
+        ["ok:00ff\n:00ff\n", /keys\.psk:2: the identity must be 1 to 256 bytes, got 0/],
+      ];
+      for (const [text, message] of bad) {
+        writeFileSync(file, text);
+        const r = await run(["--psk-file", file, "--port", "0"]);
+        assert.equal(r.code, 1, `${JSON.stringify(text)}: ${r.out}${r.err}`);
+        assert.match(r.err, message);
+        assert.doesNotMatch(r.out, /listening on/);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   },
   { timeout: TEST_TIMEOUT },
 );
@@ -681,6 +716,201 @@ test(
       }
     } finally {
       await responder.stop();
+    }
+  },
+  { timeout: TEST_TIMEOUT },
+);
+
+// ---- pre-shared keys ---------------------------------------------------------------------------
+
+const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+const ALICE_KEY = Uint8Array.from({ length: 32 }, (_, i) => i + 1);
+const BOB_KEY = Uint8Array.from({ length: 16 }, (_, i) => 0xa0 + i);
+
+/**
+ * A `--psk-file` in psktool's format: alice as text, bob written as hex bytes (`#626f62`, as
+ * GnuTLS 3.7 reads it), with a comment, a blank line and a CRLF line end. Removed by `cleanup`.
+ */
+function writePskFile(): { file: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), "libssl-ffi-server-psk-"));
+  const file = join(dir, "keys.psk");
+  writeFileSync(
+    file,
+    `# made by psktool -u alice -p keys.psk\n\nalice:${hex(ALICE_KEY)}\r\n#626f62:${
+      hex(BOB_KEY)
+    }\n`,
+  );
+  return { file, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** `examples/client.ts` with the current runtime; its exit status and output. */
+async function runClientExample(
+  args: string[],
+): Promise<{ code: number | null; out: string; err: string }> {
+  const argv = runtime === "deno"
+    ? ["run", "--no-prompt", "--allow-all", "examples/client.ts", ...args]
+    : ["examples/client.ts", ...args];
+  const child = start(process.execPath, argv);
+  try {
+    const { code } = await exitWithin(child, 30_000);
+    return { code, out: child.stdout(), err: child.stderr() };
+  } finally {
+    await child.stop();
+  }
+}
+
+/** `openssl s_client -psk` (stdin at EOF: it closes once the handshake is done). */
+async function sClientPsk(
+  port: number,
+  tls: "1.3" | "1.2",
+  identity: string,
+  key: Uint8Array,
+): Promise<{ code: number | null; out: string }> {
+  const client = start("openssl", [
+    "s_client",
+    "-connect",
+    `127.0.0.1:${port}`,
+    tls === "1.3" ? "-tls1_3" : "-tls1_2",
+    ...(tls === "1.2" ? ["-cipher", "PSK"] : []), // s_client offers no PSK suite otherwise
+    "-psk",
+    hex(key),
+    "-psk_identity",
+    identity,
+  ]);
+  try {
+    const { code } = await exitWithin(client, 10_000);
+    return { code, out: client.stdout() + client.stderr() };
+  } finally {
+    await client.stop();
+  }
+}
+
+test(
+  "examples/server.ts --psk-file, PSK only: s_client 1.3/1.2, the example client, unknown refused",
+  async () => {
+    const { file, cleanup } = writePskFile();
+    let server: Child | null = null;
+    let echoClient: Child | null = null;
+    try {
+      const started = await startServer(["--psk-file", file, "--psk-hint", "plant-4"]);
+      server = started.server;
+      const { port } = started;
+      await server.waitFor(
+        /; PSK 2 identities from \S+keys\.psk \(hint "plant-4"\), no certificate \(PSK only\)$/m,
+      );
+      // TLS 1.3 external PSK, echo through s_client.
+      echoClient = start("openssl", [
+        "s_client",
+        "-brief",
+        "-connect",
+        `127.0.0.1:${port}`,
+        "-tls1_3",
+        "-psk",
+        hex(ALICE_KEY),
+        "-psk_identity",
+        "alice",
+      ], "pipe");
+      await echoClient.waitFor(/CONNECTION ESTABLISHED/, 10_000, "stderr");
+      echoClient.process.stdin!.write("psk-echo-token\n");
+      await echoClient.waitFor(/psk-echo-token/);
+      echoClient.process.stdin!.end();
+      assert.equal((await exitWithin(echoClient, 10_000)).code, 0, echoClient.stderr());
+      await server.waitFor(
+        /^127\.0\.0\.1:\d+ \| TLSv1\.3 \| TLS_\w+ \| ALPN \(none\) \| SNI \(none\) \| no client certificate \| PSK alice$/m,
+      );
+      // TLS 1.2 PSK suites, the hex-written identity, the hint.
+      const tls12 = await sClientPsk(port, "1.2", "bob", BOB_KEY);
+      assert.equal(tls12.code, 0, tls12.out);
+      assert.match(tls12.out, /PSK identity hint: plant-4/);
+      assert.match(tls12.out, /Cipher is \S*PSK\S*/);
+      await server.waitFor(/\| TLSv1\.2 \| \S*PSK\S* \| .* \| PSK bob$/m);
+      // The example client, both versions: the page names the identity.
+      for (const version of [[], ["--tls1.2"]]) {
+        const r = await runClientExample([
+          `127.0.0.1:${port}`,
+          "--psk",
+          hex(ALICE_KEY),
+          "--psk-identity",
+          "alice",
+          ...version,
+        ]);
+        assert.equal(r.code, 0, r.out + r.err);
+        assert.match(r.out, /^ {2}PSK identity {2}alice$/m);
+        assert.match(
+          r.out,
+          version.length === 0 ? /^protocol {2}TLSv1\.3$/m : /^protocol {2}TLSv1\.2$/m,
+        );
+        assert.match(r.out, /^PSK {7}alice$/m);
+      }
+      // Unknown identities are refused: TLS 1.2 with alert 115, TLS 1.3 fails (no certificate).
+      const before = server.stderr().length;
+      const unknown12 = await sClientPsk(port, "1.2", "mallory", ALICE_KEY);
+      assert.notEqual(unknown12.code, 0, unknown12.out);
+      assert.match(unknown12.out, /alert number 115|unknown psk identity/i);
+      const unknown13 = await runClientExample([
+        `127.0.0.1:${port}`,
+        "--psk",
+        hex(ALICE_KEY),
+        "--psk-identity",
+        "mallory",
+      ]);
+      assert.equal(unknown13.code, 1, unknown13.out + unknown13.err);
+      assert.match(unknown13.err, /^TLS error ALERT_RECEIVED: /m);
+      // A known identity with the wrong key: the binder does not verify.
+      const wrongKey = await sClientPsk(port, "1.3", "alice", BOB_KEY);
+      assert.notEqual(wrongKey.code, 0, wrongKey.out);
+      await server.waitFor(
+        /^handshake failed from 127\.0\.0\.1:\d+: HANDSHAKE_FAILED: unknown PSK identity "mallory"/m,
+        10_000,
+        "stderr",
+      );
+      await server.waitFor(/PSK identity "mallory" is unknown/m, 10_000, "stderr");
+      assert.equal(
+        server.stderr().slice(before).match(/^handshake failed from /gm)?.length,
+        3,
+        server.stderr(),
+      );
+      // ... and the server goes on.
+      const { response, conn } = await httpGet(port, {
+        psk: { identity: "alice", key: ALICE_KEY },
+      });
+      assert.equal(conn.pskIdentity, "alice");
+      assert.equal(conn.peerCertificate, null);
+      assert.match(response, /^HTTP\/1\.1 200 OK\r\n/);
+      assert.match(response, /^PSK {7}alice$/m);
+    } finally {
+      await echoClient?.stop();
+      await server?.stop();
+      cleanup();
+    }
+  },
+  { timeout: 90_000 },
+);
+
+test(
+  "examples/server.ts --psk-file with --cert: certificate clients and PSK clients, one listener",
+  async () => {
+    const { file, cleanup } = writePskFile();
+    try {
+      const { server, port } = await startServer([...serverArgs(), "--psk-file", file]);
+      try {
+        assert.match(server.stdout(), /; PSK 2 identities from \S+keys\.psk$/m);
+        const plain = await httpGet(port);
+        assert.equal(plain.conn.peerCertificate?.subject, "CN=localhost,O=libssl-ffi tests");
+        assert.equal(plain.conn.pskIdentity, null);
+        assert.doesNotMatch(plain.response, /^PSK/m);
+        const psk = await httpGet(port, { psk: { identity: "bob", key: BOB_KEY } });
+        assert.equal(psk.conn.pskIdentity, "bob");
+        assert.equal(psk.conn.peerCertificate, null);
+        assert.match(psk.response, /^PSK {7}bob$/m);
+        await server.waitFor(/\| SNI localhost \| no client certificate$/m);
+        await server.waitFor(/\| SNI localhost \| no client certificate \| PSK bob$/m);
+        assert.equal(server.stderr(), "");
+      } finally {
+        await server.stop();
+      }
+    } finally {
+      cleanup();
     }
   },
   { timeout: TEST_TIMEOUT },

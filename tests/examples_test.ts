@@ -122,6 +122,19 @@ test("examples/client.ts with no arguments: the embedded demo against openssl s_
     r.stdout.indexOf("staple good") < r.stdout.indexOf("CERT_REVOKED"),
     "the good staple comes first",
   );
+  // Last, a TLS 1.3 PSK against `s_server -nocert -psk ... -rev`: no certificate anywhere.
+  const psk = r.stdout.slice(r.stdout.indexOf("CERT_REVOKED"));
+  assert.match(
+    psk,
+    /openssl s_server -nocert -psk [0-9a-f]{8}\.\.\. -psk_identity demo-device -rev/,
+  );
+  assert.match(psk, /^ {2}protocol {6}TLSv1\.3$/m);
+  assert.match(psk, /^ {2}cipher {8}TLS_AES_128_GCM_SHA256$/m);
+  assert.match(psk, /^ {2}PSK identity {2}demo-device$/m);
+  assert.match(psk, /^ {2}sessionReused true /m);
+  assert.match(psk, /^ {2}server {8}authenticated by the pre-shared key \(no certificate\)$/m);
+  assert.match(psk, /^yek derahs-erp a revo olleh$/m);
+  assert.match(psk, /end of stream \(close_notify received\)/);
   // The demo cleans up after itself: its temp dir is gone.
   const dir = /certificates in (\S+)\)/.exec(r.stdout)?.[1];
   assert.ok(dir !== undefined);
@@ -299,12 +312,104 @@ test("examples/client.ts --ocsp: a good staple, a revoked one, none, and bad usa
     await none.stop();
   }
   const usage = await runExample("examples/client.ts", ["localhost:1", "--ocsp", "maybe"]);
-  assert.equal(usage.status, 1);
+  assert.equal(usage.status, 2);
   assert.match(usage.stderr, /--ocsp takes request, require or off, got maybe/);
   const help = await runExample("examples/client.ts", ["--help"]);
   assert.equal(help.status, 0, help.stderr);
   assert.match(help.stdout, /^ {2}--ocsp MODE {8}OCSP stapling: request/m);
 }, { timeout: 120_000 });
+
+const PSK_HEX = Array.from({ length: 32 }, (_, i) => (i + 1).toString(16).padStart(2, "0"))
+  .join("");
+const OTHER_PSK_HEX = "ab".repeat(32);
+
+test(
+  "examples/client.ts --psk --psk-identity: certificate-less s_server, TLS 1.3 and --tls1.2",
+  async () => {
+    const pskArgs = (port: number, hex = PSK_HEX) => [
+      `127.0.0.1:${port}`,
+      "--psk",
+      hex,
+      "--psk-identity",
+      "device-17",
+      "--request",
+      "GET / HTTP/1.0\\r\\n\\r\\n",
+    ];
+    const tls13 = await startOpensslServer({
+      tls: "1.3",
+      www: true,
+      extraArgs: ["-nocert", "-psk", PSK_HEX, "-psk_identity", "device-17"],
+    });
+    try {
+      const ok = await runExample("examples/client.ts", pskArgs(tls13.port));
+      assert.equal(ok.signal, null, `killed (hung?): ${ok.stderr}`);
+      assert.equal(ok.status, 0, ok.stdout + ok.stderr);
+      assert.match(ok.stdout, /^ {2}protocol {6}TLSv1\.3$/m);
+      assert.match(ok.stdout, /^ {2}cipher {8}TLS_AES_128_GCM_SHA256$/m); // s_server's PSK: SHA-256
+      assert.match(ok.stdout, /^ {2}PSK identity {2}device-17$/m);
+      assert.match(ok.stdout, /^ {2}sessionReused true \(OpenSSL counts a TLS 1\.3 external PSK/m);
+      assert.match(ok.stdout, /^ {2}server {8}authenticated by the pre-shared key/m);
+      assert.match(ok.stdout, /HTTP\/1\.0 200 ok/);
+      // A wrong key: the PSK binder does not verify; a typed error, exit 1.
+      const wrong = await runExample("examples/client.ts", pskArgs(tls13.port, OTHER_PSK_HEX));
+      assert.equal(wrong.signal, null, `killed (hung?): ${wrong.stderr}`);
+      assert.equal(wrong.status, 1, wrong.stdout + wrong.stderr);
+      assert.match(wrong.stderr, /^TLS error ALERT_RECEIVED: .*illegal parameter \(47\)$/m);
+      assert.match(wrong.stderr, /^ {2}alert 47 \(illegal parameter\)$/m);
+      assert.match(wrong.stderr, /^ {2}\(--psk: does the server know the identity "device-17"/m);
+      assert.doesNotMatch(wrong.stdout, /^connected to/m);
+    } finally {
+      await tls13.stop();
+    }
+    const tls12 = await startOpensslServer({
+      tls: "1.2",
+      cipher: "PSK",
+      www: true,
+      extraArgs: ["-nocert", "-psk", PSK_HEX, "-psk_identity", "device-17", "-psk_hint", "h"],
+    });
+    try {
+      const ok = await runExample("examples/client.ts", [...pskArgs(tls12.port), "--tls1.2"]);
+      assert.equal(ok.status, 0, ok.stdout + ok.stderr);
+      assert.match(ok.stdout, /^ {2}protocol {6}TLSv1\.2$/m);
+      assert.match(ok.stdout, /^ {2}cipher {8}\S*PSK\S*$/m);
+      assert.match(ok.stdout, /^ {2}PSK identity {2}device-17$/m);
+      assert.match(ok.stdout, /^ {2}sessionReused false$/m);
+      assert.match(ok.stdout, /HTTP\/1\.0 200 ok/);
+      const wrong = await runExample("examples/client.ts", [
+        ...pskArgs(tls12.port, OTHER_PSK_HEX),
+        "--tls1.2",
+      ]);
+      assert.equal(wrong.status, 1, wrong.stdout + wrong.stderr);
+      // The server cannot decrypt our Finished: bad_record_mac (20) or decrypt_error (51).
+      assert.match(wrong.stderr, /^TLS error ALERT_RECEIVED: .*\((20|51)\)$/m);
+    } finally {
+      await tls12.stop();
+    }
+  },
+  { timeout: 90_000 },
+);
+
+test("examples/client.ts --psk: bad usage exits 2 before connecting", async () => {
+  const cases: [string[], RegExp][] = [
+    [["--psk", "abc", "--psk-identity", "x"], /--psk takes the key in hex: .*got "abc"/],
+    [["--psk", "zz", "--psk-identity", "x"], /--psk takes the key in hex/],
+    [["--psk", "", "--psk-identity", "x"], /--psk takes the key in hex/],
+    [["--psk", "00".repeat(513), "--psk-identity", "x"], /--psk is 513 bytes; .* at most 512/],
+    [["--psk", PSK_HEX], /--psk HEX and --psk-identity ID go together/],
+    [["--psk-identity", "x"], /--psk HEX and --psk-identity ID go together/],
+    [["--psk", PSK_HEX, "--psk-identity", "x".repeat(257)], /--psk-identity takes 1 to 256/],
+    [["--psk"], /--psk needs a value/],
+  ];
+  for (const [flags, message] of cases) {
+    // Port 1: nothing listens there, so reaching connect() would give exit 1, not 2.
+    const r = await runExample("examples/client.ts", ["127.0.0.1:1", ...flags]);
+    assert.equal(r.status, 2, `${flags.join(" ")}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, message);
+    assert.doesNotMatch(r.stderr, /NETWORK_ERROR/);
+  }
+  const help = await runExample("examples/client.ts", ["--help"]);
+  assert.match(help.stdout, /^ {2}--psk HEX --psk-identity ID$/m);
+}, { timeout: 90_000 });
 
 test("examples/client.ts tests leave no native object behind in this process", () => {
   clearContextCache();
