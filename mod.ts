@@ -60,6 +60,7 @@ export { DEFAULT_OCSP_LEEWAY_SECONDS, parseOcspResponse } from "./src/ocsp.ts";
 export type { OcspCheckOptions, OcspResponse } from "./src/ocsp.ts";
 export { buildOcspRequest, OcspStapler } from "./src/ocsp_stapler.ts";
 export type { OcspStaplerOptions } from "./src/ocsp_stapler.ts";
+export { generateTicketKeys } from "./src/session.ts";
 export { DEFAULT_PSK_CIPHER_SUITE, DEFAULT_PSK_TLS12_CIPHERS } from "./src/psk.ts";
 export type {
   PskClientCallback,

@@ -12,7 +12,8 @@
  * --identity DIR (pick a client identity by the server's acceptable CAs), --trace, --keylog FILE,
  * --pin SHA256, --tls1.2 / --tls1.3 (only that version), --insecure (no verification: UNSAFE),
  * --ocsp request|require|off (OCSP stapling; default request), --psk HEX --psk-identity ID (a
- * pre-shared key instead of certificates), --request TEXT, --timeout MS. Exit codes: 0 done, 1
+ * pre-shared key instead of certificates), --request TEXT, --reconnect (a second connection
+ * resuming the first one's session), --timeout MS. Exit codes: 0 done, 1
  * error (TLS, network, unreadable file), 2 usage.
  *
  * The report includes the server's OCSP staple (verified by the library): its status and validity
@@ -74,6 +75,7 @@ const USAGE = `usage: client.ts [host:port | https://host[:port]/path] [flags]
                      and identity: no certificates needed (TLS 1.3 external PSK; TLS 1.2 PSK
                      suites with --tls1.2). A server with a certificate is still verified
   --request TEXT     send TEXT instead of an HTTP GET (\\r\\n escapes allowed)
+  --reconnect        then connect again with the session the server issued (resumption)
   --timeout MS       handshake timeout (default 30000)
 With no arguments: a self-contained demo against local openssl s_servers (client certificate
 selection, a good OCSP staple, a revoked one refused, a certificate-less PSK server).
@@ -135,9 +137,17 @@ interface Parsed {
   keylog: string | null;
   /** --pin SHA256: accept a server whose leaf has this fingerprint, trusted or not. */
   pin: string | null;
+  /** --reconnect: connect a second time with the first connection's session (resumption). */
+  reconnect: boolean;
 }
 
-const NO_FLAGS = { identities: null, trace: false, keylog: null, pin: null } as const;
+const NO_FLAGS = {
+  identities: null,
+  trace: false,
+  keylog: null,
+  pin: null,
+  reconnect: false,
+} as const;
 
 function parseArgs(args: string[]): Parsed {
   const options: Omit<ConnectOptions, "hostname" | "port"> = {};
@@ -148,6 +158,7 @@ function parseArgs(args: string[]): Parsed {
   let trace = false;
   let keylog: string | null = null;
   let pin: string | null = null;
+  let reconnect = false;
   let certFile: string | undefined;
   let keyFile: string | undefined;
   let pskKey: Uint8Array | undefined;
@@ -199,6 +210,9 @@ function parseArgs(args: string[]): Parsed {
         break;
       case "--insecure":
         options.unsafelyDisableVerification = true;
+        break;
+      case "--reconnect":
+        reconnect = true;
         break;
       case "--request":
         request = value().replaceAll("\\r", "\r").replaceAll("\\n", "\n");
@@ -254,7 +268,7 @@ function parseArgs(args: string[]): Parsed {
     options.cert = readFileSync(certFile, "utf8");
     options.key = readFileSync(keyFile, "utf8");
   }
-  return { target, options, request, identities, trace, keylog, pin };
+  return { target, options, request, identities, trace, keylog, pin, reconnect };
 }
 
 function date(d: Date): string {
@@ -424,6 +438,31 @@ async function run(target: Target, parsed: Parsed): Promise<void> {
     process.stdout.write(decoder.decode(buf.subarray(0, n), { stream: true }));
   }
   console.log(`\n--- end of stream (close_notify received) ---`);
+  if (parsed.reconnect) {
+    const session = conn.session; // the newest ticket (TLS 1.3 sends them after the handshake)
+    await conn[Symbol.asyncDispose](); // some servers (s_server) serve one connection at a time
+    await resume(target, parsed, session);
+  }
+}
+
+/** --reconnect: a second connection offering the first one's session. */
+async function resume(target: Target, parsed: Parsed, session: Uint8Array | null): Promise<void> {
+  if (session === null) {
+    console.log("reconnect: the server issued no session ticket (or resumption is off)");
+    return;
+  }
+  const started = performance.now();
+  await using again = await connect({
+    ...parsed.options,
+    ...callbacks(parsed),
+    ...target,
+    session,
+  });
+  const ms = (performance.now() - started).toFixed(1);
+  console.log(
+    `reconnected in ${ms} ms: ${again.protocol}, sessionReused ${again.sessionReused}` +
+      (again.sessionReused ? " (no certificate exchange)" : " (the server refused the session)"),
+  );
 }
 
 // ---- the embedded demo ----------------------------------------------------------------------

@@ -135,5 +135,25 @@ export const PSK_SERVER_CB: CallbackSignature = {
   failure: 0,
 };
 
+/**
+ * `int new_session_cb(SSL *ssl, SSL_SESSION *sess)` (SSL_CTX_sess_set_new_cb(3)): a client got a
+ * new session (TLS 1.2: during the handshake; TLS 1.3: once per NewSessionTicket, after it).
+ * OpenSSL took a reference for us: 1 keeps it (we must `SSL_SESSION_free` it), 0 hands it back.
+ */
+export const NEW_SESSION_CB: CallbackSignature = { args: ["ptr", "ptr"], ret: "i32", failure: 0 };
+
+/**
+ * `int ticket_key_cb(SSL *s, unsigned char key_name[16], unsigned char *iv,
+ * EVP_CIPHER_CTX *ctx, EVP_MAC_CTX *hctx, int enc)` (SSL_CTX_set_tlsext_ticket_key_evp_cb(3)).
+ * `enc` 1: a new ticket (write the name and a random IV, key both contexts), return 1 (0: issue
+ * none). `enc` 0: a ticket to open (name and IV read from it); 1 use it, 2 use it and issue a
+ * fresh one (renewal), 0 unknown key (full handshake), < 0 error.
+ */
+export const TICKET_KEY_CB: CallbackSignature = {
+  args: ["ptr", "ptr", "ptr", "ptr", "ptr", "i32"],
+  ret: "i32",
+  failure: 0,
+};
+
 /** `int (*compar)(const void *, const void *)`: used by the backend conformance test only. */
 export const COMPARE_CB: CallbackSignature = { args: ["ptr", "ptr"], ret: "i32", failure: 0 };

@@ -49,6 +49,24 @@ export const SSL_OP = {
   NO_RENEGOTIATION: 0x40000000n,
 } as const;
 
+/** `SSL_SESS_CACHE_*` modes for `SSL_CTX_set_session_cache_mode` (ssl.h). */
+export const SSL_SESS_CACHE = {
+  OFF: 0x0,
+  CLIENT: 0x1,
+  SERVER: 0x2,
+  NO_INTERNAL_LOOKUP: 0x100,
+  NO_INTERNAL_STORE: 0x200,
+} as const;
+
+/**
+ * The size of a session ticket key as `SSL_CTX_set_tlsext_ticket_keys` takes it: a 16-byte key
+ * name, a 32-byte HMAC-SHA256 key, a 32-byte AES-256 key (ssl_local.h, 3.0).
+ */
+export const TICKET_KEY_LENGTH = 80;
+
+/** `EVP_MAX_IV_LENGTH` (evp.h): the room OpenSSL gives the ticket callback for the IV. */
+export const EVP_MAX_IV_LENGTH = 16;
+
 /** `SSL_MODE_*` bits for `SSL_set_mode` (ssl.h). */
 export const SSL_MODE = {
   ENABLE_PARTIAL_WRITE: 0x1,

@@ -128,7 +128,11 @@ function tryPair(b: Backend, c: Candidate): OpenSsl | string {
   const versionPtr = lib.OpenSSL_version(OPENSSL_VERSION_SELECTOR.VERSION);
   return {
     ...lib,
-    ...createMacros(lib, (a) => b.fromAddress(a)),
+    ...createMacros(lib, {
+      fromAddress: (a) => b.fromAddress(a),
+      address: (p) => b.address(p),
+      writeBytes: (p, off, bytes) => b.writeBytes(p, off, bytes),
+    }),
     backend: b,
     versionNumber,
     versionText: versionPtr === null ? "unknown" : b.readCString(versionPtr),

@@ -14,6 +14,9 @@ import type { cryptoSymbols, sslSymbols, Symbols } from "./symbols.ts";
 const SSL_CTRL_MODE = 33;
 const SSL_CTRL_OPTIONS = 32;
 const SSL_CTRL_SET_READ_AHEAD = 41;
+const SSL_CTRL_SET_SESS_CACHE_MODE = 44;
+const SSL_CTRL_GET_TLSEXT_TICKET_KEYS = 58;
+const SSL_CTRL_SET_TLSEXT_TICKET_KEYS = 59;
 const SSL_CTRL_SET_TLSEXT_HOSTNAME = 55;
 const SSL_CTRL_SET_TLSEXT_STATUS_REQ_CB = 63;
 const SSL_CTRL_SET_TLSEXT_STATUS_REQ_TYPE = 65;
@@ -30,7 +33,26 @@ const TLSEXT_NAMETYPE_host_name = 0;
 const BIO_CTRL_PENDING = 10;
 const BIO_C_SET_BUF_MEM_EOF_RETURN = 130;
 
+// core.h: OSSL_PARAM { const char *key; unsigned int data_type; void *data; size_t data_size;
+// size_t return_size; } is 40 bytes on LP64.
+const OSSL_PARAM_SIZE = 40;
+const OSSL_PARAM_UTF8_STRING = 4;
+const OSSL_PARAM_OCTET_STRING = 5;
+
 type Lib = Symbols<typeof sslSymbols> & Symbols<typeof cryptoSymbols>;
+
+/** The memory operations {@link createMacros} needs from the backend. */
+export interface MacroMemory {
+  fromAddress(a: bigint): Pointer | null;
+  address(p: Pointer): number;
+  writeBytes(p: Pointer, offset: number, bytes: Uint8Array): void;
+}
+
+function sizeT(n: number): Uint8Array {
+  const out = new Uint8Array(8);
+  new DataView(out.buffer).setBigUint64(0, BigInt(n), true);
+  return out;
+}
 
 /** A NUL-terminated UTF-8 copy of `s`, for `const char *` parameters. */
 export function cString(s: string): Uint8Array<ArrayBuffer> {
@@ -55,6 +77,22 @@ export interface Macros {
   SSL_CTX_set_options(ctx: Pointer, op: bigint): number;
   /** `SSL_CTX_set_read_ahead(ctx, yes)`: read as many records as the buffer holds at once. */
   SSL_CTX_set_read_ahead(ctx: Pointer, yes: number): number;
+  /** `SSL_CTX_set_session_cache_mode(ctx, mode)`: returns the previous mode. */
+  SSL_CTX_set_session_cache_mode(ctx: Pointer, mode: number): number;
+  /**
+   * `SSL_CTX_set_tlsext_ticket_keys(ctx, keys, 80)`: the key (name 16, HMAC 32, AES 32 bytes)
+   * that encrypts and decrypts session tickets when no ticket key callback is set. 1 on success.
+   */
+  SSL_CTX_set_tlsext_ticket_keys(ctx: Pointer, keys: Uint8Array): number;
+  /** `SSL_CTX_get_tlsext_ticket_keys(ctx, keys, 80)`: reads that key into `keys`. 1 on success. */
+  SSL_CTX_get_tlsext_ticket_keys(ctx: Pointer, keys: Uint8Array): number;
+  /**
+   * `EVP_MAC_CTX_set_params(hctx, { OSSL_MAC_PARAM_KEY: key, OSSL_MAC_PARAM_DIGEST: digest })`
+   * (3.0): keys an HMAC context, e.g. in the ticket key callback. The `OSSL_PARAM` array is built
+   * in `OPENSSL_malloc`'d memory for the call (`OSSL_PARAM_construct_*` return structs, which
+   * Bun's FFI cannot receive). 1 on success; 0 when the function is missing (1.1.1).
+   */
+  EVP_MAC_CTX_set_hmac_key(hctx: Pointer, key: Uint8Array, digest: string): number;
   /** `SSL_CTX_add1_chain_cert(ctx, x509)`: adds to the chain sent; takes its own reference. */
   SSL_CTX_add1_chain_cert(ctx: Pointer, x509: Pointer): number;
   /**
@@ -100,7 +138,8 @@ export interface Macros {
 }
 
 /** Builds the {@link Macros} over a loaded library. */
-export function createMacros(lib: Lib, fromAddress: (a: bigint) => Pointer | null): Macros {
+export function createMacros(lib: Lib, memory: MacroMemory): Macros {
+  const fromAddress = (a: bigint) => memory.fromAddress(a);
   const sslCtxOptions = lib.SSL_CTX_set_options_fn;
   return {
     SSL_CTX_set_min_proto_version: (ctx, v) =>
@@ -113,6 +152,65 @@ export function createMacros(lib: Lib, fromAddress: (a: bigint) => Pointer | nul
         ? sslCtxOptions(ctx, op)
         : lib.SSL_CTX_ctrl(ctx, SSL_CTRL_OPTIONS, op, null),
     SSL_CTX_set_read_ahead: (ctx, yes) => lib.SSL_CTX_ctrl(ctx, SSL_CTRL_SET_READ_AHEAD, yes, null),
+    SSL_CTX_set_session_cache_mode: (ctx, mode) =>
+      lib.SSL_CTX_ctrl(ctx, SSL_CTRL_SET_SESS_CACHE_MODE, mode, null),
+    SSL_CTX_set_tlsext_ticket_keys: (ctx, keys) =>
+      lib.SSL_CTX_ctrl_buf(ctx, SSL_CTRL_SET_TLSEXT_TICKET_KEYS, keys.length, keys),
+    SSL_CTX_get_tlsext_ticket_keys: (ctx, keys) =>
+      lib.SSL_CTX_ctrl_buf(ctx, SSL_CTRL_GET_TLSEXT_TICKET_KEYS, keys.length, keys),
+    EVP_MAC_CTX_set_hmac_key: (hctx, key, digest) => {
+      const setParams = lib.EVP_MAC_CTX_set_params;
+      if (setParams === null || key.length === 0) return 0;
+      const keyName = cString("key"); // OSSL_MAC_PARAM_KEY
+      const digestName = cString("digest"); // OSSL_MAC_PARAM_DIGEST
+      const digestValue = cString(digest);
+      // [param key][param digest][end marker, all zero] then the strings and the key bytes.
+      const strings = 3 * OSSL_PARAM_SIZE;
+      const total = strings + keyName.length + digestName.length + digestValue.length +
+        key.length;
+      const mem = lib.CRYPTO_malloc(total, null, 0);
+      if (mem === null) return 0;
+      try {
+        const base = BigInt(memory.address(mem));
+        memory.writeBytes(mem, 0, new Uint8Array(total)); // zeroes the end marker too
+        let off = strings;
+        const place = (bytes: Uint8Array): bigint => {
+          memory.writeBytes(mem, off, bytes);
+          const at = base + BigInt(off);
+          off += bytes.length;
+          return at;
+        };
+        const param = (
+          index: number,
+          name: bigint,
+          type: number,
+          data: bigint,
+          size: number,
+        ): void => {
+          const at = index * OSSL_PARAM_SIZE;
+          const cell = new Uint8Array(OSSL_PARAM_SIZE);
+          const view = new DataView(cell.buffer);
+          view.setBigUint64(0, name, true);
+          view.setUint32(8, type, true);
+          view.setBigUint64(16, data, true);
+          cell.set(sizeT(size), 24);
+          view.setBigUint64(32, 0xffffffffffffffffn, true); // OSSL_PARAM_UNMODIFIED
+          memory.writeBytes(mem, at, cell);
+        };
+        const keyNameAt = place(keyName);
+        const digestNameAt = place(digestName);
+        const digestAt = place(digestValue);
+        const keyAt = place(key);
+        param(0, keyNameAt, OSSL_PARAM_OCTET_STRING, keyAt, key.length);
+        // A UTF-8 string's data_size excludes the NUL (OSSL_PARAM_construct_utf8_string).
+        param(1, digestNameAt, OSSL_PARAM_UTF8_STRING, digestAt, digestValue.length - 1);
+        return setParams(hctx, mem);
+      } finally {
+        // The key was copied into the MAC context: wipe ours before freeing it.
+        memory.writeBytes(mem, 0, new Uint8Array(total));
+        lib.CRYPTO_free(mem, null, 0);
+      }
+    },
     SSL_CTX_add1_chain_cert: (ctx, x509) => lib.SSL_CTX_ctrl(ctx, SSL_CTRL_CHAIN_CERT, 1, x509),
     SSL_CTX_get0_chain_certs: (ctx) => {
       const cell = new BigUint64Array(1); // STACK_OF(X509) **

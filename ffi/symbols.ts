@@ -217,6 +217,17 @@ export const cryptoSymbols = {
   // void OPENSSL_sk_free(OPENSSL_STACK *st);
   OPENSSL_sk_free: { args: ["ptr"], ret: "void" },
 
+  // const EVP_CIPHER *EVP_aes_256_cbc(void);
+  EVP_aes_256_cbc: { args: [], ret: "ptr" },
+  // int EVP_EncryptInit_ex(EVP_CIPHER_CTX *ctx, const EVP_CIPHER *type, ENGINE *impl,
+  //                        const unsigned char *key, const unsigned char *iv);
+  EVP_EncryptInit_ex: { args: ["ptr", "ptr", "ptr", "buf", "ptr"], ret: "i32" },
+  // int EVP_DecryptInit_ex(EVP_CIPHER_CTX *ctx, const EVP_CIPHER *type, ENGINE *impl,
+  //                        const unsigned char *key, const unsigned char *iv);
+  EVP_DecryptInit_ex: { args: ["ptr", "ptr", "ptr", "buf", "ptr"], ret: "i32" },
+  // int EVP_MAC_CTX_set_params(EVP_MAC_CTX *ctx, const OSSL_PARAM params[]);  (3.0)
+  EVP_MAC_CTX_set_params: { args: ["ptr", "ptr"], ret: "i32", optional: true },
+
   // int EVP_MD_get_type(const EVP_MD *md);  (3.0; the NID, e.g. NID_sha256 672)
   EVP_MD_get_type: { args: ["ptr"], ret: "i32", optional: true },
   // int EVP_MD_type(const EVP_MD *md);  (1.1.1's name; a macro over EVP_MD_get_type in 3.0)
@@ -399,6 +410,35 @@ export const sslSymbols = {
   SSL_CIPHER_find: { args: ["ptr", "buf"], ret: "ptr" },
   // const EVP_MD *SSL_CIPHER_get_handshake_digest(const SSL_CIPHER *c);  (borrowed)
   SSL_CIPHER_get_handshake_digest: { args: ["ptr"], ret: "ptr" },
+
+  // ---- Session resumption (SSL_CTX_sess_set_new_cb(3), d2i_SSL_SESSION(3),
+  // SSL_CTX_set_num_tickets(3), SSL_CTX_set_tlsext_ticket_key_evp_cb(3)) ----
+  // SSL_SESSION *d2i_SSL_SESSION(SSL_SESSION **a, const unsigned char **pp, long length);
+  // (`pp`: an 8-byte cell holding the address of the DER; advanced past what was read)
+  d2i_SSL_SESSION: { args: ["ptr", "buf", "i64"], ret: "ptr" },
+  // int i2d_SSL_SESSION(SSL_SESSION *in, unsigned char **pp);  (pp NULL: the length only)
+  i2d_SSL_SESSION: { args: ["ptr", "ptr"], ret: "i32" },
+  // int i2d_SSL_SESSION(SSL_SESSION *in, unsigned char **pp);  (pp: an 8-byte cell holding a
+  // buffer address, advanced past the bytes written)
+  i2d_SSL_SESSION_buf: { symbol: "i2d_SSL_SESSION", args: ["ptr", "buf"], ret: "i32" },
+  // int SSL_set_session(SSL *ssl, SSL_SESSION *session);  (takes its own reference)
+  SSL_set_session: { args: ["ptr", "ptr"], ret: "i32" },
+  // SSL_SESSION *SSL_get1_session(SSL *ssl);  (a new reference: SSL_SESSION_free it)
+  SSL_get1_session: { args: ["ptr"], ret: "ptr" },
+  // const char *SSL_SESSION_get0_hostname(const SSL_SESSION *s);  (borrowed; may be NULL)
+  SSL_SESSION_get0_hostname: { args: ["ptr"], ret: "ptr" },
+  // int SSL_SESSION_set1_hostname(SSL_SESSION *s, const char *hostname);  (copied; NULL clears)
+  SSL_SESSION_set1_hostname: { args: ["ptr", "buf"], ret: "i32" },
+  // int SSL_SESSION_is_resumable(const SSL_SESSION *s);
+  SSL_SESSION_is_resumable: { args: ["ptr"], ret: "i32" },
+  // void SSL_CTX_sess_set_new_cb(SSL_CTX *ctx, int (*new_session_cb)(SSL *, SSL_SESSION *));
+  SSL_CTX_sess_set_new_cb: { args: ["ptr", "cb"], ret: "void" },
+  // int SSL_CTX_set_num_tickets(SSL_CTX *ctx, size_t num_tickets);  (TLS 1.3 servers)
+  SSL_CTX_set_num_tickets: { args: ["ptr", "usize"], ret: "i32" },
+  // int SSL_CTX_set_tlsext_ticket_key_evp_cb(SSL_CTX *ctx, int (*cb)(SSL *s,
+  //     unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX *ctx, EVP_MAC_CTX *hctx,
+  //     int enc));  (3.0; 1.1.1 has only the HMAC_CTX form)
+  SSL_CTX_set_tlsext_ticket_key_evp_cb: { args: ["ptr", "cb"], ret: "i32", optional: true },
 } as const satisfies SymbolTable;
 
 type ArgOf<T> = T extends "ptr" | "cb" ? Pointer | null

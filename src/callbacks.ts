@@ -24,6 +24,7 @@ import {
   CLIENT_HELLO_CB,
   INFO_CB,
   KEYLOG_CB,
+  NEW_SESSION_CB,
   openssl,
   type Pointer,
   PSK_CLIENT_CB,
@@ -32,6 +33,7 @@ import {
   PSK_USE_SESSION_CB,
   SSL_TLSEXT_ERR,
   STATUS_CB,
+  TICKET_KEY_CB,
   VERIFY_CB,
 } from "./native.ts";
 import type { NativeCallback } from "./native.ts";
@@ -75,6 +77,22 @@ export interface CallbackTarget {
   ): { identity: Uint8Array; key: Uint8Array } | null;
   /** TLS 1.2 servers (`SSL_CTX_set_psk_server_callback`): the key for `identity`, or null. */
   onPskServer(identity: Uint8Array, maxKey: number): Uint8Array | null;
+  /**
+   * Clients (`SSL_CTX_sess_set_new_cb`): a new session (borrowed for the call: the trampoline
+   * returns 0, so OpenSSL drops the reference it took for us).
+   */
+  onNewSession(session: Pointer): void;
+  /**
+   * Servers (`SSL_CTX_set_tlsext_ticket_key_evp_cb`): seal (`enc` 1) or open (`enc` 0) a
+   * session ticket; returns the callback's result code.
+   */
+  onTicketKey(
+    keyName: Pointer,
+    iv: Pointer,
+    cipherCtx: Pointer,
+    hmacCtx: Pointer,
+    enc: number,
+  ): number;
 }
 
 // Weak: a connection a caller forgot to close can still be collected (its SSL is then freed by
@@ -354,6 +372,52 @@ export function pskServerTrampoline(): Pointer {
         openssl().backend.writeBytes(psk, 0, key);
         return key.length;
       });
+    },
+  );
+}
+
+/** The process-wide new-session trampoline, for `SSL_CTX_sess_set_new_cb`. @internal */
+export function newSessionTrampoline(): Pointer {
+  return trampoline(NEW_SESSION_CB, (ssl: Pointer | null, session: Pointer | null) => {
+    const target = targetOf(ssl);
+    if (target === undefined || session === null) return 0;
+    // Always 0: the engine serialises the session during the call and keeps no pointer, so
+    // OpenSSL releases the reference it took on our behalf.
+    target.callbacks.run(0, () => {
+      target.onNewSession(session);
+      return 0;
+    });
+    return 0;
+  });
+}
+
+/**
+ * The process-wide session ticket key trampoline, for `SSL_CTX_set_tlsext_ticket_key_evp_cb`.
+ * @internal
+ */
+export function ticketKeyTrampoline(): Pointer {
+  return trampoline(
+    TICKET_KEY_CB,
+    (
+      ssl: Pointer | null,
+      keyName: Pointer | null,
+      iv: Pointer | null,
+      cipherCtx: Pointer | null,
+      hmacCtx: Pointer | null,
+      enc: number,
+    ) => {
+      const target = targetOf(ssl);
+      // Not ours (cannot happen): 0 = no ticket / cannot open it, a full handshake.
+      if (
+        target === undefined || keyName === null || iv === null || cipherCtx === null ||
+        hmacCtx === null
+      ) {
+        return 0;
+      }
+      return target.callbacks.run(
+        TICKET_KEY_CB.failure ?? 0,
+        () => target.onTicketKey(keyName, iv, cipherCtx, hmacCtx, enc),
+      );
     },
   );
 }

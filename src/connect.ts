@@ -59,6 +59,21 @@ export interface TlsClientOptions extends
   cert?: PemOrDer;
   /** The private key for {@link cert}. */
   key?: PemOrDer;
+  /**
+   * A session to resume: `conn.session` of an earlier connection to the same server name
+   * (`null`: none). Resumption skips the certificate exchange (`conn.sessionReused` says whether
+   * it happened). A session made for another `servername`, or by a connection that did not
+   * verify the server, is not offered; one the server does not accept (another server, an
+   * expired ticket, tickets off, a version not allowed) gives a full handshake. Bytes that are
+   * not a serialised session are a TypeError.
+   */
+  session?: Uint8Array | null;
+  /**
+   * Called with each new session as it arrives (the bytes `conn.session` then returns): TLS 1.2
+   * when the handshake completes, TLS 1.3 once per ticket, on the reads after the handshake.
+   * Synchronous; a throw fails the connection (`CALLBACK_ERROR`).
+   */
+  onSession?: (session: Uint8Array) => void;
   /** Aborts connecting, the handshake, or later I/O: pending operations reject with `ABORTED`. */
   signal?: AbortSignal;
   /** Milliseconds allowed for TCP connect plus handshake. Default 30,000. `Infinity`: no limit. */
@@ -123,6 +138,9 @@ const SERVER_ONLY_KEYS = [
   "ocspStaple",
   "onServerName",
   "pskIdentityHint",
+  "sessionTickets",
+  "ticketCount",
+  "ticketKeys",
 ] as const;
 
 function contextOptions(options: TlsClientOptions): TlsContextOptions {
@@ -164,6 +182,8 @@ function prepare(
   const engineOptions: TlsEngineOptions = {};
   if (servername !== undefined) engineOptions.servername = servername;
   if (options.alpnProtocols !== undefined) engineOptions.alpnProtocols = options.alpnProtocols;
+  if (options.session !== undefined) engineOptions.session = options.session;
+  if (options.onSession !== undefined) engineOptions.onSession = options.onSession;
   if (options.context !== undefined) {
     if (options.context.role !== "client") throw new TypeError("context must be a client context");
     if (CONTEXT_KEYS.some((k) => options[k] !== undefined)) {

@@ -502,9 +502,26 @@ export class Connection {
     return this.#infoOrThrow().peerCertificateChain;
   }
 
-  /** Whether the session was resumed. */
+  /**
+   * Whether the session was resumed (an abbreviated handshake: no certificate was sent or
+   * verified, the trust decision of the connection that made the session stands).
+   */
   get sessionReused(): boolean {
     return this.#infoOrThrow().sessionReused;
+  }
+
+  /**
+   * Clients: the newest session, serialised (`i2d_SSL_SESSION` bytes, opaque), for
+   * `connect({ session })` / `startTls(..., { session })` later; `null` while there is none
+   * (and always on servers). TLS 1.2: available once the handshake is done. TLS 1.3: the server
+   * sends its tickets after the handshake, so they are read by the first {@link read} (the
+   * server's first data comes after them); each ticket replaces the previous one (or use
+   * `onSession` to hear of each). Still readable after {@link close}. The bytes hold the
+   * session's secret: store them like a key, and only for the server name they were made for
+   * (the library refuses them for another name anyway).
+   */
+  get session(): Uint8Array | null {
+    return this.#engine.role === "client" ? this.#engine.session : null;
   }
 
   /**

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import { TlsError } from "./errors.ts";
 import { clearErrorQueue, drainErrorQueue } from "./error_queue.ts";
 import { NativeHandle } from "./ownership.ts";
@@ -14,9 +15,12 @@ import {
   type Pointer,
   SSL_MODE,
   SSL_OP,
+  SSL_SESS_CACHE,
   SSL_VERIFY,
+  TICKET_KEY_LENGTH,
   TLS_VERSION,
 } from "./native.ts";
+import { checkTicketKeys, generateTicketKeys, TicketKeyRing } from "./session.ts";
 import type { OcspResponse } from "./ocsp.ts";
 import {
   alpnSelectTrampoline,
@@ -24,11 +28,13 @@ import {
   clientHelloTrampoline,
   infoTrampoline,
   keylogTrampoline,
+  newSessionTrampoline,
   pskClientTrampoline,
   pskFindSessionTrampoline,
   pskServerTrampoline,
   pskUseSessionTrampoline,
   statusTrampoline,
+  ticketKeyTrampoline,
   verifyTrampoline,
 } from "./callbacks.ts";
 import {
@@ -267,6 +273,28 @@ export interface TlsContextOptions {
   pskIdentityHint?: string;
   /** TLS 1.3 PSK key exchange modes; see {@link PskKeyExchange}. Default `"psk_dhe_ke"`. */
   pskKeyExchange?: PskKeyExchange;
+  /**
+   * Servers: whether to issue session tickets (stateless resumption, TLS 1.2 and 1.3). Default
+   * `true`. `false` sets `SSL_OP_NO_TICKET` and `SSL_CTX_set_num_tickets(ctx, 0)`: TLS 1.3
+   * clients cannot resume; TLS 1.2 clients still can through session IDs, from this context's
+   * in-memory session cache (OpenSSL's server default, kept).
+   */
+  sessionTickets?: boolean;
+  /**
+   * Servers, TLS 1.3: how many tickets to send after a full handshake (`SSL_CTX_set_num_tickets`).
+   * Default 2 (OpenSSL's); a resumed handshake always gets at most 1. 0 to 10.
+   */
+  ticketCount?: number;
+  /**
+   * Servers: the session ticket key, 80 bytes (a 16-byte key name, a 32-byte HMAC-SHA256 key, a
+   * 32-byte AES-256 key, as `SSL_CTX_set_tlsext_ticket_keys` takes them; see
+   * `generateTicketKeys()`). Default: a random key per context. Give every server of a service
+   * the same key (and the same certificate and client-certificate settings) so that a ticket from
+   * one resumes on another or after a restart; rotate it with {@link TlsContext.rotateTicketKeys}.
+   * Anyone holding it can decrypt the sessions of every ticket sealed with it: keep it secret,
+   * rotate it often.
+   */
+  ticketKeys?: Uint8Array;
 }
 
 /** The TLS 1.2 cipher list used by default: Mozilla's "intermediate" set. */
@@ -339,6 +367,7 @@ function validate(role: "client" | "server", options: TlsContextOptions): void {
   checkFunction("onServerName", options.onServerName);
   checkFunction("onHandshakeEvent", options.onHandshakeEvent);
   checkFunction("onKeylog", options.onKeylog);
+  validateSessionOptions(role, options);
   if (role === "server" && options.onClientCertificate !== undefined) {
     throw new TypeError("onClientCertificate is for clients only");
   }
@@ -397,6 +426,30 @@ function validate(role: "client" | "server", options: TlsContextOptions): void {
   }
 }
 
+function validateSessionOptions(role: "client" | "server", options: TlsContextOptions): void {
+  const { sessionTickets, ticketCount, ticketKeys } = options;
+  for (const [name, value] of Object.entries({ sessionTickets, ticketCount, ticketKeys })) {
+    if (value !== undefined && role === "client") {
+      throw new TypeError(`${name} is a server option (clients resume with session)`);
+    }
+  }
+  if (sessionTickets !== undefined && typeof sessionTickets !== "boolean") {
+    throw new TypeError("sessionTickets must be a boolean");
+  }
+  if (ticketCount !== undefined) {
+    if (!Number.isInteger(ticketCount) || ticketCount < 0 || ticketCount > 10) {
+      throw new RangeError(`ticketCount must be an integer from 0 to 10, got ${ticketCount}`);
+    }
+    if (sessionTickets === false && ticketCount > 0) {
+      throw new TypeError("ticketCount > 0 contradicts sessionTickets: false");
+    }
+  }
+  if (ticketKeys !== undefined) {
+    checkTicketKeys("ticketKeys", ticketKeys);
+    if (sessionTickets === false) throw new TypeError("ticketKeys needs sessionTickets");
+  }
+}
+
 /** ALPN's wire format: each protocol name prefixed by its length (RFC 7301 §3.1). */
 export function encodeAlpn(protocols: readonly string[]): Uint8Array {
   if (!Array.isArray(protocols) || protocols.length === 0) {
@@ -426,6 +479,16 @@ function fail(what: string, code: "INTERNAL" | "INVALID_KEY" | "HANDSHAKE_FAILED
 
 // The SSL_CTX pointer stays out of the public API: only this module's function below reads it.
 const nativeOf = new WeakMap<TlsContext, () => Pointer>();
+// Server contexts whose ticket keys were rotated: the ring the ticket key callback uses.
+const ticketRings = new WeakMap<TlsContext, TicketKeyRing>();
+
+/**
+ * The ticket keys of a server context once {@link TlsContext.rotateTicketKeys} installed the
+ * ticket key callback, else `undefined` (OpenSSL then uses the context's own key). @internal
+ */
+export function ticketKeyRingOf(context: TlsContext): TicketKeyRing | undefined {
+  return ticketRings.get(context);
+}
 
 /**
  * The `SSL_CTX *` of a context, for a new connection (`SSL_new` takes its own reference, so the
@@ -597,13 +660,16 @@ export class TlsContext {
       o.SSL_CTX_set_tlsext_status_cb(ctx, statusTrampoline());
     }
     if (this.role === "server") {
-      // Sessions are bound to the context that made them. Without a session id context a server
-      // that verifies clients fails every resumption attempt with "session id context
-      // uninitialized" instead of falling back to a full handshake.
-      const sidCtx = crypto.getRandomValues(new Uint8Array(32));
-      if (o.SSL_CTX_set_session_id_context(ctx, sidCtx, sidCtx.length) !== 1) {
-        fail("SSL_CTX_set_session_id_context failed", "INTERNAL");
-      }
+      this.#configureServerSessions(ctx);
+    } else {
+      // Client session caching on, so that OpenSSL calls the new-session callback (for every
+      // TLS 1.3 ticket too); NO_INTERNAL_STORE: the engine serialises each session at once and
+      // the context keeps none (sessions are offered explicitly with SSL_set_session).
+      o.SSL_CTX_set_session_cache_mode(
+        ctx,
+        SSL_SESS_CACHE.CLIENT | SSL_SESS_CACHE.NO_INTERNAL_STORE,
+      );
+      o.SSL_CTX_sess_set_new_cb(ctx, newSessionTrampoline());
     }
     if (opts.psk !== undefined) this.#configurePsk(ctx);
     if (opts.onHandshakeEvent !== undefined) {
@@ -611,6 +677,97 @@ export class TlsContext {
     }
     if (opts.onKeylog !== undefined || this.keylogFile !== undefined) {
       o.SSL_CTX_set_keylog_callback(ctx, keylogTrampoline());
+    }
+  }
+
+  #configureServerSessions(ctx: Pointer): void {
+    const o = openssl();
+    const opts = this.options;
+    // Sessions are bound to the context that made them (OpenSSL refuses, with a full handshake,
+    // a session whose id context differs). Without a session id context a server that verifies
+    // clients fails every resumption attempt with "session id context uninitialized" instead of
+    // falling back to a full handshake. Random by default; with shared ticketKeys, derived from
+    // what decides whether a session may resume (identity, client-certificate policy), so that
+    // servers configured alike, and restarts, accept each other's tickets.
+    const sidCtx = opts.ticketKeys === undefined
+      ? crypto.getRandomValues(new Uint8Array(32))
+      : sessionIdContextOf(opts);
+    if (o.SSL_CTX_set_session_id_context(ctx, sidCtx, sidCtx.length) !== 1) {
+      fail("SSL_CTX_set_session_id_context failed", "INTERNAL");
+    }
+    if (opts.sessionTickets === false) {
+      // NO_TICKET alone still lets a TLS 1.3 server issue (stateful) tickets: also send none.
+      o.SSL_CTX_set_options(ctx, SSL_OP.NO_TICKET);
+      if (o.SSL_CTX_set_num_tickets(ctx, 0) !== 1) {
+        fail("SSL_CTX_set_num_tickets failed", "INTERNAL");
+      }
+    } else if (
+      opts.ticketCount !== undefined && o.SSL_CTX_set_num_tickets(ctx, opts.ticketCount) !== 1
+    ) {
+      fail("SSL_CTX_set_num_tickets failed", "INTERNAL");
+    }
+    if (opts.ticketKeys !== undefined) {
+      const keys = checkTicketKeys("ticketKeys", opts.ticketKeys);
+      const ok = o.SSL_CTX_set_tlsext_ticket_keys(ctx, keys) === 1;
+      keys.fill(0);
+      if (!ok) fail("SSL_CTX_set_tlsext_ticket_keys failed", "INTERNAL");
+    }
+  }
+
+  /**
+   * Servers: makes `keys` (80 bytes; default: fresh random ones) the session ticket key. New
+   * tickets are sealed with it; tickets sealed with the key it replaces still resume (and are
+   * renewed: the client gets a ticket under the new key), older ones fall back to a full
+   * handshake. So rotating more often than tickets live (TLS 1.3 tickets: 2 hours, OpenSSL's
+   * default session timeout) ends resumption for clients that stayed away longer. The first
+   * rotation installs the ticket key callback (`SSL_CTX_set_tlsext_ticket_key_evp_cb`), which
+   * reads the replaced key back from OpenSSL; connections in progress are unaffected.
+   *
+   * On OpenSSL 1.1.1 (no EVP ticket callback) the key is replaced outright: earlier tickets stop
+   * resuming.
+   *
+   * @example
+   * ```ts
+   * import { generateTicketKeys, listen } from "../mod.ts";
+   * const cert = await Deno.readTextFile("server.pem");
+   * const key = await Deno.readTextFile("server.key");
+   * const server = listen({ port: 8443, cert, key, ticketKeys: generateTicketKeys() });
+   * setInterval(() => server.rotateTicketKeys(), 60 * 60 * 1000); // hourly
+   * ```
+   * @throws {TypeError} on client contexts, with `sessionTickets: false`, or when closed;
+   * {@link RangeError} when `keys` is not 80 bytes.
+   */
+  rotateTicketKeys(keys?: Uint8Array): void {
+    if (this.role !== "server") throw new TypeError("rotateTicketKeys() is for server contexts");
+    if (this.options.sessionTickets === false) {
+      throw new TypeError("this context issues no session tickets (sessionTickets: false)");
+    }
+    const next = keys === undefined ? generateTicketKeys() : checkTicketKeys("keys", keys);
+    const ctx = nativeContext(this);
+    const o = openssl();
+    const ring = ticketRings.get(this);
+    if (ring !== undefined) {
+      ring.rotate(next);
+      return;
+    }
+    if (o.SSL_CTX_set_tlsext_ticket_key_evp_cb === null || o.EVP_MAC_CTX_set_params === null) {
+      // 1.1.1: one key only.
+      if (o.SSL_CTX_set_tlsext_ticket_keys(ctx, next) !== 1) {
+        fail("SSL_CTX_set_tlsext_ticket_keys failed", "INTERNAL");
+      }
+      return;
+    }
+    // The key in use so far: the one given as ticketKeys, or OpenSSL's random one.
+    const current = new Uint8Array(TICKET_KEY_LENGTH);
+    if (o.SSL_CTX_get_tlsext_ticket_keys(ctx, current) !== 1) {
+      fail("SSL_CTX_get_tlsext_ticket_keys failed", "INTERNAL");
+    }
+    const created = new TicketKeyRing(current, null);
+    created.rotate(next);
+    ticketRings.set(this, created);
+    if (o.SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticketKeyTrampoline()) !== 1) {
+      ticketRings.delete(this);
+      fail("SSL_CTX_set_tlsext_ticket_key_evp_cb failed", "INTERNAL");
     }
   }
 
@@ -722,6 +879,25 @@ export type SecureContext = TlsContext;
 export function ocspModeOf(options: Readonly<TlsContextOptions>): OcspMode {
   const o = options.ocsp;
   return (typeof o === "string" ? o : o?.mode) ?? "request";
+}
+
+/**
+ * A session id context derived from what decides whether a session may resume on a server: its
+ * identity and its client-certificate policy (and trust). Servers configured alike get the same.
+ */
+function sessionIdContextOf(opts: Readonly<TlsContextOptions>): Uint8Array {
+  const hash = createHash("sha256");
+  hash.update("libssl-ffi session id context v1\0");
+  const add = (part: unknown) => {
+    if (part instanceof Uint8Array) hash.update(part);
+    else hash.update(JSON.stringify(part ?? null));
+    hash.update("\0");
+  };
+  add(opts.cert);
+  add(opts.requestClientCert ?? false);
+  for (const ca of opts.caCerts ?? []) add(ca);
+  add(opts.psk === undefined ? "no-psk" : "psk");
+  return new Uint8Array(hash.digest());
 }
 
 function passphraseOf(opts: TlsContextOptions): { passphrase?: Passphrase } {

@@ -47,10 +47,12 @@ import {
   type Identity,
   nativeContext,
   ocspModeOf,
+  ticketKeyRingOf,
   TlsContext,
   type TlsContextOptions,
   type VerifyCertificateInfo,
 } from "./context.ts";
+import { bindSession, decodeSession, encodeSession, sessionHostname } from "./session.ts";
 import { Certificate, loadCertificates, loadPrivateKey, nameToDer, nameToString } from "./x509.ts";
 import {
   hashNidOf,
@@ -81,6 +83,20 @@ export interface TlsEngineOptions {
    * succeeds, as RFC 7301 allows servers to ignore ALPN).
    */
   alpnProtocols?: readonly string[];
+  /**
+   * Clients: a session to resume, as an earlier connection's {@link TlsEngine.session} gave it
+   * (`null`: none). It is offered only when it was made for the same `servername` by a
+   * connection that verified the server (a resumed handshake does not verify the certificate
+   * again); otherwise, and when the server does not accept it (another server, expired, tickets
+   * off), the handshake is a full one. Bytes that are not a serialised session are a TypeError.
+   */
+  session?: Uint8Array | null;
+  /**
+   * Clients: called with each new session as it arrives (serialised, the bytes of
+   * {@link TlsEngine.session}): TLS 1.2 during the handshake, TLS 1.3 after it, once per ticket
+   * the server sends (on the read that processes it). Synchronous; a throw fails the connection.
+   */
+  onSession?: (session: Uint8Array) => void;
 }
 
 /**
@@ -95,8 +111,16 @@ export function checkEngineOptions(
   if (typeof options !== "object" || options === null) {
     throw new TypeError("options must be an object");
   }
-  const { servername, alpnProtocols } = options;
+  const { servername, alpnProtocols, session, onSession } = options;
   const alpn = alpnProtocols === undefined ? undefined : encodeAlpn(alpnProtocols);
+  if (session !== undefined && session !== null) {
+    if (role === "server") throw new TypeError("session is for clients only");
+    decodeSession(session).close(); // parses it: a TypeError for garbage, before any I/O
+  }
+  if (onSession !== undefined) {
+    if (typeof onSession !== "function") throw new TypeError("onSession must be a function");
+    if (role === "server") throw new TypeError("onSession is for clients only");
+  }
   if (alpn !== undefined && role === "server") {
     throw new TypeError("alpnProtocols on an engine is for clients only");
   }
@@ -205,6 +229,9 @@ export class TlsEngine {
     onPskFindSession: (identity) => this.#onPskFindSession(identity),
     onPskClient: (hint, maxIdentity, maxKey) => this.#onPskClient(hint, maxIdentity, maxKey),
     onPskServer: (identity, maxKey) => this.#onPskServer(identity, maxKey),
+    onNewSession: (session) => this.#onNewSession(session),
+    onTicketKey: (keyName, iv, cipherCtx, hmacCtx, enc) =>
+      ticketKeyRingOf(this.#context)?.handle(keyName, iv, cipherCtx, hmacCtx, enc) ?? 0,
   };
   /**
    * Clients, TLS 1.3: the PSK offered in the ClientHello (`undefined`: not asked yet; `null`:
@@ -223,6 +250,11 @@ export class TlsEngine {
   /** Clients with `psk` and no `servername`: the handshake must end up using the PSK. */
   #pskRequired = false;
   #servername: string | undefined;
+  /** Clients: whether this connection verifies the server (its sessions may then be resumed). */
+  #verifying: boolean;
+  /** Clients: the newest session, serialised; and who wants each new one. */
+  #session: Uint8Array | null = null;
+  #onSession: ((session: Uint8Array) => void) | undefined;
   #ssl: NativeHandle;
   #rbio: Pointer;
   #wbio: Pointer;
@@ -259,6 +291,8 @@ export class TlsEngine {
     const verifying = context.options.unsafelyDisableVerification !== true;
     this.role = context.role;
     this.#servername = servername;
+    this.#verifying = verifying;
+    this.#onSession = options.onSession;
     this.#pskRequired = this.role === "client" && verifying && servername === undefined &&
       context.options.psk !== undefined;
     this.#context = context;
@@ -298,6 +332,9 @@ export class TlsEngine {
             openssl: drainErrorQueue(),
           });
         }
+        if (options.session !== undefined && options.session !== null) {
+          this.#offerSession(ssl, options.session);
+        }
       } else {
         o.SSL_set_accept_state(ssl);
       }
@@ -306,6 +343,46 @@ export class TlsEngine {
       this.#ssl.close();
       throw error;
     }
+  }
+
+  /**
+   * Offers `bytes` for resumption (`SSL_set_session`), if it was made for this server name by a
+   * verifying connection; else the handshake is a full one. OpenSSL itself falls back to a full
+   * handshake for sessions the server refuses, expired tickets, and versions not allowed here.
+   */
+  #offerSession(ssl: Pointer, bytes: Uint8Array): void {
+    const o = openssl();
+    const session = decodeSession(bytes);
+    try {
+      // A resumed handshake skips certificate verification: the session must come from a
+      // verified connection to this very name (sessions from unverified connections carry no
+      // name). Connections that verify nothing may use any session.
+      const bound = sessionHostname(session.ptr);
+      if (this.#verifying && (bound === null || bound !== this.#servername)) return;
+      if (o.SSL_set_session(ssl, session.ptr) !== 1) {
+        // E.g. a session of a version this context does not allow: a full handshake.
+        drainErrorQueue();
+      }
+    } finally {
+      session.close(); // SSL_set_session took its own reference
+    }
+  }
+
+  /**
+   * Clients, from the new-session callback (TLS 1.2: end of a full handshake; TLS 1.3: each
+   * NewSessionTicket): binds the session to the server name, serialises it, and hands it on.
+   */
+  #onNewSession(session: Pointer): void {
+    const o = openssl();
+    if (o.SSL_SESSION_is_resumable(session) !== 1) return;
+    // OpenSSL records the name only when the server acknowledged SNI (never for IP addresses):
+    // write it ourselves. On a client OpenSSL reads a session's host name only for early data,
+    // which this library never sends, so this changes nothing else.
+    bindSession(session, this.#verifying ? this.#servername ?? null : null);
+    const bytes = encodeSession(session);
+    if (bytes === null) return;
+    this.#session = bytes;
+    this.#onSession?.(bytes.slice());
   }
 
   #setServerName(ssl: Pointer, name: string, verifying: boolean): void {
@@ -488,6 +565,25 @@ export class TlsEngine {
     if (r === 1) {
       this.#established = true;
       this.#callbacks.reset();
+      // A resumed TLS 1.2 handshake makes no new session (no callback): the resumed one, with a
+      // ticket the server may have renewed, is this connection's session.
+      if (
+        this.role === "client" && this.#session === null && this.sessionReused &&
+        o.SSL_version(ssl) !== TLS_VERSION.TLS1_3_VERSION && this.pskIdentity === null
+      ) {
+        const current = o.SSL_get1_session(ssl);
+        if (current !== null) {
+          try {
+            this.#callbacks.run(0, () => {
+              this.#onNewSession(current);
+              return 0;
+            });
+          } finally {
+            o.SSL_SESSION_free(current);
+          }
+          this.#afterCall("handshake");
+        }
+      }
       this.#pskIdentityMemory?.close(); // OpenSSL is done with the identity
       if (this.#pskRequired && this.pskIdentity === null) {
         throw this.#setFatal(
@@ -692,6 +788,19 @@ export class TlsEngine {
       return used?.shown ?? null;
     }
     return this.#pskUsed?.shown ?? null;
+  }
+
+  /**
+   * Clients: the newest session of this connection, serialised (`i2d_SSL_SESSION`), for
+   * {@link TlsEngineOptions.session} of a later connection to the same server; `null` while
+   * there is none. TLS 1.2: set when the handshake completes. TLS 1.3: set when the server's
+   * NewSessionTicket is read, which happens on a {@link read} after the handshake (OpenSSL
+   * servers send their tickets right after it); each new ticket replaces the previous one.
+   * Kept after {@link close}. The bytes hold the session's master secret: store them as
+   * carefully as a key.
+   */
+  get session(): Uint8Array | null {
+    return this.#session === null ? null : this.#session.slice();
   }
 
   /** OpenSSL's verification result for the peer (`SSL_get_verify_result`; 0 = OK). */
@@ -1347,10 +1456,16 @@ export class TlsEngine {
       : `SSL_get_error ${sslError} with an empty error queue`;
     // A TLS 1.3 server ignores an unknown PSK and goes on without it: say so, OpenSSL's reason
     // is about what failed next (e.g. "no suitable signature algorithm" without a certificate).
-    const psk = this.#pskUnknown !== undefined && phase === "handshake"
-      ? ` (the client's PSK identity ${describeIdentity(this.#pskUnknown)} is unknown)`
-      : "";
-    return new TlsError(code, `TLS ${phase} failed: ${why}${psk}`, base);
+    if (this.#pskUnknown !== undefined && phase === "handshake") {
+      return new TlsError(
+        code,
+        `TLS handshake failed: the client's PSK identity ${
+          describeIdentity(this.#pskUnknown)
+        } is unknown, and the server could not go on with a certificate instead (OpenSSL: ${why})`,
+        base,
+      );
+    }
+    return new TlsError(code, `TLS ${phase} failed: ${why}`, base);
   }
 
   #free(): void {

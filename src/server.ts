@@ -49,6 +49,9 @@ export interface TlsServerOptions extends
     | "ocspStaple"
     | "pskIdentityHint"
     | "pskKeyExchange"
+    | "sessionTickets"
+    | "ticketCount"
+    | "ticketKeys"
   > {
   /**
    * Pre-shared keys: called with each identity a client offers (a string when it is printable
@@ -117,6 +120,9 @@ const CONTEXT_KEYS = [
   "psk",
   "pskIdentityHint",
   "pskKeyExchange",
+  "sessionTickets",
+  "ticketCount",
+  "ticketKeys",
 ] as const;
 
 /** A server context for `options`, validated before any I/O. @internal */
@@ -128,7 +134,16 @@ export function prepareServer(
     throw new TypeError("options must be an object");
   }
   // Plain JavaScript callers get no type error for a client option here: say so, not ignore it.
-  for (const k of ["ocsp", "servername", "onClientCertificate", "unsafelyDisableVerification"]) {
+  for (
+    const k of [
+      "ocsp",
+      "servername",
+      "onClientCertificate",
+      "unsafelyDisableVerification",
+      "session",
+      "onSession",
+    ]
+  ) {
     if ((options as Record<string, unknown>)[k] !== undefined) {
       throw new TypeError(`${k} is a client option (connect(), startTls)`);
     }
@@ -262,6 +277,25 @@ export class TlsListener implements AsyncIterable<Connection> {
   /** Whether {@link close} was called. */
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /**
+   * Rotates the session ticket key of this listener's context: see
+   * {@link TlsContext.rotateTicketKeys} (tickets under the replaced key still resume, older ones
+   * do not).
+   *
+   * @example
+   * ```ts
+   * import { listen } from "../mod.ts";
+   * const cert = await Deno.readTextFile("server.pem");
+   * const key = await Deno.readTextFile("server.key");
+   * await using server = listen({ port: 8443, cert, key });
+   * server.rotateTicketKeys(); // fresh random key; pass 80 bytes to set one
+   * ```
+   * @throws {TypeError | RangeError} as {@link TlsContext.rotateTicketKeys}.
+   */
+  rotateTicketKeys(keys?: Uint8Array): void {
+    this.#context.rotateTicketKeys(keys);
   }
 
   /** How many handshakes are in progress right now. */

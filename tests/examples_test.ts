@@ -415,3 +415,36 @@ test("examples/client.ts tests leave no native object behind in this process", (
   clearContextCache();
   assertNoLiveNativeObjects();
 });
+
+test("examples/client.ts --reconnect resumes the session s_server issued (TLS 1.3 and 1.2)", async () => {
+  const { sharedTestPki } = await import("./support/pki.ts");
+  const pki = sharedTestPki();
+  const server = await startOpensslServer({
+    cert: pki.server.certPath,
+    key: pki.server.keyPath,
+    chain: pki.intermediateCa.certPath,
+    www: true,
+  });
+  try {
+    for (const version of ["--tls1.3", "--tls1.2"]) {
+      const r = await runExample("examples/client.ts", [
+        `localhost:${server.port}`,
+        "--ca",
+        pki.rootCaPath,
+        version,
+        "--reconnect",
+        "--request",
+        "GET / HTTP/1.0\\r\\n\\r\\n",
+      ]);
+      assert.equal(r.status, 0, `${version}: ${r.stderr}`);
+      assert.match(r.stdout, /sessionReused false/, version); // the first connection
+      assert.match(
+        r.stdout,
+        new RegExp(`reconnected in [\\d.]+ ms: TLSv1\\.${version.slice(-1)}, sessionReused true`),
+        version,
+      );
+    }
+  } finally {
+    await server.stop();
+  }
+});
