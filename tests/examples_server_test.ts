@@ -894,7 +894,8 @@ test(
     try {
       const { server, port } = await startServer([...serverArgs(), "--psk-file", file]);
       try {
-        assert.match(server.stdout(), /; PSK 2 identities from \S+keys\.psk$/m);
+        // Printed after the "listening on" line, possibly in a later chunk: wait for it.
+        await server.waitFor(/; PSK 2 identities from \S+keys\.psk$/m);
         const plain = await httpGet(port);
         assert.equal(plain.conn.peerCertificate?.subject, "CN=localhost,O=libssl-ffi tests");
         assert.equal(plain.conn.pskIdentity, null);
