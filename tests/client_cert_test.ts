@@ -28,7 +28,7 @@ import {
   startGnutlsServer,
   startOpensslServer,
 } from "./support/peers.ts";
-import { assertNoLiveNativeObjects } from "./support/leaks.ts";
+import { clearCacheAndAssertNoLeaks as finish } from "./support/leaks.ts";
 
 const pki = sharedTestPki();
 const ca = [pki.rootCa.cert];
@@ -116,11 +116,6 @@ function assertNameInCertificate(nameDer: Uint8Array, certPem: string): void {
   assert.equal(nameDer[0], 0x30, "DER SEQUENCE");
   const certDer = Buffer.from(Certificate.fromPem(certPem).der);
   assert.ok(certDer.indexOf(Buffer.from(nameDer)) > 0, "the name's DER is the certificate's");
-}
-
-function finish(): void {
-  clearContextCache();
-  assertNoLiveNativeObjects();
 }
 
 // ---- 1. the server's request, and the chain sent back ---------------------------------------

@@ -5,7 +5,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { clearContextCache, connect, TlsError } from "../mod.ts";
+import { connect, TlsError } from "../mod.ts";
 import { test } from "./harness.ts";
 import { type LeafPem, sharedTestPki } from "./support/pki.ts";
 import {
@@ -14,16 +14,11 @@ import {
   startRawServer,
   startTcpProxy,
 } from "./support/peers.ts";
-import { assertNoLiveNativeObjects } from "./support/leaks.ts";
+import { clearCacheAndAssertNoLeaks as finish } from "./support/leaks.ts";
 import { runScript } from "./support/subprocess.ts";
 
 const pki = sharedTestPki();
 const ca = [pki.rootCa.cert];
-
-function finish(): void {
-  clearContextCache();
-  assertNoLiveNativeObjects();
-}
 
 function isTlsError(code: string, check: (e: TlsError) => void = () => {}) {
   return (e: unknown) => {

@@ -11,7 +11,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Duplex } from "node:stream";
-import { clearContextCache, connect, type Connection, startTls, TlsError } from "../mod.ts";
+import { connect, type Connection, startTls, TlsError } from "../mod.ts";
 import { test } from "./harness.ts";
 import { sharedTestPki } from "./support/pki.ts";
 import {
@@ -21,7 +21,7 @@ import {
   startOpensslServer,
   startTcpProxy,
 } from "./support/peers.ts";
-import { assertNoLiveNativeObjects } from "./support/leaks.ts";
+import { clearCacheAndAssertNoLeaks as finish } from "./support/leaks.ts";
 
 const pki = sharedTestPki();
 const ca = [pki.rootCa.cert];
@@ -54,11 +54,6 @@ async function readUntil(conn: Connection, pattern: RegExp): Promise<string> {
     got += new TextDecoder().decode(buf.subarray(0, n));
   }
   return got;
-}
-
-function finish(): void {
-  clearContextCache();
-  assertNoLiveNativeObjects();
 }
 
 for (const version of ["1.3", "1.2"] as const) {

@@ -135,7 +135,9 @@ function startExample(args: string[]): Child {
 async function startServer(args: string[]): Promise<{ server: Child; port: number }> {
   const server = startExample(["--port", "0", ...args]);
   try {
-    const m = await server.waitFor(/^listening on 127\.0\.0\.1:(\d+) /m, 20_000);
+    // The settings line follows in a second write: wait for it too, so that tests can match
+    // server.stdout() against it at once.
+    const m = await server.waitFor(/^listening on 127\.0\.0\.1:(\d+) .*\n {2}.*\n/m, 20_000);
     return { server, port: Number(m[1]) };
   } catch (error) {
     await server.stop();

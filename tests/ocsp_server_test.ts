@@ -9,10 +9,8 @@
 import assert from "node:assert/strict";
 import {
   Certificate,
-  clearContextCache,
   connect,
   type Connection,
-  type ConnectOptions,
   listen,
   type ListenOptions,
   liveNativeObjects,
@@ -23,11 +21,16 @@ import {
   type TlsErrorCode,
   type TlsListener,
 } from "../mod.ts";
+import {
+  localClientOptions as clientOptions,
+  localServerOptions,
+  rejectsWithTlsError,
+} from "./support/listener.ts";
 import { test } from "./harness.ts";
 import { sharedTestPki } from "./support/pki.ts";
 import { ocspFixtures } from "./support/ocsp.ts";
 import { opensslClient, parseOpensslClient } from "./support/clients.ts";
-import { assertNoLiveNativeObjects } from "./support/leaks.ts";
+import { clearCacheAndAssertNoLeaks as finish } from "./support/leaks.ts";
 import { collectGarbage } from "./support/gc.ts";
 
 const pki = sharedTestPki();
@@ -37,22 +40,6 @@ const INTERMEDIATE_DN = Certificate.fromPem(pki.intermediateCa.cert).subject;
 const SERVER_SUBJECT = Certificate.fromPem(pki.server.cert).subject;
 const VERSIONS = ["TLSv1.3", "TLSv1.2"] as const;
 const S_CLIENT_VERSIONS = ["1.3", "1.2"] as const;
-
-function finish(): void {
-  clearContextCache();
-  assertNoLiveNativeObjects();
-}
-
-function clientOptions(port: number, extra: Partial<ConnectOptions> = {}): ConnectOptions {
-  return {
-    hostname: "127.0.0.1",
-    servername: "localhost",
-    port,
-    caCerts: [pki.rootCa.cert],
-    handshakeTimeout: 5_000,
-    ...extra,
-  };
-}
 
 /** A listener that closes every connection at once; failed handshakes are collected. */
 interface Served {
@@ -68,15 +55,11 @@ async function withListener(
 ): Promise<void> {
   const errors: TlsError[] = [];
   const accepted: Connection[] = [];
-  const listener = listen({
-    hostname: "127.0.0.1",
-    port: 0,
-    cert: pki.server.chainPem,
-    key: pki.server.key,
+  const listener = listen(localServerOptions({
     handshakeTimeout: 5_000,
     onError: (e) => void errors.push(e),
     ...extra,
-  });
+  }));
   const loop = (async () => {
     for await (const conn of listener) {
       accepted.push(conn);
@@ -92,22 +75,12 @@ async function withListener(
 }
 
 /** Expects `promise` to reject with a TlsError of `code` (and `message`); closes a success. */
-async function rejectsWith(
+function rejectsWith(
   promise: Promise<Connection>,
   code: TlsErrorCode,
   message?: RegExp,
 ): Promise<TlsError> {
-  let conn: Connection;
-  try {
-    conn = await promise;
-  } catch (error) {
-    assert.ok(error instanceof TlsError, `not a TlsError: ${String(error)}`);
-    assert.equal(error.code, code, `${error.code}: ${error.message}`);
-    if (message !== undefined) assert.match(error.message, message);
-    return error;
-  }
-  conn.close();
-  assert.fail(`expected ${code}, but the handshake succeeded`);
+  return rejectsWithTlsError(promise, code, message);
 }
 
 /** Waits until `check()` holds (server-side errors are reported asynchronously). */

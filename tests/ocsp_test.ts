@@ -10,7 +10,6 @@
 import assert from "node:assert/strict";
 import {
   Certificate,
-  clearContextCache,
   connect,
   type Connection,
   type ConnectOptions,
@@ -24,11 +23,12 @@ import {
   TlsError,
   type TlsErrorCode,
 } from "../mod.ts";
+import { localClientOptions as clientOptions, rejectsWithTlsError } from "./support/listener.ts";
 import { test } from "./harness.ts";
 import { sharedTestPki } from "./support/pki.ts";
 import { ocspFixtures, type OcspResponseFile } from "./support/ocsp.ts";
 import { type OpensslServer, startGnutlsServer, startOpensslServer } from "./support/peers.ts";
-import { assertNoLiveNativeObjects } from "./support/leaks.ts";
+import { clearCacheAndAssertNoLeaks as finish } from "./support/leaks.ts";
 
 const pki = sharedTestPki();
 const fx = ocspFixtures(pki); // synchronous openssl runs: before any server is started
@@ -42,22 +42,6 @@ const VERSIONS = ["TLSv1.3", "TLSv1.2"] as const;
 interface ServerLeaf {
   certPath: string;
   keyPath: string;
-}
-
-function finish(): void {
-  clearContextCache();
-  assertNoLiveNativeObjects();
-}
-
-function clientOptions(port: number, extra: Partial<ConnectOptions> = {}): ConnectOptions {
-  return {
-    hostname: "127.0.0.1",
-    servername: "localhost",
-    port,
-    caCerts: [pki.rootCa.cert],
-    handshakeTimeout: 5_000,
-    ...extra,
-  };
 }
 
 /**
@@ -89,23 +73,17 @@ function open(server: { port: number }, extra: Partial<ConnectOptions>): Promise
 }
 
 /** Expects `promise` to reject with a TlsError of `code` (and `message`); closes a success. */
-async function rejectsWith(
+function rejectsWith(
   promise: Promise<Connection>,
   code: TlsErrorCode,
   message?: RegExp,
 ): Promise<TlsError> {
-  let conn: Connection;
-  try {
-    conn = await promise;
-  } catch (error) {
-    assert.ok(error instanceof TlsError, `not a TlsError: ${String(error)}`);
-    assert.equal(error.code, code, `${error.code}: ${error.message}`);
-    if (message !== undefined) assert.match(error.message, message);
-    return error;
-  }
-  const summary = `${conn.protocol}, ocspResponse ${conn.ocspResponse?.status ?? null}`;
-  conn.close();
-  assert.fail(`expected ${code}, but the handshake succeeded (${summary})`);
+  return rejectsWithTlsError(
+    promise,
+    code,
+    message,
+    (conn) => `${conn.protocol}, ocspResponse ${conn.ocspResponse?.status ?? null}`,
+  );
 }
 
 /** Milliseconds between two dates, as a number for messages. */

@@ -12,7 +12,6 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  clearContextCache,
   connect,
   type Connection,
   type ConnectOptions,
@@ -28,7 +27,7 @@ import {
 } from "../mod.ts";
 import { test } from "./harness.ts";
 import { sharedTestPki } from "./support/pki.ts";
-import { assertNoLiveNativeObjects } from "./support/leaks.ts";
+import { clearCacheAndAssertNoLeaks as finish } from "./support/leaks.ts";
 import { handshakePair, makePair } from "./support/memory_pair.ts";
 import { startGnutlsServer, startOpensslServer } from "./support/peers.ts";
 import { spawnClient } from "./support/clients.ts";
@@ -48,11 +47,6 @@ const serverKeys: PskServerCallback = (identity) =>
     : identity === "bob"
     ? { key: KEY384, cipherSuite: "TLS_AES_256_GCM_SHA384" }
     : null;
-
-function finish(): void {
-  clearContextCache();
-  assertNoLiveNativeObjects();
-}
 
 async function rejects(
   p: Promise<unknown>,

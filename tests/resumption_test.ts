@@ -12,7 +12,6 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  clearContextCache,
   connect,
   type Connection,
   type ConnectOptions,
@@ -24,42 +23,20 @@ import {
   TlsError,
   type TlsListener,
 } from "../mod.ts";
+import { localClientOptions as client, localServerOptions } from "./support/listener.ts";
 import { test } from "./harness.ts";
 import { sharedTestPki } from "./support/pki.ts";
-import { assertNoLiveNativeObjects } from "./support/leaks.ts";
+import { clearCacheAndAssertNoLeaks as finish } from "./support/leaks.ts";
 import { startOpensslServer } from "./support/peers.ts";
 import { opensslClient } from "./support/clients.ts";
 
 const pki = sharedTestPki();
 const text = (s: string) => new TextEncoder().encode(s);
 
-function finish(): void {
-  clearContextCache();
-  assertNoLiveNativeObjects();
-}
-
 type Version = "TLSv1.2" | "TLSv1.3";
 
-function client(port: number, extra: Partial<ConnectOptions> = {}): ConnectOptions {
-  return {
-    hostname: "127.0.0.1",
-    port,
-    servername: "localhost",
-    caCerts: [pki.rootCa.cert],
-    handshakeTimeout: 5_000,
-    ...extra,
-  };
-}
-
 function serverOptions(extra: Partial<ListenOptions> = {}): ListenOptions {
-  return {
-    hostname: "127.0.0.1",
-    port: 0,
-    cert: pki.serverChainPem,
-    key: pki.server.key,
-    handshakeTimeout: 5_000,
-    ...extra,
-  };
+  return localServerOptions({ handshakeTimeout: 5_000, ...extra });
 }
 
 /**

@@ -17,14 +17,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import {
-  clearContextCache,
-  connect,
-  type Connection,
-  listen,
-  type ListenOptions,
-  TlsError,
-} from "../mod.ts";
+import { connect, type Connection, type ListenOptions, TlsError } from "../mod.ts";
 import { test } from "./harness.ts";
 import { type LeafPem, sharedTestPki } from "./support/pki.ts";
 import {
@@ -33,105 +26,30 @@ import {
   otherRuntime,
   parseOpensslClient,
   parseScriptClient,
-  stopAllClients,
 } from "./support/clients.ts";
-import { assertNoLiveNativeObjects } from "./support/leaks.ts";
+import { type EchoServer, withEchoServer } from "./support/listener.ts";
 
 const pki = sharedTestPki();
 const text = (s: string) => new TextEncoder().encode(s);
-const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const CLIENT_SUBJECT = "CN=test-client,O=libssl-ffi tests";
 
-/** What our server saw of one accepted client. */
-interface Seen {
-  protocol: string;
-  peerSubject: string | null;
-  chain: string[];
-  received: string;
-}
-
-interface ServerHandle {
-  port: number;
-  seen: Seen[];
-  errors: TlsError[];
-  waitForErrors(n: number): Promise<void>;
-  waitForSeen(n: number): Promise<void>;
-}
-
-async function until(what: string, check: () => boolean, ms = 5_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await delay(10);
-  }
-}
-
-async function echoOnce(conn: Connection, seen: Seen[]): Promise<void> {
-  const entry: Seen = {
-    protocol: conn.protocol,
-    peerSubject: conn.peerCertificate?.subject ?? null,
-    chain: conn.peerCertificateChain.map((c) => c.subject),
-    received: "",
-  };
-  try {
-    const buf = new Uint8Array(4096);
-    const decoder = new TextDecoder();
-    while (!entry.received.includes("\n")) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      entry.received += decoder.decode(buf.subarray(0, n), { stream: true });
-    }
-    await conn.write(text(`echo:${entry.received}`));
-    await conn.closeWrite();
-  } catch {
-    // The client went away: the test's assertions on `seen` and the client say more.
-  } finally {
-    conn.close();
-    seen.push(entry);
-  }
-}
+/** What our server records of one accepted client (plus the line it received). */
+const describe = (conn: Connection) => ({
+  protocol: conn.protocol,
+  peerSubject: conn.peerCertificate?.subject ?? null,
+  chain: conn.peerCertificateChain.map((c) => c.subject),
+});
 
 /** An echo server asking for client certificates from `pki.rootCa`; leak-checked afterwards. */
-async function withServer(
+function withServer(
   options: Partial<ListenOptions>,
-  body: (server: ServerHandle) => Promise<void>,
+  body: (server: EchoServer<ReturnType<typeof describe>>) => Promise<void>,
 ): Promise<void> {
-  const errors: TlsError[] = [];
-  const seen: Seen[] = [];
-  const listener = listen({
-    hostname: "127.0.0.1",
-    port: 0,
-    cert: pki.server.chainPem,
-    key: pki.server.key,
-    caCerts: [pki.rootCa.cert],
-    requestClientCert: "require",
-    handshakeTimeout: 10_000,
-    ...options,
-    onError: (error) => {
-      assert.ok(error instanceof TlsError, `onError got a TlsError: ${String(error)}`);
-      errors.push(error);
-    },
-  });
-  const tasks: Promise<void>[] = [];
-  const loop = (async () => {
-    for await (const conn of listener) tasks.push(echoOnce(conn, seen));
-  })();
-  try {
-    await body({
-      port: listener.addr.port,
-      seen,
-      errors,
-      waitForErrors: (n) => until(`${n} onError call(s)`, () => errors.length >= n),
-      waitForSeen: (n) => until(`${n} accepted client(s)`, () => seen.length >= n),
-    });
-  } finally {
-    await listener[Symbol.asyncDispose]();
-    await loop;
-    await Promise.allSettled(tasks);
-    await stopAllClients();
-  }
-  clearContextCache();
-  assertNoLiveNativeObjects();
+  return withEchoServer(
+    { caCerts: [pki.rootCa.cert], requestClientCert: "require", ...options },
+    describe,
+    body,
+  );
 }
 
 /** s_client arguments presenting `leaf` (with the intermediate when it has one). */
@@ -192,6 +110,11 @@ interface BadCase {
   alert: Record<"1.3" | "1.2", { number: number; text: RegExp }>;
 }
 
+/** The same alert on TLS 1.3 and TLS 1.2. */
+function bothVersions(number: number, text: RegExp): BadCase["alert"] {
+  return { "1.3": { number, text }, "1.2": { number, text } };
+}
+
 const BAD_CASES: BadCase[] = [
   {
     name: "no certificate",
@@ -209,10 +132,7 @@ const BAD_CASES: BadCase[] = [
     code: "CERT_VERIFY_FAILED",
     verifyCode: 18,
     message: /self-signed certificate/,
-    alert: {
-      "1.3": { number: 48, text: /unknown ca/ },
-      "1.2": { number: 48, text: /unknown ca/ },
-    },
+    alert: bothVersions(48, /unknown ca/),
   },
   {
     name: "an expired certificate",
@@ -220,10 +140,7 @@ const BAD_CASES: BadCase[] = [
     code: "CERT_VERIFY_FAILED",
     verifyCode: 10,
     message: /certificate has expired/,
-    alert: {
-      "1.3": { number: 45, text: /certificate expired/ },
-      "1.2": { number: 45, text: /certificate expired/ },
-    },
+    alert: bothVersions(45, /certificate expired/),
   },
   {
     name: "a certificate from another CA",
@@ -231,10 +148,7 @@ const BAD_CASES: BadCase[] = [
     code: "CERT_VERIFY_FAILED",
     verifyCode: 20,
     message: /unable to get local issuer certificate/,
-    alert: {
-      "1.3": { number: 48, text: /unknown ca/ },
-      "1.2": { number: 48, text: /unknown ca/ },
-    },
+    alert: bothVersions(48, /unknown ca/),
   },
   {
     name: "a certificate without clientAuth usage",
@@ -242,10 +156,7 @@ const BAD_CASES: BadCase[] = [
     code: "CERT_VERIFY_FAILED",
     verifyCode: 26,
     message: /unsuitable certificate purpose/,
-    alert: {
-      "1.3": { number: 43, text: /unsupported certificate/ },
-      "1.2": { number: 43, text: /unsupported certificate/ },
-    },
+    alert: bothVersions(43, /unsupported certificate/),
   },
 ];
 

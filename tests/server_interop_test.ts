@@ -12,14 +12,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import {
-  clearContextCache,
-  connect,
-  type Connection,
-  listen,
-  type ListenOptions,
-  TlsError,
-} from "../mod.ts";
+import { connect, type Connection, type ListenOptions } from "../mod.ts";
 import { runtime, test } from "./harness.ts";
 import { sharedTestPki } from "./support/pki.ts";
 import { startGnutlsServer } from "./support/peers.ts";
@@ -36,114 +29,32 @@ import {
   scriptClient,
   startLibraryServer,
   startRawClient,
-  stopAllClients,
 } from "./support/clients.ts";
-import { assertNoLiveNativeObjects } from "./support/leaks.ts";
+import { clearCacheAndAssertNoLeaks } from "./support/leaks.ts";
+import { type EchoServer, until, withEchoServer } from "./support/listener.ts";
 
 const pki = sharedTestPki();
 const text = (s: string) => new TextEncoder().encode(s);
 const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** What our server saw of one accepted client. */
-interface Seen {
-  protocol: string;
-  cipher: string;
-  alpn: string | null;
-  servername: string | null;
-  peerSubject: string | null;
-  received: string;
-}
-
-interface ServerHandle {
-  port: number;
-  /** One entry per completed handshake, in accept order (filled in as the echo completes). */
-  seen: Seen[];
-  /** Every TlsError given to onError. */
-  errors: TlsError[];
-  /** Resolves once `errors` has at least `n` entries; rejects after `ms`. */
-  waitForErrors(n: number, ms?: number): Promise<void>;
-  /** Resolves once `seen` has at least `n` entries; rejects after `ms`. */
-  waitForSeen(n: number, ms?: number): Promise<void>;
-}
-
-async function until(what: string, check: () => boolean, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await delay(10);
-  }
-}
-
-/** Reads one line (or until EOF) and answers `echo:<line>`, close_notify, close. */
-async function echoOnce(conn: Connection, seen: Seen[]): Promise<void> {
-  const entry: Seen = {
-    protocol: conn.protocol,
-    cipher: conn.cipher,
-    alpn: conn.alpnProtocol,
-    servername: conn.servername,
-    peerSubject: conn.peerCertificate?.subject ?? null,
-    received: "",
-  };
-  try {
-    const buf = new Uint8Array(4096);
-    const decoder = new TextDecoder();
-    while (!entry.received.includes("\n")) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      entry.received += decoder.decode(buf.subarray(0, n), { stream: true });
-    }
-    await conn.write(text(`echo:${entry.received}`));
-    await conn.closeWrite();
-  } catch {
-    // A client that went away mid-echo: the test's own assertions say whether that is expected.
-  } finally {
-    conn.close();
-    seen.push(entry);
-  }
-}
+/** What our server records of one accepted client (plus the line it received). */
+const describe = (conn: Connection) => ({
+  protocol: conn.protocol,
+  cipher: conn.cipher,
+  alpn: conn.alpnProtocol,
+  servername: conn.servername,
+  peerSubject: conn.peerCertificate?.subject ?? null,
+});
 
 /**
  * Runs `body` against an echo server listening on 127.0.0.1:0 with `pki.server`; closes the
  * listener, waits for every echo task, kills every client child, and checks for leaks.
  */
-async function withServer(
+function withServer(
   options: Partial<ListenOptions>,
-  body: (server: ServerHandle) => Promise<void>,
+  body: (server: EchoServer<ReturnType<typeof describe>>) => Promise<void>,
 ): Promise<void> {
-  const errors: TlsError[] = [];
-  const seen: Seen[] = [];
-  const listener = listen({
-    hostname: "127.0.0.1",
-    port: 0,
-    cert: pki.server.chainPem,
-    key: pki.server.key,
-    handshakeTimeout: 10_000,
-    ...options,
-    onError: (error) => {
-      assert.ok(error instanceof TlsError, `onError got a TlsError: ${String(error)}`);
-      errors.push(error);
-    },
-  });
-  const tasks: Promise<void>[] = [];
-  const loop = (async () => {
-    for await (const conn of listener) tasks.push(echoOnce(conn, seen));
-  })();
-  try {
-    await body({
-      port: listener.addr.port,
-      seen,
-      errors,
-      waitForErrors: (n, ms = 5_000) => until(`${n} onError call(s)`, () => errors.length >= n, ms),
-      waitForSeen: (n, ms = 5_000) => until(`${n} accepted client(s)`, () => seen.length >= n, ms),
-    });
-  } finally {
-    await listener[Symbol.asyncDispose]();
-    await loop;
-    await Promise.allSettled(tasks);
-    await stopAllClients();
-  }
-  clearContextCache();
-  assertNoLiveNativeObjects();
+  return withEchoServer(options, describe, body);
 }
 
 // ---- 1. openssl s_client: versions, SNI, ALPN ----------------------------------------------
@@ -443,8 +354,7 @@ test(
       const result = await peer.stop();
       assert.equal(result.code, 0, result.stderr);
     }
-    clearContextCache();
-    assertNoLiveNativeObjects();
+    clearCacheAndAssertNoLeaks();
   },
   { timeout: 40_000 },
 );
@@ -478,8 +388,7 @@ test("our client against gnutls-serv --alpn: the negotiated protocol is reported
   } finally {
     await server.stop();
   }
-  clearContextCache();
-  assertNoLiveNativeObjects();
+  clearCacheAndAssertNoLeaks();
 });
 
 // ---- 7. misbehaving clients next to a good one ------------------------------------------------

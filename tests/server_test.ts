@@ -24,35 +24,18 @@ import {
   TlsError,
   type TlsListener,
 } from "../mod.ts";
+import {
+  localClientOptions as clientOptions,
+  localServerOptions as serverOptions,
+} from "./support/listener.ts";
 import { runtime, test } from "./harness.ts";
 import { sharedTestPki } from "./support/pki.ts";
-import { assertNoLiveNativeObjects } from "./support/leaks.ts";
+import { clearCacheAndAssertNoLeaks as finish } from "./support/leaks.ts";
 import { collectGarbage } from "./support/gc.ts";
 
 const pki = sharedTestPki();
 const text = (s: string) => new TextEncoder().encode(s);
 const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-function serverOptions(extra: Partial<ListenOptions> = {}): ListenOptions {
-  return {
-    hostname: "127.0.0.1",
-    port: 0,
-    cert: pki.server.chainPem,
-    key: pki.server.key,
-    ...extra,
-  };
-}
-
-function clientOptions(port: number, extra: Partial<ConnectOptions> = {}): ConnectOptions {
-  return {
-    hostname: "127.0.0.1",
-    servername: "localhost",
-    port,
-    caCerts: [pki.rootCa.cert],
-    handshakeTimeout: 5_000,
-    ...extra,
-  };
-}
 
 /** Echoes what the client sends until it closes, then closes. */
 async function echo(conn: Connection): Promise<void> {
@@ -104,11 +87,6 @@ function rawClient(port: number, then: (socket: net.Socket) => void): Promise<vo
     socket.on("close", () => resolve());
     socket.resume();
   });
-}
-
-function finish(): void {
-  clearContextCache();
-  assertNoLiveNativeObjects();
 }
 
 test("listen: port 0 binds a real port; a client handshakes, echoes, and both sides agree", async () => {

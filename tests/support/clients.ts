@@ -35,11 +35,12 @@
  * @module
  */
 
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { Buffer } from "node:buffer";
 import net from "node:net";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { captureOutput, trackChild, waitForOutput } from "./children.ts";
 
 /**
  * The repository root (absolute, with a trailing slash).
@@ -166,28 +167,6 @@ export interface SpawnClientOptions {
   cwd?: string;
 }
 
-const liveChildren = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function killAllNow(): void {
-  for (const child of liveChildren) {
-    try {
-      if (child.pid !== undefined) process.kill(child.pid, "SIGKILL");
-    } catch {
-      // Already gone.
-    }
-  }
-  liveChildren.clear();
-}
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on("exit", killAllNow);
-  const target = globalThis as { addEventListener?: (type: string, fn: () => void) => void };
-  target.addEventListener?.("unload", killAllNow);
-}
-
 const stoppers = new Set<() => Promise<ClientResult>>();
 
 /**
@@ -216,32 +195,12 @@ export function spawnClient(
     env: { ...process.env, ...options.env },
     stdio: ["pipe", "pipe", "pipe"],
   });
-  installExitHook();
-  liveChildren.add(child);
-  let out = "";
-  let err = "";
-  let all = "";
+  const untrack = trackChild(child);
+  const output = captureOutput(child);
   let timedOut = false;
   let done = false;
   let exitCode: number | null = null;
   let exitSignal: string | null = null;
-  const listeners = new Set<() => void>();
-  const changed = (): void => {
-    for (const l of [...listeners]) l();
-  };
-  child.stdout?.setEncoding("utf8");
-  child.stderr?.setEncoding("utf8");
-  child.stdout?.on("data", (chunk: string) => {
-    out += chunk;
-    all += chunk;
-    changed();
-  });
-  child.stderr?.on("data", (chunk: string) => {
-    err += chunk;
-    all += chunk;
-    changed();
-  });
-  child.stdin?.on("error", () => {}); // EPIPE when it already quit
 
   const timer = setTimeout(() => {
     timedOut = true;
@@ -262,10 +221,16 @@ export function spawnClient(
       if (done) return;
       done = true;
       clearTimeout(timer);
-      liveChildren.delete(child);
+      untrack();
       child.stdin?.destroy();
-      resolve({ code: exitCode, signal: exitSignal, stdout: out, stderr: err, timedOut });
-      changed();
+      resolve({
+        code: exitCode,
+        signal: exitSignal,
+        stdout: output.stdout(),
+        stderr: output.stderr(),
+        timedOut,
+      });
+      output.changed();
     };
     child.once("exit", (code, signal) => {
       exitCode = code;
@@ -278,8 +243,7 @@ export function spawnClient(
       finish();
     });
     child.once("error", (error) => {
-      err += `spawn error: ${String(error)}\n`;
-      all += `spawn error: ${String(error)}\n`;
+      output.appendError(`spawn error: ${String(error)}\n`);
       finish();
     });
   });
@@ -289,7 +253,7 @@ export function spawnClient(
 
   const describe = (): string =>
     `${[command, ...args].map((a) => (a.includes("\n") ? "<script>" : a)).join(" ")}` +
-    `; output:\n${all.trimEnd() || "(none)"}`;
+    `; output:\n${output.output().trimEnd() || "(none)"}`;
 
   const stop = (): Promise<ClientResult> => {
     kill();
@@ -301,9 +265,9 @@ export function spawnClient(
   return {
     args: [command, ...args],
     pid: child.pid ?? -1,
-    stdout: () => out,
-    stderr: () => err,
-    output: () => all,
+    stdout: output.stdout,
+    stderr: output.stderr,
+    output: output.output,
     write: (text) => {
       child.stdin?.write(text);
     },
@@ -311,27 +275,11 @@ export function spawnClient(
       child.stdin?.end();
     },
     waitFor: (pattern, timeoutMs = 10_000) =>
-      new Promise((resolve, reject) => {
-        const check = (): void => {
-          const match = pattern.exec(all);
-          if (match !== null) {
-            cleanup();
-            resolve(match);
-          } else if (done) {
-            cleanup();
-            reject(new Error(`waitFor(${pattern}): the client is gone: ${describe()}`));
-          }
-        };
-        const cleanup = (): void => {
-          clearTimeout(t);
-          listeners.delete(check);
-        };
-        const t = setTimeout(() => {
-          cleanup();
-          reject(new Error(`waitFor(${pattern}) timed out after ${timeoutMs} ms: ${describe()}`));
-        }, timeoutMs);
-        listeners.add(check);
-        check();
+      waitForOutput(output, pattern, {
+        timeoutMs,
+        isOver: () => done,
+        describe,
+        gonePrefix: "the client is gone: ",
       }),
     result,
     stop,

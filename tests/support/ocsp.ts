@@ -39,7 +39,6 @@
  * @module
  */
 
-import { execFileSync } from "node:child_process";
 import {
   appendFileSync,
   existsSync,
@@ -51,7 +50,16 @@ import {
 import { join } from "node:path";
 import process from "node:process";
 import { type PeerProcess, startCommandPeer } from "./peers.ts";
-import { type LeafPem, type Pem, sharedTestPki, type TestPki } from "./pki.ts";
+import {
+  issueWithOpensslCa,
+  leafKeyUsage,
+  type LeafPem,
+  opensslTime,
+  type Pem,
+  runIn,
+  sharedTestPki,
+  type TestPki,
+} from "./pki.ts";
 
 /**
  * A certificate status as `openssl ocsp` prints it (`OCSP_cert_status_str`).
@@ -238,15 +246,14 @@ export interface OcspUrlLeaf extends LeafPem {
   ocspUrl: string;
 }
 
-const SUBJECT_O = "libssl-ffi tests";
 const DAY_MS = 24 * 60 * 60 * 1000;
 const RUN_TIMEOUT_MS = 15_000;
 const LOCALHOST_SAN = "DNS:localhost,IP:127.0.0.1,IP:::1";
 
-function opensslConfig(leafKeyUsage: string): string {
+function opensslConfig(keyUsage: string): string {
   const server = [
     "basicConstraints = critical,CA:FALSE",
-    `keyUsage = ${leafKeyUsage}`,
+    `keyUsage = ${keyUsage}`,
     "extendedKeyUsage = serverAuth",
     "subjectKeyIdentifier = hash",
     "authorityKeyIdentifier = keyid:always",
@@ -301,14 +308,9 @@ tlsfeature = status_request
 `;
 }
 
-/** `YYYYMMDDHHMMSSZ` (GeneralizedTime), what `openssl ca -startdate/-enddate` take. */
-function generalizedTime(ms: number): string {
-  return new Date(ms).toISOString().replace(/[-:T]/g, "").replace(/\.\d{3}Z$/, "Z");
-}
-
 /** `YYMMDDHHMMSSZ` (UTCTime), the form of dates in an `openssl ca` index. */
 function utcTime(ms: number): string {
-  return generalizedTime(ms).slice(2);
+  return opensslTime(ms).slice(2);
 }
 
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
@@ -345,10 +347,7 @@ class Builder {
     this.pki = pki;
     this.openssl = openssl;
     this.dir = mkdtempSync(join(pki.dir, "ocsp-"));
-    const leafKeyUsage = pki.keyType === "rsa"
-      ? "critical,digitalSignature,keyEncipherment"
-      : "critical,digitalSignature";
-    writeFileSync(join(this.dir, "openssl.cnf"), opensslConfig(leafKeyUsage));
+    writeFileSync(join(this.dir, "openssl.cnf"), opensslConfig(leafKeyUsage(pki.keyType)));
     writeFileSync(join(this.dir, "ca-index.txt"), "");
     writeFileSync(join(this.dir, "index.txt"), "");
     // Several valid entries share a subject (CN=localhost): tell every reader of the index.
@@ -362,27 +361,7 @@ class Builder {
 
   /** Runs a command in `dir`; returns stdout. Throws with its stderr on failure. */
   run(args: string[], command = this.openssl): string {
-    try {
-      return execFileSync(command, args, {
-        cwd: this.dir,
-        env: this.env,
-        stdio: ["ignore", "pipe", "pipe"],
-        timeout: RUN_TIMEOUT_MS,
-        encoding: "utf8",
-      });
-    } catch (error) {
-      const stderr = (error as { stderr?: unknown }).stderr;
-      const detail = typeof stderr === "string"
-        ? stderr.trim()
-        : stderr instanceof Uint8Array
-        ? new TextDecoder().decode(stderr).trim()
-        : "";
-      throw new Error(
-        `OCSP fixtures: \`${command} ${args.join(" ")}\` failed in ${this.dir}` +
-          (detail === "" ? `: ${String(error)}` : `:\n${detail}`),
-        { cause: error },
-      );
-    }
+    return runIn("OCSP fixtures", this.dir, this.env, command, args, RUN_TIMEOUT_MS);
   }
 
   read(file: string): string {
@@ -397,53 +376,16 @@ class Builder {
     issuer: Pem | null,
     extfile?: string,
   ): Pem {
-    const newKey = this.pki.keyType === "rsa"
-      ? ["-newkey", "rsa:2048"]
-      : ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
-    this.run([
-      "req",
-      "-config",
-      "openssl.cnf",
-      "-new",
-      ...newKey,
-      "-noenc",
-      "-keyout",
-      `${name}.key`,
-      "-out",
-      `${name}.csr`,
-      "-subj",
-      `/O=${SUBJECT_O}/CN=${commonName}`,
-    ]);
     const now = Date.now();
-    this.run([
-      "ca",
-      "-config",
-      "openssl.cnf",
-      "-batch",
-      "-notext",
-      "-preserveDN",
-      "-rand_serial",
-      ...(issuer === null
-        ? ["-selfsign", "-keyfile", `${name}.key`]
-        : ["-cert", issuer.certPath, "-keyfile", issuer.keyPath]),
-      ...(extfile === undefined ? [] : ["-extfile", extfile]),
-      "-extensions",
+    return issueWithOpensslCa((args) => this.run(args), this.dir, this.pki.keyType, {
+      name,
+      commonName,
       extensions,
-      "-startdate",
-      generalizedTime(now - DAY_MS),
-      "-enddate",
-      generalizedTime(now + 365 * DAY_MS),
-      "-in",
-      `${name}.csr`,
-      "-out",
-      `${name}.pem`,
-    ]);
-    return {
-      cert: this.read(`${name}.pem`),
-      key: this.read(`${name}.key`),
-      certPath: join(this.dir, `${name}.pem`),
-      keyPath: join(this.dir, `${name}.key`),
-    };
+      issuer,
+      notBefore: now - DAY_MS,
+      notAfter: now + 365 * DAY_MS,
+      ...(extfile === undefined ? {} : { extfile }),
+    });
   }
 
   /** A server leaf issued by the intermediate, with its chain file. */

@@ -44,6 +44,7 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { accessSync, constants, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import net from "node:net";
 import process from "node:process";
+import { captureOutput, trackChild, waitForOutput } from "./children.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Ports
@@ -260,29 +261,6 @@ export type GnutlsServer = PeerProcess;
  */
 export type NodeTlsServer = PeerProcess;
 
-/** Children started by this module and not yet reaped. */
-const liveChildren = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function killAllChildrenNow(): void {
-  for (const child of liveChildren) {
-    try {
-      if (child.pid !== undefined) process.kill(child.pid, "SIGKILL");
-    } catch {
-      // Already gone.
-    }
-  }
-  liveChildren.clear();
-}
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on("exit", killAllChildrenNow);
-  const target = globalThis as { addEventListener?: (type: string, fn: () => void) => void };
-  target.addEventListener?.("unload", killAllChildrenNow);
-}
-
 // Kills $2 with SIGKILL once $1 (this process) is gone; exits as soon as $2 is gone.
 const REAPER = 'while kill -0 "$1" 2>/dev/null; do kill -0 "$2" 2>/dev/null || exit 0; sleep 1; ' +
   'done; kill -9 "$2" 2>/dev/null';
@@ -360,31 +338,9 @@ async function spawnPeer(spec: SpawnSpec, port: number, name: string): Promise<P
     env: { ...process.env, ...spec.env },
     stdio: ["pipe", "pipe", "pipe"],
   });
-  installExitHook();
-  liveChildren.add(child);
-
-  let out = "";
-  let err = "";
-  let all = "";
+  const untrack = trackChild(child);
+  const output = captureOutput(child);
   let exitStatus: ExitStatus | null = null;
-  const changeListeners = new Set<() => void>();
-  const changed = (): void => {
-    for (const listener of [...changeListeners]) listener();
-  };
-  child.stdout?.setEncoding("utf8");
-  child.stderr?.setEncoding("utf8");
-  child.stdout?.on("data", (chunk: string) => {
-    out += chunk;
-    all += chunk;
-    changed();
-  });
-  child.stderr?.on("data", (chunk: string) => {
-    err += chunk;
-    all += chunk;
-    changed();
-  });
-  // Writing to a dead child's stdin raises EPIPE on the stream: never crash the test run on it.
-  child.stdin?.on("error", () => {});
 
   // 'close' comes after 'exit' once stdout and stderr are drained: only then is the output
   // complete (the last lines can arrive after 'exit').
@@ -393,7 +349,7 @@ async function spawnPeer(spec: SpawnSpec, port: number, name: string): Promise<P
     child.once("close", () => {
       outputComplete = true;
       resolve();
-      changed();
+      output.changed();
     })
   );
   const exited = new Promise<ExitStatus>((resolve) => {
@@ -402,14 +358,13 @@ async function spawnPeer(spec: SpawnSpec, port: number, name: string): Promise<P
       if (settled) return;
       settled = true;
       exitStatus = status;
-      liveChildren.delete(child);
+      untrack();
       resolve(status);
-      changed();
+      output.changed();
     };
     child.once("exit", (code, signal) => finish({ code, signal }));
     child.once("error", (error) => {
-      err += `spawn error: ${String(error)}\n`;
-      all += `spawn error: ${String(error)}\n`;
+      output.appendError(`spawn error: ${String(error)}\n`);
       outputComplete = true;
       finish({ code: null, signal: null });
     });
@@ -418,35 +373,14 @@ async function spawnPeer(spec: SpawnSpec, port: number, name: string): Promise<P
   const describe = (): string =>
     `${name} (${argv.map((arg) => (arg.includes("\n") ? "<script>" : arg)).join(" ")})` +
     (exitStatus === null ? "" : ` exited with ${JSON.stringify(exitStatus)}`) +
-    `; output:\n${all.trim() === "" ? "(none)" : all.trimEnd()}`;
+    `; output:\n${output.output().trim() === "" ? "(none)" : output.output().trimEnd()}`;
 
-  const waitFor = (
-    pattern: RegExp,
-    timeoutMs = 5_000,
-    since = 0,
-  ): Promise<RegExpExecArray> =>
-    new Promise((resolve, reject) => {
-      const regexp = new RegExp(pattern.source, pattern.flags.replace(/[gy]/g, ""));
-      const check = (): void => {
-        const match = regexp.exec(all.slice(since));
-        if (match !== null) {
-          cleanup();
-          resolve(match);
-        } else if (outputComplete) {
-          cleanup();
-          reject(new Error(`waitFor(${pattern}): ${describe()}`));
-        }
-      };
-      const cleanup = (): void => {
-        clearTimeout(timer);
-        changeListeners.delete(check);
-      };
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(new Error(`waitFor(${pattern}) timed out after ${timeoutMs} ms: ${describe()}`));
-      }, timeoutMs);
-      changeListeners.add(check);
-      check();
+  const waitFor = (pattern: RegExp, timeoutMs = 5_000, since = 0): Promise<RegExpExecArray> =>
+    waitForOutput(output, pattern, {
+      timeoutMs,
+      since,
+      isOver: () => outputComplete,
+      describe,
     });
 
   // process.kill, not child.kill(): Deno's ChildProcess.kill() is a silent no-op once it has been
@@ -496,9 +430,9 @@ async function spawnPeer(spec: SpawnSpec, port: number, name: string): Promise<P
     pid: child.pid ?? -1,
     process: child,
     args: argv,
-    stdout: () => out,
-    stderr: () => err,
-    output: () => all,
+    stdout: output.stdout,
+    stderr: output.stderr,
+    output: output.output,
     send: (text) => {
       child.stdin?.write(text);
     },
@@ -516,7 +450,7 @@ async function spawnPeer(spec: SpawnSpec, port: number, name: string): Promise<P
     if (spec.readyPattern !== undefined) await waitFor(spec.readyPattern, READY_TIMEOUT_MS);
     for (;;) {
       if (exitStatus !== null) throw new Error("exited before listening");
-      if (spec.bindFailedPattern?.test(all) === true) {
+      if (spec.bindFailedPattern?.test(output.output()) === true) {
         throw new Error(`could not bind port ${port}`);
       }
       const owns = child.pid === undefined
@@ -535,7 +469,7 @@ async function spawnPeer(spec: SpawnSpec, port: number, name: string): Promise<P
     await stop(); // also waits for the rest of the output
     const reason = error instanceof Error ? error.message.replace(/: [\s\S]*$/, "") : "";
     const message = `${name} did not start (${reason}): ${describe()}`;
-    if (/in use|EADDRINUSE|bind\(\) failed/i.test(all)) {
+    if (/in use|EADDRINUSE|bind\(\) failed/i.test(output.output())) {
       throw new PortTakenError(message, { cause: error });
     }
     throw new Error(message, { cause: error });

@@ -271,21 +271,197 @@ function newPkiDir(): string {
   return mkdtempSync(join(processRoot, "pki-"));
 }
 
-/** `YYYYMMDDHHMMSSZ`, the form `openssl ca -startdate/-enddate` takes. */
-function opensslTime(ms: number): string {
+/**
+ * `YYYYMMDDHHMMSSZ` (GeneralizedTime), the form `openssl ca -startdate/-enddate` takes.
+ *
+ * @example
+ * ```ts
+ * import { opensslTime } from "./pki.ts";
+ * console.log(opensslTime(Date.UTC(2026, 0, 1))); // 20260101000000Z
+ * ```
+ */
+export function opensslTime(ms: number): string {
   return new Date(ms).toISOString().replace(/[-:T]/g, "").replace(/\.\d{3}Z$/, "Z");
+}
+
+/**
+ * The keyUsage of a test leaf: RSA leaves also get keyEncipherment (TLS 1.2 RSA key
+ * transport); EC leaves must not.
+ *
+ * @example
+ * ```ts
+ * import { leafKeyUsage } from "./pki.ts";
+ * console.log(leafKeyUsage("ec")); // critical,digitalSignature
+ * ```
+ */
+export function leafKeyUsage(keyType: TestKeyType): string {
+  return keyType === "rsa"
+    ? "critical,digitalSignature,keyEncipherment"
+    : "critical,digitalSignature";
+}
+
+/**
+ * Runs `command args` synchronously in `dir` with `env`; returns its stdout. On failure throws
+ * an error that starts with `label` and carries the command's stderr.
+ *
+ * @example
+ * ```ts
+ * import { runIn } from "./pki.ts";
+ * import { tmpdir } from "node:os";
+ * const version = runIn("example", tmpdir(), {}, "openssl", ["version"]);
+ * console.log(version); // OpenSSL 3.0.x ...
+ * ```
+ */
+export function runIn(
+  label: string,
+  dir: string,
+  env: Record<string, string | undefined>,
+  command: string,
+  args: string[],
+  timeout?: number,
+): string {
+  try {
+    return execFileSync(command, args, {
+      cwd: dir,
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+      encoding: "utf8",
+      ...(timeout === undefined ? {} : { timeout }),
+    });
+  } catch (error) {
+    const stderr = (error as { stderr?: unknown }).stderr;
+    const detail = typeof stderr === "string"
+      ? stderr.trim()
+      : stderr instanceof Uint8Array
+      ? new TextDecoder().decode(stderr).trim()
+      : "";
+    throw new Error(
+      `${label}: \`${command} ${args.join(" ")}\` failed in ${dir}` +
+        (detail === "" ? `: ${String(error)}` : `:\n${detail}`),
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * One certificate for {@link issueWithOpensslCa}.
+ *
+ * @example
+ * ```ts
+ * import type { IssueRequest } from "./pki.ts";
+ * const now = Date.now();
+ * const request: IssueRequest = {
+ *   name: "leaf",
+ *   commonName: "localhost",
+ *   extensions: "v3_server",
+ *   issuer: null,
+ *   notBefore: now,
+ *   notAfter: now + 86_400_000,
+ * };
+ * console.log(request);
+ * ```
+ */
+export interface IssueRequest {
+  /** File stem: `<name>.key`, `<name>.csr`, `<name>.pem` in the directory. */
+  name: string;
+  /** The subject is `/O=libssl-ffi tests/CN=<commonName>`. */
+  commonName: string;
+  /** The config section with the certificate's extensions. */
+  extensions: string;
+  /** The issuing CA, or `null` for a self-signed certificate. */
+  issuer: Pem | null;
+  notBefore: number;
+  notAfter: number;
+  /** A file to read `extensions` from instead of the config. */
+  extfile?: string;
+}
+
+/**
+ * Makes a key and a CSR with `openssl req`, then signs it with `openssl ca`, in a directory set
+ * up with an `openssl.cnf` that has a `[test_ca]` (as pki.ts and ocsp.ts write them). `run` runs
+ * one openssl command in that directory.
+ *
+ * @example
+ * ```ts
+ * import { issueWithOpensslCa, runIn, sharedTestPki } from "./pki.ts";
+ * const pki = sharedTestPki();
+ * const run = (args: string[]) => runIn("example", pki.dir, {}, "openssl", args);
+ * const now = Date.now();
+ * const pem = issueWithOpensslCa(run, pki.dir, pki.keyType, {
+ *   name: "example",
+ *   commonName: "example",
+ *   extensions: "v3_client",
+ *   issuer: pki.rootCa,
+ *   notBefore: now,
+ *   notAfter: now + 86_400_000,
+ * });
+ * console.log(pem.certPath);
+ * ```
+ */
+export function issueWithOpensslCa(
+  run: (args: string[]) => unknown,
+  dir: string,
+  keyType: TestKeyType,
+  request: IssueRequest,
+): Pem {
+  const { name, issuer, extfile } = request;
+  const newKey = keyType === "rsa"
+    ? ["-newkey", "rsa:2048"]
+    : ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+  // Key + CSR in one run; -noenc writes the key as unencrypted PKCS#8.
+  run([
+    "req",
+    "-config",
+    "openssl.cnf",
+    "-new",
+    ...newKey,
+    "-noenc",
+    "-keyout",
+    `${name}.key`,
+    "-out",
+    `${name}.csr`,
+    "-subj",
+    `/O=${SUBJECT_O}/CN=${request.commonName}`,
+  ]);
+  run([
+    "ca",
+    "-config",
+    "openssl.cnf",
+    "-batch",
+    "-notext",
+    "-preserveDN",
+    "-rand_serial",
+    ...(issuer === null
+      ? ["-selfsign", "-keyfile", `${name}.key`]
+      : ["-cert", issuer.certPath, "-keyfile", issuer.keyPath]),
+    ...(extfile === undefined ? [] : ["-extfile", extfile]),
+    "-extensions",
+    request.extensions,
+    "-startdate",
+    opensslTime(request.notBefore),
+    "-enddate",
+    opensslTime(request.notAfter),
+    "-in",
+    `${name}.csr`,
+    "-out",
+    `${name}.pem`,
+  ]);
+  const read = (file: string): string => readFileSync(join(dir, file), "utf8");
+  return {
+    cert: read(`${name}.pem`),
+    key: read(`${name}.key`),
+    certPath: join(dir, `${name}.pem`),
+    keyPath: join(dir, `${name}.key`),
+  };
 }
 
 /** A minimal config for `openssl req` and `openssl ca`; every path is relative to the temp dir. */
 function opensslConfig(keyType: TestKeyType): string {
-  // RSA leaves also get keyEncipherment (TLS 1.2 RSA key transport); EC leaves must not.
-  const leafKeyUsage = keyType === "rsa"
-    ? "critical,digitalSignature,keyEncipherment"
-    : "critical,digitalSignature";
+  const keyUsage = leafKeyUsage(keyType);
   const leaf = (eku: string, san: string | null): string =>
     [
       "basicConstraints = critical,CA:FALSE",
-      `keyUsage = ${leafKeyUsage}`,
+      `keyUsage = ${keyUsage}`,
       `extendedKeyUsage = ${eku}`,
       "subjectKeyIdentifier = hash",
       "authorityKeyIdentifier = keyid:always",
@@ -337,18 +513,6 @@ ${leaf("serverAuth", "IP:127.0.0.1")}
 `;
 }
 
-interface IssueSpec {
-  /** File stem inside the temp dir: `<name>.pem`, `<name>.key`. */
-  name: string;
-  commonName: string;
-  /** Config section holding the extensions. */
-  extensions: string;
-  /** The issuer, or `null` for self-signed. */
-  issuer: Pem | null;
-  notBefore: number;
-  notAfter: number;
-}
-
 /**
  * Builds a fresh PKI in a new temp dir with the `openssl` CLI. Synchronous; about 30 `openssl`
  * runs: about 0.2-0.3 s with EC keys, 2.5-3.5 s with RSA. Its dir is deleted by `remove()`, or
@@ -382,71 +546,9 @@ function build(dir: string, keyType: TestKeyType, openssl: string): TestPki {
   // OPENSSL_CONF keeps the system config out of commands that take no -config (pkcs8).
   const env = { ...process.env, OPENSSL_CONF: configPath };
 
-  const run = (args: string[]): void => {
-    try {
-      execFileSync(openssl, args, { cwd: dir, env, stdio: ["ignore", "pipe", "pipe"] });
-    } catch (error) {
-      const stderr = (error as { stderr?: unknown }).stderr;
-      const detail = stderr instanceof Uint8Array ? new TextDecoder().decode(stderr).trim() : "";
-      throw new Error(
-        `test PKI: \`${openssl} ${args.join(" ")}\` failed in ${dir}` +
-          (detail === "" ? `: ${String(error)}` : `:\n${detail}`),
-        { cause: error },
-      );
-    }
-  };
+  const run = (args: string[]): string => runIn("test PKI", dir, env, openssl, args);
+  const issue = (spec: IssueRequest): Pem => issueWithOpensslCa(run, dir, keyType, spec);
   const read = (file: string): string => readFileSync(join(dir, file), "utf8");
-  const newKey = keyType === "rsa"
-    ? ["-newkey", "rsa:2048"]
-    : ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
-
-  const issue = (spec: IssueSpec): Pem => {
-    const { name } = spec;
-    // Key + CSR in one run; -noenc writes the key as unencrypted PKCS#8.
-    run([
-      "req",
-      "-config",
-      "openssl.cnf",
-      "-new",
-      ...newKey,
-      "-noenc",
-      "-keyout",
-      `${name}.key`,
-      "-out",
-      `${name}.csr`,
-      "-subj",
-      `/O=${SUBJECT_O}/CN=${spec.commonName}`,
-    ]);
-    const signer = spec.issuer === null
-      ? ["-selfsign", "-keyfile", `${name}.key`]
-      : ["-cert", spec.issuer.certPath, "-keyfile", spec.issuer.keyPath];
-    run([
-      "ca",
-      "-config",
-      "openssl.cnf",
-      "-batch",
-      "-notext",
-      "-preserveDN",
-      "-rand_serial",
-      ...signer,
-      "-extensions",
-      spec.extensions,
-      "-startdate",
-      opensslTime(spec.notBefore),
-      "-enddate",
-      opensslTime(spec.notAfter),
-      "-in",
-      `${name}.csr`,
-      "-out",
-      `${name}.pem`,
-    ]);
-    return {
-      cert: read(`${name}.pem`),
-      key: read(`${name}.key`),
-      certPath: join(dir, `${name}.pem`),
-      keyPath: join(dir, `${name}.key`),
-    };
-  };
 
   const withChain = (pem: Pem, name: string, intermediates: Pem[]): LeafPem => {
     const chainPem = [pem, ...intermediates].map((p) => p.cert).join("");
