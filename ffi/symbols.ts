@@ -425,6 +425,22 @@ export const sslSymbols = {
   SSL_set_session: { args: ["ptr", "ptr"], ret: "i32" },
   // SSL_SESSION *SSL_get1_session(SSL *ssl);  (a new reference: SSL_SESSION_free it)
   SSL_get1_session: { args: ["ptr"], ret: "ptr" },
+  // int SSL_SESSION_set1_id_context(SSL_SESSION *s, const unsigned char *sid_ctx,
+  //                                 unsigned int sid_ctx_len);  (at most 32 bytes; copied)
+  SSL_SESSION_set1_id_context: { args: ["ptr", "buf", "u32"], ret: "i32" },
+  // const unsigned char *SSL_SESSION_get0_id_context(const SSL_SESSION *s, unsigned int *len);
+  SSL_SESSION_get0_id_context: { args: ["ptr", "buf"], ret: "ptr" },
+  // int SSL_set_session_id_context(SSL *ssl, const unsigned char *sid_ctx,
+  //                                unsigned int sid_ctx_len);
+  SSL_set_session_id_context: { args: ["ptr", "buf", "u32"], ret: "i32" },
+  // int SSL_SESSION_has_ticket(const SSL_SESSION *s);
+  SSL_SESSION_has_ticket: { args: ["ptr"], ret: "i32" },
+  // SSL_SESSION *SSL_get_session(const SSL *ssl);  (borrowed)
+  SSL_get_session: { args: ["ptr"], ret: "ptr" },
+  // SSL_CTX *SSL_get_SSL_CTX(const SSL *ssl);  (borrowed: the context the SSL was made from)
+  SSL_get_SSL_CTX: { args: ["ptr"], ret: "ptr" },
+  // int SSL_is_server(const SSL *s);
+  SSL_is_server: { args: ["ptr"], ret: "i32" },
   // const char *SSL_SESSION_get0_hostname(const SSL_SESSION *s);  (borrowed; may be NULL)
   SSL_SESSION_get0_hostname: { args: ["ptr"], ret: "ptr" },
   // int SSL_SESSION_set1_hostname(SSL_SESSION *s, const char *hostname);  (copied; NULL clears)

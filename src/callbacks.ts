@@ -220,8 +220,11 @@ export function alpnSelectTrampoline(): Pointer {
 export function statusTrampoline(): Pointer {
   return trampoline(STATUS_CB, (ssl: Pointer | null) => {
     const target = targetOf(ssl);
-    // Not ours: clients accept (OpenSSL's own behaviour), servers staple nothing.
-    if (target === undefined) return 1;
+    // Not ours: clients accept (OpenSSL's own behaviour), servers staple nothing (on a server
+    // 1 would be SSL_TLSEXT_ERR_ALERT_WARNING, which OpenSSL treats as fatal).
+    if (target === undefined) {
+      return ssl !== null && openssl().SSL_is_server(ssl) === 1 ? SSL_TLSEXT_ERR.NOACK : 1;
+    }
     return target.callbacks.run(STATUS_CB.failure ?? -1, () => target.onStatus());
   });
 }

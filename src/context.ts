@@ -490,6 +490,40 @@ export function ticketKeyRingOf(context: TlsContext): TicketKeyRing | undefined 
   return ticketRings.get(context);
 }
 
+const scopeOf = new WeakMap<TlsContext, Uint8Array>();
+
+/**
+ * What a client session's verification depended on, as 32 bytes: a session is offered only to
+ * contexts with the same scope, because a resumed handshake verifies nothing. Plain settings
+ * (trust anchors, OCSP mode) hash to the same scope in every process, so stored sessions survive
+ * restarts; a context whose verdict came from code (`onVerifyCertificate`, a PSK) or that
+ * verifies nothing gets a random scope of its own.
+ */
+function sessionScope(options: Readonly<TlsContextOptions>): Uint8Array {
+  if (
+    options.onVerifyCertificate !== undefined || options.psk !== undefined ||
+    options.unsafelyDisableVerification === true
+  ) {
+    return crypto.getRandomValues(new Uint8Array(32));
+  }
+  const trust = options.caCerts === undefined
+    ? ["system"]
+    : options.caCerts.map((c) => typeof c === "string" ? c : btoa(String.fromCharCode(...c)));
+  const ocsp = options.ocsp;
+  const mode = (typeof ocsp === "string" ? ocsp : ocsp?.mode) ?? "request";
+  const onResponse = typeof ocsp === "object" && ocsp?.onResponse !== undefined;
+  if (onResponse) return crypto.getRandomValues(new Uint8Array(32));
+  const hash = createHash("sha256").update(JSON.stringify({ trust, mode }));
+  return new Uint8Array(hash.digest());
+}
+
+/** A client context's session scope (see `sessionScope`). Internal to `src/`. */
+export function sessionScopeOf(context: TlsContext): Uint8Array {
+  const scope = scopeOf.get(context);
+  if (scope === undefined) throw new TypeError("not a TlsContext");
+  return scope;
+}
+
 /**
  * The `SSL_CTX *` of a context, for a new connection (`SSL_new` takes its own reference, so the
  * context may be closed while connections made from it live on). Internal to `src/`.
@@ -550,6 +584,7 @@ export class TlsContext {
       if (this.#closed) throw new TlsError("CLOSED", "the TlsContext is closed");
       return this.#ctx.ptr;
     });
+    scopeOf.set(this, sessionScope(this.options));
     try {
       this.#configure(ctx);
     } catch (error) {
@@ -670,6 +705,14 @@ export class TlsContext {
         SSL_SESS_CACHE.CLIENT | SSL_SESS_CACHE.NO_INTERNAL_STORE,
       );
       o.SSL_CTX_sess_set_new_cb(ctx, newSessionTrampoline());
+      // A client's session id context is never sent; OpenSSL copies it into each new session and
+      // refuses ("attempt to reuse session in different context") to resume a session whose own
+      // differs. It carries the scope of how this context verifies (see sessionScope), and the
+      // engine offers only sessions of the same scope.
+      const scope = sessionScopeOf(this);
+      if (o.SSL_CTX_set_session_id_context(ctx, scope, scope.length) !== 1) {
+        fail("SSL_CTX_set_session_id_context failed", "INTERNAL");
+      }
     }
     if (opts.psk !== undefined) this.#configurePsk(ctx);
     if (opts.onHandshakeEvent !== undefined) {

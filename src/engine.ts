@@ -47,12 +47,20 @@ import {
   type Identity,
   nativeContext,
   ocspModeOf,
+  sessionScopeOf,
   ticketKeyRingOf,
   TlsContext,
   type TlsContextOptions,
   type VerifyCertificateInfo,
 } from "./context.ts";
-import { bindSession, decodeSession, encodeSession, sessionHostname } from "./session.ts";
+import {
+  bindSession,
+  decodeSession,
+  encodeSession,
+  sessionHostname,
+  sessionIdContext,
+  sessionInScope,
+} from "./session.ts";
 import { Certificate, loadCertificates, loadPrivateKey, nameToDer, nameToString } from "./x509.ts";
 import {
   hashNidOf,
@@ -86,9 +94,11 @@ export interface TlsEngineOptions {
   /**
    * Clients: a session to resume, as an earlier connection's {@link TlsEngine.session} gave it
    * (`null`: none). It is offered only when it was made for the same `servername` by a
-   * connection that verified the server (a resumed handshake does not verify the certificate
-   * again); otherwise, and when the server does not accept it (another server, expired, tickets
-   * off), the handshake is a full one. Bytes that are not a serialised session are a TypeError.
+   * connection that verified the server the way this context does: the same trust anchors and
+   * OCSP mode, and no `onVerifyCertificate` or `psk` (a context with those resumes only its own
+   * sessions), because a resumed handshake does not verify the certificate again. Otherwise,
+   * and when the server does not accept it (another server, expired, tickets off), the
+   * handshake is a full one. Bytes that are not a serialised session are a TypeError.
    */
   session?: Uint8Array | null;
   /**
@@ -359,6 +369,14 @@ export class TlsEngine {
       // name). Connections that verify nothing may use any session.
       const bound = sessionHostname(session.ptr);
       if (this.#verifying && (bound === null || bound !== this.#servername)) return;
+      // ...and verified the way this context verifies (trust anchors, OCSP mode, no callbacks).
+      if (this.#verifying && !sessionInScope(session.ptr, sessionScopeOf(this.#context))) return;
+      if (!this.#verifying) {
+        // Verifying nothing, any session will do: adopt its id context, which OpenSSL checks
+        // against this connection's when the server resumes it.
+        const scope = sessionIdContext(session.ptr);
+        if (scope !== null) o.SSL_set_session_id_context(ssl, scope, scope.length);
+      }
       if (o.SSL_set_session(ssl, session.ptr) !== 1) {
         // E.g. a session of a version this context does not allow: a full handshake.
         drainErrorQueue();
@@ -378,7 +396,10 @@ export class TlsEngine {
     // OpenSSL records the name only when the server acknowledged SNI (never for IP addresses):
     // write it ourselves. On a client OpenSSL reads a session's host name only for early data,
     // which this library never sends, so this changes nothing else.
-    bindSession(session, this.#verifying ? this.#servername ?? null : null);
+    // A PSK-authenticated connection verified no certificate: its sessions carry no name.
+    const pskUsed = this.#pskUsed !== null || (this.#established && this.pskIdentity !== null);
+    const verified = this.#verifying && !pskUsed;
+    bindSession(session, verified ? this.#servername ?? null : null, sessionScopeOf(this.#context));
     const bytes = encodeSession(session);
     if (bytes === null) return;
     this.#session = bytes;
@@ -784,8 +805,14 @@ export class TlsEngine {
     if (tls13) {
       // A TLS 1.3 PSK handshake is a "resumption" of the PSK's session; nothing else resumes here.
       if (!this.sessionReused) return null;
-      const used = this.role === "client" ? this.#pskOffer : this.#pskUsed;
-      return used?.shown ?? null;
+      if (this.role === "client") {
+        // Offering a PSK and a ticket, the client cannot tell which one the server took from
+        // "reused" alone: a resumed ticket session has a ticket, an external PSK's has none.
+        const current = openssl().SSL_get_session(this.#ssl.ptr);
+        if (current === null || openssl().SSL_SESSION_has_ticket(current) === 1) return null;
+        return this.#pskOffer?.shown ?? null;
+      }
+      return this.#pskUsed?.shown ?? null;
     }
     return this.#pskUsed?.shown ?? null;
   }
@@ -932,7 +959,8 @@ export class TlsEngine {
       return reject(new TlsError("OCSP_INVALID", "no verified chain to check the OCSP staple"));
     }
     const issuer = o.sk_num(chain) > 1 ? o.sk_value(chain!, 1)! : leaf;
-    const store = o.SSL_CTX_get_cert_store(nativeContext(this.#context));
+    // The SSL's own SSL_CTX (OpenSSL holds a reference): the JS context may be closed already.
+    const store = o.SSL_CTX_get_cert_store(o.SSL_get_SSL_CTX(ssl)!);
     const extra = typeof options.ocsp === "object" ? options.ocsp : {};
     let response: OcspResponse;
     try {
@@ -1001,6 +1029,11 @@ export class TlsEngine {
         throw new TypeError("ocspStaple must return a Uint8Array or null (not a Promise)");
       }
     } else {
+      // Fixed bytes are about the context's own certificate: none for one onServerName put in.
+      const own = o.SSL_CTX_get0_certificate(o.SSL_get_SSL_CTX(ssl)!);
+      if (o.backend.address(o.SSL_get_certificate(ssl)) !== o.backend.address(own)) {
+        return SSL_TLSEXT_ERR.NOACK;
+      }
       staple = source;
     }
     if (staple === null || staple.length === 0) return SSL_TLSEXT_ERR.NOACK;
@@ -1063,8 +1096,15 @@ export class TlsEngine {
       this.#pskIdentityMemory = new NativeHandle("PSK_IDENTITY", p, (q) => o.OPENSSL_free(q));
       o.backend.writeBytes(p, 0, psk.identity);
     }
-    // A new SSL_SESSION per call: OpenSSL takes ownership of each one it is given.
+    // A new SSL_SESSION per call: OpenSSL takes ownership of each one it is given. It carries
+    // this connection's session id context, or OpenSSL refuses the PSK once the server takes it
+    // ("attempt to reuse session in different context").
     const session = newPskSession(this.#ssl.ptr, psk);
+    const scope = sessionScopeOf(this.#context);
+    if (o.SSL_SESSION_set1_id_context(session.ptr, scope, scope.length) !== 1) {
+      session.close();
+      throw new TlsError("INTERNAL", "SSL_SESSION_set1_id_context failed");
+    }
     return {
       id: this.#pskIdentityMemory.ptr,
       idLength: psk.identity.length,

@@ -91,15 +91,37 @@ export function sessionHostname(session: Pointer): string | null {
 
 /**
  * Binds `session` to `name` (`null`: to nothing, i.e. usable only by connections that do not
- * verify the server). @internal
+ * verify the server) and to the scope of the context that verified it. @internal
  */
-export function bindSession(session: Pointer, name: string | null): void {
+export function bindSession(session: Pointer, name: string | null, scope: Uint8Array): void {
   const o = openssl();
   if (o.SSL_SESSION_set1_hostname(session, name === null ? null : cString(name)) !== 1) {
     throw new TlsError("INTERNAL", "SSL_SESSION_set1_hostname failed", {
       openssl: drainErrorQueue(),
     });
   }
+  // A client session's "session id context" is never sent (servers check their own copy inside
+  // the ticket or cache) and is serialised with the session: it carries the verifying
+  // context's scope, so a session is offered only where the same verification holds.
+  if (o.SSL_SESSION_set1_id_context(session, scope, scope.length) !== 1) {
+    throw new TlsError("INTERNAL", "SSL_SESSION_set1_id_context failed", {
+      openssl: drainErrorQueue(),
+    });
+  }
+}
+
+/** A session's id context (`SSL_SESSION_get0_id_context`), or `null` when empty. @internal */
+export function sessionIdContext(session: Pointer): Uint8Array | null {
+  const o = openssl();
+  const length = new Uint32Array(1);
+  const p = o.SSL_SESSION_get0_id_context(session, length);
+  return p === null || length[0] === 0 ? null : o.backend.readBytes(p, 0, length[0]!);
+}
+
+/** Whether `session` was bound (by {@link bindSession}) to exactly `scope`. @internal */
+export function sessionInScope(session: Pointer, scope: Uint8Array): boolean {
+  const bytes = sessionIdContext(session);
+  return bytes !== null && bytes.length === scope.length && bytes.every((b, i) => b === scope[i]);
 }
 
 /**

@@ -204,7 +204,12 @@ class NodeTcpListener implements TcpListener {
       if (this.#closed) return null;
       const next = this.#queue.shift();
       if (next !== undefined) return next;
-      if (this.#error !== null) throw this.#error;
+      const error = this.#error;
+      if (error !== null) {
+        // Once bound, an error (e.g. EMFILE on one accept) is reported once, not forever.
+        if (this.#server.listening) this.#error = null;
+        throw error;
+      }
       await new Promise<void>((resolve) => (this.#waiter = resolve));
     }
   }
