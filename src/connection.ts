@@ -201,25 +201,22 @@ export class Connection {
   /** Queues whatever ciphertext the engine produced; resolves when the stream took it. */
   #send(): Promise<void> {
     const engine = this.#engine;
-    let bytes: Uint8Array | null;
-    let pooled: Uint8Array | null = null;
+    const n = engine.pendingOutgoing; // 0 once closed
+    if (n <= 0) return this.#sendChain;
     const releases = this.#stream.releasesWrites;
-    const n = releases === undefined || releases === false ? 0 : engine.pendingOutgoing;
-    if (releases === true || (typeof releases === "number" && n >= releases)) {
-      if (n <= 0) return this.#sendChain; // 0 once closed
-      if (n <= POOLED_SEND_SIZE) {
-        pooled = sendPool.pop() ?? new Uint8Array(POOLED_SEND_SIZE);
-        bytes = pooled.subarray(0, engine.outgoingInto(pooled));
-      } else if (n <= LARGE_SEND_SIZE) {
-        pooled = largeSendPool.pop() ?? new Uint8Array(LARGE_SEND_SIZE);
-        bytes = pooled.subarray(0, engine.outgoingInto(pooled));
-      } else {
-        bytes = engine.outgoing()!;
-      }
-    } else {
-      bytes = engine.closed ? null : engine.outgoing();
-      if (bytes === null) return this.#sendChain;
-    }
+    const reusable = releases === true || (typeof releases === "number" && n >= releases);
+    // A pooled buffer when the stream lets go of it once the write settles, else a fresh one
+    // (over an explicit ArrayBuffer: on Bun a small typed array without one must materialise it,
+    // a copy, the first time node:net reads `.buffer`).
+    const pooled = !reusable
+      ? null
+      : n <= POOLED_SEND_SIZE
+      ? sendPool.pop() ?? new Uint8Array(POOLED_SEND_SIZE)
+      : n <= LARGE_SEND_SIZE
+      ? largeSendPool.pop() ?? new Uint8Array(LARGE_SEND_SIZE)
+      : null;
+    const target = pooled ?? new Uint8Array(new ArrayBuffer(n));
+    const bytes = target.subarray(0, engine.outgoingInto(target));
     // In order: straight to the stream when nothing is in flight, else after the last send.
     this.#sendChain = this.#sending === 0
       ? this.#stream.write(bytes)

@@ -14,6 +14,7 @@
  * @module
  */
 import { TlsError } from "./errors.ts";
+import { fromDer, hexWithColons } from "./der.ts";
 import { clearErrorQueue, drainErrorQueue } from "./error_queue.ts";
 import { NativeHandle } from "./ownership.ts";
 import {
@@ -80,18 +81,9 @@ function invalid(why: string): TlsError {
 function decodeResponse(der: Uint8Array): NativeHandle {
   const o = openssl();
   if (der.length === 0) throw invalid("it is empty");
-  // d2i reads through `const unsigned char **in`: malloc'd memory's address in an 8-byte cell.
-  const mem = o.OPENSSL_malloc(der.length);
-  if (mem === null) throw new TlsError("INTERNAL", "out of memory");
-  try {
-    o.backend.writeBytes(mem, 0, der);
-    const cell = new BigUint64Array([BigInt(o.backend.address(mem))]);
-    const resp = o.d2i_OCSP_RESPONSE(null, cell, der.length);
-    if (resp === null) throw invalid("it is not a DER OCSP response (garbage or truncated)");
-    return new NativeHandle("OCSP_RESPONSE", resp, (p) => o.OCSP_RESPONSE_free(p));
-  } finally {
-    o.OPENSSL_free(mem);
-  }
+  const resp = fromDer(der, (cell, n) => o.d2i_OCSP_RESPONSE(null, cell, n));
+  if (resp === null) throw invalid("it is not a DER OCSP response (garbage or truncated)");
+  return new NativeHandle("OCSP_RESPONSE", resp, (p) => o.OCSP_RESPONSE_free(p));
 }
 
 /** `OCSP_resp_get0_id`: the responder's name, or its key hash. */
@@ -107,10 +99,7 @@ function responderIdOf(basic: Pointer): string {
   const data = o.ASN1_STRING_get0_data(key);
   const length = o.ASN1_STRING_length(key);
   if (data === null || length <= 0) return "";
-  const hex = [...o.backend.readBytes(data, 0, length)].map((b) =>
-    b.toString(16).padStart(2, "0").toUpperCase()
-  );
-  return `keyid:${hex.join(":")}`;
+  return `keyid:${hexWithColons(o.backend.readBytes(data, 0, length))}`;
 }
 
 /**

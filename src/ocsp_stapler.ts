@@ -7,6 +7,7 @@
  * @module
  */
 import { TlsError } from "./errors.ts";
+import { toDer } from "./der.ts";
 import { clearErrorQueue, drainErrorQueue } from "./error_queue.ts";
 import { openssl } from "./native.ts";
 import { type OcspResponse, parseOcspResponse } from "./ocsp.ts";
@@ -86,17 +87,9 @@ export function buildOcspRequest(certificate: PemOrDer, issuer: PemOrDer): Uint8
       o.OCSP_CERTID_free(id);
       throw new TlsError("INTERNAL", "OCSP_request_add0_id failed", { openssl: drainErrorQueue() });
     }
-    const length = o.i2d_OCSP_REQUEST(req, null);
-    if (length <= 0) throw new TlsError("INTERNAL", "i2d_OCSP_REQUEST failed");
-    // i2d writes through `unsigned char **out` and advances it: a malloc'd buffer in a cell.
-    const mem = o.OPENSSL_malloc(length);
-    if (mem === null) throw new TlsError("INTERNAL", "out of memory");
-    try {
-      o.i2d_OCSP_REQUEST_buf(req, new BigUint64Array([BigInt(o.backend.address(mem))]));
-      return o.backend.readBytes(mem, 0, length);
-    } finally {
-      o.OPENSSL_free(mem);
-    }
+    const der = toDer(o.i2d_OCSP_REQUEST(req, null), (cell) => o.i2d_OCSP_REQUEST_buf(req, cell));
+    if (der === null) throw new TlsError("INTERNAL", "i2d_OCSP_REQUEST failed");
+    return der;
   } finally {
     if (req !== null) o.OCSP_REQUEST_free(req);
     for (const h of [...leafHandles, ...issuerHandles]) h.close();

@@ -23,6 +23,7 @@
  * @module
  */
 import { TlsError } from "./errors.ts";
+import { fromDer, toDer } from "./der.ts";
 import { drainErrorQueue } from "./error_queue.ts";
 import { NativeHandle } from "./ownership.ts";
 import { cString, openssl, type Pointer, TICKET_KEY_LENGTH } from "./native.ts";
@@ -44,42 +45,20 @@ export function decodeSession(bytes: unknown): NativeHandle {
   }
   if (bytes.length === 0) throw new TypeError("session is empty");
   const o = openssl();
-  // d2i reads through `const unsigned char **pp`: malloc'd memory's address in an 8-byte cell.
-  const mem = o.OPENSSL_malloc(bytes.length);
-  if (mem === null) throw new TlsError("INTERNAL", "out of memory");
-  try {
-    o.backend.writeBytes(mem, 0, bytes);
-    const cell = new BigUint64Array([BigInt(o.backend.address(mem))]);
-    const p = o.d2i_SSL_SESSION(null, cell, bytes.length);
-    if (p === null) {
-      drainErrorQueue();
-      throw new TypeError(
-        "session is not a serialised TLS session (conn.session bytes): garbage or truncated",
-      );
-    }
-    return new NativeHandle("SSL_SESSION", p, (s) => o.SSL_SESSION_free(s));
-  } finally {
-    o.OPENSSL_free(mem);
+  const p = fromDer(bytes, (cell, n) => o.d2i_SSL_SESSION(null, cell, n));
+  if (p === null) {
+    drainErrorQueue();
+    throw new TypeError(
+      "session is not a serialised TLS session (conn.session bytes): garbage or truncated",
+    );
   }
+  return new NativeHandle("SSL_SESSION", p, (s) => o.SSL_SESSION_free(s));
 }
 
 /** `i2d_SSL_SESSION`: the DER bytes of a session, or `null` when OpenSSL cannot encode it. */
 export function encodeSession(session: Pointer): Uint8Array | null {
   const o = openssl();
-  const length = o.i2d_SSL_SESSION(session, null);
-  if (length <= 0) return null;
-  // i2d writes through `unsigned char **pp` and advances it: a malloc'd buffer in a cell.
-  const mem = o.OPENSSL_malloc(length);
-  if (mem === null) throw new TlsError("INTERNAL", "out of memory");
-  try {
-    const written = o.i2d_SSL_SESSION_buf(
-      session,
-      new BigUint64Array([BigInt(o.backend.address(mem))]),
-    );
-    return written === length ? o.backend.readBytes(mem, 0, length) : null;
-  } finally {
-    o.OPENSSL_free(mem);
-  }
+  return toDer(o.i2d_SSL_SESSION(session, null), (cell) => o.i2d_SSL_SESSION_buf(session, cell));
 }
 
 /** The host name a session is bound to (`SSL_SESSION_get0_hostname`), or `null`. */

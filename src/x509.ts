@@ -5,6 +5,7 @@
  * @module
  */
 import { TlsError } from "./errors.ts";
+import { hexWithColons, toDer } from "./der.ts";
 import { clearErrorQueue, drainErrorQueue } from "./error_queue.ts";
 import { NativeHandle } from "./ownership.ts";
 import { trampoline } from "./callbacks.ts";
@@ -240,19 +241,8 @@ export function nameToString(name: Pointer | null): string {
 /** `i2d_X509_NAME`: the DER encoding of a distinguished name. */
 export function nameToDer(name: Pointer): Uint8Array {
   const o = openssl();
-  const length = o.i2d_X509_NAME(name, null);
-  if (length <= 0) return new Uint8Array(0);
-  // i2d writes through `unsigned char **out` and advances it: give it a malloc'd buffer's
-  // address in an 8-byte cell, then copy out.
-  const mem = o.OPENSSL_malloc(length);
-  if (mem === null) throw new TlsError("INTERNAL", "out of memory");
-  try {
-    const cell = new BigUint64Array([BigInt(o.backend.address(mem))]);
-    o.i2d_X509_NAME_buf(name, cell);
-    return o.backend.readBytes(mem, 0, length);
-  } finally {
-    o.OPENSSL_free(mem);
-  }
+  return toDer(o.i2d_X509_NAME(name, null), (cell) => o.i2d_X509_NAME_buf(name, cell)) ??
+    new Uint8Array(0);
 }
 
 /** `ASN1_TIME_to_tm`: an ASN.1 time as a `Date` (UTC). @internal */
@@ -296,8 +286,7 @@ function fingerprint256Of(x509: Pointer): string {
   const md = new Uint8Array(64);
   const len = new Uint32Array(1);
   if (o.X509_digest(x509, o.EVP_sha256(), md, len) !== 1) return "";
-  return [...md.subarray(0, len[0])].map((b) => b.toString(16).padStart(2, "0").toUpperCase())
-    .join(":");
+  return hexWithColons(md.subarray(0, len[0]));
 }
 
 function ipToString(bytes: Uint8Array): string {
