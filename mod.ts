@@ -9,59 +9,83 @@
  * ```
  * @module
  */
-export { TLS_ERROR_CODES, TlsError } from "./src/errors.ts";
-export type { OpenSslErrorEntry, TlsAlert, TlsErrorCode, TlsErrorOptions } from "./src/errors.ts";
-export { opensslVersion } from "./src/native.ts";
-export type { OpenSslVersion } from "./src/native.ts";
-export { DEFAULT_TLS12_CIPHERS, SecureContext, TlsContext } from "./src/context.ts";
+// Errors, the library, ownership.
+export { TLS_ERROR_CODES, TlsError } from "./src/core/errors.ts";
 export type {
-  AlpnSelector,
-  CertificateRequest,
-  DistinguishedName,
-  HandshakeEvent,
-  Identity,
-  OcspMode,
-  OcspOptions,
-  OcspStapleRequest,
-  ServerNameResult,
-  TlsContextOptions,
-  TlsVersion,
-  VerifyCertificateInfo,
-} from "./src/context.ts";
-export { isIpAddress, TlsEngine } from "./src/engine.ts";
-export type { HandshakeStep, TlsEngineOptions } from "./src/engine.ts";
-export { Certificate } from "./src/x509.ts";
-export type { Passphrase, PassphraseRequest, PemOrDer } from "./src/x509.ts";
-export { liveNativeObjects, nativeMemoryInUse } from "./src/ownership.ts";
-export type { LiveNativeObjects, NativeKind } from "./src/ownership.ts";
-export { registeredConnections } from "./src/callbacks.ts";
-export { connect, DEFAULT_HANDSHAKE_TIMEOUT, startTls } from "./src/connect.ts";
-export type {
-  ConnectOptions,
-  StartTlsOptions,
-  StartTlsServerOptions,
-  TlsClientOptions,
-  WebTransport,
-} from "./src/connect.ts";
-export { Connection } from "./src/connection.ts";
+  OpenSslErrorEntry,
+  TlsAlert,
+  TlsErrorCode,
+  TlsErrorOptions,
+} from "./src/core/errors.ts";
+export { opensslVersion } from "./src/core/native.ts";
+export type { OpenSslVersion } from "./src/core/native.ts";
+export { liveNativeObjects, nativeMemoryInUse } from "./src/core/ownership.ts";
+export type { LiveNativeObjects, NativeKind } from "./src/core/ownership.ts";
+export { registeredConnections } from "./src/handshake/routing.ts";
+
+// Connections: clients, servers, STARTTLS, the connection itself.
+export { connect, DEFAULT_HANDSHAKE_TIMEOUT } from "./src/connect.ts";
+export type { ConnectOptions, TlsClientOptions } from "./src/connect.ts";
+export { startTls } from "./src/start_tls.ts";
+export type { StartTlsOptions, WebTransport } from "./src/start_tls.ts";
 export {
   DEFAULT_MAX_PENDING_CONNECTIONS,
   DEFAULT_SERVER_HANDSHAKE_TIMEOUT,
   listen,
   TlsListener,
 } from "./src/server.ts";
-export type { ListenerErrorInfo, ListenOptions, TlsServerOptions } from "./src/server.ts";
+export type {
+  ListenerErrorInfo,
+  ListenOptions,
+  StartTlsServerOptions,
+  TlsServerOptions,
+} from "./src/server.ts";
+export { Connection } from "./src/connection.ts";
 export type { HandshakeInfo } from "./src/connection.ts";
 export type { NetAddr } from "./src/net/stream.ts";
-export { clearContextCache } from "./src/context_cache.ts";
-export { encodeAlpn } from "./src/context.ts";
-export { identityForAcceptableIssuers, matchesAcceptableIssuers } from "./src/identity.ts";
-export { DEFAULT_OCSP_LEEWAY_SECONDS, parseOcspResponse } from "./src/ocsp.ts";
-export type { OcspCheckOptions, OcspResponse } from "./src/ocsp.ts";
-export { buildOcspRequest, OcspStapler } from "./src/ocsp_stapler.ts";
-export type { OcspStaplerOptions } from "./src/ocsp_stapler.ts";
-export { generateTicketKeys } from "./src/session.ts";
-export { DEFAULT_PSK_CIPHER_SUITE, DEFAULT_PSK_TLS12_CIPHERS } from "./src/psk.ts";
+
+// Contexts and the sans-I/O engine.
+export { SecureContext, TlsContext } from "./src/tls/context.ts";
+export type { ServerNameResult, TlsContextOptions } from "./src/tls/context.ts";
+export { clearContextCache } from "./src/tls/context_cache.ts";
+export { TlsEngine } from "./src/tls/engine.ts";
+export type { HandshakeStep, TlsEngineOptions } from "./src/tls/engine.ts";
+
+// The handshake features: their option interfaces and types.
+export { DEFAULT_TLS12_CIPHERS } from "./src/handshake/protocol.ts";
+export type { ProtocolOptions, TlsVersion } from "./src/handshake/protocol.ts";
+export type {
+  ClientVerificationOptions,
+  ServerVerificationOptions,
+  VerificationOptions,
+  VerifyCertificateInfo,
+} from "./src/handshake/verification.ts";
+export type { Identity, IdentityOptions } from "./src/handshake/identity.ts";
+export {
+  identityForAcceptableIssuers,
+  matchesAcceptableIssuers,
+} from "./src/handshake/client_certificate.ts";
+export type {
+  CertificateRequest,
+  ClientCertificateOptions,
+  DistinguishedName,
+} from "./src/handshake/client_certificate.ts";
+export type {
+  ServerNameClientOptions,
+  ServerNameServerOptions,
+} from "./src/handshake/server_name.ts";
+export type { AlpnClientOptions, AlpnOptions, AlpnSelector } from "./src/handshake/alpn.ts";
+export type {
+  OcspClientOptions,
+  OcspMode,
+  OcspOptions,
+  OcspServerOptions,
+  OcspStapleRequest,
+} from "./src/handshake/ocsp.ts";
+export type { SessionClientOptions, SessionServerOptions } from "./src/handshake/sessions.ts";
+export { generateTicketKeys } from "./src/handshake/session_codec.ts";
+export type { PskClientOptions, PskOptions, PskServerOptions } from "./src/handshake/psk.ts";
+export { DEFAULT_PSK_CIPHER_SUITE, DEFAULT_PSK_TLS12_CIPHERS } from "./src/handshake/psk_keys.ts";
 export type {
   PskClientCallback,
   PskClientKey,
@@ -71,4 +95,14 @@ export type {
   PskServerCallback,
   PskServerKey,
   PskServerRequest,
-} from "./src/psk.ts";
+} from "./src/handshake/psk_keys.ts";
+export type { HandshakeEvent, TraceOptions } from "./src/handshake/trace.ts";
+
+// Certificates, keys, OCSP.
+export { Certificate } from "./src/x509/certificate.ts";
+export type { PemOrDer } from "./src/x509/certificate.ts";
+export type { Passphrase, PassphraseRequest } from "./src/x509/private_key.ts";
+export { DEFAULT_OCSP_LEEWAY_SECONDS, parseOcspResponse } from "./src/ocsp/response.ts";
+export type { OcspCheckOptions, OcspResponse } from "./src/ocsp/response.ts";
+export { buildOcspRequest, OcspStapler } from "./src/ocsp/stapler.ts";
+export type { OcspStaplerOptions } from "./src/ocsp/stapler.ts";

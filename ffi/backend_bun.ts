@@ -1,7 +1,7 @@
 /**
  * The Bun backend of the FFI contract: the only file that touches `bun:ffi`.
  *
- * Bun facts this relies on (see ../shared/notes/openssl-ffi.md):
+ * Bun facts this relies on (each measured; docs/architecture.md has the FFI layer):
  * - Pointers are numbers; NULL results are `null`, but `read.ptr` gives 0 for NULL.
  * - No symbol aliases and no optional symbols: `dlopen` throws if any symbol is missing, so
  *   optional symbols are probed one by one and aliases get their own small `dlopen`.

@@ -2,12 +2,12 @@
  * The Deno backend of the FFI contract: the only file that touches `Deno.dlopen`,
  * `Deno.UnsafePointer*` and `Deno.UnsafeCallback`.
  *
- * Deno facts this relies on (see ../shared/notes/openssl-ffi.md):
+ * Deno facts this relies on (each measured; docs/architecture.md has the FFI layer):
  * - Pointers are `PointerObject | null` and not identity-stable: compare their addresses.
  * - 64-bit results come back as `number | bigint`; we normalise them to numbers.
  * - Never `nonblocking: true`: OpenSSL's error queue is per thread, and it is 30-57 µs a call.
  * - A callback's exception reaches C as 0 and is only sometimes rethrown: the caller-provided
- *   wrapper (src/callbacks.ts) catches everything, and so do we, as a last line of defence.
+ *   wrapper (src/core/callback_state.ts) catches everything, and so do we, as a last line of defence.
  *
  * @module
  */

@@ -48,7 +48,8 @@ export interface MacroMemory {
   writeBytes(p: Pointer, offset: number, bytes: Uint8Array): void;
 }
 
-function sizeT(n: number): Uint8Array {
+/** A `size_t` as 8 little-endian bytes (LP64), for out-parameters and parameter blocks. */
+export function sizeT(n: number): Uint8Array {
   const out = new Uint8Array(8);
   new DataView(out.buffer).setBigUint64(0, BigInt(n), true);
   return out;

@@ -7,8 +7,8 @@
 export { backend } from "./backend.ts";
 export { libraryCandidates, loadOpenSsl, loadOpenSslWith } from "./library.ts";
 export type { LoadFailure, LoadResult, OpenSsl } from "./library.ts";
-export { cString } from "./macros.ts";
+export { cString, sizeT } from "./macros.ts";
 export { nativeHeapInUse } from "./heap.ts";
 export * from "./constants.ts";
-export * from "./callbacks.ts";
+export * from "./callback_signatures.ts";
 export type { Backend, CallbackDef, NativeCallback, Pointer } from "./types.ts";

@@ -75,8 +75,6 @@ export const cryptoSymbols = {
   i2d_X509_bio: { args: ["ptr", "ptr"], ret: "i32" },
   // void X509_free(X509 *a);
   X509_free: { args: ["ptr"], ret: "void" },
-  // int X509_up_ref(X509 *a);
-  X509_up_ref: { args: ["ptr"], ret: "i32" },
   // X509_NAME *X509_get_subject_name(const X509 *x);
   X509_get_subject_name: { args: ["ptr"], ret: "ptr" },
   // X509_NAME *X509_get_issuer_name(const X509 *x);
@@ -322,12 +320,6 @@ export const sslSymbols = {
   SSL_shutdown: { args: ["ptr"], ret: "i32" },
   // int SSL_get_error(const SSL *ssl, int ret);
   SSL_get_error: { args: ["ptr", "i32"], ret: "i32" },
-  // int SSL_pending(const SSL *ssl);
-  SSL_pending: { args: ["ptr"], ret: "i32" },
-  // int SSL_get_shutdown(const SSL *ssl);
-  SSL_get_shutdown: { args: ["ptr"], ret: "i32" },
-  // int SSL_is_init_finished(const SSL *s);
-  SSL_is_init_finished: { args: ["ptr"], ret: "i32" },
   // long SSL_ctrl(SSL *ssl, int cmd, long larg, void *parg);
   SSL_ctrl: { args: ["ptr", "i32", "i64", "ptr"], ret: "i64" },
   // long SSL_ctrl(SSL *ssl, int cmd, long larg, void *parg);  (parg as bytes)
@@ -340,8 +332,6 @@ export const sslSymbols = {
   SSL_get0_param: { args: ["ptr"], ret: "ptr" },
   // long SSL_get_verify_result(const SSL *ssl);
   SSL_get_verify_result: { args: ["ptr"], ret: "i64" },
-  // void SSL_set_verify(SSL *s, int mode, SSL_verify_cb verify_callback);
-  SSL_set_verify: { args: ["ptr", "i32", "cb"], ret: "void" },
   // const char *SSL_get_version(const SSL *ssl);
   SSL_get_version: { args: ["ptr"], ret: "ptr" },
   // const SSL_CIPHER *SSL_get_current_cipher(const SSL *ssl);
@@ -408,8 +398,6 @@ export const sslSymbols = {
   // const SSL_CIPHER *SSL_CIPHER_find(SSL *ssl, const unsigned char *ptr);  (ptr: the 2-byte
   // IANA id, big-endian; borrowed result, NULL when unknown)
   SSL_CIPHER_find: { args: ["ptr", "buf"], ret: "ptr" },
-  // const EVP_MD *SSL_CIPHER_get_handshake_digest(const SSL_CIPHER *c);  (borrowed)
-  SSL_CIPHER_get_handshake_digest: { args: ["ptr"], ret: "ptr" },
 
   // ---- Session resumption (SSL_CTX_sess_set_new_cb(3), d2i_SSL_SESSION(3),
   // SSL_CTX_set_num_tickets(3), SSL_CTX_set_tlsext_ticket_key_evp_cb(3)) ----

@@ -113,7 +113,7 @@ export interface Backend {
   /** Writes a pointer (or NULL) at `p + offset`. */
   writePointer(p: Pointer, offset: number, value: Pointer | null): void;
   /**
-   * Creates a C-callable function. `fn` must not throw: wrap its body (see `src/callbacks.ts`);
+   * Creates a C-callable function. `fn` must not throw: wrap its body (see `src/core/callback_state.ts`);
    * as a last line of defence the backend catches anything that escapes, returns `onThrow`
    * instead, and hands the error to `report`.
    */

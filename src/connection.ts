@@ -9,13 +9,14 @@
  *
  * @module
  */
-import { TlsError } from "./errors.ts";
-import type { TlsContext } from "./context.ts";
-import type { TlsEngine } from "./engine.ts";
-import type { Certificate } from "./x509.ts";
-import type { OcspResponse } from "./ocsp.ts";
+import { TlsError } from "./core/errors.ts";
+import type { Deadline } from "./core/deadline.ts";
+import type { OcspResponse } from "./core/ocsp_response.ts";
+import { messageOf } from "./core/values.ts";
 import type { ByteStream, NetAddr } from "./net/stream.ts";
-import type { Deadline } from "./deadline.ts";
+import type { TlsContext } from "./tls/context.ts";
+import type { TlsEngine } from "./tls/engine.ts";
+import type { Certificate } from "./x509/certificate.ts";
 
 /** What was negotiated, available once the handshake is done. */
 export interface HandshakeInfo {
@@ -192,8 +193,7 @@ export class Connection {
         { cause: error },
       );
     }
-    const detail = error instanceof Error ? error.message : String(error);
-    return new TlsError("NETWORK_ERROR", `network error during ${during}: ${detail}`, {
+    return new TlsError("NETWORK_ERROR", `network error during ${during}: ${messageOf(error)}`, {
       cause: error,
     });
   }

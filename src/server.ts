@@ -1,6 +1,6 @@
 /**
- * The server side: `listen()` and its {@link TlsListener}, plus the server options shared with
- * `startTls(transport, { role: "server" })`.
+ * The server side: `listen()` and its {@link TlsListener}, the server options shared with
+ * `startTls(transport, { role: "server" })`, and that server role of `startTls` itself.
  *
  * One accept loop takes TCP connections and starts each handshake at once, without waiting for
  * it: a slow, silent or failing client never holds up the others. Finished handshakes queue for
@@ -8,60 +8,58 @@
  *
  * @module
  */
-import { TlsError } from "./errors.ts";
-import { TlsContext, type TlsContextOptions } from "./context.ts";
-import { contextFor } from "./context_cache.ts";
-import { TlsEngine } from "./engine.ts";
-import { Connection } from "./connection.ts";
-import { Deadline } from "./deadline.ts";
-import { listenTcp } from "./net/tcp.ts";
+import { abortedError, Deadline } from "./core/deadline.ts";
+import { TlsError } from "./core/errors.ts";
+import { messageOf, reportUncaught } from "./core/values.ts";
+import type { AlpnOptions } from "./handshake/alpn.ts";
+import type { IdentityOptions } from "./handshake/identity.ts";
+import type { OcspServerOptions } from "./handshake/ocsp.ts";
+import type { ProtocolOptions } from "./handshake/protocol.ts";
+import type { PskServerOptions } from "./handshake/psk.ts";
+import type { ServerNameServerOptions } from "./handshake/server_name.ts";
+import type { SessionServerOptions } from "./handshake/sessions.ts";
+import type { TraceOptions } from "./handshake/trace.ts";
+import type { ServerVerificationOptions, VerificationOptions } from "./handshake/verification.ts";
+import { stripBrackets } from "./net/address.ts";
 import type { ByteStream, NetAddr, TcpListener } from "./net/stream.ts";
-import type { PskServerCallback } from "./psk.ts";
+import { listenTcp } from "./net/tcp.ts";
+import { webByteStream, type WebTransport } from "./net/web_stream.ts";
+import { Connection } from "./connection.ts";
+import { TlsContext, type TlsContextOptions } from "./tls/context.ts";
+import { contextFor } from "./tls/context_cache.ts";
+import { TlsEngine } from "./tls/engine.ts";
+import {
+  checkCallOptions,
+  DEFAULT_HANDSHAKE_TIMEOUT,
+  refuseOtherSide,
+  splitOptions,
+} from "./tls/options.ts";
 
 /** The default for {@link TlsServerOptions.handshakeTimeout}: 30 seconds. */
-export const DEFAULT_SERVER_HANDSHAKE_TIMEOUT = 30_000;
+export const DEFAULT_SERVER_HANDSHAKE_TIMEOUT: number = DEFAULT_HANDSHAKE_TIMEOUT;
 
 /** The default for {@link ListenOptions.maxPendingConnections}. */
 export const DEFAULT_MAX_PENDING_CONNECTIONS = 1024;
 
 /**
- * TLS options of a server: shared by {@link listen} and `startTls(..., { role: "server" })`.
- * `cert` and `key` are required (or a `context`); `caCerts` are the CAs whose client
- * certificates are accepted with `requestClientCert` (their subjects are sent as the
- * acceptable-issuer list); `onVerifyCertificate` is synchronous on servers.
+ * TLS options of a server: shared by {@link listen} and `startTls(..., { role: "server" })`: the
+ * server options of every handshake feature (each documented in its feature's interface) plus
+ * the call's own. `cert` and `key` are required (or `psk`, or a `context`); `caCerts` are the
+ * CAs whose client certificates are accepted with `requestClientCert`; `onVerifyCertificate` is
+ * synchronous on servers.
  */
-export interface TlsServerOptions extends
-  Pick<
-    TlsContextOptions,
-    | "cert"
-    | "key"
-    | "passphrase"
-    | "caCerts"
-    | "requestClientCert"
-    | "alpnProtocols"
-    | "minVersion"
-    | "maxVersion"
-    | "ciphers"
-    | "onServerName"
-    | "onVerifyCertificate"
-    | "onHandshakeEvent"
-    | "onKeylog"
-    | "ocspStaple"
-    | "pskIdentityHint"
-    | "pskKeyExchange"
-    | "sessionTickets"
-    | "ticketCount"
-    | "ticketKeys"
-  > {
-  /**
-   * Pre-shared keys: called with each identity a client offers (a string when it is printable
-   * UTF-8, else the bytes); returns its key (`Uint8Array` or `{ key, cipherSuite? }`), or `null`
-   * for an unknown identity (TLS 1.2: alert unknown_psk_identity, 115; TLS 1.3: the PSK is
-   * ignored and the certificate, if any, is used). Synchronous. With `psk`, `cert` and `key` are
-   * optional (a PSK-only server); with both, PSK and certificate clients are served alike.
-   * `conn.pskIdentity` names the identity a connection used.
-   */
-  psk?: PskServerCallback;
+export interface TlsServerOptions
+  extends
+    ProtocolOptions,
+    VerificationOptions,
+    ServerVerificationOptions,
+    IdentityOptions,
+    ServerNameServerOptions<TlsContext>,
+    AlpnOptions,
+    OcspServerOptions,
+    SessionServerOptions,
+    PskServerOptions,
+    TraceOptions {
   /**
    * Milliseconds a client has to complete its handshake. Default 30,000. `Infinity`: no limit
    * (a client that connects and sends nothing then holds its slot until it disconnects).
@@ -102,67 +100,35 @@ export interface ListenerErrorInfo {
   readonly remoteAddr: NetAddr | null;
 }
 
-const CONTEXT_KEYS = [
-  "cert",
-  "key",
-  "passphrase",
-  "caCerts",
-  "requestClientCert",
-  "alpnProtocols",
-  "minVersion",
-  "maxVersion",
-  "ciphers",
-  "onServerName",
-  "onVerifyCertificate",
-  "onHandshakeEvent",
-  "onKeylog",
-  "ocspStaple",
-  "psk",
-  "pskIdentityHint",
-  "pskKeyExchange",
-  "sessionTickets",
-  "ticketCount",
-  "ticketKeys",
-] as const;
+/** Options for `startTls()` as a server (STARTTLS servers: SMTP, IMAP, XMPP, ...). */
+export interface StartTlsServerOptions extends TlsServerOptions {
+  /** Run the server side of the handshake. */
+  role: "server";
+  /** Aborts the handshake or later I/O: pending operations reject with `ABORTED`. */
+  signal?: AbortSignal;
+}
 
-/** A server context for `options`, validated before any I/O. @internal */
-export function prepareServer(
-  options: TlsServerOptions,
-  share: boolean,
-): { context: TlsContext; owned: boolean; timeout: number } {
+/** A server's context, validated before any I/O. */
+interface PreparedServer {
+  readonly context: TlsContext;
+  readonly owned: boolean;
+  readonly timeout: number;
+}
+
+/** Validates server `options` once and finds the context (given, shared, or new and owned). */
+function prepareServer(options: TlsServerOptions, share: boolean): PreparedServer {
   if (typeof options !== "object" || options === null) {
     throw new TypeError("options must be an object");
   }
-  // Plain JavaScript callers get no type error for a client option here: say so, not ignore it.
-  for (
-    const k of [
-      "ocsp",
-      "servername",
-      "onClientCertificate",
-      "unsafelyDisableVerification",
-      "session",
-      "onSession",
-    ]
-  ) {
-    if ((options as Record<string, unknown>)[k] !== undefined) {
-      throw new TypeError(`${k} is a client option (connect(), startTls)`);
-    }
-  }
-  const timeout = options.handshakeTimeout ?? DEFAULT_SERVER_HANDSHAKE_TIMEOUT;
-  if (typeof timeout !== "number" || Number.isNaN(timeout) || timeout <= 0) {
-    throw new RangeError("handshakeTimeout must be a positive number of milliseconds");
-  }
+  refuseOtherSide("server", options);
+  const timeout = checkCallOptions({ handshakeTimeout: options.handshakeTimeout });
   if (options.context !== undefined) {
     if (!(options.context instanceof TlsContext) || options.context.role !== "server") {
       throw new TypeError("context must be a server TlsContext");
     }
-    if (CONTEXT_KEYS.some((k) => options[k] !== undefined)) {
-      throw new TypeError(`with context, do not also give ${CONTEXT_KEYS.join("/")}`);
-    }
-    return { context: options.context, owned: false, timeout };
   }
-  const contextOptions: Record<string, unknown> = {};
-  for (const k of CONTEXT_KEYS) if (options[k] !== undefined) contextOptions[k] = options[k];
+  const { context: contextOptions } = splitOptions("server", options as Record<string, unknown>);
+  if (options.context !== undefined) return { context: options.context, owned: false, timeout };
   if ((options.cert === undefined || options.key === undefined) && options.psk === undefined) {
     throw new TypeError("a server needs cert and key (or psk, or a server context)");
   }
@@ -176,11 +142,16 @@ export function prepareServer(
   return { ...contextFor("server", contextOptions as TlsContextOptions), timeout };
 }
 
+function asTlsError(error: unknown, what: string): TlsError {
+  if (error instanceof TlsError) return error;
+  return new TlsError("NETWORK_ERROR", `${what}: ${messageOf(error)}`, { cause: error });
+}
+
 /**
- * Runs the server side of a handshake over `stream`. Takes ownership of `stream` and `deadline`;
- * the connection does not own the context. @internal
+ * Runs the server side of a handshake over `stream`. Takes ownership of `stream` and `deadline`
+ * (and of `ownedContext`, when given): on failure all of them are closed.
  */
-export function acceptOn(
+function acceptOn(
   stream: ByteStream,
   context: TlsContext,
   deadline: Deadline,
@@ -198,16 +169,35 @@ export function acceptOn(
   return new Connection(engine, stream, deadline, ownedContext);
 }
 
-function asTlsError(error: unknown, what: string): TlsError {
-  if (error instanceof TlsError) return error;
-  const detail = error instanceof Error ? error.message : String(error);
-  return new TlsError("NETWORK_ERROR", `${what}: ${detail}`, { cause: error });
-}
-
-function rethrowLater(error: unknown): void {
-  queueMicrotask(() => {
+/**
+ * `startTls(transport, { role: "server", ... })`: the server side of a handshake over an existing
+ * byte stream. Resolves once the handshake is done; the transport belongs to the connection.
+ */
+export async function startTlsServer(
+  transport: WebTransport,
+  options: StartTlsServerOptions,
+): Promise<Connection> {
+  const stream = webByteStream(transport);
+  let prepared: PreparedServer;
+  try {
+    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+      throw new TypeError("signal must be an AbortSignal");
+    }
+    if (options.signal?.aborted) throw abortedError(options.signal);
+    prepared = prepareServer(options, true);
+  } catch (error) {
+    stream.close();
     throw error;
-  });
+  }
+  const deadline = new Deadline(prepared.timeout, options.signal, "the client's TLS handshake");
+  const conn = acceptOn(
+    stream,
+    prepared.context,
+    deadline,
+    prepared.owned ? prepared.context : null,
+  );
+  await conn.handshake(); // closes everything itself on failure
+  return conn;
 }
 
 /**
@@ -308,7 +298,7 @@ export class TlsListener implements AsyncIterable<Connection> {
     try {
       this.#onError(asTlsError(error, "accepting a connection failed"), { remoteAddr });
     } catch (thrown) {
-      rethrowLater(thrown);
+      reportUncaught(thrown);
     }
   }
 
@@ -512,9 +502,7 @@ export function listen(options: ListenOptions): TlsListener {
   let tcp: TcpListener;
   try {
     tcp = listenTcp({
-      hostname: hostname.startsWith("[") && hostname.endsWith("]")
-        ? hostname.slice(1, -1)
-        : hostname,
+      hostname: stripBrackets(hostname),
       port,
       maxQueued: maxPendingConnections ?? DEFAULT_MAX_PENDING_CONNECTIONS,
     });

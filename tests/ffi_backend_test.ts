@@ -17,7 +17,7 @@
  */
 import assert from "node:assert/strict";
 import { backend, COMPARE_CB, cString, nativeHeapInUse, type Pointer } from "../ffi/mod.ts";
-import { openssl } from "../src/native.ts";
+import { openssl } from "../src/core/native.ts";
 import { runtime, test } from "./harness.ts";
 import { Buffer } from "node:buffer";
 

@@ -1,6 +1,7 @@
 /**
- * Pre-shared keys (PSK): the option types, their validation, and the `SSL_SESSION` a TLS 1.3 PSK
- * is handed to OpenSSL as.
+ * Pre-shared keys (PSK), the data side: the key types users give, their validation, the wire
+ * format of offered identities, and the `SSL_SESSION` a TLS 1.3 PSK is handed to OpenSSL as. The
+ * handshake side (options, callbacks) is `psk.ts`.
  *
  * How OpenSSL 3.0 runs PSK (SSL_CTX_set_psk_client_callback(3), SSL_CTX_set_psk_server_callback(3),
  * SSL_CTX_set_psk_use_session_callback(3), SSL_CTX_set_psk_find_session_callback(3)):
@@ -17,9 +18,10 @@
  *
  * @module
  */
-import { TlsError } from "./errors.ts";
-import { drainErrorQueue } from "./error_queue.ts";
-import { NativeHandle } from "./ownership.ts";
+import { TlsError } from "../core/errors.ts";
+import { isThenable } from "../core/values.ts";
+import { drainErrorQueue } from "../core/error_queue.ts";
+import { NativeHandle } from "../core/ownership.ts";
 import {
   openssl,
   type Pointer,
@@ -27,7 +29,7 @@ import {
   PSK_MAX_PSK_LEN,
   TLS13_CIPHER_SUITES,
   TLS_VERSION,
-} from "./native.ts";
+} from "../core/native.ts";
 
 /**
  * A client's pre-shared key: the identity sent to the server (a string is sent as UTF-8), the
@@ -35,7 +37,7 @@ import {
  *
  * @example
  * ```ts
- * import { connect, type PskClientKey } from "../mod.ts";
+ * import { connect, type PskClientKey } from "../../mod.ts";
  * const psk: PskClientKey = { identity: "device-17", key: crypto.getRandomValues(new Uint8Array(32)) };
  * await using conn = await connect({ hostname: "127.0.0.1", port: 4433, psk });
  * console.log(conn.pskIdentity); // "device-17": the server accepted it
@@ -62,7 +64,7 @@ export interface PskClientKey {
  *
  * @example
  * ```ts
- * import type { PskClientRequest } from "../mod.ts";
+ * import type { PskClientRequest } from "../../mod.ts";
  * const request: PskClientRequest = { version: "TLSv1.3" };
  * console.log(request.version);
  * ```
@@ -82,7 +84,7 @@ export interface PskClientRequest {
  *
  * @example
  * ```ts
- * import { connect, type PskClientCallback } from "../mod.ts";
+ * import { connect, type PskClientCallback } from "../../mod.ts";
  * const keys = new Map([["hint-a", new Uint8Array(32)]]);
  * const psk: PskClientCallback = (hint) =>
  *   ({ identity: "me", key: keys.get(hint ?? "hint-a") ?? new Uint8Array(32) });
@@ -99,7 +101,7 @@ export type PskClientCallback = (
  *
  * @example
  * ```ts
- * import type { PskClientOption } from "../mod.ts";
+ * import type { PskClientOption } from "../../mod.ts";
  * const psk: PskClientOption = { identity: "me", key: new Uint8Array(32) };
  * console.log(typeof psk);
  * ```
@@ -111,7 +113,7 @@ export type PskClientOption = PskClientKey | PskClientCallback;
  *
  * @example
  * ```ts
- * import type { PskServerKey } from "../mod.ts";
+ * import type { PskServerKey } from "../../mod.ts";
  * const k: PskServerKey = { key: new Uint8Array(48), cipherSuite: "TLS_AES_256_GCM_SHA384" };
  * console.log(k.cipherSuite);
  * ```
@@ -128,7 +130,7 @@ export interface PskServerKey {
  *
  * @example
  * ```ts
- * import type { PskServerRequest } from "../mod.ts";
+ * import type { PskServerRequest } from "../../mod.ts";
  * const request: PskServerRequest = { version: "TLSv1.2" };
  * console.log(request.version);
  * ```
@@ -149,7 +151,7 @@ export interface PskServerRequest {
  *
  * @example
  * ```ts
- * import { listen, type PskServerCallback } from "../mod.ts";
+ * import { listen, type PskServerCallback } from "../../mod.ts";
  * const keys = new Map([["device-17", new Uint8Array(32)]]);
  * const psk: PskServerCallback = (identity) =>
  *   typeof identity === "string" ? keys.get(identity) ?? null : null;
@@ -171,7 +173,7 @@ export type PskServerCallback = (
  *
  * @example
  * ```ts
- * import type { PskKeyExchange } from "../mod.ts";
+ * import type { PskKeyExchange } from "../../mod.ts";
  * const mode: PskKeyExchange = "allow_psk_ke";
  * console.log(mode);
  * ```
@@ -185,7 +187,7 @@ export type PskKeyExchange = "psk_dhe_ke" | "allow_psk_ke";
  *
  * @example
  * ```ts
- * import { DEFAULT_PSK_TLS12_CIPHERS } from "../mod.ts";
+ * import { DEFAULT_PSK_TLS12_CIPHERS } from "../../mod.ts";
  * console.log(DEFAULT_PSK_TLS12_CIPHERS.split(":")[0]); // "ECDHE-PSK-CHACHA20-POLY1305"
  * ```
  */
@@ -201,7 +203,7 @@ export const DEFAULT_PSK_TLS12_CIPHERS: string = [
  *
  * @example
  * ```ts
- * import { DEFAULT_PSK_CIPHER_SUITE } from "../mod.ts";
+ * import { DEFAULT_PSK_CIPHER_SUITE } from "../../mod.ts";
  * console.log(DEFAULT_PSK_CIPHER_SUITE); // "TLS_AES_128_GCM_SHA256"
  * ```
  */
@@ -301,65 +303,6 @@ export function resolveServerKey(
     "the server's psk function must return a Uint8Array, { key, cipherSuite? } or null " +
       "(synchronously: not a Promise)",
   );
-}
-
-function isThenable(v: unknown): boolean {
-  return typeof v === "object" && v !== null &&
-    typeof (v as { then?: unknown }).then === "function";
-}
-
-/**
- * Validates the `psk`, `pskIdentityHint` and `pskKeyExchange` options of a context.
- *
- * @throws {TypeError | RangeError} @internal
- */
-export function validatePskOptions(
-  role: "client" | "server",
-  options: {
-    psk?: unknown;
-    pskIdentityHint?: unknown;
-    pskKeyExchange?: unknown;
-    minVersion?: unknown;
-  },
-): void {
-  const { psk, pskIdentityHint, pskKeyExchange } = options;
-  if (psk !== undefined) {
-    if (role === "server") {
-      if (typeof psk !== "function") {
-        throw new TypeError("a server's psk must be a function (identity) => key | null");
-      }
-    } else if (typeof psk !== "function") {
-      const resolved = resolveClientKey(psk, "psk");
-      if (resolved.identity.includes(0) && options.minVersion !== "TLSv1.3") {
-        throw new TypeError(
-          'psk.identity contains a NUL byte: TLS 1.2 cannot send it; set minVersion: "TLSv1.3"',
-        );
-      }
-    }
-  }
-  if (pskIdentityHint !== undefined) {
-    if (role !== "server") throw new TypeError("pskIdentityHint is for servers only");
-    if (psk === undefined) throw new TypeError("pskIdentityHint needs psk");
-    if (typeof pskIdentityHint !== "string" || pskIdentityHint.includes("\0")) {
-      throw new TypeError("pskIdentityHint must be a string without NUL characters");
-    }
-    const length = new TextEncoder().encode(pskIdentityHint).length;
-    if (length > PSK_MAX_IDENTITY_LEN) {
-      throw new RangeError(
-        `pskIdentityHint is ${length} bytes; OpenSSL takes at most ${PSK_MAX_IDENTITY_LEN}`,
-      );
-    }
-  }
-  if (pskKeyExchange !== undefined) {
-    if (pskKeyExchange !== "psk_dhe_ke" && pskKeyExchange !== "allow_psk_ke") {
-      throw new TypeError(
-        `pskKeyExchange must be "psk_dhe_ke" or "allow_psk_ke", got ${
-          JSON.stringify(pskKeyExchange)
-        }`,
-      );
-    }
-    if (psk === undefined) throw new TypeError("pskKeyExchange needs psk");
-  }
 }
 
 /**

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { OpenSslErrorEntry } from "./errors.ts";
+import { type OpenSslErrorEntry, TlsError, type TlsErrorCode } from "./errors.ts";
 import { openssl, type Pointer } from "./native.ts";
 
 const textBuffer = new Uint8Array(256);
@@ -41,4 +41,12 @@ export function drainErrorQueue(): OpenSslErrorEntry[] {
 /** `ERR_clear_error()`: call before every OpenSSL operation whose errors we will read. */
 export function clearErrorQueue(): void {
   openssl().ERR_clear_error();
+}
+
+/**
+ * Throws a `TlsError` (`INTERNAL` unless told otherwise) for an OpenSSL call that failed, with the
+ * drained error queue attached.
+ */
+export function fail(what: string, code: TlsErrorCode = "INTERNAL"): never {
+  throw new TlsError(code, what, { openssl: drainErrorQueue() });
 }

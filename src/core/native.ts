@@ -4,10 +4,10 @@
  *
  * @module
  */
-import { loadOpenSsl, type OpenSsl } from "../ffi/mod.ts";
+import { loadOpenSsl, type OpenSsl } from "../../ffi/mod.ts";
 import { TlsError } from "./errors.ts";
 
-export * from "../ffi/mod.ts";
+export * from "../../ffi/mod.ts";
 
 let loaded: OpenSsl | undefined;
 
@@ -50,7 +50,7 @@ export interface OpenSslVersion {
  *
  * @example
  * ```ts
- * import { opensslVersion } from "../mod.ts";
+ * import { opensslVersion } from "../../mod.ts";
  * const v = opensslVersion();
  * console.log(`${v.text} from ${v.libssl} on ${v.runtime}`); // "OpenSSL 3.0.19 ... from libssl.so.3 on deno"
  * ```

@@ -6,12 +6,13 @@
  *
  * @module
  */
-import { TlsError } from "./errors.ts";
-import { toDer } from "./der.ts";
-import { clearErrorQueue, drainErrorQueue } from "./error_queue.ts";
-import { openssl } from "./native.ts";
-import { type OcspResponse, parseOcspResponse } from "./ocsp.ts";
-import { Certificate, loadCertificates, type PemOrDer } from "./x509.ts";
+import { TlsError } from "../core/errors.ts";
+import { toDer } from "../core/der.ts";
+import { clearErrorQueue, drainErrorQueue } from "../core/error_queue.ts";
+import { openssl } from "../core/native.ts";
+import { messageOf } from "../core/values.ts";
+import { type OcspResponse, parseOcspResponse } from "./response.ts";
+import { Certificate, loadCertificates, type PemOrDer } from "../x509/certificate.ts";
 
 /** Options for {@link OcspStapler}. */
 export interface OcspStaplerOptions {
@@ -101,7 +102,7 @@ export function buildOcspRequest(certificate: PemOrDer, issuer: PemOrDer): Uint8
  *
  * @example
  * ```ts
- * import { listen, OcspStapler } from "../mod.ts";
+ * import { listen, OcspStapler } from "../../mod.ts";
  * const cert = await Deno.readTextFile("server-chain.pem"); // leaf, then its issuer
  * const key = await Deno.readTextFile("server.key");
  * const stapler = new OcspStapler({ certificate: cert, onError: (e) => console.warn(e.message) });
@@ -200,7 +201,7 @@ export class OcspStapler {
       }
       der = new Uint8Array(await response.arrayBuffer());
     } catch (error) {
-      const detail = error instanceof Error ? error.message : String(error);
+      const detail = messageOf(error);
       throw new TlsError("NETWORK_ERROR", `OCSP request to ${this.#url} failed: ${detail}`, {
         cause: error,
       });

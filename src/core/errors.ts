@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { OcspResponse } from "./ocsp.ts";
+import type { OcspResponse } from "./ocsp_response.ts";
 
 /**
  * Every `TlsError` code, in one place. Codes are stable: match on them, not on messages.

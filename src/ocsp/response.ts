@@ -13,10 +13,10 @@
  *
  * @module
  */
-import { TlsError } from "./errors.ts";
-import { fromDer, hexWithColons } from "./der.ts";
-import { clearErrorQueue, drainErrorQueue } from "./error_queue.ts";
-import { NativeHandle } from "./ownership.ts";
+import { TlsError } from "../core/errors.ts";
+import { fromDer, hexWithColons } from "../core/der.ts";
+import { clearErrorQueue, drainErrorQueue } from "../core/error_queue.ts";
+import { NativeHandle } from "../core/ownership.ts";
 import {
   ERR_LIB_OCSP,
   NID_tlsfeature,
@@ -26,30 +26,17 @@ import {
   TLS_FEATURE_STATUS_REQUEST,
   V_OCSP_CERTSTATUS,
   X509_V_FLAG_PARTIAL_CHAIN,
-} from "./native.ts";
-import { Certificate, loadCertificates, nameToString, type PemOrDer, timeToDate } from "./x509.ts";
+} from "../core/native.ts";
+import {
+  Certificate,
+  loadCertificates,
+  nameToString,
+  type PemOrDer,
+  timeToDate,
+} from "../x509/certificate.ts";
+import type { OcspResponse } from "../core/ocsp_response.ts";
 
-/** What a verified OCSP response says about one certificate. */
-export interface OcspResponse {
-  /** The certificate's status. */
-  readonly status: "good" | "revoked" | "unknown";
-  /** The response status (always `"successful"` for a verified response). */
-  readonly responseStatus: string;
-  /** When the status was known to be correct. */
-  readonly thisUpdate: Date;
-  /** When newer information will be available (`null` if the responder did not say). */
-  readonly nextUpdate: Date | null;
-  /** For `"revoked"`: when. */
-  readonly revocationTime?: Date;
-  /** For `"revoked"`, when given: the CRL reason, e.g. `"keyCompromise"`. */
-  readonly revocationReason?: string;
-  /** When the responder signed the response. */
-  readonly producedAt: Date;
-  /** The responder: its name (RFC 2253) or `"keyid:AB:CD:..."` (the SHA-1 of its key). */
-  readonly responderId: string;
-  /** The response's DER encoding, as received. */
-  readonly der: Uint8Array;
-}
+export type { OcspResponse };
 
 /** Options for {@link parseOcspResponse}. */
 export interface OcspCheckOptions {
@@ -250,7 +237,7 @@ function derOf(input: PemOrDer | Certificate): PemOrDer {
  *
  * @example
  * ```ts
- * import { parseOcspResponse } from "../mod.ts";
+ * import { parseOcspResponse } from "../../mod.ts";
  * const der = await Deno.readFile("staple.der");
  * const info = parseOcspResponse(der, {
  *   certificate: await Deno.readTextFile("server.pem"),

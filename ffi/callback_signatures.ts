@@ -1,6 +1,7 @@
 /**
  * The C signatures of the callbacks OpenSSL calls, and the value each returns when the JS side
- * failed (the right failure code differs per callback; see each man page).
+ * failed (the right failure code differs per callback; see each man page). The JS side of each
+ * lives with the handshake feature that installs it (`src/handshake/`).
  *
  * @module
  */
@@ -68,7 +69,7 @@ export const ALPN_SELECT_CB: CallbackSignature = {
  * `int status_cb(SSL *s, void *arg)` (SSL_CTX_set_tlsext_status_cb(3)). Clients: > 0 accept the
  * staple (or its absence), 0 reject (alert 113, bad_certificate_status_response), < 0 error.
  * Servers: `SSL_TLSEXT_ERR_OK` (0) a staple was set, `_NOACK` (3) none, `_ALERT_FATAL` (2) fail.
- * The failure code differs by side; the trampoline picks it (see `src/callbacks.ts`).
+ * The failure code differs by side; the handler picks it (see `src/handshake/ocsp.ts`).
  */
 export const STATUS_CB: CallbackSignature = { args: ["ptr", "ptr"], ret: "i32", failure: -1 };
 

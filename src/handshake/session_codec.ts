@@ -22,11 +22,11 @@
  *
  * @module
  */
-import { TlsError } from "./errors.ts";
-import { fromDer, toDer } from "./der.ts";
-import { drainErrorQueue } from "./error_queue.ts";
-import { NativeHandle } from "./ownership.ts";
-import { cString, openssl, type Pointer, TICKET_KEY_LENGTH } from "./native.ts";
+import { TlsError } from "../core/errors.ts";
+import { fromDer, toDer } from "../core/der.ts";
+import { drainErrorQueue } from "../core/error_queue.ts";
+import { NativeHandle } from "../core/ownership.ts";
+import { cString, openssl, type Pointer, TICKET_KEY_LENGTH } from "../core/native.ts";
 
 const KEY_NAME_LENGTH = 16;
 const HMAC_KEY = [16, 48] as const;
@@ -125,7 +125,7 @@ export function checkTicketKeys(name: string, value: unknown): Uint8Array {
  *
  * @example
  * ```ts
- * import { generateTicketKeys } from "../mod.ts";
+ * import { generateTicketKeys } from "../../mod.ts";
  * const keys = generateTicketKeys(); // share it between the servers of one service
  * console.log(keys.length); // 80
  * ```

@@ -4,23 +4,20 @@
  *
  * @module
  */
-import { TlsError } from "./errors.ts";
-import { hexWithColons, toDer } from "./der.ts";
-import { clearErrorQueue, drainErrorQueue } from "./error_queue.ts";
-import { NativeHandle } from "./ownership.ts";
-import { trampoline } from "./callbacks.ts";
+import { TlsError } from "../core/errors.ts";
+import { hexWithColons, toDer } from "../core/der.ts";
+import { clearErrorQueue, drainErrorQueue } from "../core/error_queue.ts";
+import { NativeHandle } from "../core/ownership.ts";
 import {
-  cString,
   ERR_LIB_PEM,
   GEN,
   NID_subject_alt_name,
   openssl,
-  PASSWORD_CB,
   PEM_R_NO_START_LINE,
   type Pointer,
   STRUCT,
   XN_FLAG_RFC2253,
-} from "./native.ts";
+} from "../core/native.ts";
 
 /** A certificate or key as PEM text, or as DER (or PEM) bytes. */
 export type PemOrDer = string | Uint8Array;
@@ -28,7 +25,8 @@ export type PemOrDer = string | Uint8Array;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-function isPem(bytes: Uint8Array): boolean {
+/** Whether `bytes` hold PEM text (`-----BEGIN`, possibly after whitespace). */
+export function isPem(bytes: Uint8Array): boolean {
   // "-----BEGIN" possibly after whitespace.
   const head = decoder.decode(bytes.subarray(0, 64)).trimStart();
   return head.startsWith("-----BEGIN");
@@ -56,11 +54,20 @@ export function readMemoryBio(bio: Pointer): Uint8Array {
   return out;
 }
 
-function toBytes(input: PemOrDer): Uint8Array {
+/** Throws a TypeError unless `value` is absent, a PEM string or bytes. */
+export function checkPemOrDer(name: string, value: unknown): void {
+  if (value !== undefined && typeof value !== "string" && !(value instanceof Uint8Array)) {
+    throw new TypeError(`${name} must be a PEM string or a Uint8Array`);
+  }
+}
+
+/** The bytes of a PEM string or DER/PEM bytes. */
+export function toBytes(input: PemOrDer): Uint8Array {
   return typeof input === "string" ? encoder.encode(input) : input;
 }
 
-function describe(input: PemOrDer, what: string): string {
+/** How `input` is named in messages: "the PEM certificate", "the 1234-byte DER ...". */
+export function describe(input: PemOrDer, what: string): string {
   return typeof input === "string" ? `${what} (PEM text)` : `${what} (${input.length} bytes)`;
 }
 
@@ -117,112 +124,6 @@ export function loadCertificates(input: PemOrDer): NativeHandle[] {
     bio.close();
   }
   return out;
-}
-
-/** What a passphrase function is told. */
-export interface PassphraseRequest {
-  /** The most bytes the passphrase may have (OpenSSL's buffer size). */
-  readonly maxLength: number;
-}
-
-/**
- * A passphrase: text, bytes (zeroed after use), or a function called only when the key turns out
- * to be encrypted (through OpenSSL's `pem_password_cb`; never a terminal prompt).
- */
-export type Passphrase =
-  | string
-  | Uint8Array
-  | ((request: PassphraseRequest) => string | Uint8Array);
-
-/** The function form being asked right now (key loading is synchronous, so one at a time). */
-let activePassphrase:
-  | { fn: (request: PassphraseRequest) => string | Uint8Array; error?: { value: unknown } }
-  | null = null;
-
-function passwordTrampoline() {
-  return trampoline(PASSWORD_CB, (buf: Pointer | null, size: number) => {
-    const active = activePassphrase;
-    if (active === null || buf === null) return -1;
-    try {
-      const answer = active.fn({ maxLength: size });
-      if (typeof answer !== "string" && !(answer instanceof Uint8Array)) {
-        throw new TypeError("a passphrase function must return a string or a Uint8Array");
-      }
-      const bytes = typeof answer === "string" ? new TextEncoder().encode(answer) : answer;
-      if (bytes.length > size) throw new RangeError(`the passphrase is longer than ${size} bytes`);
-      openssl().backend.writeBytes(buf, 0, bytes);
-      const n = bytes.length;
-      bytes.fill(0); // our copy, or the caller's bytes: wiped either way
-      return n;
-    } catch (error) {
-      active.error ??= { value: error };
-      return -1;
-    }
-  });
-}
-
-/**
- * Parses a private key (PKCS#8, traditional or encrypted PEM, or DER). Never prompts on a
- * terminal: without a passphrase an encrypted key fails with `BAD_PASSPHRASE`. A `Uint8Array`
- * passphrase is zeroed after use (strings cannot be wiped).
- *
- * @throws {TlsError} `INVALID_KEY` or `BAD_PASSPHRASE`.
- */
-export function loadPrivateKey(input: PemOrDer, passphrase?: Passphrase): NativeHandle {
-  if (typeof input !== "string" && !(input instanceof Uint8Array)) {
-    throw new TypeError("a private key must be a PEM string or a Uint8Array");
-  }
-  const o = openssl();
-  const bytes = toBytes(input);
-  clearErrorQueue();
-  const bio = memoryBioFrom(bytes);
-  // With cb = NULL, PEM_read_bio_PrivateKey uses `u` as the NUL-terminated passphrase; an empty
-  // one (never NULL) keeps OpenSSL from prompting on the terminal.
-  const asks = typeof passphrase === "function";
-  const pass = typeof passphrase === "string"
-    ? cString(passphrase)
-    : new Uint8Array([...(passphrase instanceof Uint8Array ? passphrase : []), 0]);
-  const active: typeof activePassphrase = asks ? { fn: passphrase } : null;
-  try {
-    const pem = isPem(bytes);
-    activePassphrase = active;
-    const k = !pem
-      ? o.d2i_PrivateKey_bio(bio.ptr, null)
-      : active !== null
-      ? o.PEM_read_bio_PrivateKey_cb(bio.ptr, null, passwordTrampoline(), null)
-      : o.PEM_read_bio_PrivateKey_buf(bio.ptr, null, null, pass);
-    if (k === null) {
-      const errors = drainErrorQueue();
-      if (active?.error !== undefined) {
-        const cause = active.error.value;
-        throw new TlsError(
-          "CALLBACK_ERROR",
-          `the passphrase function failed: ${cause instanceof Error ? cause.message : cause}`,
-          { cause, openssl: errors },
-        );
-      }
-      const encrypted = pem && /ENCRYPTED/.test(decoder.decode(bytes.subarray(0, 200)));
-      if (encrypted) {
-        throw new TlsError(
-          "BAD_PASSPHRASE",
-          passphrase === undefined
-            ? "the private key is encrypted and no passphrase was given"
-            : "the passphrase does not decrypt the private key",
-          { openssl: errors },
-        );
-      }
-      throw new TlsError("INVALID_KEY", `could not parse ${describe(input, "private key")}`, {
-        openssl: errors,
-      });
-    }
-    return new NativeHandle("EVP_PKEY", k, (p) => o.EVP_PKEY_free(p));
-  } finally {
-    activePassphrase = null;
-    // Wipe our copy and the caller's bytes (a string passphrase cannot be wiped in JS).
-    pass.fill(0);
-    if (passphrase instanceof Uint8Array) passphrase.fill(0);
-    bio.close();
-  }
 }
 
 /** `X509_NAME_print_ex(..., XN_FLAG_RFC2253)`: e.g. `"CN=localhost,O=Test"`. */
@@ -388,7 +289,7 @@ function fieldsOf(x509: Pointer): CertificateFields {
  *
  * @example
  * ```ts
- * import { Certificate } from "../mod.ts";
+ * import { Certificate } from "../../mod.ts";
  * const pem = await Deno.readTextFile("cert.pem");
  * const cert = Certificate.fromPem(pem);
  * console.log(cert.subject, cert.subjectAltNames, cert.notAfter, cert.fingerprint256);

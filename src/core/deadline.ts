@@ -8,6 +8,11 @@ import { TlsError } from "./errors.ts";
 
 const noop = () => {};
 
+/** The `ABORTED` error for an aborted `signal` (its reason as `cause`). */
+export function abortedError(signal: AbortSignal): TlsError {
+  return new TlsError("ABORTED", "the connection was aborted", { cause: signal.reason });
+}
+
 /**
  * Turns a timeout and an `AbortSignal` into one `TlsError` (`TIMEOUT` or `ABORTED`), delivered
  * once: as the rejection of {@link interrupted} and to the {@link onInterrupt} handler. One owner
@@ -54,10 +59,7 @@ export class Deadline {
     }
     if (signal !== undefined) {
       this.#signal = signal;
-      this.#onAbort = () =>
-        this.#fire(
-          new TlsError("ABORTED", "the connection was aborted", { cause: signal.reason }),
-        );
+      this.#onAbort = () => this.#fire(abortedError(signal));
       if (signal.aborted) this.#onAbort();
       else signal.addEventListener("abort", this.#onAbort, { once: true });
     }

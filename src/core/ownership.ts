@@ -1,7 +1,7 @@
 /**
  * Ownership of native objects: exactly one owner per SSL_CTX, SSL, BIO, X509 and EVP_PKEY, each
- * with an idempotent `close()` (callback trampolines are process-wide: see `callbacks.ts`). A FinalizationRegistry frees what a careless caller
- * dropped, but only as a backstop: explicit `close()` unregisters it. A process-wide count of live
+ * with an idempotent `close()` (callback trampolines are process-wide: see `trampolines.ts`). A
+ * FinalizationRegistry frees what a careless caller dropped, but only as a backstop: explicit `close()` unregisters it. A process-wide count of live
  * objects lets tests prove nothing leaks.
  *
  * @module
@@ -121,7 +121,7 @@ export interface LiveNativeObjects {
  *
  * @example
  * ```ts
- * import { liveNativeObjects } from "../mod.ts";
+ * import { liveNativeObjects } from "../../mod.ts";
  * const before = liveNativeObjects().total;
  * // ... open and close connections ...
  * console.log(liveNativeObjects().total === before);
@@ -143,7 +143,7 @@ export function liveNativeObjects(): LiveNativeObjects {
  *
  * @example
  * ```ts
- * import { nativeMemoryInUse } from "../mod.ts";
+ * import { nativeMemoryInUse } from "../../mod.ts";
  * console.log(nativeMemoryInUse()); // e.g. 1843200, or null
  * ```
  */

@@ -1,0 +1,147 @@
+/**
+ * Client certificates chosen during the handshake: `onClientCertificate` (sync or async) is asked
+ * when the server requests a certificate, with the server's acceptable issuers; and
+ * {@link identityForAcceptableIssuers}, the common answer done the way browsers do it (the
+ * OpenSSL FAQ's advice): send the first certificate whose chain leads to a CA the server named.
+ *
+ * @module
+ */
+import { CERT_CB, CERT_CB_SUSPEND, openssl } from "../core/native.ts";
+import { Certificate, nameToDer, nameToString } from "../x509/certificate.ts";
+import type { Feature, Link } from "./feature.ts";
+import { type Identity, useIdentity } from "./identity.ts";
+import { routedCallback } from "./routing.ts";
+
+/** A distinguished name as text (RFC 2253) and DER. */
+export interface DistinguishedName {
+  /** e.g. `"CN=Test Root CA,O=libssl-ffi"`. */
+  readonly name: string;
+  /** The DER encoding. */
+  readonly der: Uint8Array;
+}
+
+/** What {@link ClientCertificateOptions.onClientCertificate} is told about the server's request. */
+export interface CertificateRequest {
+  /** The CAs the server accepts (`SSL_get_client_CA_list`); may be empty. */
+  readonly acceptableIssuers: readonly DistinguishedName[];
+  /** The server name this connection asked for (SNI), if any. */
+  readonly serverName: string | undefined;
+}
+
+/** Client options. */
+export interface ClientCertificateOptions {
+  /**
+   * Called when the server asks for a certificate and no static `cert` was given. Return an
+   * {@link Identity}, `null` to send none, or a Promise of either (the handshake suspends until it
+   * settles). Called at most once per handshake.
+   */
+  onClientCertificate?: (
+    request: CertificateRequest,
+  ) => Identity | null | Promise<Identity | null>;
+}
+
+type Options = ClientCertificateOptions & { cert?: unknown };
+
+function requestOf(link: Link): CertificateRequest {
+  const o = openssl();
+  const sk = o.SSL_get_client_CA_list(link.ssl); // borrowed
+  const issuers: DistinguishedName[] = [];
+  for (let i = 0; i < o.sk_num(sk); i++) {
+    const name = o.sk_value(sk!, i);
+    if (name !== null) issuers.push({ name: nameToString(name), der: nameToDer(name) });
+  }
+  return { acceptableIssuers: issuers, serverName: link.servername };
+}
+
+/**
+ * `SSL_CTX_set_cert_cb`'s callback (clients: the server asked for a certificate). -1
+ * (`CERT_CB_SUSPEND`) suspends with `SSL_ERROR_WANT_X509_LOOKUP` while the user's Promise runs.
+ */
+function onCert(link: Link): number {
+  const options = link.options as Options;
+  const handler = options.onClientCertificate;
+  if (handler === undefined || link.role !== "client") return 1;
+  // A static identity in the context wins; OpenSSL sends it.
+  if (options.cert !== undefined) return 1;
+  const settled = link.callbacks.settle("clientCertificate", () => handler(requestOf(link)));
+  if (!settled.done) return CERT_CB_SUSPEND;
+  const chosen = settled.value;
+  if (chosen === null) return 1; // send no certificate
+  useIdentity(link.ssl, chosen, "onClientCertificate");
+  return 1;
+}
+
+/** `onClientCertificate`. */
+export const clientCertificate: Feature<Options> = {
+  name: "client certificate",
+  options: { onClientCertificate: { role: "client", scope: "context" } },
+  validate(_role, options) {
+    if (
+      options.onClientCertificate !== undefined && typeof options.onClientCertificate !== "function"
+    ) {
+      throw new TypeError("onClientCertificate must be a function");
+    }
+  },
+  configure({ ctx, options }) {
+    if (options.onClientCertificate === undefined) return;
+    openssl().SSL_CTX_set_cert_cb(ctx, routedCallback(CERT_CB, onCert, { notOurs: 1 }), null);
+  },
+};
+
+const chains = new WeakMap<Identity, readonly Certificate[]>();
+
+function chainOf(identity: Identity): readonly Certificate[] {
+  let chain = chains.get(identity);
+  if (chain === undefined) {
+    chain = Certificate.parseAll(identity.cert);
+    chains.set(identity, chain);
+  }
+  return chain;
+}
+
+/**
+ * Whether `identity`'s certificate chain (leaf first, as given) was issued by, or contains, one of
+ * `request`'s acceptable issuers. An empty list means the server accepts any issuer (TLS 1.2
+ * servers may send none), so every identity matches.
+ *
+ * @example
+ * ```ts
+ * import { matchesAcceptableIssuers } from "../../mod.ts";
+ * const ok = matchesAcceptableIssuers(
+ *   { cert: clientChainPem, key: clientKeyPem },
+ *   { acceptableIssuers: [{ name: "CN=Corp Root,O=Corp", der: new Uint8Array() }], serverName: "x" },
+ * );
+ * ```
+ */
+export function matchesAcceptableIssuers(identity: Identity, request: CertificateRequest): boolean {
+  if (request.acceptableIssuers.length === 0) return true;
+  const wanted = new Set(request.acceptableIssuers.map((i) => i.name));
+  return chainOf(identity).some((c) => wanted.has(c.issuer) || wanted.has(c.subject));
+}
+
+/**
+ * An `onClientCertificate` callback that answers with the first of `identities` matching the
+ * server's acceptable issuers, or `null` (send no certificate) when none does.
+ *
+ * @example
+ * ```ts
+ * import { connect, identityForAcceptableIssuers } from "../../mod.ts";
+ * const conn = await connect({
+ *   hostname: "internal.example",
+ *   port: 443,
+ *   onClientCertificate: identityForAcceptableIssuers([
+ *     { cert: corpChainPem, key: corpKeyPem },
+ *     { cert: labChainPem, key: labKeyPem, passphrase: "..." },
+ *   ]),
+ * });
+ * ```
+ * @throws {TlsError} `INVALID_CERTIFICATE` (from the callback, so as a `CALLBACK_ERROR` cause)
+ * when an identity's certificate does not parse.
+ */
+export function identityForAcceptableIssuers(
+  identities: readonly Identity[],
+): (request: CertificateRequest) => Identity | null {
+  if (!Array.isArray(identities)) throw new TypeError("identities must be an array");
+  const list = [...identities];
+  return (request) => list.find((identity) => matchesAcceptableIssuers(identity, request)) ?? null;
+}

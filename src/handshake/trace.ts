@@ -1,0 +1,133 @@
+/**
+ * Watching a handshake: `onHandshakeEvent` (OpenSSL's info callback: states, alerts, start and
+ * end) and key logging (`onKeylog`, and the `SSLKEYLOGFILE` environment variable), for debugging
+ * and for decrypting captures in Wireshark.
+ *
+ * @module
+ */
+import { appendFileSync } from "node:fs";
+import { alertName } from "../core/errors.ts";
+import { INFO_CB, KEYLOG_CB, openssl, type Pointer, SSL_CB } from "../core/native.ts";
+import type { Feature, Link } from "./feature.ts";
+import { routedCallback } from "./routing.ts";
+
+/** One step of a handshake, from OpenSSL's info callback (`SSL_CTX_set_info_callback`). */
+export interface HandshakeEvent {
+  /**
+   * `"start"` / `"done"`: a handshake begins / completes; `"loop"`: a state change;
+   * `"exit"`: a handshake function returned (also while waiting for data); `"alert"`: an alert
+   * was sent or received.
+   */
+  readonly type: "start" | "loop" | "exit" | "done" | "alert";
+  /** OpenSSL's short state name (`SSL_state_string`), e.g. `"TRSH"`. */
+  readonly state: string;
+  /** OpenSSL's long state name (`SSL_state_string_long`), e.g. `"SSLv3/TLS read server hello"`. */
+  readonly stateLong: string;
+  /** For `"alert"` events. */
+  readonly alert?: {
+    /** `"warning"` or `"fatal"`. */
+    readonly level: string;
+    /** The alert number, e.g. 48 (unknown_ca). */
+    readonly code: number;
+    /** e.g. `"unknown CA"`. */
+    readonly description: string;
+    /** `true` if we sent it, `false` if the peer did. */
+    readonly sent: boolean;
+  };
+}
+
+/** Tracing options of both sides. */
+export interface TraceOptions {
+  /**
+   * Handshake tracing: called for every state change, alert, start and end of a handshake, with
+   * OpenSSL's own state names. Synchronous; a throw fails the connection.
+   */
+  onHandshakeEvent?: (event: HandshakeEvent) => void;
+  /**
+   * Key logging: called with every NSS key log line (`CLIENT_TRAFFIC_SECRET_0 ...`), so a capture
+   * can be decrypted (Wireshark). Independently of this option, when the environment variable
+   * `SSLKEYLOGFILE` is set (and readable: Deno needs `--allow-env`), lines are appended to that
+   * file. Off otherwise. Anyone with these lines can read the traffic: debugging only.
+   */
+  onKeylog?: (line: string) => void;
+}
+
+/** Per context: `SSLKEYLOGFILE` as it was when the context was made. */
+interface TraceContextState {
+  readonly keylogFile: string | undefined;
+}
+
+function onInfo(link: Link, _ssl: Pointer | null, where: number, ret: number): void {
+  const handler = (link.options as TraceOptions).onHandshakeEvent;
+  if (handler === undefined) return;
+  const o = openssl();
+  const text = (p: Pointer | null) => (p === null ? "" : o.backend.readCString(p));
+  const base = {
+    state: text(o.SSL_state_string(link.ssl)),
+    stateLong: text(o.SSL_state_string_long(link.ssl)),
+  };
+  let event: HandshakeEvent;
+  if ((where & SSL_CB.ALERT) !== 0) {
+    // For alerts, ret = (level << 8) | description.
+    event = {
+      type: "alert",
+      ...base,
+      alert: {
+        level: text(o.SSL_alert_type_string_long(ret)),
+        code: ret & 0xff,
+        description: alertName(ret & 0xff, text(o.SSL_alert_desc_string_long(ret))),
+        sent: (where & SSL_CB.WRITE) !== 0,
+      },
+    };
+  } else if ((where & SSL_CB.HANDSHAKE_START) !== 0) {
+    event = { type: "start", ...base };
+  } else if ((where & SSL_CB.HANDSHAKE_DONE) !== 0) {
+    event = { type: "done", ...base };
+  } else if ((where & SSL_CB.LOOP) !== 0) {
+    event = { type: "loop", ...base };
+  } else if ((where & SSL_CB.EXIT) !== 0) {
+    event = { type: "exit", ...base };
+  } else {
+    return;
+  }
+  handler(event);
+}
+
+function onKeylog(link: Link, _ssl: Pointer | null, line: Pointer | null): void {
+  if (line === null) return;
+  const text = openssl().backend.readCString(line);
+  const file = link.contextStateOf(trace).keylogFile;
+  // NSS key log format: one line per secret. Created private (0600); appended, never truncated.
+  if (file !== undefined) appendFileSync(file, `${text}\n`, { mode: 0o600 });
+  (link.options as TraceOptions).onKeylog?.(text);
+}
+
+/** `onHandshakeEvent`, `onKeylog` and `SSLKEYLOGFILE`. */
+export const trace: Feature<TraceOptions, TraceContextState> = {
+  name: "trace and keylog",
+  options: {
+    onHandshakeEvent: { role: "both", scope: "context" },
+    onKeylog: { role: "both", scope: "context" },
+  },
+  validate(_role, { onHandshakeEvent, onKeylog }) {
+    if (onHandshakeEvent !== undefined && typeof onHandshakeEvent !== "function") {
+      throw new TypeError("onHandshakeEvent must be a function");
+    }
+    if (onKeylog !== undefined && typeof onKeylog !== "function") {
+      throw new TypeError("onKeylog must be a function");
+    }
+  },
+  contextState() {
+    const file = openssl().backend.env("SSLKEYLOGFILE"); // never prompts (Deno: queried)
+    return { keylogFile: file === undefined || file === "" ? undefined : file };
+  },
+  configure({ ctx, options, stateOf }) {
+    const o = openssl();
+    if (options.onHandshakeEvent !== undefined) {
+      o.SSL_CTX_set_info_callback(ctx, routedCallback(INFO_CB, onInfo));
+    }
+    if (options.onKeylog !== undefined || stateOf(trace).keylogFile !== undefined) {
+      o.SSL_CTX_set_keylog_callback(ctx, routedCallback(KEYLOG_CB, onKeylog));
+    }
+  },
+};

@@ -1,0 +1,771 @@
+/**
+ * `TlsEngine`: the sans-I/O TLS engine. One `SSL` object between two memory BIOs: feed it the
+ * ciphertext that arrived ({@link TlsEngine.receive}), take the ciphertext to send
+ * ({@link TlsEngine.outgoing}), and read/write plaintext. It never touches a socket, so the same
+ * engine serves TCP transports, STARTTLS over any byte stream, and in-memory tests.
+ *
+ * The engine is the record layer, the handshake driver and the switchboard for callbacks: every
+ * handshake feature (`handshake/`) keeps its own per-connection state here, made on first use,
+ * and OpenSSL's callbacks reach the feature that installed them through this engine's
+ * {@link Link} (see `handshake/routing.ts`).
+ *
+ * Every OpenSSL call happens on the JS thread; OpenSSL calls our callbacks synchronously inside
+ * `SSL_do_handshake` / `SSL_read` / `SSL_write` / `SSL_shutdown`.
+ *
+ * @module
+ */
+import { CallbackState } from "../core/callback_state.ts";
+import { alertName, TlsError, type TlsErrorCode } from "../core/errors.ts";
+import { clearErrorQueue, drainErrorQueue } from "../core/error_queue.ts";
+import type { OcspResponse } from "../core/ocsp_response.ts";
+import { NativeHandle } from "../core/ownership.ts";
+import {
+  ERR_LIB_SSL,
+  openssl,
+  type Pointer,
+  SSL_AD_REASON_OFFSET,
+  SSL_ERROR,
+  SSL_R,
+} from "../core/native.ts";
+import { messageOf } from "../core/values.ts";
+import type { AlpnClientOptions } from "../handshake/alpn.ts";
+import type { AnyFeature, Link } from "../handshake/feature.ts";
+import { appliesTo, scopeOf, wrongSideError } from "../handshake/feature.ts";
+import { FEATURES } from "../handshake/features.ts";
+import {
+  cipherOf,
+  peerCertificateOf,
+  protocolOf,
+  requestedServerName,
+  selectedAlpn,
+  verifiedChainOf,
+} from "../handshake/negotiated.ts";
+import { stapleOf } from "../handshake/ocsp.ts";
+import { pskIdentityOf } from "../handshake/psk.ts";
+import { registerSsl, unregisterSsl } from "../handshake/routing.ts";
+import type { ServerNameClientOptions } from "../handshake/server_name.ts";
+import { type SessionClientOptions, sessionOf } from "../handshake/sessions.ts";
+import type { Certificate } from "../x509/certificate.ts";
+import type { TlsContext } from "./context.ts";
+import { internalsOf } from "./native_context.ts";
+import { FEATURE_OPTIONS } from "./options.ts";
+
+/**
+ * Options for {@link TlsEngine}: the per-connection options of clients (each documented in its
+ * feature's interface). A server engine takes none: its options are its context's.
+ */
+export interface TlsEngineOptions
+  extends ServerNameClientOptions, AlpnClientOptions, SessionClientOptions {}
+
+/**
+ * Validates per-connection options for a context of `role` (TypeError / RangeError): each key
+ * must be a per-connection option of that role (from the schema), then each feature checks its
+ * own against the context's options. Callers that do I/O first (`connect`) run it before
+ * connecting, and the engine they then make does not run it again.
+ */
+export function checkConnectionOptions(
+  role: "client" | "server",
+  contextOptions: Readonly<Record<string, unknown>>,
+  options: Readonly<Record<string, unknown>>,
+): void {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError("options must be an object");
+  }
+  for (const [key, value] of Object.entries(options)) {
+    const spec = FEATURE_OPTIONS[key];
+    if (value === undefined || spec === undefined) continue;
+    if (!appliesTo(spec, role)) throw wrongSideError(key, spec);
+    if (scopeOf(spec, role) !== "connection") {
+      throw new TypeError(`${key} is a TlsContext option on ${role}s: give it to the context`);
+    }
+  }
+  for (const feature of FEATURES) feature.validateConnection?.(role, contextOptions, options);
+}
+
+/** Where a handshake stands after {@link TlsEngine.handshake}. */
+export type HandshakeStep =
+  | { readonly status: "done" }
+  | { readonly status: "want-read" }
+  | {
+    readonly status: "suspended";
+    /** Settles (never rejects) when the user callback the handshake waits on has settled. */
+    readonly until: Promise<void>;
+  };
+
+const DONE: HandshakeStep = Object.freeze({ status: "done" });
+const WANT_READ: HandshakeStep = Object.freeze({ status: "want-read" });
+
+/** OpenSSL's `int` lengths: never hand it more than this in one call. */
+const MAX_CHUNK = 1 << 30;
+
+/** The four `SSL_*` operations, made through {@link TlsEngine}'s one call path. */
+const Op = { Handshake: 0, Read: 1, Write: 2, Shutdown: 3 } as const;
+type Op = typeof Op[keyof typeof Op];
+
+/** Set by {@link engineWithCheckedOptions} for the one engine it makes. */
+let optionsChecked = false;
+
+/**
+ * A new engine whose options the caller already ran through {@link checkConnectionOptions}
+ * (validation runs once per `connect()`).
+ */
+export function engineWithCheckedOptions(
+  context: TlsContext,
+  options: TlsEngineOptions,
+): TlsEngine {
+  optionsChecked = true;
+  try {
+    return new TlsEngine(context, options);
+  } finally {
+    optionsChecked = false;
+  }
+}
+
+/**
+ * A sans-I/O TLS connection: bytes in, bytes out, no sockets.
+ *
+ * @example
+ * ```ts
+ * import { TlsContext, TlsEngine } from "../mod.ts";
+ * const caPem = await Deno.readTextFile("ca.pem");
+ * const certPem = await Deno.readTextFile("server.pem");
+ * const keyPem = await Deno.readTextFile("server.key");
+ * using clientCtx = new TlsContext("client", { caCerts: [caPem] });
+ * using serverCtx = new TlsContext("server", { cert: certPem, key: keyPem });
+ * using client = new TlsEngine(clientCtx, { servername: "localhost" });
+ * using server = new TlsEngine(serverCtx);
+ * // Step both sides each round, moving bytes in between, until both handshakes are done.
+ * for (let done = false; !done;) {
+ *   const c = client.handshake();
+ *   const toServer = client.outgoing();
+ *   if (toServer) server.receive(toServer);
+ *   const s = server.handshake();
+ *   const toClient = server.outgoing();
+ *   if (toClient) client.receive(toClient);
+ *   done = c.status === "done" && s.status === "done";
+ * }
+ * client.write(new TextEncoder().encode("hello"));
+ * server.receive(client.outgoing()!);
+ * const buf = new Uint8Array(100);
+ * console.log(new TextDecoder().decode(buf.subarray(0, server.read(buf) ?? 0))); // "hello"
+ * ```
+ */
+export class TlsEngine {
+  /** `"client"` or `"server"` (the context's role). */
+  readonly role: "client" | "server";
+
+  /** Callback bookkeeping (errors, suspensions). */
+  #callbacks: CallbackState = new CallbackState();
+  /** Each feature's state for this connection, made on first use. */
+  #states = new Map<AnyFeature, unknown>();
+  /**
+   * What the features see of this connection; the route OpenSSL's callbacks take (registered
+   * weakly, so it is held here: it lives exactly as long as this engine).
+   */
+  #link: Link;
+  #servername: string | undefined;
+  /** Clients: whether this connection verifies the server (its sessions may then be resumed). */
+  #verifying: boolean;
+  #ssl: NativeHandle;
+  #rbio: Pointer;
+  #wbio: Pointer;
+  /**
+   * The bytes the read BIO reads in place when they were lent by {@link receiveLent}, else null.
+   * Held so they stay alive for as long as OpenSSL may read them. (Freeing a read-only memory BIO,
+   * even from the finalizer backstop after they were collected, never touches them.)
+   */
+  #lent: Uint8Array | null = null;
+  #established = false;
+  /** Errors raised as the handshake's own (by `Link.reject`): rethrown as they are. */
+  #ownErrors = new WeakSet<object>();
+  /** `SSL_get_error` of the last call made through {@link #call}. */
+  #sslError = 0;
+  #receivedEof = false;
+  #receivedCloseNotify = false;
+  #sentCloseNotify = false;
+  #fatal: TlsError | undefined;
+  #inCall = 0;
+  #closeRequested = false;
+  #closed = false;
+
+  /**
+   * Creates the `SSL` object and its two memory BIOs.
+   *
+   * @throws {TypeError} for bad options; {@link TlsError} `CLOSED` if the context is closed.
+   */
+  constructor(context: TlsContext, options: TlsEngineOptions = {}) {
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError("options must be an object");
+    }
+    const opts = options as Readonly<Record<string, unknown>>;
+    const contextOptions = context.options as Readonly<Record<string, unknown>>;
+    if (!optionsChecked) checkConnectionOptions(context.role, contextOptions, opts);
+    const inner = internalsOf(context);
+    this.role = context.role;
+    this.#servername = options.servername;
+    this.#verifying = context.options.unsafelyDisableVerification !== true;
+    const sslOf = () => this.#ssl.ptr;
+    const established = () => this.#established;
+    this.#link = {
+      role: this.role,
+      get ssl() {
+        return sslOf();
+      },
+      options: contextOptions,
+      servername: this.#servername,
+      verifying: this.#verifying,
+      get established() {
+        return established();
+      },
+      features: FEATURES,
+      callbacks: this.#callbacks,
+      reject: (error) => {
+        this.#ownErrors.add(error);
+        this.#callbacks.fail(error);
+      },
+      stateOf: <S>(feature: unknown) => this.#stateOf(feature as AnyFeature) as S,
+      contextStateOf: <C>(feature: unknown) => inner.stateOf(feature as AnyFeature) as C,
+    };
+
+    const o = openssl();
+    const ctx = inner.ctx();
+    clearErrorQueue();
+    const ssl = o.SSL_new(ctx); // takes its own reference to the SSL_CTX
+    if (ssl === null) {
+      throw new TlsError("INTERNAL", "SSL_new failed", { openssl: drainErrorQueue() });
+    }
+    // The free function must not capture `this`, or the FinalizationRegistry backstop could never
+    // run: it unregisters the callback route and frees the SSL (and with it both BIOs).
+    this.#ssl = new NativeHandle("SSL", ssl, (p) => {
+      unregisterSsl(p);
+      o.SSL_free(p);
+    });
+    try {
+      const rbio = o.BIO_new(o.BIO_s_mem());
+      const wbio = o.BIO_new(o.BIO_s_mem());
+      if (rbio === null || wbio === null) {
+        if (rbio !== null) o.BIO_free(rbio);
+        if (wbio !== null) o.BIO_free(wbio);
+        throw new TlsError("INTERNAL", "BIO_new failed", { openssl: drainErrorQueue() });
+      }
+      // SSL_set_bio takes ownership of both BIOs at once: SSL_free frees them.
+      o.SSL_set_bio(ssl, rbio, wbio);
+      this.#rbio = rbio;
+      this.#wbio = wbio;
+      if (this.role === "client") o.SSL_set_connect_state(ssl);
+      else o.SSL_set_accept_state(ssl);
+      for (const feature of FEATURES) feature.setupConnection?.(this.#link, opts);
+      registerSsl(ssl, this.#link);
+    } catch (error) {
+      this.#free();
+      throw error;
+    }
+  }
+
+  #stateOf(feature: AnyFeature): unknown {
+    let state = this.#states.get(feature);
+    if (state === undefined && !this.#states.has(feature)) {
+      state = feature.connectionState?.(this.#link);
+      this.#states.set(feature, state);
+    }
+    return state;
+  }
+
+  // ---- bytes in and out -------------------------------------------------------------------
+
+  /** Hands the engine ciphertext that arrived from the peer. The bytes are copied. */
+  receive(ciphertext: Uint8Array): void {
+    if (!(ciphertext instanceof Uint8Array)) throw new TypeError("ciphertext must be a Uint8Array");
+    this.#usable();
+    if (this.#receivedEof) throw new TypeError("receive() after receiveEof()");
+    const o = openssl();
+    if (this.#lent !== null) this.#ownInput();
+    for (let off = 0; off < ciphertext.length; off += MAX_CHUNK) {
+      const chunk = off === 0 && ciphertext.length <= MAX_CHUNK
+        ? ciphertext // the usual case: no view object per call
+        : ciphertext.subarray(off, Math.min(ciphertext.length, off + MAX_CHUNK));
+      // A memory BIO grows as needed: it takes everything or fails on out-of-memory.
+      if (o.BIO_write(this.#rbio, chunk, chunk.length) !== chunk.length) {
+        throw new TlsError("INTERNAL", "BIO_write failed (out of memory?)", {
+          openssl: drainErrorQueue(),
+        });
+      }
+    }
+  }
+
+  /**
+   * @internal Like {@link receive}, without the copy: OpenSSL reads `ciphertext` in place. The
+   * bytes are lent: the caller must not change them until the engine asks for more input (a
+   * `read()` of 0, a `want-read` handshake step: OpenSSL reports those only once it has taken
+   * every byte of input) or is closed. The engine holds a reference, so they stay alive.
+   */
+  receiveLent(ciphertext: Uint8Array): void {
+    if (!(ciphertext instanceof Uint8Array)) throw new TypeError("ciphertext must be a Uint8Array");
+    this.#usable();
+    if (this.#receivedEof) throw new TypeError("receive() after receiveEof()");
+    if (ciphertext.length === 0) return;
+    const o = openssl();
+    // Input still unread (never the case after want-read), or more than an int: copy it.
+    if (ciphertext.length > MAX_CHUNK || o.BIO_ctrl_pending(this.#rbio) !== 0) {
+      this.receive(ciphertext);
+      return;
+    }
+    // Both JS engines keep small typed arrays inside the GC heap, where they may move or be
+    // copied out later: touching `.buffer` gives them their fixed ArrayBuffer before OpenSSL
+    // takes the address. (Large ones, like socket read buffers, have one already.)
+    void ciphertext.buffer;
+    const bio = o.BIO_new_mem_buf(ciphertext, ciphertext.length);
+    if (bio === null) {
+      throw new TlsError("INTERNAL", "BIO_new_mem_buf failed", { openssl: drainErrorQueue() });
+    }
+    // A read-only memory BIO reads an empty buffer as EOF ("static data, retrying won't help"):
+    // set -1 ("retry later") like any memory BIO before receiveEof().
+    o.BIO_set_mem_eof_return(bio, -1);
+    // Frees the previous read BIO: a drained one, and never the lent bytes (a read-only memory
+    // BIO does not own them).
+    o.SSL_set0_rbio(this.#ssl.ptr, bio);
+    this.#rbio = bio;
+    this.#lent = ciphertext;
+  }
+
+  /** Swaps a read BIO over lent bytes for an ordinary memory BIO holding a copy of what is unread. */
+  #ownInput(): void {
+    const o = openssl();
+    const lent = this.#lent!;
+    // A memory BIO reads front to back: the unread bytes are the tail of the lent ones.
+    const unread = o.BIO_ctrl_pending(this.#rbio);
+    const bio = o.BIO_new(o.BIO_s_mem());
+    if (bio === null) {
+      throw new TlsError("INTERNAL", "BIO_new failed", { openssl: drainErrorQueue() });
+    }
+    if (unread > 0 && o.BIO_write(bio, lent.subarray(lent.length - unread), unread) !== unread) {
+      o.BIO_free(bio);
+      throw new TlsError("INTERNAL", "BIO_write failed (out of memory?)", {
+        openssl: drainErrorQueue(),
+      });
+    }
+    o.SSL_set0_rbio(this.#ssl.ptr, bio);
+    this.#rbio = bio;
+    this.#lent = null;
+  }
+
+  /**
+   * Tells the engine the transport reached end of stream. From now on an empty input reads as
+   * EOF: a peer that had not sent close_notify is reported as `UNEXPECTED_EOF` (a truncation).
+   */
+  receiveEof(): void {
+    this.#usable();
+    if (this.#receivedEof) return;
+    this.#receivedEof = true;
+    // Default -1 means "retry later"; 0 makes SSL_read see EOF.
+    openssl().BIO_set_mem_eof_return(this.#rbio, 0);
+  }
+
+  /** How many ciphertext bytes are waiting to be sent. */
+  get pendingOutgoing(): number {
+    if (this.#closed) return 0;
+    return openssl().BIO_ctrl_pending(this.#wbio);
+  }
+
+  /**
+   * Takes the ciphertext waiting to be sent to the peer, or `null` if there is none. Call it after
+   * every other method: handshakes, reads (key updates, tickets), writes and closeWrite all
+   * produce output. Still works after a fatal error, so the alert can reach the peer.
+   */
+  outgoing(): Uint8Array | null {
+    if (this.#closed) return null;
+    const o = openssl();
+    const n = o.BIO_ctrl_pending(this.#wbio);
+    if (n <= 0) return null;
+    // Over an explicit ArrayBuffer: on Bun (JSC) a small typed array allocated without one must
+    // materialise it (a copy) the first time anything reads `.buffer`, which node:net does.
+    const out = new Uint8Array(new ArrayBuffer(n));
+    o.BIO_read(this.#wbio, out, n);
+    return out;
+  }
+
+  /**
+   * @internal Like {@link outgoing}, into the caller's buffer (no allocation): moves up to
+   * `into.length` waiting bytes into `into` and returns how many (0 when none are waiting).
+   */
+  outgoingInto(into: Uint8Array): number {
+    if (this.#closed || into.length === 0) return 0;
+    const n = openssl().BIO_read(this.#wbio, into, Math.min(into.length, MAX_CHUNK));
+    return n > 0 ? n : 0; // an empty memory BIO reads -1 ("retry"), not 0
+  }
+
+  // ---- the TLS operations -----------------------------------------------------------------
+
+  /**
+   * The one call path for `SSL_*` operations: clear the error queue, call (counting the nesting,
+   * so that a close() from inside a callback is deferred until OpenSSL has returned), read
+   * `SSL_get_error` right after the call (a BIO operation in between could change the answer),
+   * then honour a deferred close and rethrow a callback's stored error. Returns OpenSSL's result;
+   * the error code is in {@link #sslError}.
+   */
+  #call(op: Op, where: string, buf: Uint8Array | null, length: number): number {
+    const o = openssl();
+    const ssl = this.#ssl.ptr;
+    clearErrorQueue();
+    this.#inCall++;
+    let r = 0;
+    try {
+      switch (op) {
+        case Op.Handshake:
+          r = o.SSL_do_handshake(ssl);
+          break;
+        case Op.Read:
+          r = o.SSL_read(ssl, buf!, length);
+          break;
+        case Op.Write:
+          r = o.SSL_write(ssl, buf!, length);
+          break;
+        case Op.Shutdown:
+          r = o.SSL_shutdown(ssl);
+          break;
+      }
+      this.#sslError = r > 0 || op === Op.Shutdown ? SSL_ERROR.NONE : o.SSL_get_error(ssl, r);
+    } finally {
+      this.#inCall--;
+    }
+    // SSL_shutdown's queue holds nothing we report (e.g. a peer that already closed).
+    if (op === Op.Shutdown) drainErrorQueue();
+    this.#afterCall(where);
+    return r;
+  }
+
+  /**
+   * Advances the handshake. Idempotent once done.
+   *
+   * - `done`: the handshake completed (and the peer was verified, unless disabled);
+   * - `want-read`: send {@link outgoing}, wait for the peer's bytes, {@link receive} them, call
+   *   again;
+   * - `suspended`: a user callback returned a Promise; call again once `until` settles.
+   *
+   * @throws {TlsError} `CERT_VERIFY_FAILED`, `ALERT_RECEIVED`, `UNEXPECTED_EOF`,
+   * `CALLBACK_ERROR`, `HANDSHAKE_FAILED`, `CLOSED`.
+   */
+  handshake(): HandshakeStep {
+    this.#usable();
+    if (this.#established) return DONE;
+    const r = this.#call(Op.Handshake, "handshake", null, 0);
+    const e = this.#sslError;
+    if (r === 1) {
+      this.#established = true;
+      this.#callbacks.reset();
+      // The features' end-of-handshake steps (the session of a resumed TLS 1.2 handshake, the
+      // PSK checks), run like callbacks: a throw becomes the connection's error.
+      for (const feature of FEATURES) {
+        const hook = feature.handshakeDone;
+        if (hook === undefined || !this.#states.has(feature)) continue;
+        const state = this.#states.get(feature);
+        this.#callbacks.run(0, () => {
+          hook(this.#link, state);
+          return 0;
+        });
+      }
+      this.#afterCall("handshake");
+      return DONE;
+    }
+    switch (e) {
+      case SSL_ERROR.WANT_READ:
+      case SSL_ERROR.WANT_WRITE:
+        return WANT_READ;
+      case SSL_ERROR.WANT_X509_LOOKUP:
+      case SSL_ERROR.WANT_RETRY_VERIFY:
+      case SSL_ERROR.WANT_CLIENT_HELLO_CB: {
+        const until = this.#callbacks.pending();
+        if (until === null) {
+          throw this.#setFatal(
+            new TlsError("INTERNAL", `OpenSSL suspended the handshake (${e}) with nothing pending`),
+          );
+        }
+        return { status: "suspended", until };
+      }
+      default:
+        throw this.#setFatal(this.#failure(e, "handshake"));
+    }
+  }
+
+  /** Whether the handshake has completed. */
+  get handshakeDone(): boolean {
+    return this.#established;
+  }
+
+  /**
+   * Decrypts into `into`. Returns the byte count (> 0), `0` when more ciphertext is needed
+   * ({@link receive} it, then call again), or `null` at a clean end of stream (the peer sent
+   * close_notify).
+   *
+   * @throws {TlsError} `UNEXPECTED_EOF` if the transport ended without close_notify;
+   * `ALERT_RECEIVED`, `PROTOCOL_ERROR`, `CLOSED`.
+   */
+  read(into: Uint8Array): number | null {
+    if (!(into instanceof Uint8Array)) throw new TypeError("into must be a Uint8Array");
+    this.#usable();
+    this.#requireHandshake("read");
+    if (this.#receivedCloseNotify) return null;
+    if (into.length === 0) return 0;
+    const n = this.#call(Op.Read, "read", into, Math.min(into.length, MAX_CHUNK));
+    if (n > 0) return n;
+    const e = this.#sslError;
+    switch (e) {
+      case SSL_ERROR.ZERO_RETURN:
+        this.#receivedCloseNotify = true;
+        return null;
+      case SSL_ERROR.WANT_READ:
+      case SSL_ERROR.WANT_WRITE:
+        return 0;
+      default:
+        throw this.#setFatal(this.#failure(e, "read"));
+    }
+  }
+
+  /**
+   * Encrypts all of `data` into the outgoing buffer and returns `data.length`. (Memory BIOs never
+   * push back, so a write is always complete; send {@link outgoing} afterwards.)
+   *
+   * @throws {TlsError} `CLOSED` after {@link closeWrite}; `PROTOCOL_ERROR`.
+   */
+  write(data: Uint8Array): number {
+    if (!(data instanceof Uint8Array)) throw new TypeError("data must be a Uint8Array");
+    this.#usable();
+    this.#requireHandshake("write");
+    if (this.#sentCloseNotify) throw new TlsError("CLOSED", "write() after closeWrite()");
+    for (let off = 0; off < data.length;) {
+      const chunk = off === 0 && data.length <= MAX_CHUNK
+        ? data
+        : data.subarray(off, Math.min(data.length, off + MAX_CHUNK));
+      const n = this.#call(Op.Write, "write", chunk, chunk.length);
+      if (n <= 0) throw this.#setFatal(this.#failure(this.#sslError, "write"));
+      off += n;
+    }
+    return data.length;
+  }
+
+  /**
+   * Queues close_notify (`SSL_shutdown`): the peer will read a clean end of stream. Reading may
+   * continue until the peer closes too. Idempotent; a no-op after a fatal error (OpenSSL forbids
+   * `SSL_shutdown` then).
+   */
+  closeWrite(): void {
+    this.#usableEvenIfFailed();
+    if (this.#sentCloseNotify || this.#fatal !== undefined) return;
+    this.#sentCloseNotify = true;
+    if (!this.#established) return; // nothing to protect; the transport just closes
+    this.#call(Op.Shutdown, "closeWrite", null, 0);
+  }
+
+  /** Whether the peer's close_notify has been read. */
+  get receivedCloseNotify(): boolean {
+    return this.#receivedCloseNotify;
+  }
+
+  // ---- what was negotiated ----------------------------------------------------------------
+
+  /** The negotiated protocol, e.g. `"TLSv1.3"` (after the handshake). */
+  get protocol(): string {
+    return protocolOf(this.#ssl.ptr);
+  }
+
+  /** The negotiated cipher suite, e.g. `"TLS_AES_256_GCM_SHA384"` (after the handshake). */
+  get cipher(): string {
+    return cipherOf(this.#ssl.ptr);
+  }
+
+  /**
+   * Clients: the server name asked for (`servername`). Servers: the SNI host name the client sent
+   * (`SSL_get_servername`), or `undefined`.
+   */
+  get servername(): string | undefined {
+    if (this.role === "client" || this.#closed) return this.#servername;
+    return requestedServerName(this.#ssl.ptr);
+  }
+
+  /** The ALPN protocol the peers agreed on, or `null` if none was negotiated. */
+  get alpnProtocol(): string | null {
+    return selectedAlpn(this.#ssl.ptr);
+  }
+
+  /** Clients: the verified OCSP staple, or `null` when none arrived (or OCSP is off). */
+  get ocspResponse(): OcspResponse | null {
+    return stapleOf(this.#link);
+  }
+
+  /**
+   * Whether the session was resumed, as OpenSSL reports it (`SSL_session_reused`): true for a
+   * TLS 1.3 PSK handshake, which OpenSSL runs as a resumption of the PSK's session.
+   */
+  get sessionReused(): boolean {
+    return openssl().SSL_session_reused(this.#ssl.ptr) === 1;
+  }
+
+  /**
+   * The PSK identity the handshake used, or `null` when it used none (after the handshake).
+   * Clients: the identity sent and accepted, as given. Servers: the client's identity, as the
+   * `psk` function was given it (a string when printable UTF-8, else bytes).
+   */
+  get pskIdentity(): string | Uint8Array | null {
+    return this.#closed ? null : pskIdentityOf(this.#link);
+  }
+
+  /**
+   * Clients: the newest session of this connection, serialised (`i2d_SSL_SESSION`), for
+   * {@link TlsEngineOptions.session} of a later connection to the same server; `null` while
+   * there is none. TLS 1.2: set when the handshake completes. TLS 1.3: set when the server's
+   * NewSessionTicket is read, which happens on a {@link read} after the handshake (OpenSSL
+   * servers send their tickets right after it); each new ticket replaces the previous one.
+   * Kept after {@link close}. The bytes hold the session's master secret: store them as
+   * carefully as a key.
+   */
+  get session(): Uint8Array | null {
+    return this.role === "client" ? sessionOf(this.#link) : null;
+  }
+
+  /** OpenSSL's verification result for the peer (`SSL_get_verify_result`; 0 = OK). */
+  get verifyResult(): number {
+    return openssl().SSL_get_verify_result(this.#ssl.ptr);
+  }
+
+  /** The peer's certificate, or `null` (e.g. a client that sent none). */
+  get peerCertificate(): Certificate | null {
+    return peerCertificateOf(this.#ssl.ptr);
+  }
+
+  /** The verified chain, leaf first (empty if the peer was not verified). */
+  get peerCertificateChain(): Certificate[] {
+    return verifiedChainOf(this.#ssl.ptr);
+  }
+
+  // ---- errors and lifetime ----------------------------------------------------------------
+
+  #requireHandshake(what: string): void {
+    if (!this.#established) {
+      throw new TypeError(`${what}() before the handshake is done: call handshake() first`);
+    }
+  }
+
+  #usableEvenIfFailed(): void {
+    if (this.#closed || this.#closeRequested) {
+      throw new TlsError("CLOSED", "the connection is closed");
+    }
+  }
+
+  #usable(): void {
+    this.#usableEvenIfFailed();
+    if (this.#fatal !== undefined) throw this.#fatal;
+  }
+
+  #setFatal(error: TlsError): TlsError {
+    this.#fatal ??= error;
+    return error;
+  }
+
+  /** After each OpenSSL call: honour a close() made from a callback, rethrow a callback error. */
+  #afterCall(where: string): void {
+    if (this.#closeRequested && this.#inCall === 0) {
+      this.#free();
+      throw new TlsError("CLOSED", `the connection was closed during ${where}`);
+    }
+    if (this.#callbacks.failed) {
+      const cause = this.#callbacks.takeError();
+      if (cause instanceof TlsError && this.#ownErrors.has(cause)) throw this.#setFatal(cause);
+      throw this.#setFatal(
+        new TlsError("CALLBACK_ERROR", `a callback failed during ${where}: ${messageOf(cause)}`, {
+          cause,
+          openssl: drainErrorQueue(),
+        }),
+      );
+    }
+  }
+
+  #failure(sslError: number, phase: "handshake" | "read" | "write"): TlsError {
+    const o = openssl();
+    const entries = drainErrorQueue();
+    const sslEntries = entries.filter((e) => e.library === ERR_LIB_SSL);
+    const base = { openssl: entries };
+    const eof = sslEntries.some((e) => e.reason === SSL_R.UNEXPECTED_EOF_WHILE_READING) ||
+      (sslError === SSL_ERROR.SYSCALL && entries.length === 0 && this.#receivedEof);
+    if (eof) {
+      // 3.0 reports it as SSL_R_UNEXPECTED_EOF_WHILE_READING; 1.1.1 as SYSCALL with no error.
+      return new TlsError(
+        "UNEXPECTED_EOF",
+        `the peer closed the connection without close_notify during ${phase} (truncation)`,
+        base,
+      );
+    }
+    const alertEntry = sslEntries.find((e) =>
+      e.reason >= SSL_AD_REASON_OFFSET && e.reason < SSL_AD_REASON_OFFSET + 256
+    );
+    if (alertEntry !== undefined) {
+      const code = alertEntry.reason - SSL_AD_REASON_OFFSET;
+      const p = o.SSL_alert_desc_string_long(code);
+      const description = alertName(code, p === null ? "" : o.backend.readCString(p));
+      return new TlsError(
+        "ALERT_RECEIVED",
+        `the peer sent a fatal alert during ${phase}: ${description} (${code})`,
+        { ...base, alert: { code, description } },
+      );
+    }
+    if (sslEntries.some((e) => e.reason === SSL_R.CERTIFICATE_VERIFY_FAILED)) {
+      const verifyCode = o.SSL_get_verify_result(this.#ssl.ptr);
+      const p = o.X509_verify_cert_error_string(verifyCode);
+      const verifyMessage = p === null ? "unknown" : o.backend.readCString(p);
+      return new TlsError(
+        "CERT_VERIFY_FAILED",
+        `the peer's certificate was rejected: ${verifyMessage} (verify error ${verifyCode})`,
+        { ...base, verifyCode, verifyMessage },
+      );
+    }
+    const code: TlsErrorCode = phase === "handshake" ? "HANDSHAKE_FAILED" : "PROTOCOL_ERROR";
+    const last = entries[entries.length - 1];
+    const why = last !== undefined
+      ? (last.reasonText || last.text)
+      : `SSL_get_error ${sslError} with an empty error queue`;
+    if (phase === "handshake") {
+      // A feature may know better (e.g. an unknown PSK the server went on without).
+      for (const feature of FEATURES) {
+        if (feature.explainFailure === undefined || !this.#states.has(feature)) continue;
+        const explained = feature.explainFailure(this.#states.get(feature), why);
+        if (explained !== undefined) return new TlsError(code, explained, base);
+      }
+    }
+    return new TlsError(code, `TLS ${phase} failed: ${why}`, base);
+  }
+
+  #free(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#ssl.close(); // unregisters, then SSL_free, which also frees both BIOs
+    // After SSL_free: nothing can read what the features handed OpenSSL any more.
+    for (const feature of FEATURES) {
+      if (feature.free !== undefined && this.#states.has(feature)) {
+        feature.free(this.#states.get(feature));
+      }
+    }
+    this.#lent = null; // OpenSSL is gone: nothing reads the lent bytes any more
+  }
+
+  /** Whether {@link close} has been called. */
+  get closed(): boolean {
+    return this.#closed || this.#closeRequested;
+  }
+
+  /**
+   * Frees the SSL object and its BIOs. Idempotent. Does not send close_notify (see
+   * {@link closeWrite}). Safe to call from inside a callback: the free is deferred until OpenSSL
+   * has returned.
+   */
+  close(): void {
+    if (this.#inCall > 0) {
+      this.#closeRequested = true;
+      return;
+    }
+    this.#free();
+  }
+
+  /** Same as {@link close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
