@@ -47,7 +47,7 @@ import type { ServerNameClientOptions } from "../handshake/server_name.ts";
 import { type SessionClientOptions, sessionOf } from "../handshake/sessions.ts";
 import type { Certificate } from "../x509/certificate.ts";
 import type { TlsContext } from "./context.ts";
-import { internalsOf } from "./native_context.ts";
+import { type ContextInternals, internalsOf } from "./native_context.ts";
 import { FEATURE_OPTIONS } from "./options.ts";
 
 /**
@@ -101,6 +101,15 @@ const MAX_CHUNK = 1 << 30;
 /** The four `SSL_*` operations, made through {@link TlsEngine}'s one call path. */
 const Op = { Handshake: 0, Read: 1, Write: 2, Shutdown: 3 } as const;
 type Op = typeof Op[keyof typeof Op];
+
+/**
+ * Frees an `SSL` (and with it both BIOs) after unregistering its callback route. Module-level:
+ * the FinalizationRegistry backstop holds it, so it must not capture an engine.
+ */
+function freeSsl(ssl: Pointer): void {
+  unregisterSsl(ssl);
+  openssl().SSL_free(ssl);
+}
 
 /** Set by {@link engineWithCheckedOptions} for the one engine it makes. */
 let optionsChecked = false;
@@ -204,28 +213,7 @@ export class TlsEngine {
     this.role = context.role;
     this.#servername = options.servername;
     this.#verifying = context.options.unsafelyDisableVerification !== true;
-    const sslOf = () => this.#ssl.ptr;
-    const established = () => this.#established;
-    this.#link = {
-      role: this.role,
-      get ssl() {
-        return sslOf();
-      },
-      options: contextOptions,
-      servername: this.#servername,
-      verifying: this.#verifying,
-      get established() {
-        return established();
-      },
-      features: FEATURES,
-      callbacks: this.#callbacks,
-      reject: (error) => {
-        this.#ownErrors.add(error);
-        this.#callbacks.fail(error);
-      },
-      stateOf: <S>(feature: unknown) => this.#stateOf(feature as AnyFeature) as S,
-      contextStateOf: <C>(feature: unknown) => inner.stateOf(feature as AnyFeature) as C,
-    };
+    this.#link = this.#makeLink(contextOptions, inner);
 
     const o = openssl();
     const ctx = inner.ctx();
@@ -234,12 +222,7 @@ export class TlsEngine {
     if (ssl === null) {
       throw new TlsError("INTERNAL", "SSL_new failed", { openssl: drainErrorQueue() });
     }
-    // The free function must not capture `this`, or the FinalizationRegistry backstop could never
-    // run: it unregisters the callback route and frees the SSL (and with it both BIOs).
-    this.#ssl = new NativeHandle("SSL", ssl, (p) => {
-      unregisterSsl(p);
-      o.SSL_free(p);
-    });
+    this.#ssl = new NativeHandle("SSL", ssl, freeSsl);
     try {
       const rbio = o.BIO_new(o.BIO_s_mem());
       const wbio = o.BIO_new(o.BIO_s_mem());
@@ -260,6 +243,37 @@ export class TlsEngine {
       this.#free();
       throw error;
     }
+  }
+
+  /**
+   * The features' view of this connection. Made in a method of its own because its closures
+   * capture `this`: V8 gives all closures of one call a shared scope, so made in the constructor
+   * they would tie the engine to any closure made there that outlives it (a free function held by
+   * the FinalizationRegistry once kept every dropped engine alive).
+   */
+  #makeLink(contextOptions: Readonly<Record<string, unknown>>, inner: ContextInternals): Link {
+    const sslOf = () => this.#ssl.ptr;
+    const established = () => this.#established;
+    return {
+      role: this.role,
+      get ssl() {
+        return sslOf();
+      },
+      options: contextOptions,
+      servername: this.#servername,
+      verifying: this.#verifying,
+      get established() {
+        return established();
+      },
+      features: FEATURES,
+      callbacks: this.#callbacks,
+      reject: (error) => {
+        this.#ownErrors.add(error);
+        this.#callbacks.fail(error);
+      },
+      stateOf: <S>(feature: unknown) => this.#stateOf(feature as AnyFeature) as S,
+      contextStateOf: <C>(feature: unknown) => inner.stateOf(feature as AnyFeature) as C,
+    };
   }
 
   #stateOf(feature: AnyFeature): unknown {
