@@ -12,21 +12,17 @@
  * Every OpenSSL call happens on the JS thread; OpenSSL calls our callbacks synchronously inside
  * `SSL_do_handshake` / `SSL_read` / `SSL_write` / `SSL_shutdown`.
  *
+ * (Over 600 lines: most of it is the public, documented API of one class, about 25 members; the
+ * memory BIOs and the error mapping already live in `memory_bios.ts` and `failure.ts`.)
+ *
  * @module
  */
 import { CallbackState } from "../core/callback_state.ts";
-import { alertName, TlsError, type TlsErrorCode } from "../core/errors.ts";
+import { TlsError } from "../core/errors.ts";
 import { clearErrorQueue, drainErrorQueue } from "../core/error_queue.ts";
 import type { OcspResponse } from "../core/ocsp_response.ts";
 import { NativeHandle } from "../core/ownership.ts";
-import {
-  ERR_LIB_SSL,
-  openssl,
-  type Pointer,
-  SSL_AD_REASON_OFFSET,
-  SSL_ERROR,
-  SSL_R,
-} from "../core/native.ts";
+import { openssl, type Pointer, SSL_ERROR } from "../core/native.ts";
 import { messageOf } from "../core/values.ts";
 import type { AlpnClientOptions } from "../handshake/alpn.ts";
 import type { AnyFeature, Link } from "../handshake/feature.ts";
@@ -47,6 +43,8 @@ import type { ServerNameClientOptions } from "../handshake/server_name.ts";
 import { type SessionClientOptions, sessionOf } from "../handshake/sessions.ts";
 import type { Certificate } from "../x509/certificate.ts";
 import type { TlsContext } from "./context.ts";
+import { failureOf, type Phase } from "./failure.ts";
+import { MAX_CHUNK, MemoryBios } from "./memory_bios.ts";
 import { type ContextInternals, internalsOf } from "./native_context.ts";
 import { FEATURE_OPTIONS } from "./options.ts";
 
@@ -94,9 +92,6 @@ export type HandshakeStep =
 
 const DONE: HandshakeStep = Object.freeze({ status: "done" });
 const WANT_READ: HandshakeStep = Object.freeze({ status: "want-read" });
-
-/** OpenSSL's `int` lengths: never hand it more than this in one call. */
-const MAX_CHUNK = 1 << 30;
 
 /** The four `SSL_*` operations, made through {@link TlsEngine}'s one call path. */
 const Op = { Handshake: 0, Read: 1, Write: 2, Shutdown: 3 } as const;
@@ -176,14 +171,8 @@ export class TlsEngine {
   /** Clients: whether this connection verifies the server (its sessions may then be resumed). */
   #verifying: boolean;
   #ssl: NativeHandle;
-  #rbio: Pointer;
-  #wbio: Pointer;
-  /**
-   * The bytes the read BIO reads in place when they were lent by {@link receiveLent}, else null.
-   * Held so they stay alive for as long as OpenSSL may read them. (Freeing a read-only memory BIO,
-   * even from the finalizer backstop after they were collected, never touches them.)
-   */
-  #lent: Uint8Array | null = null;
+  /** The two memory BIOs: ciphertext in (copied or lent) and out. */
+  #bios: MemoryBios;
   #established = false;
   /** Errors raised as the handshake's own (by `Link.reject`): rethrown as they are. */
   #ownErrors = new WeakSet<object>();
@@ -224,17 +213,7 @@ export class TlsEngine {
     }
     this.#ssl = new NativeHandle("SSL", ssl, freeSsl);
     try {
-      const rbio = o.BIO_new(o.BIO_s_mem());
-      const wbio = o.BIO_new(o.BIO_s_mem());
-      if (rbio === null || wbio === null) {
-        if (rbio !== null) o.BIO_free(rbio);
-        if (wbio !== null) o.BIO_free(wbio);
-        throw new TlsError("INTERNAL", "BIO_new failed", { openssl: drainErrorQueue() });
-      }
-      // SSL_set_bio takes ownership of both BIOs at once: SSL_free frees them.
-      o.SSL_set_bio(ssl, rbio, wbio);
-      this.#rbio = rbio;
-      this.#wbio = wbio;
+      this.#bios = new MemoryBios(ssl);
       if (this.role === "client") o.SSL_set_connect_state(ssl);
       else o.SSL_set_accept_state(ssl);
       for (const feature of FEATURES) feature.setupConnection?.(this.#link, opts);
@@ -292,19 +271,7 @@ export class TlsEngine {
     if (!(ciphertext instanceof Uint8Array)) throw new TypeError("ciphertext must be a Uint8Array");
     this.#usable();
     if (this.#receivedEof) throw new TypeError("receive() after receiveEof()");
-    const o = openssl();
-    if (this.#lent !== null) this.#ownInput();
-    for (let off = 0; off < ciphertext.length; off += MAX_CHUNK) {
-      const chunk = off === 0 && ciphertext.length <= MAX_CHUNK
-        ? ciphertext // the usual case: no view object per call
-        : ciphertext.subarray(off, Math.min(ciphertext.length, off + MAX_CHUNK));
-      // A memory BIO grows as needed: it takes everything or fails on out-of-memory.
-      if (o.BIO_write(this.#rbio, chunk, chunk.length) !== chunk.length) {
-        throw new TlsError("INTERNAL", "BIO_write failed (out of memory?)", {
-          openssl: drainErrorQueue(),
-        });
-      }
-    }
+    this.#bios.write(ciphertext);
   }
 
   /**
@@ -317,50 +284,7 @@ export class TlsEngine {
     if (!(ciphertext instanceof Uint8Array)) throw new TypeError("ciphertext must be a Uint8Array");
     this.#usable();
     if (this.#receivedEof) throw new TypeError("receive() after receiveEof()");
-    if (ciphertext.length === 0) return;
-    const o = openssl();
-    // Input still unread (never the case after want-read), or more than an int: copy it.
-    if (ciphertext.length > MAX_CHUNK || o.BIO_ctrl_pending(this.#rbio) !== 0) {
-      this.receive(ciphertext);
-      return;
-    }
-    // Both JS engines keep small typed arrays inside the GC heap, where they may move or be
-    // copied out later: touching `.buffer` gives them their fixed ArrayBuffer before OpenSSL
-    // takes the address. (Large ones, like socket read buffers, have one already.)
-    void ciphertext.buffer;
-    const bio = o.BIO_new_mem_buf(ciphertext, ciphertext.length);
-    if (bio === null) {
-      throw new TlsError("INTERNAL", "BIO_new_mem_buf failed", { openssl: drainErrorQueue() });
-    }
-    // A read-only memory BIO reads an empty buffer as EOF ("static data, retrying won't help"):
-    // set -1 ("retry later") like any memory BIO before receiveEof().
-    o.BIO_set_mem_eof_return(bio, -1);
-    // Frees the previous read BIO: a drained one, and never the lent bytes (a read-only memory
-    // BIO does not own them).
-    o.SSL_set0_rbio(this.#ssl.ptr, bio);
-    this.#rbio = bio;
-    this.#lent = ciphertext;
-  }
-
-  /** Swaps a read BIO over lent bytes for an ordinary memory BIO holding a copy of what is unread. */
-  #ownInput(): void {
-    const o = openssl();
-    const lent = this.#lent!;
-    // A memory BIO reads front to back: the unread bytes are the tail of the lent ones.
-    const unread = o.BIO_ctrl_pending(this.#rbio);
-    const bio = o.BIO_new(o.BIO_s_mem());
-    if (bio === null) {
-      throw new TlsError("INTERNAL", "BIO_new failed", { openssl: drainErrorQueue() });
-    }
-    if (unread > 0 && o.BIO_write(bio, lent.subarray(lent.length - unread), unread) !== unread) {
-      o.BIO_free(bio);
-      throw new TlsError("INTERNAL", "BIO_write failed (out of memory?)", {
-        openssl: drainErrorQueue(),
-      });
-    }
-    o.SSL_set0_rbio(this.#ssl.ptr, bio);
-    this.#rbio = bio;
-    this.#lent = null;
+    this.#bios.lend(ciphertext);
   }
 
   /**
@@ -371,14 +295,12 @@ export class TlsEngine {
     this.#usable();
     if (this.#receivedEof) return;
     this.#receivedEof = true;
-    // Default -1 means "retry later"; 0 makes SSL_read see EOF.
-    openssl().BIO_set_mem_eof_return(this.#rbio, 0);
+    this.#bios.endOfInput();
   }
 
   /** How many ciphertext bytes are waiting to be sent. */
   get pendingOutgoing(): number {
-    if (this.#closed) return 0;
-    return openssl().BIO_ctrl_pending(this.#wbio);
+    return this.#closed ? 0 : this.#bios.pendingOutput;
   }
 
   /**
@@ -387,15 +309,7 @@ export class TlsEngine {
    * produce output. Still works after a fatal error, so the alert can reach the peer.
    */
   outgoing(): Uint8Array | null {
-    if (this.#closed) return null;
-    const o = openssl();
-    const n = o.BIO_ctrl_pending(this.#wbio);
-    if (n <= 0) return null;
-    // Over an explicit ArrayBuffer: on Bun (JSC) a small typed array allocated without one must
-    // materialise it (a copy) the first time anything reads `.buffer`, which node:net does.
-    const out = new Uint8Array(new ArrayBuffer(n));
-    o.BIO_read(this.#wbio, out, n);
-    return out;
+    return this.#closed ? null : this.#bios.takeOutput();
   }
 
   /**
@@ -403,9 +317,7 @@ export class TlsEngine {
    * `into.length` waiting bytes into `into` and returns how many (0 when none are waiting).
    */
   outgoingInto(into: Uint8Array): number {
-    if (this.#closed || into.length === 0) return 0;
-    const n = openssl().BIO_read(this.#wbio, into, Math.min(into.length, MAX_CHUNK));
-    return n > 0 ? n : 0; // an empty memory BIO reads -1 ("retry"), not 0
+    return this.#closed || into.length === 0 ? 0 : this.#bios.takeOutputInto(into);
   }
 
   // ---- the TLS operations -----------------------------------------------------------------
@@ -693,58 +605,16 @@ export class TlsEngine {
     }
   }
 
-  #failure(sslError: number, phase: "handshake" | "read" | "write"): TlsError {
-    const o = openssl();
-    const entries = drainErrorQueue();
-    const sslEntries = entries.filter((e) => e.library === ERR_LIB_SSL);
-    const base = { openssl: entries };
-    const eof = sslEntries.some((e) => e.reason === SSL_R.UNEXPECTED_EOF_WHILE_READING) ||
-      (sslError === SSL_ERROR.SYSCALL && entries.length === 0 && this.#receivedEof);
-    if (eof) {
-      // 3.0 reports it as SSL_R_UNEXPECTED_EOF_WHILE_READING; 1.1.1 as SYSCALL with no error.
-      return new TlsError(
-        "UNEXPECTED_EOF",
-        `the peer closed the connection without close_notify during ${phase} (truncation)`,
-        base,
-      );
-    }
-    const alertEntry = sslEntries.find((e) =>
-      e.reason >= SSL_AD_REASON_OFFSET && e.reason < SSL_AD_REASON_OFFSET + 256
-    );
-    if (alertEntry !== undefined) {
-      const code = alertEntry.reason - SSL_AD_REASON_OFFSET;
-      const p = o.SSL_alert_desc_string_long(code);
-      const description = alertName(code, p === null ? "" : o.backend.readCString(p));
-      return new TlsError(
-        "ALERT_RECEIVED",
-        `the peer sent a fatal alert during ${phase}: ${description} (${code})`,
-        { ...base, alert: { code, description } },
-      );
-    }
-    if (sslEntries.some((e) => e.reason === SSL_R.CERTIFICATE_VERIFY_FAILED)) {
-      const verifyCode = o.SSL_get_verify_result(this.#ssl.ptr);
-      const p = o.X509_verify_cert_error_string(verifyCode);
-      const verifyMessage = p === null ? "unknown" : o.backend.readCString(p);
-      return new TlsError(
-        "CERT_VERIFY_FAILED",
-        `the peer's certificate was rejected: ${verifyMessage} (verify error ${verifyCode})`,
-        { ...base, verifyCode, verifyMessage },
-      );
-    }
-    const code: TlsErrorCode = phase === "handshake" ? "HANDSHAKE_FAILED" : "PROTOCOL_ERROR";
-    const last = entries[entries.length - 1];
-    const why = last !== undefined
-      ? (last.reasonText || last.text)
-      : `SSL_get_error ${sslError} with an empty error queue`;
-    if (phase === "handshake") {
+  #failure(sslError: number, phase: Phase): TlsError {
+    return failureOf(this.#ssl.ptr, sslError, phase, this.#receivedEof, (why) => {
       // A feature may know better (e.g. an unknown PSK the server went on without).
       for (const feature of FEATURES) {
         if (feature.explainFailure === undefined || !this.#states.has(feature)) continue;
         const explained = feature.explainFailure(this.#states.get(feature), why);
-        if (explained !== undefined) return new TlsError(code, explained, base);
+        if (explained !== undefined) return explained;
       }
-    }
-    return new TlsError(code, `TLS ${phase} failed: ${why}`, base);
+      return undefined;
+    });
   }
 
   #free(): void {
@@ -757,7 +627,7 @@ export class TlsEngine {
         feature.free(this.#states.get(feature));
       }
     }
-    this.#lent = null; // OpenSSL is gone: nothing reads the lent bytes any more
+    this.#bios?.forget(); // (absent if the constructor failed) OpenSSL is gone: nothing reads the lent bytes any more
   }
 
   /** Whether {@link close} has been called. */
