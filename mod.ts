@@ -52,6 +52,11 @@ export { TlsEngine } from "./src/tls/engine.ts";
 export type { HandshakeStep, TlsEngineOptions } from "./src/tls/engine.ts";
 
 // The handshake features: their option interfaces and types.
+export type {
+  ClientFeatureOptions,
+  ContextFeatureOptions,
+  ServerFeatureOptions,
+} from "./src/handshake/features.ts";
 export { DEFAULT_TLS12_CIPHERS } from "./src/handshake/protocol.ts";
 export type { ProtocolOptions, TlsVersion } from "./src/handshake/protocol.ts";
 export type {

@@ -7,16 +7,7 @@
 import { abortedError, Deadline } from "./core/deadline.ts";
 import { TlsError } from "./core/errors.ts";
 import { messageOf } from "./core/values.ts";
-import type { AlpnClientOptions } from "./handshake/alpn.ts";
-import type { ClientCertificateOptions } from "./handshake/client_certificate.ts";
-import type { IdentityOptions } from "./handshake/identity.ts";
-import type { OcspClientOptions } from "./handshake/ocsp.ts";
-import type { ProtocolOptions } from "./handshake/protocol.ts";
-import type { PskClientOptions } from "./handshake/psk.ts";
-import type { ServerNameClientOptions } from "./handshake/server_name.ts";
-import type { SessionClientOptions } from "./handshake/sessions.ts";
-import type { TraceOptions } from "./handshake/trace.ts";
-import type { ClientVerificationOptions, VerificationOptions } from "./handshake/verification.ts";
+import type { ClientFeatureOptions } from "./handshake/features.ts";
 import { isIpAddress, stripBrackets } from "./net/address.ts";
 import type { ByteStream } from "./net/stream.ts";
 import { connectTcp } from "./net/tcp.ts";
@@ -33,19 +24,7 @@ export { DEFAULT_HANDSHAKE_TIMEOUT } from "./tls/options.ts";
  * TLS options of a client, shared by {@link connect} and `startTls()`: the client options of
  * every handshake feature (each documented in its feature's interface) plus the call's own.
  */
-export interface TlsClientOptions
-  extends
-    ProtocolOptions,
-    VerificationOptions,
-    ClientVerificationOptions,
-    IdentityOptions,
-    ClientCertificateOptions,
-    ServerNameClientOptions,
-    AlpnClientOptions,
-    OcspClientOptions,
-    SessionClientOptions,
-    PskClientOptions,
-    TraceOptions {
+export interface TlsClientOptions extends ClientFeatureOptions {
   /** Aborts connecting, the handshake, or later I/O: pending operations reject with `ABORTED`. */
   signal?: AbortSignal;
   /** Milliseconds allowed for TCP connect plus handshake. Default 30,000. `Infinity`: no limit. */

@@ -11,15 +11,7 @@
 import { abortedError, Deadline } from "./core/deadline.ts";
 import { TlsError } from "./core/errors.ts";
 import { messageOf, reportUncaught } from "./core/values.ts";
-import type { AlpnOptions } from "./handshake/alpn.ts";
-import type { IdentityOptions } from "./handshake/identity.ts";
-import type { OcspServerOptions } from "./handshake/ocsp.ts";
-import type { ProtocolOptions } from "./handshake/protocol.ts";
-import type { PskServerOptions } from "./handshake/psk.ts";
-import type { ServerNameServerOptions } from "./handshake/server_name.ts";
-import type { SessionServerOptions } from "./handshake/sessions.ts";
-import type { TraceOptions } from "./handshake/trace.ts";
-import type { ServerVerificationOptions, VerificationOptions } from "./handshake/verification.ts";
+import type { ServerFeatureOptions } from "./handshake/features.ts";
 import { stripBrackets } from "./net/address.ts";
 import type { ByteStream, NetAddr, TcpListener } from "./net/stream.ts";
 import { listenTcp } from "./net/tcp.ts";
@@ -48,18 +40,7 @@ export const DEFAULT_MAX_PENDING_CONNECTIONS = 1024;
  * CAs whose client certificates are accepted with `requestClientCert`; `onVerifyCertificate` is
  * synchronous on servers.
  */
-export interface TlsServerOptions
-  extends
-    ProtocolOptions,
-    VerificationOptions,
-    ServerVerificationOptions,
-    IdentityOptions,
-    ServerNameServerOptions<TlsContext>,
-    AlpnOptions,
-    OcspServerOptions,
-    SessionServerOptions,
-    PskServerOptions,
-    TraceOptions {
+export interface TlsServerOptions extends ServerFeatureOptions<TlsContext> {
   /**
    * Milliseconds a client has to complete its handshake. Default 30,000. `Infinity`: no limit
    * (a client that connects and sends nothing then holds its slot until it disconnects).

@@ -1,21 +1,31 @@
 /**
- * The handshake features, in the order a context is configured. Adding a feature is one module
- * plus one line here (see docs/architecture.md).
+ * The handshake features, in the order a context is configured, and the option interfaces they
+ * contribute to each entry point. Adding a feature is one module plus its line in the list (and
+ * its option interfaces in the `extends` lists below): see docs/architecture.md.
  *
  * @module
  */
-import { alpn } from "./alpn.ts";
-import { clientCertificate } from "./client_certificate.ts";
+import { alpn, type AlpnClientOptions, type AlpnOptions } from "./alpn.ts";
+import { clientCertificate, type ClientCertificateOptions } from "./client_certificate.ts";
 import { clientHello } from "./client_hello.ts";
 import type { AnyFeature } from "./feature.ts";
-import { identity } from "./identity.ts";
-import { ocsp } from "./ocsp.ts";
-import { protocol } from "./protocol.ts";
-import { psk } from "./psk.ts";
-import { serverName } from "./server_name.ts";
-import { sessions } from "./sessions.ts";
-import { trace } from "./trace.ts";
-import { verification } from "./verification.ts";
+import { identity, type IdentityOptions } from "./identity.ts";
+import { ocsp, type OcspClientOptions, type OcspServerOptions } from "./ocsp.ts";
+import { protocol, type ProtocolOptions } from "./protocol.ts";
+import { psk, type PskClientOptions, type PskOptions, type PskServerOptions } from "./psk.ts";
+import {
+  serverName,
+  type ServerNameClientOptions,
+  type ServerNameServerOptions,
+} from "./server_name.ts";
+import { type SessionClientOptions, sessions, type SessionServerOptions } from "./sessions.ts";
+import { trace, type TraceOptions } from "./trace.ts";
+import {
+  type ClientVerificationOptions,
+  type ServerVerificationOptions,
+  verification,
+  type VerificationOptions,
+} from "./verification.ts";
 
 /** Every handshake feature, in configuration order. */
 export const FEATURES: readonly AnyFeature[] = [
@@ -31,3 +41,53 @@ export const FEATURES: readonly AnyFeature[] = [
   trace, // onHandshakeEvent, onKeylog, SSLKEYLOGFILE
   clientHello, // the client-hello callback, for the features above that want it
 ];
+
+/** Every feature's client options: what `connect()` and `startTls()` take (with the call's own). */
+export interface ClientFeatureOptions
+  extends
+    ProtocolOptions,
+    VerificationOptions,
+    ClientVerificationOptions,
+    IdentityOptions,
+    ClientCertificateOptions,
+    ServerNameClientOptions,
+    AlpnClientOptions,
+    OcspClientOptions,
+    SessionClientOptions,
+    PskClientOptions,
+    TraceOptions {}
+
+/**
+ * Every feature's server options: what `listen()` and `startTls({ role: "server" })` take.
+ * `Context` is `TlsContext` (which `onServerName` may return; a parameter here because
+ * `TlsContext` itself sits above this module).
+ */
+export interface ServerFeatureOptions<Context>
+  extends
+    ProtocolOptions,
+    VerificationOptions,
+    ServerVerificationOptions,
+    IdentityOptions,
+    ServerNameServerOptions<Context>,
+    AlpnOptions,
+    OcspServerOptions,
+    SessionServerOptions,
+    PskServerOptions,
+    TraceOptions {}
+
+/** Every feature's context options, of both sides: what `TlsContext` takes. */
+export interface ContextFeatureOptions<Context>
+  extends
+    ProtocolOptions,
+    VerificationOptions,
+    ClientVerificationOptions,
+    ServerVerificationOptions,
+    IdentityOptions,
+    ClientCertificateOptions,
+    ServerNameServerOptions<Context>,
+    AlpnOptions,
+    OcspClientOptions,
+    OcspServerOptions,
+    SessionServerOptions,
+    PskOptions,
+    TraceOptions {}

@@ -13,22 +13,11 @@ import { TlsError } from "../core/errors.ts";
 import { clearErrorQueue, fail } from "../core/error_queue.ts";
 import { NativeHandle } from "../core/ownership.ts";
 import { openssl } from "../core/native.ts";
-import type { AlpnOptions } from "../handshake/alpn.ts";
-import type { ClientCertificateOptions } from "../handshake/client_certificate.ts";
 import type { AnyFeature, ContextSetup, Role } from "../handshake/feature.ts";
-import { FEATURES } from "../handshake/features.ts";
-import type { Identity, IdentityOptions } from "../handshake/identity.ts";
-import type { OcspClientOptions, OcspServerOptions } from "../handshake/ocsp.ts";
-import type { ProtocolOptions } from "../handshake/protocol.ts";
-import type { PskOptions } from "../handshake/psk.ts";
-import type { ServerNameServerOptions } from "../handshake/server_name.ts";
-import { rotateTicketKeys, sessions, type SessionServerOptions } from "../handshake/sessions.ts";
-import { trace, type TraceOptions } from "../handshake/trace.ts";
-import type {
-  ClientVerificationOptions,
-  ServerVerificationOptions,
-  VerificationOptions,
-} from "../handshake/verification.ts";
+import { type ContextFeatureOptions, FEATURES } from "../handshake/features.ts";
+import type { Identity } from "../handshake/identity.ts";
+import { rotateTicketKeys, sessions } from "../handshake/sessions.ts";
+import { trace } from "../handshake/trace.ts";
 import { internalsOf, registerContext } from "./native_context.ts";
 import { refuseOtherSide } from "./options.ts";
 
@@ -39,21 +28,7 @@ export type ServerNameResult = Identity | TlsContext | null;
  * Options for {@link TlsContext}: the context options of both sides (each documented in its
  * feature's interface). Options of the other side are refused with a TypeError.
  */
-export interface TlsContextOptions
-  extends
-    ProtocolOptions,
-    VerificationOptions,
-    ClientVerificationOptions,
-    ServerVerificationOptions,
-    IdentityOptions,
-    ClientCertificateOptions,
-    ServerNameServerOptions<TlsContext>,
-    AlpnOptions,
-    OcspClientOptions,
-    OcspServerOptions,
-    SessionServerOptions,
-    PskOptions,
-    TraceOptions {}
+export interface TlsContextOptions extends ContextFeatureOptions<TlsContext> {}
 
 /**
  * Validates `options` for a context of `role`: the role of each option (from the schema), then
