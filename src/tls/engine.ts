@@ -71,7 +71,8 @@ export function checkConnectionOptions(
   }
   for (const [key, value] of Object.entries(options)) {
     const spec = FEATURE_OPTIONS[key];
-    if (value === undefined || spec === undefined) continue;
+    // null: "none" (e.g. `session: null`); the features' own checks still see it.
+    if (value === undefined || value === null || spec === undefined) continue;
     if (!appliesTo(spec, role)) throw wrongSideError(key, spec);
     if (scopeOf(spec, role) !== "connection") {
       throw new TypeError(`${key} is a TlsContext option on ${role}s: give it to the context`);
