@@ -25,9 +25,9 @@ import { sharedTestPki } from "./support/pki.ts";
 import {
   type OpensslServer,
   type OpensslServerOptions,
-  startGnutlsServer,
   startOpensslServer,
-} from "./support/peers.ts";
+} from "./support/openssl_peer.ts";
+import { startGnutlsServer } from "./support/gnutls_peer.ts";
 import { clearCacheAndAssertNoLeaks as finish } from "./support/leaks.ts";
 
 const pki = sharedTestPki();
@@ -39,7 +39,7 @@ const clientIdentity: Identity = { cert: pki.client.chainPem, key: pki.client.ke
 const text = (s: string) => new TextEncoder().encode(s);
 const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Where the servers listen (peers.ts: 127.0.0.1, never `localhost`) and the name sent as SNI. */
+/** Where the servers listen (the peers: 127.0.0.1, never `localhost`) and the name sent as SNI. */
 function target(port: number): Pick<ConnectOptions, "hostname" | "port" | "servername"> {
   return { hostname: "127.0.0.1", port, servername: "localhost" };
 }

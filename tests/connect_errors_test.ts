@@ -8,12 +8,8 @@ import assert from "node:assert/strict";
 import { connect, TlsError } from "../mod.ts";
 import { test } from "./harness.ts";
 import { type LeafPem, sharedTestPki } from "./support/pki.ts";
-import {
-  type RawBehaviour,
-  startOpensslServer,
-  startRawServer,
-  startTcpProxy,
-} from "./support/peers.ts";
+import { startOpensslServer } from "./support/openssl_peer.ts";
+import { type RawBehaviour, startRawServer, startTcpProxy } from "./support/raw_peers.ts";
 import { clearCacheAndAssertNoLeaks as finish } from "./support/leaks.ts";
 import { runScript } from "./support/subprocess.ts";
 
@@ -304,7 +300,7 @@ test("abort after the handshake: pending reads reject with ABORTED", async () =>
 });
 
 test("connection refused: NETWORK_ERROR with the OS error as cause", async () => {
-  const { freePort } = await import("./support/peers.ts");
+  const { freePort } = await import("./support/peer_process.ts");
   const port = await freePort();
   await assert.rejects(
     connect({ hostname: "127.0.0.1", port, caCerts: ca }),

@@ -14,13 +14,10 @@ import { Duplex } from "node:stream";
 import { connect, type Connection, startTls, TlsError } from "../mod.ts";
 import { test } from "./harness.ts";
 import { sharedTestPki } from "./support/pki.ts";
-import {
-  patternBytes,
-  startGnutlsServer,
-  startNodeTlsServer,
-  startOpensslServer,
-  startTcpProxy,
-} from "./support/peers.ts";
+import { startOpensslServer } from "./support/openssl_peer.ts";
+import { startGnutlsServer } from "./support/gnutls_peer.ts";
+import { patternBytes, startNodeTlsServer } from "./support/node_peer.ts";
+import { startTcpProxy } from "./support/raw_peers.ts";
 import { clearCacheAndAssertNoLeaks as finish } from "./support/leaks.ts";
 
 const pki = sharedTestPki();

@@ -3,7 +3,7 @@
  * (`listen()`): `openssl s_client`, `gnutls-cli`, a Node `tls.connect` script (the machine's
  * `node`), a Bun `node:tls` script, a `Deno.connectTls` script, and this library's own client
  * (and server) on the OTHER runtime (`tests/fixtures/interop_client.ts` / `interop_server.ts`).
- * Plus an in-process misbehaving raw TCP client ({@link startRawClient}).
+ * (The in-process misbehaving raw TCP client is `startRawClient` in `raw_peers.ts`.)
  *
  * Rules:
  * - Every child is spawned asynchronously (the server under test runs in this process's event
@@ -37,7 +37,6 @@
 
 import { spawn } from "node:child_process";
 import { Buffer } from "node:buffer";
-import net from "node:net";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { captureOutput, trackChild, waitForOutput } from "./children.ts";
@@ -898,113 +897,4 @@ export async function startLibraryServer(
     await child.stop();
     throw error;
   }
-}
-
-// ---------------------------------------------------------------------------------------------
-// In-process misbehaving clients
-// ---------------------------------------------------------------------------------------------
-
-/**
- * What a {@link startRawClient} does once connected.
- * - `"silent"`: nothing (holds the connection open until the server closes it or `stop()`).
- * - `"garbage"`: 1 KiB of random bytes after `ab ff 00`: never a TLS record header, nor an
- *   SSLv2-style ClientHello (OpenSSL reports "wrong version number" at once).
- * - `"http"`: a plain `GET / HTTP/1.1` request.
- * - `"reset"`: a TCP RST at once (`resetAndDestroy()`).
- *
- * @example
- * ```ts
- * import type { RawClientBehaviour } from "./clients.ts";
- * const b: RawClientBehaviour = "garbage";
- * console.log(b);
- * ```
- */
-export type RawClientBehaviour = "silent" | "garbage" | "http" | "reset";
-
-/**
- * A raw TCP client started by {@link startRawClient}.
- *
- * @example
- * ```ts
- * import type { RawClient } from "./clients.ts";
- * const show = (c: RawClient) => c.received().length;
- * console.log(show);
- * ```
- */
-export interface RawClient {
-  /** Everything the server sent (e.g. a TLS alert record). */
-  received(): Uint8Array;
-  /** Resolves when the socket is fully closed (by the server, or by `stop()`). */
-  closed: Promise<void>;
-  /** Whether the server closed the connection (FIN or RST) before `stop()`. */
-  closedByServer(): boolean;
-  /** Destroys the socket and waits for it to close. Idempotent. */
-  stop(): Promise<void>;
-}
-
-/**
- * Connects a plain `node:net` socket to 127.0.0.1:`port` and misbehaves as `behaviour` says.
- * Resolves once connected (and the misbehaviour was sent).
- *
- * @example
- * ```ts
- * import { startRawClient } from "./clients.ts";
- * const c = await startRawClient(8443, "http");
- * try {
- *   await c.closed; // the server drops it after its alert
- *   console.log(c.received()); // 15 03 03 00 02 02 ...: a fatal alert record
- * } finally {
- *   await c.stop();
- * }
- * ```
- */
-export function startRawClient(port: number, behaviour: RawClientBehaviour): Promise<RawClient> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: "127.0.0.1", port });
-    const chunks: Uint8Array[] = [];
-    let stopping = false;
-    let byServer = false;
-    const closed = new Promise<void>((r) => socket.once("close", () => r()));
-    socket.on("data", (d: Uint8Array) => chunks.push(new Uint8Array(d)));
-    socket.on("end", () => {
-      if (!stopping) byServer = true;
-      socket.end();
-    });
-    socket.on("close", () => {
-      if (!stopping) byServer = true;
-    });
-    socket.once("error", (error) => {
-      if (!connected) reject(error);
-    });
-    socket.on("error", () => {}); // ECONNRESET from the server is an expected outcome
-    let connected = false;
-    socket.once("connect", () => {
-      connected = true;
-      if (behaviour === "garbage") {
-        const bytes = new Uint8Array(1024);
-        crypto.getRandomValues(bytes);
-        // Never a TLS record (content types 20-24), and never what OpenSSL takes for an SSLv2
-        // ClientHello (high bit set and byte 2 == 1: it would then wait for ~11 KB more).
-        bytes[0] = 0xab;
-        bytes[1] = 0xff;
-        bytes[2] = 0x00;
-        socket.write(bytes);
-      } else if (behaviour === "http") {
-        socket.write("GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-      } else if (behaviour === "reset") {
-        stopping = true;
-        socket.resetAndDestroy();
-      }
-      resolve({
-        received: () => Buffer.concat(chunks),
-        closed,
-        closedByServer: () => byServer,
-        stop: async () => {
-          stopping = true;
-          socket.destroy();
-          await closed;
-        },
-      });
-    });
-  });
 }

@@ -18,13 +18,9 @@ import {
   parseOpensslTime,
   startOcspResponder,
 } from "./ocsp.ts";
-import {
-  freePort,
-  gnutlsServerArgs,
-  opensslServerArgs,
-  startGnutlsServer,
-  startOpensslServer,
-} from "./peers.ts";
+import { freePort } from "./peer_process.ts";
+import { opensslServerArgs, startOpensslServer } from "./openssl_peer.ts";
+import { gnutlsServerArgs, startGnutlsServer } from "./gnutls_peer.ts";
 import { sharedTestPki } from "./pki.ts";
 
 const pki = sharedTestPki();
@@ -304,7 +300,7 @@ test("ocsp: must-staple leaf and its good response", async () => {
   assert.ok(r.stdout.includes(statusLine(leaf, "good")), r.output);
 });
 
-test("ocsp: peers.ts options map to the real flags", () => {
+test("ocsp: the openssl and gnutls peers' options map to the real flags", () => {
   const s = opensslServerArgs({ cert: "c", key: "k", statusFile: "/tmp/r.der" }, 4433);
   assert.deepEqual(s.slice(s.indexOf("-status_file")), ["-status_file", "/tmp/r.der"]);
   assert.ok(!opensslServerArgs({ cert: "c" }, 4433).includes("-status_file"));
