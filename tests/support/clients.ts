@@ -2,14 +2,14 @@
  * Real TLS clients, run as child processes against a port on 127.0.0.1, for testing our server
  * (`listen()`): `openssl s_client`, `gnutls-cli`, a Node `tls.connect` script (the machine's
  * `node`), a Bun `node:tls` script, a `Deno.connectTls` script, and this library's own client
- * (and server) on the OTHER runtime (`tests/fixtures/interop_client.ts` / `interop_server.ts`).
- * (The in-process misbehaving raw TCP client is `startRawClient` in `raw_peers.ts`.)
+ * (and server) on the OTHER runtime. The scripts are files in `tests/fixtures/`. (The
+ * in-process misbehaving raw TCP client is `startRawClient` in `raw_peers.ts`.)
  *
  * Rules:
  * - Every child is spawned asynchronously (the server under test runs in this process's event
  *   loop: a synchronous spawn would deadlock it), has a timeout after which it is SIGKILLed, and
- *   must be stopped in a `finally` ({@link ClientProcess.stop} or {@link stopAllClients}). A
- *   process `exit` / `unload` hook kills whatever is left.
+ *   must be stopped: `await using`, or in a `finally` ({@link ClientProcess.stop} or
+ *   {@link stopAllClients}). A process `exit` / `unload` hook kills whatever is left.
  * - `result` resolves only once the child has exited AND its stdout/stderr are drained, so a test
  *   that awaited it leaves no open resource behind (Deno's sanitizers).
  * - The echo convention of the interop tests: the client sends one line, the server answers
@@ -36,7 +36,6 @@
  */
 
 import { spawn } from "node:child_process";
-import { Buffer } from "node:buffer";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { captureOutput, trackChild, waitForOutput } from "./children.ts";
@@ -141,6 +140,8 @@ export interface ClientProcess {
   result: Promise<ClientResult>;
   /** Kills it (SIGKILL) if still running and waits for {@link result}. Idempotent. */
   stop(): Promise<ClientResult>;
+  /** {@link stop}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /**
@@ -251,8 +252,7 @@ export function spawnClient(
   if (options.endInput ?? true) child.stdin?.end();
 
   const describe = (): string =>
-    `${[command, ...args].map((a) => (a.includes("\n") ? "<script>" : a)).join(" ")}` +
-    `; output:\n${output.output().trimEnd() || "(none)"}`;
+    `${[command, ...args].join(" ")}; output:\n${output.output().trimEnd() || "(none)"}`;
 
   const stop = (): Promise<ClientResult> => {
     kill();
@@ -282,6 +282,7 @@ export function spawnClient(
       }),
     result,
     stop,
+    [Symbol.asyncDispose]: async () => void await stop(),
   };
 }
 
@@ -589,8 +590,40 @@ export interface ScriptClientOptions extends ClientTarget {
   maxVersion?: "TLSv1.2" | "TLSv1.3";
 }
 
+/**
+ * What the scripted clients (`tests/fixtures/node_tls_client.mjs`,
+ * `deno_connect_tls_client.ts`, `interop_client.ts`) read from their first argument, as JSON.
+ *
+ * @example
+ * ```ts
+ * import type { ScriptClientConfig } from "./clients.ts";
+ * const config: ScriptClientConfig = {
+ *   port: 8443, ca: "/tmp/root.pem", servername: "localhost", input: "ping\n",
+ * };
+ * console.log(JSON.stringify(config));
+ * ```
+ */
+export interface ScriptClientConfig {
+  /** The server's port on 127.0.0.1. */
+  port: number;
+  /** The CA file to trust (PEM). */
+  ca: string;
+  /** SNI, and the name verified. */
+  servername: string;
+  /** ALPN offer. */
+  alpn?: string[] | undefined;
+  /** Sent once connected. */
+  input: string;
+  /** Client certificate (chain) file. */
+  cert?: string | undefined;
+  /** Its key file. */
+  key?: string | undefined;
+  /** Highest version (Node/Bun/our library only). */
+  maxVersion?: "TLSv1.2" | "TLSv1.3" | undefined;
+}
+
 function scriptConfig(options: ScriptClientOptions): string {
-  return JSON.stringify({
+  const config: ScriptClientConfig = {
     port: options.port,
     ca: options.caFile,
     servername: options.servername ?? "localhost",
@@ -599,7 +632,8 @@ function scriptConfig(options: ScriptClientOptions): string {
     cert: options.cert,
     key: options.key,
     maxVersion: options.maxVersion,
-  });
+  };
+  return JSON.stringify(config);
 }
 
 /**
@@ -629,45 +663,9 @@ export function parseScriptClient(result: ClientResult): ScriptClientReport {
   };
 }
 
-// ESM; runs unchanged on Node (`node --input-type=module -e`) and Bun (`bun -e`).
-// Config: LIBSSL_FFI_CLIENT_CONFIG (JSON).
-const NODE_TLS_CLIENT_SCRIPT = String.raw`
-import tls from "node:tls";
-import fs from "node:fs";
-const cfg = JSON.parse(process.env.LIBSSL_FFI_CLIENT_CONFIG);
-const opts = { host: "127.0.0.1", port: cfg.port, servername: cfg.servername,
-  ca: fs.readFileSync(cfg.ca, "utf8") };
-if (cfg.alpn) opts.ALPNProtocols = cfg.alpn;
-if (cfg.cert) opts.cert = fs.readFileSync(cfg.cert, "utf8");
-if (cfg.key) opts.key = fs.readFileSync(cfg.key, "utf8");
-if (cfg.maxVersion) opts.maxVersion = cfg.maxVersion;
-let received = "";
-let info = null;
-let done = false;
-const fail = (e) => {
-  if (done) return;
-  done = true;
-  console.log("ERROR " + JSON.stringify({ ok: false, code: e.code || e.name, message: e.message }));
-  process.exit(1);
-};
-const socket = tls.connect(opts, () => {
-  info = { protocol: socket.getProtocol(), cipher: socket.getCipher().name,
-    alpn: socket.alpnProtocol || null, authorized: socket.authorized };
-  socket.write(cfg.input);
-});
-socket.setEncoding("utf8");
-socket.on("data", (d) => { received += d; });
-socket.on("error", fail);
-socket.on("end", () => {
-  if (done) return;
-  done = true;
-  console.log("RESULT " + JSON.stringify({ ok: info !== null, ...info, received }));
-  socket.end();
-});
-`;
-
 /**
- * Runs a `node:tls` client script on the machine's `node` or on Bun (the repository's binary):
+ * Runs a `node:tls` client (`tests/fixtures/node_tls_client.mjs`) on the machine's `node` or on
+ * Bun (the repository's binary):
  * connects to 127.0.0.1 with SNI `servername`, trusting `caFile`, sends `input`, reads until the
  * server closes, and prints `RESULT {"ok":true,"protocol":...,"cipher":...,"alpn":...,
  * "authorized":...,"received":...}` (or `ERROR {...}`, exit 1). Parse it with
@@ -689,48 +687,17 @@ export function scriptClient(
   runtime: "node" | "bun",
   options: ScriptClientOptions,
 ): ClientProcess {
-  const env = { LIBSSL_FFI_CLIENT_CONFIG: scriptConfig(options) };
-  const timeout = options.timeout ?? 15_000;
-  return runtime === "node"
-    ? spawnClient("node", ["--input-type=module", "-e", NODE_TLS_CLIENT_SCRIPT], { env, timeout })
-    : spawnClient(RUNTIME_BINARIES.bun, ["-e", NODE_TLS_CLIENT_SCRIPT], { env, timeout });
+  // Plain JavaScript, so that the same file runs on both.
+  const script = "tests/fixtures/node_tls_client.mjs";
+  const command = runtime === "node" ? "node" : RUNTIME_BINARIES.bun;
+  return spawnClient(command, [script, scriptConfig(options)], {
+    timeout: options.timeout ?? 15_000,
+  });
 }
-
-// A Deno module (run from a data: URL, so no file is written). Config: Deno.args[0] (JSON).
-const DENO_CONNECT_TLS_SCRIPT = String.raw`
-const cfg = JSON.parse(Deno.args[0]);
-const caCerts = [await Deno.readTextFile(cfg.ca)];
-const tlsOptions = { caCerts, alpnProtocols: cfg.alpn };
-let conn;
-let via = "connectTls";
-try {
-  try {
-    conn = await Deno.connectTls({ hostname: cfg.servername, port: cfg.port, ...tlsOptions });
-  } catch (e) {
-    // The name resolved to an address the server does not listen on (e.g. ::1 first).
-    if (!(e instanceof Deno.errors.ConnectionRefused)) throw e;
-    via = "connect+startTls";
-    const tcp = await Deno.connect({ hostname: "127.0.0.1", port: cfg.port });
-    conn = await Deno.startTls(tcp, { hostname: cfg.servername, ...tlsOptions });
-  }
-  const hs = await conn.handshake();
-  await conn.write(new TextEncoder().encode(cfg.input));
-  let received = "";
-  const buf = new Uint8Array(4096);
-  const decoder = new TextDecoder();
-  for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
-    received += decoder.decode(buf.subarray(0, n), { stream: true });
-  }
-  console.log("RESULT " + JSON.stringify({ ok: true, alpn: hs.alpnProtocol, received, via }));
-  conn.close();
-} catch (e) {
-  console.log("ERROR " + JSON.stringify({ ok: false, code: e.name, message: e.message, via }));
-  Deno.exit(1);
-}
-`;
 
 /**
- * Runs a `Deno.connectTls` client in a Deno child process (`--allow-net --allow-read` only):
+ * Runs a `Deno.connectTls` client (`tests/fixtures/deno_connect_tls_client.ts`) in a Deno child
+ * process (`--allow-net --allow-read` only):
  * connects with SNI `servername` (falling back to `Deno.connect(127.0.0.1)` + `Deno.startTls`
  * if the name resolves elsewhere), trusting `caFile`, sends `input`, reads until the server
  * closes, prints `RESULT {"ok":true,"alpn":...,"received":...,"via":...}` or `ERROR {...}`.
@@ -749,12 +716,16 @@ try {
  * ```
  */
 export function denoConnectTlsClient(options: ScriptClientOptions): ClientProcess {
-  const url = `data:application/javascript;base64,${
-    Buffer.from(DENO_CONNECT_TLS_SCRIPT).toString("base64")
-  }`;
   return spawnClient(
     RUNTIME_BINARIES.deno,
-    ["run", "--no-prompt", "--allow-net", "--allow-read", url, scriptConfig(options)],
+    [
+      "run",
+      "--no-prompt",
+      "--allow-net",
+      "--allow-read",
+      "tests/fixtures/deno_connect_tls_client.ts",
+      scriptConfig(options),
+    ],
     { timeout: options.timeout ?? 20_000, env: { DENO_NO_UPDATE_CHECK: "1" } },
   );
 }
@@ -844,6 +815,8 @@ export interface LibraryServer {
   process: ClientProcess;
   /** Closes its stdin (it closes its listener and exits), then waits; SIGKILL after 3 s. */
   stop(): Promise<ClientResult>;
+  /** {@link LibraryServer.stop}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /**
@@ -892,7 +865,12 @@ export async function startLibraryServer(
   };
   try {
     const [, port] = await child.waitFor(/^LISTENING (\d+)$/m, 15_000);
-    return { port: Number(port), process: child, stop };
+    return {
+      port: Number(port),
+      process: child,
+      stop,
+      [Symbol.asyncDispose]: async () => void await stop(),
+    };
   } catch (error) {
     await child.stop();
     throw error;
