@@ -5,14 +5,16 @@
  */
 
 import assert from "node:assert/strict";
-import { rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
-import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { test } from "../harness.ts";
 import { startGnutlsServer } from "./gnutls_peer.ts";
 import { startNodeTlsServer } from "./node_peer.ts";
 import { canConnect, freePort } from "./peer_process.ts";
-import { assertStopped, isAlive, pki, tempDir } from "./probes.ts";
+import { assertStopped, isAlive, pki } from "./probes.ts";
+
+/** Preloaded into the Node peer (`--require`) to make it ignore SIGTERM. */
+const IGNORE_SIGTERM = fileURLToPath(new URL("../fixtures/ignore_sigterm.cjs", import.meta.url));
 
 test("peers: freePort returns a port that can be bound on 127.0.0.1", async () => {
   const port = await freePort();
@@ -27,13 +29,10 @@ test("peers: freePort returns a port that can be bound on 127.0.0.1", async () =
 });
 
 test("peers: stop() leaves no process behind, even for a server that ignores SIGTERM", async () => {
-  const dir = tempDir();
-  const ignoreTerm = join(dir, "ignore-term.cjs");
-  writeFileSync(ignoreTerm, 'process.on("SIGTERM", () => console.log("IGNORED SIGTERM"));\n');
   const stubborn = await startNodeTlsServer({
     cert: pki.serverChainPath,
     key: pki.server.keyPath,
-    env: { NODE_OPTIONS: `--require ${ignoreTerm}` },
+    env: { NODE_OPTIONS: `--require ${IGNORE_SIGTERM}` },
   });
   const gnutls = await startGnutlsServer({ cert: pki.serverChainPath, key: pki.server.keyPath });
   try {
@@ -51,6 +50,5 @@ test("peers: stop() leaves no process behind, even for a server that ignores SIG
   } finally {
     await assertStopped(stubborn);
     await assertStopped(gnutls);
-    rmSync(dir, { recursive: true, force: true });
   }
 });
