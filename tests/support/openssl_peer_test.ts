@@ -20,17 +20,14 @@ import {
   runOpenssl,
   sClient,
   secureConnected,
+  serverFiles,
   tempDir,
   text,
   tlsClient,
 } from "./probes.ts";
 
 test("peers: s_server serves the PKI chain and s_client verifies it (no probe noise)", async () => {
-  const server = await startOpensslServer({
-    cert: pki.server.certPath,
-    key: pki.server.keyPath,
-    chain: pki.intermediateCa.certPath,
-  });
+  const server = await startOpensslServer(serverFiles);
   try {
     // Readiness is read from /proc: no probe connection shows up as an error.
     assert.doesNotMatch(server.output(), /ERROR/);
@@ -51,9 +48,7 @@ test("peers: s_server serves the PKI chain and s_client verifies it (no probe no
 
 test("peers: s_server verify=require rejects a client without a certificate", async () => {
   const server = await startOpensslServer({
-    cert: pki.server.certPath,
-    chain: pki.intermediateCa.certPath,
-    key: pki.server.keyPath,
+    ...serverFiles,
     caFile: pki.rootCaPath,
     verify: "require",
   });
@@ -95,9 +90,7 @@ test("peers: s_server verify=require rejects a client without a certificate", as
 
 test("peers: s_server send() reaches the client; K sends a KeyUpdate; client bytes reach stdout", async () => {
   const server = await startOpensslServer({
-    cert: pki.server.certPath,
-    chain: pki.intermediateCa.certPath,
-    key: pki.server.keyPath,
+    ...serverFiles,
     tls: "1.3",
   });
   const socket = tlsClient(server.port);
@@ -122,9 +115,7 @@ test("peers: s_server send() reaches the client; K sends a KeyUpdate; client byt
 
 test("peers: s_server -rev reverses each line", async () => {
   const server = await startOpensslServer({
-    cert: pki.server.certPath,
-    chain: pki.intermediateCa.certPath,
-    key: pki.server.keyPath,
+    ...serverFiles,
     rev: true,
   });
   const socket = tlsClient(server.port);
@@ -144,15 +135,11 @@ test("peers: s_server -www status page and -WWW byte-exact file", async () => {
   const expected = patternBytes(size);
   writeFileSync(join(dir, "bulk.bin"), expected);
   const www = await startOpensslServer({
-    cert: pki.server.certPath,
-    chain: pki.intermediateCa.certPath,
-    key: pki.server.keyPath,
+    ...serverFiles,
     www: true,
   });
   const files = await startOpensslServer({
-    cert: pki.server.certPath,
-    chain: pki.intermediateCa.certPath,
-    key: pki.server.keyPath,
+    ...serverFiles,
     wwwRoot: dir,
   });
   try {

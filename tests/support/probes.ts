@@ -1,8 +1,9 @@
 /**
- * Independent probes for checking the test peers themselves (`*_peer_test.ts`,
- * `raw_peers_test.ts`, `peer_process_test.ts`): the `openssl s_client` CLI, and `node:tls` /
- * `node:net` clients in this process (fine for checking a peer; both runtimes ship them).
- * Everything trusts the shared test PKI's root and sends SNI `localhost`.
+ * Independent probes for checking the test support itself (the peers in `*_peer_test.ts`,
+ * `raw_peers_test.ts`, `peer_process_test.ts`; the OCSP fixtures in `ocsp_test.ts`): the
+ * `openssl` CLI (`s_client` and the rest), and `node:tls` / `node:net` clients in this process
+ * (fine for checking a peer; both runtimes ship them). Everything trusts the shared test PKI's
+ * root and sends SNI `localhost`.
  *
  * @example
  * ```ts
@@ -35,11 +36,32 @@ import { sharedTestPki, type TestPki } from "./pki.ts";
 export const pki: TestPki = sharedTestPki();
 const rootCa = readFileSync(pki.rootCaPath, "utf8");
 
-/** How an `openssl` run ended, and everything it printed (stdout and stderr together). */
+/**
+ * The test PKI's server for `startOpensslServer`: its leaf, its key, and the intermediate as
+ * the chain it sends.
+ *
+ * @example
+ * ```ts
+ * import { startOpensslServer } from "./openssl_peer.ts";
+ * import { assertStopped, serverFiles } from "./probes.ts";
+ * await assertStopped(await startOpensslServer({ ...serverFiles, tls: "1.3" }));
+ * ```
+ */
+export const serverFiles = {
+  cert: pki.server.certPath,
+  key: pki.server.keyPath,
+  chain: pki.intermediateCa.certPath,
+};
+
+/** How an `openssl` run ended, and everything it printed. */
 export interface RunResult {
   /** Its exit code (`null` when killed). */
   status: number | null;
-  /** stdout and stderr, interleaved. */
+  /** Everything on stdout. */
+  stdout: string;
+  /** Everything on stderr. */
+  stderr: string;
+  /** stdout and stderr, interleaved in arrival order. */
   output: string;
 }
 
@@ -57,11 +79,13 @@ export interface RunResult {
 export function runOpenssl(args: string[], input?: string, timeoutMs = 8_000): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn("openssl", args, { stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
     let output = "";
     child.stdout.setEncoding("utf8");
     child.stderr.setEncoding("utf8");
-    child.stdout.on("data", (chunk: string) => (output += chunk));
-    child.stderr.on("data", (chunk: string) => (output += chunk));
+    child.stdout.on("data", (chunk: string) => ((stdout += chunk), (output += chunk)));
+    child.stderr.on("data", (chunk: string) => ((stderr += chunk), (output += chunk)));
     child.stdin.on("error", () => {});
     child.stdin.end(input ?? "");
     const timer = setTimeout(() => {
@@ -70,7 +94,7 @@ export function runOpenssl(args: string[], input?: string, timeoutMs = 8_000): P
     }, timeoutMs);
     child.once("close", (status) => {
       clearTimeout(timer);
-      resolve({ status, output });
+      resolve({ status, stdout, stderr, output });
     });
   });
 }

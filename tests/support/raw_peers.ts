@@ -155,6 +155,19 @@ async function closeAll(server: net.Server, sockets: Set<net.Socket>): Promise<v
   sockets.clear();
 }
 
+/**
+ * `stop()` for a server of this module: closes `server` and every socket in `sockets`, once
+ * (later calls return the same promise); also as `[Symbol.asyncDispose]`.
+ */
+function stopper(
+  server: net.Server,
+  sockets: Set<net.Socket>,
+): { stop(): Promise<void>; [Symbol.asyncDispose](): Promise<void> } {
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> => (stopping ??= closeAll(server, sockets));
+  return { stop, [Symbol.asyncDispose]: stop };
+}
+
 function listenLocal(server: net.Server): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
@@ -210,26 +223,13 @@ export async function startRawServer(
   });
   const port = await listenLocal(server);
 
-  let stopping: Promise<void> | null = null;
-  const stop = (): Promise<void> => (stopping ??= closeAll(server, sockets));
   return {
     port,
     connections: () => accepted,
-    received: () => concat(chunks),
-    stop,
-    [Symbol.asyncDispose]: stop,
+    // A plain Uint8Array, not a Buffer: tests compare it with assert.deepEqual (strict).
+    received: () => new Uint8Array(Buffer.concat(chunks)),
+    ...stopper(server, sockets),
   };
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const total = chunks.reduce((n, c) => n + c.length, 0);
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
 }
 
 /**
@@ -429,15 +429,12 @@ export async function startTcpProxy(
   });
   const port = await listenLocal(server);
 
-  let stopping: Promise<void> | null = null;
-  const stop = (): Promise<void> => (stopping ??= closeAll(server, sockets));
   return {
     port,
     connections: () => accepted,
     flips: () => flipped,
     bytes: () => ({ ...counts }),
-    stop,
-    [Symbol.asyncDispose]: stop,
+    ...stopper(server, sockets),
   };
 }
 
@@ -520,8 +517,7 @@ export function startRawClient(port: number, behaviour: RawClientBehaviour): Pro
     socket.once("connect", () => {
       connected = true;
       if (behaviour === "garbage") {
-        const bytes = new Uint8Array(1024);
-        crypto.getRandomValues(bytes);
+        const bytes = randomBytes(1024);
         // Never a TLS record (content types 20-24), and never what OpenSSL takes for an SSLv2
         // ClientHello (high bit set and byte 2 == 1: it would then wait for ~11 KB more).
         bytes[0] = 0xab;

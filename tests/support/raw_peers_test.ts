@@ -19,6 +19,7 @@ import {
   pki,
   runOpenssl,
   sClient,
+  serverFiles,
   text,
   tlsClient,
 } from "./probes.ts";
@@ -85,11 +86,7 @@ test("peers: drip proxy delivers one byte per read and a TLS handshake survives 
   const raw = await startRawServer({ write: payload }, { respondOn: "connect" });
   const proxy = await startTcpProxy(raw.port, "drip");
   const slowProxy = await startTcpProxy(raw.port, "drip", { dripDelayMs: 1 });
-  const server = await startOpensslServer({
-    cert: pki.server.certPath,
-    chain: pki.intermediateCa.certPath,
-    key: pki.server.keyPath,
-  });
+  const server = await startOpensslServer(serverFiles);
   const tlsProxy = await startTcpProxy(server.port, "drip");
   try {
     // dripDelayMs 0 (setImmediate): one byte per write. A reader in another process sees one
