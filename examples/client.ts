@@ -519,19 +519,8 @@ function makeDemoFiles(pki: DemoPki): DemoFiles {
   const dir = pki.dir;
   const ca = pki.rootCa("ca", "Demo Root CA");
   const int = pki.issue("int", { commonName: "Demo Intermediate CA", issuer: ca, usage: "ca" });
-  const localhost = ["localhost", "127.0.0.1"];
-  const server = pki.issue("server", {
-    commonName: "localhost",
-    issuer: int,
-    usage: "server",
-    names: localhost,
-  });
-  const revoked = pki.issue("revoked", {
-    commonName: "localhost",
-    issuer: int,
-    usage: "server",
-    names: localhost,
-  });
+  const server = pki.issue("server", { commonName: "localhost", issuer: int, usage: "server" });
+  const revoked = pki.issue("revoked", { commonName: "localhost", issuer: int, usage: "server" });
   const corpCa = pki.rootCa("corp-ca", "Corp Client CA");
   const labCa = pki.rootCa("lab-ca", "Lab Client CA");
   const clients = {

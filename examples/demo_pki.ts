@@ -14,15 +14,14 @@
  * // A new temporary directory, deleted when `pki` goes out of scope.
  * using pki = DemoPki.temporary("my-demo-", { organization: "My Lab" });
  * const ca = pki.rootCa("ca", "My Lab Root CA");
- * const server = pki.issue("server", {
- *   commonName: "localhost",
- *   issuer: ca,
- *   usage: "server",
- *   names: ["localhost", "127.0.0.1"], // the subjectAltName: DNS:localhost, IP:127.0.0.1
+ * // subjectAltName DNS:localhost, IP:127.0.0.1 (the default names for localhost)
+ * const server = pki.issue("server", { commonName: "localhost", issuer: ca, usage: "server" });
+ * const device = pki.issue("device", {
+ *   commonName: "printer.lan", issuer: ca, usage: "server", names: ["printer.lan", "192.168.1.20"],
  * });
  * const client = pki.issue("alice", { commonName: "alice", issuer: ca, usage: "client" });
  * // ca.cert, server.cert, server.key, client.cert, ... are paths of PEM files in pki.dir
- * console.log(ca.cert, server.cert, server.key, client.cert, client.key);
+ * console.log(ca.cert, server.cert, server.key, device.cert, client.cert, client.key);
  * ```
  * @module
  */
@@ -92,9 +91,16 @@ export interface IssueOptions {
   usage: "ca" | "server" | "client";
   /**
    * The subjectAltName: host names and IP addresses (`"localhost"`, `"127.0.0.1"`, `"::1"`).
-   * Default for a server: its common name alone; for the others: none.
+   * Default for a server: its common name, and for `localhost` also `127.0.0.1` (where local
+   * clients connect); for the others: none.
    */
   names?: string[];
+}
+
+/** See {@link IssueOptions.names}. */
+function defaultNames({ usage, commonName }: IssueOptions): string[] {
+  if (usage !== "server") return [];
+  return commonName === "localhost" ? ["localhost", "127.0.0.1"] : [commonName];
 }
 
 /** Every key is a fresh EC P-256 key (`-nodes`: not encrypted). */
@@ -193,7 +199,7 @@ export class DemoPki {
    * ```
    */
   issue(name: string, options: IssueOptions): DemoCertificate {
-    const names = options.names ?? (options.usage === "server" ? [options.commonName] : []);
+    const names = options.names ?? defaultNames(options);
     const extensions = {
       ca: ["basicConstraints=critical,CA:TRUE", "keyUsage=critical,keyCertSign,cRLSign"],
       server: ["extendedKeyUsage=serverAuth", "basicConstraints=CA:FALSE"],

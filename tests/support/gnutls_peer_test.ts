@@ -9,6 +9,7 @@ import { test } from "../harness.ts";
 import { startGnutlsServer } from "./gnutls_peer.ts";
 import {
   assertStopped,
+  clientCertArgs,
   pki,
   receive,
   runOpenssl,
@@ -65,17 +66,9 @@ test("peers: gnutls-serv ALPN and required client certificate", async () => {
     await server.waitFor(/Error in handshake: Certificate is required/);
     const mark = server.output().length;
     const withChain = await runOpenssl([
-      ...sClient(
-        server.port,
-        "-alpn",
-        "http/1.1",
-        "-cert",
-        pki.client.certPath,
-        "-cert_chain",
-        pki.intermediateCa.certPath,
-        "-key",
-        pki.client.keyPath,
-      ).filter((arg) => arg !== "-brief"), // -brief does not print the ALPN result
+      ...sClient(server.port, "-alpn", "http/1.1", ...clientCertArgs).filter((arg) =>
+        arg !== "-brief"
+      ), // -brief does not print the ALPN result
     ]);
     assert.equal(withChain.status, 0, withChain.output);
     assert.match(withChain.output, /ALPN protocol: http\/1\.1/);

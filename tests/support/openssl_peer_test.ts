@@ -14,6 +14,7 @@ import { patternBytes } from "./node_peer.ts";
 import { startOpensslServer } from "./openssl_peer.ts";
 import {
   assertStopped,
+  clientCertArgs,
   collect,
   pki,
   receive,
@@ -68,17 +69,7 @@ test("peers: s_server verify=require rejects a client without a certificate", as
     await server.waitFor(/unable to get local issuer certificate/, 5_000, mark);
     const mark2 = server.output().length;
     // ...with the chain it does.
-    const withChain = await runOpenssl(
-      sClient(
-        server.port,
-        "-cert",
-        pki.client.certPath,
-        "-cert_chain",
-        pki.intermediateCa.certPath,
-        "-key",
-        pki.client.keyPath,
-      ),
-    );
+    const withChain = await runOpenssl(sClient(server.port, ...clientCertArgs));
     assert.equal(withChain.status, 0, withChain.output);
     assert.match(withChain.output, /Verification: OK/);
     await server.waitFor(/CIPHER is/, 5_000, mark2);

@@ -100,6 +100,25 @@ export function runOpenssl(args: string[], input?: string, timeoutMs = 8_000): P
 }
 
 /**
+ * `s_client` arguments that send the test PKI's client certificate, with the intermediate as
+ * its chain (the server trusts the root only).
+ *
+ * @example
+ * ```ts
+ * import { clientCertArgs, runOpenssl, sClient } from "./probes.ts";
+ * console.log((await runOpenssl(sClient(4433, ...clientCertArgs))).status);
+ * ```
+ */
+export const clientCertArgs: readonly string[] = [
+  "-cert",
+  pki.client.certPath,
+  "-cert_chain",
+  pki.intermediateCa.certPath,
+  "-key",
+  pki.client.keyPath,
+];
+
+/**
  * `s_client` arguments for 127.0.0.1:port with SNI and host-name check `localhost`, trusting
  * the test root, `-brief`, then `extra`.
  *
