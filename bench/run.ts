@@ -22,6 +22,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { DemoPki } from "../examples/demo_pki.ts";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
 const bin = (name: string) => join(root, "node_modules", ".bin", name);
@@ -113,45 +114,12 @@ class Tally {
   }
 }
 
+/** A CA and a `localhost` server certificate (EC P-256), in `dir` (examples/demo_pki.ts). */
 function makePki(dir: string): { ca: string; chain: string; key: string } {
-  const openssl = (...a: string[]) => execFileSync("openssl", a, { cwd: dir, stdio: "pipe" });
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-  writeFileSync(
-    join(dir, "leaf.cnf"),
-    "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-  );
-  openssl(
-    "req",
-    "-x509",
-    ...ec,
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.pem",
-    "-days",
-    "2",
-    "-subj",
-    "/CN=Bench CA",
-  );
-  openssl("req", ...ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost");
-  openssl(
-    "x509",
-    "-req",
-    "-in",
-    "server.csr",
-    "-CA",
-    "ca.pem",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-days",
-    "2",
-    "-extfile",
-    "leaf.cnf",
-    "-out",
-    "server.pem",
-  );
-  return { ca: join(dir, "ca.pem"), chain: join(dir, "server.pem"), key: join(dir, "server.key") };
+  const pki = new DemoPki(dir);
+  const ca = pki.rootCa("ca", "Bench CA");
+  const server = pki.issue("server", { commonName: "localhost", issuer: ca, usage: "server" });
+  return { ca: ca.cert, chain: server.cert, key: server.key };
 }
 
 /** `taskset` (util-linux) pins processes to a CPU; without it runs are unpinned (noisier rtt). */

@@ -31,18 +31,9 @@
  *
  * @module
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import {
-  appendFileSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { type ChildProcess, spawn } from "node:child_process";
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import {
@@ -56,6 +47,7 @@ import {
   opensslVersion,
   TlsError,
 } from "../mod.ts";
+import { DemoPki } from "./demo_pki.ts";
 
 const USAGE = `usage: client.ts [host:port | https://host[:port]/path] [flags]
   --ca FILE          trust this CA (PEM; repeatable). Default: the system trust store
@@ -489,7 +481,8 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
-interface DemoPki {
+/** The demo's files (paths) and facts. */
+interface DemoFiles {
   ca: string;
   cert: string;
   key: string;
@@ -516,94 +509,44 @@ function utcTime(d: Date): string {
 }
 
 /**
- * The demo's PKI (EC P-256, openssl CLI): a root, an intermediate and a `localhost` server
- * certificate; two client CAs ("Corp", "Lab"), each with one client identity; a second
- * `localhost` certificate, revoked; an OCSP index of the intermediate's two leaves and, made from
- * it by `openssl ocsp` acting as an offline responder, one OCSP response for each.
+ * The demo's PKI (EC P-256, openssl CLI, in `pki.dir`): a root, an intermediate and a
+ * `localhost` server certificate; two client CAs ("Corp", "Lab"), each with one client
+ * identity; a second `localhost` certificate, revoked; an OCSP index of the intermediate's two
+ * leaves and, made from it by `openssl ocsp` acting as an offline responder, one OCSP response
+ * for each.
  */
-function makePki(dir: string): DemoPki {
-  const openssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
-  writeFileSync(
-    join(dir, "ext.cnf"),
-    "[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n" +
-      "[leaf]\nsubjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n" +
-      "basicConstraints=CA:FALSE\n[client]\nextendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
-  );
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-  const selfSigned = (name: string, cn: string) =>
-    openssl(
-      "req",
-      "-x509",
-      ...ec,
-      "-keyout",
-      `${name}.key`,
-      "-out",
-      `${name}.pem`,
-      "-days",
-      "2",
-      "-subj",
-      `/O=libssl-ffi demo/CN=${cn}`,
-    );
-  const issue = (name: string, cn: string, issuer: string, extensions: string) => {
-    openssl(
-      "req",
-      ...ec,
-      "-keyout",
-      `${name}.key`,
-      "-out",
-      `${name}.csr`,
-      "-subj",
-      `/O=libssl-ffi demo/CN=${cn}`,
-    );
-    openssl(
-      "x509",
-      "-req",
-      "-in",
-      `${name}.csr`,
-      "-CA",
-      `${issuer}.pem`,
-      "-CAkey",
-      `${issuer}.key`,
-      "-CAcreateserial",
-      "-days",
-      "2",
-      "-extfile",
-      "ext.cnf",
-      "-extensions",
-      extensions,
-      "-out",
-      `${name}.pem`,
-    );
+function makeDemoFiles(pki: DemoPki): DemoFiles {
+  const dir = pki.dir;
+  const ca = pki.rootCa("ca", "Demo Root CA");
+  const int = pki.issue("int", { commonName: "Demo Intermediate CA", issuer: ca, usage: "ca" });
+  const server = pki.issue("server", { commonName: "localhost", issuer: int, usage: "server" });
+  const revoked = pki.issue("revoked", { commonName: "localhost", issuer: int, usage: "server" });
+  const corpCa = pki.rootCa("corp-ca", "Corp Client CA");
+  const labCa = pki.rootCa("lab-ca", "Lab Client CA");
+  const clients = {
+    corp: pki.issue("corp", { commonName: "alice@corp", issuer: corpCa, usage: "client" }),
+    lab: pki.issue("lab", { commonName: "alice@lab", issuer: labCa, usage: "client" }),
   };
-  selfSigned("ca", "Demo Root CA");
-  issue("int", "Demo Intermediate CA", "ca", "ca");
-  issue("server", "localhost", "int", "leaf");
-  issue("revoked", "localhost", "int", "leaf");
-  selfSigned("corp-ca", "Corp Client CA");
-  selfSigned("lab-ca", "Lab Client CA");
-  issue("corp", "alice@corp", "corp-ca", "client");
-  issue("lab", "alice@lab", "lab-ca", "client");
   const identities = join(dir, "identities");
   mkdirSync(identities);
-  for (const name of ["corp", "lab"]) {
-    writeFileSync(join(identities, `${name}.pem`), readFileSync(join(dir, `${name}.pem`)));
-    writeFileSync(join(identities, `${name}.key`), readFileSync(join(dir, `${name}.key`)));
+  for (const [name, identity] of Object.entries(clients)) {
+    writeFileSync(join(identities, `${name}.pem`), readFileSync(identity.cert));
+    writeFileSync(join(identities, `${name}.key`), readFileSync(identity.key));
   }
   // The responder's database (`openssl ca` index format): server.pem valid, revoked.pem revoked.
   const revokedAt = new Date(Math.floor(Date.now() / 1000) * 1000 - 3600_000);
   const revocationReason = "keyCompromise";
-  const indexLine = (name: string, revocation: string) => {
-    const out = openssl(
+  const indexLine = (cert: string, revocation: string) => {
+    const out = pki.openssl(
       "x509",
       "-in",
-      `${name}.pem`,
+      cert,
       "-noout",
       "-serial",
       "-enddate",
       "-dateopt",
       "iso_8601",
-    )
-      .toString();
+    );
     const serial = /^serial=(\w+)$/m.exec(out)?.[1];
     const notAfter = /^notAfter=(.+)$/m.exec(out)?.[1];
     if (serial === undefined || notAfter === undefined) throw new Error(`openssl x509: ${out}`);
@@ -613,43 +556,43 @@ function makePki(dir: string): DemoPki {
   };
   writeFileSync(
     join(dir, "index.txt"),
-    indexLine("server", "") +
-      indexLine("revoked", `${utcTime(revokedAt)},${revocationReason}`),
+    indexLine(server.cert, "") +
+      indexLine(revoked.cert, `${utcTime(revokedAt)},${revocationReason}`),
   );
   writeFileSync(join(dir, "index.txt.attr"), "unique_subject = no\n"); // two CN=localhost
-  const respond = (name: string, out: string) =>
-    openssl(
+  const respond = (cert: string, out: string) =>
+    pki.openssl(
       "ocsp",
       "-index",
       "index.txt",
       "-CA",
-      "int.pem",
+      int.cert,
       "-rsigner",
-      "int.pem",
+      int.cert,
       "-rkey",
-      "int.key",
+      int.key,
       "-issuer",
-      "int.pem",
+      int.cert,
       "-cert",
-      `${name}.pem`,
+      cert,
       "-no_nonce",
       "-ndays",
       "1",
       "-respout",
       out,
     );
-  respond("server", "good.der");
-  respond("revoked", "revoked.der");
+  respond(server.cert, "good.der");
+  respond(revoked.cert, "revoked.der");
   return {
-    ca: join(dir, "ca.pem"),
-    cert: join(dir, "server.pem"),
-    key: join(dir, "server.key"),
-    chain: join(dir, "int.pem"),
-    clientCa: join(dir, "lab-ca.pem"),
+    ca: ca.cert,
+    cert: server.cert,
+    key: server.key,
+    chain: int.cert,
+    clientCa: labCa.cert,
     identities,
     goodStaple: join(dir, "good.der"),
-    revokedCert: join(dir, "revoked.pem"),
-    revokedKey: join(dir, "revoked.key"),
+    revokedCert: revoked.cert,
+    revokedKey: revoked.key,
     revokedStaple: join(dir, "revoked.der"),
     revokedAt,
     revocationReason,
@@ -677,11 +620,11 @@ async function startServer(
 }
 
 async function demo(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), "libssl-ffi-client-demo-"));
+  const pki = DemoPki.temporary("libssl-ffi-client-demo-", { organization: "libssl-ffi demo" });
   const servers: ChildProcess[] = [];
   const cleanUp = () => {
     for (const server of servers.splice(0)) server.kill("SIGKILL");
-    rmSync(dir, { recursive: true, force: true });
+    pki.remove();
   };
   const onSignal = () => {
     cleanUp();
@@ -692,15 +635,15 @@ async function demo(): Promise<void> {
   try {
     const v = opensslVersion();
     console.log(`libssl-ffi demo: ${v.text} (${v.libssl}) through ${v.runtime}'s FFI`);
-    const pki = makePki(dir);
-    const ca = readFileSync(pki.ca, "utf8");
+    const files = makeDemoFiles(pki);
+    const ca = readFileSync(files.ca, "utf8");
     const port = await startServer([
       "-cert",
-      pki.cert,
+      files.cert,
       "-key",
-      pki.key,
+      files.key,
       "-cert_chain",
-      pki.chain,
+      files.chain,
       "-www",
       "-alpn",
       "http/1.1",
@@ -709,38 +652,38 @@ async function demo(): Promise<void> {
       "1",
       "-verify_return_error",
       "-CAfile",
-      pki.clientCa,
+      files.clientCa,
       // Staples this OCSP response (made by `openssl ocsp` from the demo's index) as it is.
       "-status_file",
-      pki.goodStaple,
+      files.goodStaple,
     ], (s) => servers.push(s));
-    console.log(`started openssl s_server on 127.0.0.1:${port} (certificates in ${dir})`);
+    console.log(`started openssl s_server on 127.0.0.1:${port} (certificates in ${pki.dir})`);
     console.log(`the server demands a client certificate issued by "Lab Client CA";`);
-    console.log(`we hold two identities (${pki.identities}): corp (Corp CA) and lab (Lab CA)`);
+    console.log(`we hold two identities (${files.identities}): corp (Corp CA) and lab (Lab CA)`);
     console.log(`it staples an OCSP response for its certificate; we require one (--ocsp require)`);
     await run({ hostname: "localhost", port, path: "/" }, {
       target: null,
       ...NO_FLAGS,
       options: { caCerts: [ca], alpnProtocols: ["h2", "http/1.1"], ocsp: "require" },
       request: "GET / HTTP/1.0\r\n\r\n",
-      identities: pki.identities,
+      identities: files.identities,
     });
 
     console.log();
     const revokedPort = await startServer([
       "-cert",
-      pki.revokedCert,
+      files.revokedCert,
       "-key",
-      pki.revokedKey,
+      files.revokedKey,
       "-cert_chain",
-      pki.chain,
+      files.chain,
       "-www",
       "-status_file",
-      pki.revokedStaple,
+      files.revokedStaple,
     ], (s) => servers.push(s));
     console.log(`started a second openssl s_server on 127.0.0.1:${revokedPort}: its certificate`);
     console.log(
-      `was revoked (${pki.revocationReason}, at ${time(pki.revokedAt)}), and it staples the ` +
+      `was revoked (${files.revocationReason}, at ${time(files.revokedAt)}), and it staples the ` +
         `OCSP response saying so`,
     );
     try {

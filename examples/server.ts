@@ -52,10 +52,7 @@
  *
  * @module
  */
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import process from "node:process";
 import {
   Certificate,
@@ -71,6 +68,7 @@ import {
   TlsError,
   type TlsVersion,
 } from "../mod.ts";
+import { DemoPki } from "./demo_pki.ts";
 
 const USAGE = `usage: server.ts --cert FILE --key FILE [flags]    (or: server.ts --demo [flags])
        server.ts --psk-file FILE [flags]             (a PSK-only server: no certificate)
@@ -702,7 +700,8 @@ async function run(config: Config, demoHint: ((port: number) => void) | null): P
 
 // ---- the demo -----------------------------------------------------------------------------------
 
-interface DemoPki {
+/** The demo's files (paths). */
+interface DemoFiles {
   ca: string;
   cert: string;
   key: string;
@@ -713,83 +712,36 @@ interface DemoPki {
 }
 
 /** A root CA, a `localhost` server, a `sni.test` server and a client certificate (EC P-256). */
-function makeDemoPki(dir: string): DemoPki {
-  const openssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
-  writeFileSync(
-    join(dir, "ext.cnf"),
-    "[server]\nsubjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n" +
-      "basicConstraints=CA:FALSE\n" +
-      "[sni]\nsubjectAltName=DNS:sni.test\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n" +
-      "[client]\nextendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
-  );
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-  const subject = (cn: string) => ["-subj", `/O=libssl-ffi server demo/CN=${cn}`];
-  openssl(
-    "req",
-    "-x509",
-    ...ec,
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.pem",
-    "-days",
-    "2",
-    ...subject(
-      "Demo Root CA",
-    ),
-    "-addext",
-    "basicConstraints=critical,CA:TRUE",
-    "-addext",
-    "keyUsage=critical,keyCertSign",
-  );
-  for (const [name, cn] of [["server", "localhost"], ["sni", "sni.test"], ["client", "alice"]]) {
-    openssl("req", ...ec, "-keyout", `${name}.key`, "-out", `${name}.csr`, ...subject(cn!));
-    openssl(
-      "x509",
-      "-req",
-      "-in",
-      `${name}.csr`,
-      "-CA",
-      "ca.pem",
-      "-CAkey",
-      "ca.key",
-      "-CAcreateserial",
-      "-days",
-      "2",
-      "-extfile",
-      "ext.cnf",
-      "-extensions",
-      name!,
-      "-out",
-      `${name}.pem`,
-    );
-  }
-  const path = (file: string) => join(dir, file);
+function makeDemoCertificates(pki: DemoPki): DemoFiles {
+  const ca = pki.rootCa("ca", "Demo Root CA");
+  const server = pki.issue("server", { commonName: "localhost", issuer: ca, usage: "server" });
+  const sni = pki.issue("sni", { commonName: "sni.test", issuer: ca, usage: "server" });
+  const client = pki.issue("client", { commonName: "alice", issuer: ca, usage: "client" });
   return {
-    ca: path("ca.pem"),
-    cert: path("server.pem"),
-    key: path("server.key"),
-    sniCert: path("sni.pem"),
-    sniKey: path("sni.key"),
-    clientCert: path("client.pem"),
-    clientKey: path("client.key"),
+    ca: ca.cert,
+    cert: server.cert,
+    key: server.key,
+    sniCert: sni.cert,
+    sniKey: sni.key,
+    clientCert: client.cert,
+    clientKey: client.key,
   };
 }
 
-function demoHint(pki: DemoPki, dir: string): (port: number) => void {
+function demoHint(files: DemoFiles, dir: string): (port: number) => void {
   return (port) => {
     console.log(`demo certificates in ${dir} (deleted on exit); try, in another terminal:`);
-    console.log(`  curl --cacert ${pki.ca} https://localhost:${port}/`);
+    console.log(`  curl --cacert ${files.ca} https://localhost:${port}/`);
     console.log(
-      `  curl --cacert ${pki.ca} --cert ${pki.clientCert} --key ${pki.clientKey} ` +
+      `  curl --cacert ${files.ca} --cert ${files.clientCert} --key ${files.clientKey} ` +
         `https://localhost:${port}/`,
     );
     console.log(
-      `  curl --cacert ${pki.ca} --resolve sni.test:${port}:127.0.0.1 https://sni.test:${port}/`,
+      `  curl --cacert ${files.ca} --resolve sni.test:${port}:127.0.0.1 https://sni.test:${port}/`,
     );
     console.log(
       `  openssl s_client -brief -connect 127.0.0.1:${port} -servername localhost ` +
-        `-CAfile ${pki.ca}    (type lines: they come back)`,
+        `-CAfile ${files.ca}    (type lines: they come back)`,
     );
     console.log("Ctrl-C stops the server.");
   };
@@ -814,19 +766,21 @@ async function main(args: string[]): Promise<number> {
     await run(config, null);
     return 0;
   }
-  const dir = mkdtempSync(join(tmpdir(), "libssl-ffi-server-demo-"));
+  const pki = DemoPki.temporary("libssl-ffi-server-demo-", {
+    organization: "libssl-ffi server demo",
+  });
   try {
-    const pki = makeDemoPki(dir);
-    config.certFile = pki.cert;
-    config.keyFile = pki.key;
-    config.caFile = pki.ca;
+    const files = makeDemoCertificates(pki);
+    config.certFile = files.cert;
+    config.keyFile = files.key;
+    config.caFile = files.ca;
     if (config.clientCert === false) config.clientCert = "optional";
-    config.sni.push({ name: "sni.test", certFile: pki.sniCert, keyFile: pki.sniKey });
+    config.sni.push({ name: "sni.test", certFile: files.sniCert, keyFile: files.sniKey });
     config.alpn ??= ["http/1.1"];
-    await run(config, demoHint(pki, dir));
+    await run(config, demoHint(files, pki.dir));
     return 0;
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    pki.remove();
   }
 }
 

@@ -25,9 +25,9 @@ import { sharedTestPki } from "./support/pki.ts";
 import {
   type OpensslServer,
   type OpensslServerOptions,
-  startGnutlsServer,
   startOpensslServer,
-} from "./support/peers.ts";
+} from "./support/openssl_peer.ts";
+import { startGnutlsServer } from "./support/gnutls_peer.ts";
 import { clearCacheAndAssertNoLeaks as finish } from "./support/leaks.ts";
 
 const pki = sharedTestPki();
@@ -39,7 +39,7 @@ const clientIdentity: Identity = { cert: pki.client.chainPem, key: pki.client.ke
 const text = (s: string) => new TextEncoder().encode(s);
 const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Where the servers listen (peers.ts: 127.0.0.1, never `localhost`) and the name sent as SNI. */
+/** Where the servers listen (the peers: 127.0.0.1, never `localhost`) and the name sent as SNI. */
 function target(port: number): Pick<ConnectOptions, "hostname" | "port" | "servername"> {
   return { hostname: "127.0.0.1", port, servername: "localhost" };
 }
@@ -245,8 +245,8 @@ test("null sends no certificate: TLS 1.3 fails on the first read (116), TLS 1.2 
     called++;
     return null;
   };
-  const tls13 = await startServer({ tls: "1.3" });
-  try {
+  {
+    await using tls13 = await startServer({ tls: "1.3" });
     // TLS 1.3: the client's handshake is done before the server has looked at its (empty)
     // Certificate message; the server's certificate_required alert arrives on the first read.
     const conn = await connect({ ...target(tls13.port), caCerts: ca, onClientCertificate });
@@ -256,11 +256,9 @@ test("null sends no certificate: TLS 1.3 fails on the first read (116), TLS 1.2 
     } finally {
       conn.close();
     }
-  } finally {
-    await tls13.stop();
   }
-  const tls12 = await startServer({ tls: "1.2" });
-  try {
+  {
+    await using tls12 = await startServer({ tls: "1.2" });
     // TLS 1.2: the server answers the client's flight with handshake_failure (OpenSSL maps
     // certificate_required to handshake_failure before TLS 1.3) before its Finished.
     await assert.rejects(
@@ -268,8 +266,6 @@ test("null sends no certificate: TLS 1.3 fails on the first read (116), TLS 1.2 
       isAlert(40),
     );
     assert.equal(called, 2);
-  } finally {
-    await tls12.stop();
   }
   finish();
 });
@@ -277,8 +273,8 @@ test("null sends no certificate: TLS 1.3 fails on the first read (116), TLS 1.2 
 // ---- 5. throwing and rejecting --------------------------------------------------------------
 
 test("a throwing or rejecting onClientCertificate: CALLBACK_ERROR with that cause, then a good one", async () => {
-  const server = await startServer();
-  try {
+  {
+    await using server = await startServer();
     const thrown = new Error("no smart card inserted");
     await assert.rejects(
       connect({
@@ -327,8 +323,6 @@ test("a throwing or rejecting onClientCertificate: CALLBACK_ERROR with that caus
     } finally {
       conn.close();
     }
-  } finally {
-    await server.stop();
   }
   finish();
 });
@@ -336,8 +330,8 @@ test("a throwing or rejecting onClientCertificate: CALLBACK_ERROR with that caus
 // ---- 6. encrypted key -----------------------------------------------------------------------
 
 test("an encrypted client key with its passphrase is accepted; a wrong one is BAD_PASSPHRASE", async () => {
-  const server = await startServer();
-  try {
+  {
+    await using server = await startServer();
     const conn = await connect({
       ...target(server.port),
       caCerts: ca,
@@ -372,8 +366,6 @@ test("an encrypted client key with its passphrase is accepted; a wrong one is BA
         },
       );
     }
-  } finally {
-    await server.stop();
   }
   finish();
 });
@@ -547,8 +539,8 @@ test("onVerifyCertificate pins a self-signed s_server by fingerprint256; another
 });
 
 test("onVerifyCertificate can reject a good s_server: CERT_VERIFY_FAILED, verify error 50", async () => {
-  const server = await startServer({ clientAuth: false });
-  try {
+  {
+    await using server = await startServer({ clientAuth: false });
     await assert.rejects(
       connect({
         ...target(server.port),
@@ -565,8 +557,6 @@ test("onVerifyCertificate can reject a good s_server: CERT_VERIFY_FAILED, verify
     // The server is fine for a client that accepts it.
     const conn = await connect({ ...target(server.port), caCerts: ca });
     conn.close();
-  } finally {
-    await server.stop();
   }
   finish();
 });

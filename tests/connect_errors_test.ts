@@ -8,12 +8,8 @@ import assert from "node:assert/strict";
 import { connect, TlsError } from "../mod.ts";
 import { test } from "./harness.ts";
 import { type LeafPem, sharedTestPki } from "./support/pki.ts";
-import {
-  type RawBehaviour,
-  startOpensslServer,
-  startRawServer,
-  startTcpProxy,
-} from "./support/peers.ts";
+import { startOpensslServer } from "./support/openssl_peer.ts";
+import { type RawBehaviour, startRawServer, startTcpProxy } from "./support/raw_peers.ts";
 import { clearCacheAndAssertNoLeaks as finish } from "./support/leaks.ts";
 import { runScript } from "./support/subprocess.ts";
 
@@ -31,18 +27,14 @@ function isTlsError(code: string, check: (e: TlsError) => void = () => {}) {
 
 /** Proves the process is still healthy: a good connection to a good server. */
 async function goodConnectionWorks(): Promise<void> {
-  const server = await startOpensslServer({
+  await using server = await startOpensslServer({
     cert: pki.server.certPath,
     key: pki.server.keyPath,
     chain: pki.intermediateCa.certPath,
   });
-  try {
-    const conn = await connect({ hostname: "localhost", port: server.port, caCerts: ca });
-    assert.equal(conn.protocol, "TLSv1.3");
-    conn.close();
-  } finally {
-    await server.stop();
-  }
+  const conn = await connect({ hostname: "localhost", port: server.port, caCerts: ca });
+  assert.equal(conn.protocol, "TLSv1.3");
+  conn.close();
 }
 
 // ---- certificate verification against openssl s_server -----------------------------------------
@@ -80,12 +72,12 @@ for (const c of verifyCases) {
   test(`s_server with ${c.name}: CERT_VERIFY_FAILED, verify error ${c.verifyCode}`, async () => {
     // -cert takes the leaf only; the chain (when any) goes through -cert_chain. No -CAfile: it
     // would feed s_server's own chain building.
-    const server = await startOpensslServer({
-      cert: c.leaf.certPath,
-      key: c.leaf.keyPath,
-      ...(c.withChain === false ? {} : { chain: c.leaf.chainPath }),
-    });
-    try {
+    {
+      await using server = await startOpensslServer({
+        cert: c.leaf.certPath,
+        key: c.leaf.keyPath,
+        ...(c.withChain === false ? {} : { chain: c.leaf.chainPath }),
+      });
       await assert.rejects(
         connect({
           hostname: c.hostname ?? "localhost",
@@ -97,37 +89,33 @@ for (const c of verifyCases) {
           assert.ok((e.verifyMessage ?? "").length > 0);
         }),
       );
-    } finally {
-      await server.stop();
     }
     finish();
   });
 }
 
 test("IP target with a matching IP SAN: verified, no SNI sent", async () => {
-  const server = await startOpensslServer({
-    cert: pki.server.certPath,
-    key: pki.server.keyPath,
-    chain: pki.intermediateCa.certPath,
-  });
-  try {
+  {
+    await using server = await startOpensslServer({
+      cert: pki.server.certPath,
+      key: pki.server.keyPath,
+      chain: pki.intermediateCa.certPath,
+    });
     const conn = await connect({ hostname: "127.0.0.1", port: server.port, caCerts: ca });
     conn.close();
     // s_server reports the SNI it received only when there was one.
     assert.doesNotMatch(server.output(), /Hostname in TLS extension/);
-  } finally {
-    await server.stop();
   }
   finish();
 });
 
 test("the system trust store (SSL_CERT_FILE) is used when caCerts is absent", async () => {
-  const server = await startOpensslServer({
-    cert: pki.server.certPath,
-    key: pki.server.keyPath,
-    chain: pki.intermediateCa.certPath,
-  });
-  try {
+  {
+    await using server = await startOpensslServer({
+      cert: pki.server.certPath,
+      key: pki.server.keyPath,
+      chain: pki.intermediateCa.certPath,
+    });
     const run = (caFile: string) => {
       const r = runScript(
         "tests/fixtures/connect_system_store.ts",
@@ -143,8 +131,6 @@ test("the system trust store (SSL_CERT_FILE) is used when caCerts is absent", as
       code: "CERT_VERIFY_FAILED",
       verifyCode: 20,
     });
-  } finally {
-    await server.stop();
   }
   finish();
 }, { timeout: 60_000 });
@@ -152,39 +138,35 @@ test("the system trust store (SSL_CERT_FILE) is used when caCerts is absent", as
 // ---- protocol refusals ----------------------------------------------------------------------
 
 test("a TLS 1.0-only server is refused with a clear error", async () => {
-  const server = await startOpensslServer({
-    cert: pki.server.certPath,
-    key: pki.server.keyPath,
-    chain: pki.intermediateCa.certPath,
-    tls: "1.0",
-  });
-  try {
+  {
+    await using server = await startOpensslServer({
+      cert: pki.server.certPath,
+      key: pki.server.keyPath,
+      chain: pki.intermediateCa.certPath,
+      tls: "1.0",
+    });
     await assert.rejects(
       connect({ hostname: "localhost", port: server.port, caCerts: ca }),
       isTlsError("ALERT_RECEIVED", (e) => assert.equal(e.alert?.code, 70)), // protocol_version
     );
-  } finally {
-    await server.stop();
   }
   finish();
 });
 
 test("no shared cipher: the server's handshake_failure alert is surfaced", async () => {
   // A CBC suite our default TLS 1.2 list does not offer.
-  const server = await startOpensslServer({
-    cert: pki.server.certPath,
-    key: pki.server.keyPath,
-    chain: pki.intermediateCa.certPath,
-    tls: "1.2",
-    cipher: "ECDHE-ECDSA-AES128-SHA",
-  });
-  try {
+  {
+    await using server = await startOpensslServer({
+      cert: pki.server.certPath,
+      key: pki.server.keyPath,
+      chain: pki.intermediateCa.certPath,
+      tls: "1.2",
+      cipher: "ECDHE-ECDSA-AES128-SHA",
+    });
     await assert.rejects(
       connect({ hostname: "localhost", port: server.port, caCerts: ca }),
       isTlsError("ALERT_RECEIVED", (e) => assert.equal(e.alert?.code, 40)),
     );
-  } finally {
-    await server.stop();
   }
   finish();
 });
@@ -232,8 +214,8 @@ test("server killed mid-stream: UNEXPECTED_EOF, never a clean end", async () => 
 }, { timeout: 60_000 });
 
 test("a server that accepts and never answers: TIMEOUT after handshakeTimeout", async () => {
-  const server = await startRawServer("silent");
-  try {
+  {
+    await using server = await startRawServer("silent");
     const started = performance.now();
     await assert.rejects(
       connect({ hostname: "127.0.0.1", port: server.port, caCerts: ca, handshakeTimeout: 300 }),
@@ -242,15 +224,13 @@ test("a server that accepts and never answers: TIMEOUT after handshakeTimeout", 
     const elapsed = performance.now() - started;
     assert.ok(elapsed >= 290 && elapsed < 5000, `took ${elapsed} ms`);
     assert.equal(server.connections(), 1);
-  } finally {
-    await server.stop();
   }
   finish();
 });
 
 test("abort: ABORTED with the signal's reason, before and during the handshake", async () => {
-  const server = await startRawServer("silent");
-  try {
+  {
+    await using server = await startRawServer("silent");
     const reason = new Error("user pressed cancel");
     const controller = new AbortController();
     const pending = connect({
@@ -272,19 +252,17 @@ test("abort: ABORTED with the signal's reason, before and during the handshake",
       isTlsError("ABORTED"),
     );
     assert.equal(server.connections(), before, "an aborted signal does not even connect");
-  } finally {
-    await server.stop();
   }
   finish();
 });
 
 test("abort after the handshake: pending reads reject with ABORTED", async () => {
-  const server = await startOpensslServer({
-    cert: pki.server.certPath,
-    key: pki.server.keyPath,
-    chain: pki.intermediateCa.certPath,
-  });
-  try {
+  {
+    await using server = await startOpensslServer({
+      cert: pki.server.certPath,
+      key: pki.server.keyPath,
+      chain: pki.intermediateCa.certPath,
+    });
     const controller = new AbortController();
     const conn = await connect({
       hostname: "localhost",
@@ -297,14 +275,12 @@ test("abort after the handshake: pending reads reject with ABORTED", async () =>
     await assert.rejects(pending, isTlsError("ABORTED"));
     assert.equal(conn.closed, false, "aborting is not the same as close(); close() still needed");
     conn.close();
-  } finally {
-    await server.stop();
   }
   finish();
 });
 
 test("connection refused: NETWORK_ERROR with the OS error as cause", async () => {
-  const { freePort } = await import("./support/peers.ts");
+  const { freePort } = await import("./support/peer_process.ts");
   const port = await freePort();
   await assert.rejects(
     connect({ hostname: "127.0.0.1", port, caCerts: ca }),
@@ -334,14 +310,12 @@ const raw: [RawBehaviour, string, (e: TlsError) => void][] = [
 for (const [behaviour, code, check] of raw) {
   test(`a peer that answers with ${behaviour}: ${code}, then a good connection works`, async () => {
     // Every behaviour answers the ClientHello (a reset right at accept is tested below).
-    const server = await startRawServer(behaviour, { respondOn: "data" });
-    try {
+    {
+      await using server = await startRawServer(behaviour, { respondOn: "data" });
       await assert.rejects(
         connect({ hostname: "127.0.0.1", port: server.port, caCerts: ca, handshakeTimeout: 5000 }),
         isTlsError(code, check),
       );
-    } finally {
-      await server.stop();
     }
     finish();
     await goodConnectionWorks();
@@ -352,8 +326,8 @@ for (const [behaviour, code, check] of raw) {
 test("a reset right after accept: a typed error naming the reset", async () => {
   // Depending on timing the reset lands in the TCP connect (NETWORK_ERROR) or in the first read
   // of the handshake (UNEXPECTED_EOF); both say "reset".
-  const server = await startRawServer("reset", { respondOn: "connect" });
-  try {
+  {
+    await using server = await startRawServer("reset", { respondOn: "connect" });
     await assert.rejects(
       connect({ hostname: "127.0.0.1", port: server.port, caCerts: ca }),
       (e: unknown) => {
@@ -363,37 +337,33 @@ test("a reset right after accept: a typed error naming the reset", async () => {
         return true;
       },
     );
-  } finally {
-    await server.stop();
   }
   finish();
 });
 
 test("a truncated ServerHello followed by EOF: UNEXPECTED_EOF", async () => {
-  const server = await startRawServer({
-    write: new Uint8Array([0x16, 0x03, 0x03, 0x00, 0x50, 0x02, 0x00, 0x00]),
-    then: "end",
-  });
-  try {
+  {
+    await using server = await startRawServer({
+      write: new Uint8Array([0x16, 0x03, 0x03, 0x00, 0x50, 0x02, 0x00, 0x00]),
+      then: "end",
+    });
     await assert.rejects(
       connect({ hostname: "127.0.0.1", port: server.port, caCerts: ca }),
       isTlsError("UNEXPECTED_EOF"),
     );
-  } finally {
-    await server.stop();
   }
   finish();
 });
 
 test("a proxy that flips one bit mid-stream: the record fails its MAC, cleanly", async () => {
-  const server = await startOpensslServer({
-    cert: pki.server.certPath,
-    key: pki.server.keyPath,
-    chain: pki.intermediateCa.certPath,
-    www: true,
-  });
-  const proxy = await startTcpProxy(server.port, "flipBit", { flipAfter: 4096 });
-  try {
+  {
+    await using server = await startOpensslServer({
+      cert: pki.server.certPath,
+      key: pki.server.keyPath,
+      chain: pki.intermediateCa.certPath,
+      www: true,
+    });
+    await using proxy = await startTcpProxy(server.port, "flipBit", { flipAfter: 4096 });
     const conn = await connect({ hostname: "localhost", port: proxy.port, caCerts: ca });
     try {
       await conn.write(new TextEncoder().encode("GET / HTTP/1.0\r\n\r\n"));
@@ -408,9 +378,6 @@ test("a proxy that flips one bit mid-stream: the record fails its MAC, cleanly",
     } finally {
       conn.close();
     }
-  } finally {
-    await proxy.stop();
-    await server.stop();
   }
   finish();
 });

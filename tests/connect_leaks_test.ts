@@ -16,7 +16,7 @@ import {
 } from "../mod.ts";
 import { test } from "./harness.ts";
 import { sharedTestPki } from "./support/pki.ts";
-import { startOpensslServer } from "./support/peers.ts";
+import { startOpensslServer } from "./support/openssl_peer.ts";
 import { collectGarbage } from "./support/gc.ts";
 
 const pki = sharedTestPki();

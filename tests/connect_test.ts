@@ -14,13 +14,10 @@ import { Duplex } from "node:stream";
 import { connect, type Connection, startTls, TlsError } from "../mod.ts";
 import { test } from "./harness.ts";
 import { sharedTestPki } from "./support/pki.ts";
-import {
-  patternBytes,
-  startGnutlsServer,
-  startNodeTlsServer,
-  startOpensslServer,
-  startTcpProxy,
-} from "./support/peers.ts";
+import { startOpensslServer } from "./support/openssl_peer.ts";
+import { startGnutlsServer } from "./support/gnutls_peer.ts";
+import { patternBytes, startNodeTlsServer } from "./support/node_peer.ts";
+import { startTcpProxy } from "./support/raw_peers.ts";
 import { clearCacheAndAssertNoLeaks as finish } from "./support/leaks.ts";
 
 const pki = sharedTestPki();
@@ -58,13 +55,13 @@ async function readUntil(conn: Connection, pattern: RegExp): Promise<string> {
 
 for (const version of ["1.3", "1.2"] as const) {
   test(`TLS ${version} to openssl s_server through an intermediate: verified chain, data`, async () => {
-    const server = await startOpensslServer({
-      ...leafAndChain,
-      chain: pki.intermediateCa.certPath,
-      tls: version,
-      www: true,
-    });
-    try {
+    {
+      await using server = await startOpensslServer({
+        ...leafAndChain,
+        chain: pki.intermediateCa.certPath,
+        tls: version,
+        www: true,
+      });
       const conn = await connect({ hostname: "localhost", port: server.port, caCerts: ca });
       try {
         assert.equal(conn.protocol, `TLSv${version}`);
@@ -94,21 +91,19 @@ for (const version of ["1.3", "1.2"] as const) {
         conn.close();
         conn.close();
       }
-    } finally {
-      await server.stop();
     }
     finish();
   });
 }
 
 test("ALPN: the server's preference wins; a server without ALPN ignores it; no overlap is 120", async () => {
-  const server = await startOpensslServer({
-    ...leafAndChain,
-    chain: pki.intermediateCa.certPath,
-    alpn: ["h2", "http/1.1"],
-    www: true,
-  });
-  try {
+  {
+    await using server = await startOpensslServer({
+      ...leafAndChain,
+      chain: pki.intermediateCa.certPath,
+      alpn: ["h2", "http/1.1"],
+      www: true,
+    });
     for (
       const [offer, expected] of [[["http/1.1"], "http/1.1"], [["http/1.1", "h2"], "h2"]] as const
     ) {
@@ -130,16 +125,14 @@ test("ALPN: the server's preference wins; a server without ALPN ignores it; no o
       connect({ hostname: "localhost", port: server.port, caCerts: ca, alpnProtocols: [""] }),
       RangeError,
     );
-  } finally {
-    await server.stop();
   }
   // A server without ALPN ignores the offer: no protocol, and no failure (RFC 7301).
-  const plain = await startOpensslServer({
-    ...leafAndChain,
-    chain: pki.intermediateCa.certPath,
-    www: true,
-  });
-  try {
+  {
+    await using plain = await startOpensslServer({
+      ...leafAndChain,
+      chain: pki.intermediateCa.certPath,
+      www: true,
+    });
     const conn = await connect({
       hostname: "localhost",
       port: plain.port,
@@ -148,21 +141,19 @@ test("ALPN: the server's preference wins; a server without ALPN ignores it; no o
     });
     assert.equal(conn.alpnProtocol, null);
     conn.close();
-  } finally {
-    await plain.stop();
   }
   finish();
 });
 
 test("a static client certificate is accepted by s_server -Verify 1 -verify_return_error", async () => {
-  const server = await startOpensslServer({
-    ...leafAndChain,
-    chain: pki.intermediateCa.certPath,
-    caFile: pki.rootCaPath,
-    verify: "require",
-    www: true,
-  });
-  try {
+  {
+    await using server = await startOpensslServer({
+      ...leafAndChain,
+      chain: pki.intermediateCa.certPath,
+      caFile: pki.rootCaPath,
+      verify: "require",
+      www: true,
+    });
     const conn = await connect({
       hostname: "localhost",
       port: server.port,
@@ -188,8 +179,6 @@ test("a static client certificate is accepted by s_server -Verify 1 -verify_retu
     } finally {
       without.close();
     }
-  } finally {
-    await server.stop();
   }
   finish();
 });
@@ -243,12 +232,12 @@ test("64 MiB from s_server arrive byte-exact (SHA-256 compared)", async () => {
 }, { timeout: 120_000 });
 
 test("TLS 1.3 KeyUpdate from s_server (K): data keeps flowing both ways", async () => {
-  const server = await startOpensslServer({
-    ...leafAndChain,
-    chain: pki.intermediateCa.certPath,
-    tls: "1.3",
-  });
-  try {
+  {
+    await using server = await startOpensslServer({
+      ...leafAndChain,
+      chain: pki.intermediateCa.certPath,
+      tls: "1.3",
+    });
     const conn = await connect({ hostname: "localhost", port: server.port, caCerts: ca });
     try {
       await conn.write(text("before\n"));
@@ -263,8 +252,6 @@ test("TLS 1.3 KeyUpdate from s_server (K): data keeps flowing both ways", async 
     } finally {
       conn.close();
     }
-  } finally {
-    await server.stop();
   }
   finish();
 });
@@ -272,12 +259,12 @@ test("TLS 1.3 KeyUpdate from s_server (K): data keeps flowing both ways", async 
 test("TLS 1.2 renegotiation from s_server (R) is refused: a clean, typed failure", async () => {
   // We never renegotiate (SSL_OP_NO_RENEGOTIATION): a HelloRequest gets a no_renegotiation
   // warning. s_server treats that as fatal and answers handshake_failure, which we surface.
-  const server = await startOpensslServer({
-    ...leafAndChain,
-    chain: pki.intermediateCa.certPath,
-    tls: "1.2",
-  });
-  try {
+  {
+    await using server = await startOpensslServer({
+      ...leafAndChain,
+      chain: pki.intermediateCa.certPath,
+      tls: "1.2",
+    });
     const conn = await connect({ hostname: "localhost", port: server.port, caCerts: ca });
     try {
       await conn.write(text("hello\n"));
@@ -297,41 +284,35 @@ test("TLS 1.2 renegotiation from s_server (R) is refused: a clean, typed failure
     await again.write(text("again\n"));
     await server.waitFor(/again/);
     again.close();
-  } finally {
-    await server.stop();
   }
   finish();
 });
 
 test("interop: gnutls-serv (TLS 1.3 and 1.2, line echo)", async () => {
   for (const tls of ["1.3", "1.2"] as const) {
-    const server = await startGnutlsServer({
+    await using server = await startGnutlsServer({
       cert: pki.serverChainPath,
       key: pki.server.keyPath,
       tls,
       echo: true,
     });
+    const conn = await connect({ hostname: "localhost", port: server.port, caCerts: ca });
     try {
-      const conn = await connect({ hostname: "localhost", port: server.port, caCerts: ca });
-      try {
-        assert.equal(conn.protocol, `TLSv${tls}`);
-        // gnutls-serv --echo answers line by line.
-        const lines = Array.from({ length: 2000 }, (_, i) => `line ${i} ${"x".repeat(i % 80)}\n`);
-        const message = text(lines.join(""));
-        await conn.write(message);
-        const got = new Uint8Array(message.length);
-        let off = 0;
-        while (off < got.length) {
-          const n = await conn.read(got.subarray(off));
-          assert.ok(n !== null, "EOF before the echo was complete");
-          off += n;
-        }
-        assert.deepEqual(got, message);
-      } finally {
-        conn.close();
+      assert.equal(conn.protocol, `TLSv${tls}`);
+      // gnutls-serv --echo answers line by line.
+      const lines = Array.from({ length: 2000 }, (_, i) => `line ${i} ${"x".repeat(i % 80)}\n`);
+      const message = text(lines.join(""));
+      await conn.write(message);
+      const got = new Uint8Array(message.length);
+      let off = 0;
+      while (off < got.length) {
+        const n = await conn.read(got.subarray(off));
+        assert.ok(n !== null, "EOF before the echo was complete");
+        off += n;
       }
+      assert.deepEqual(got, message);
     } finally {
-      await server.stop();
+      conn.close();
     }
   }
   finish();
@@ -339,14 +320,14 @@ test("interop: gnutls-serv (TLS 1.3 and 1.2, line echo)", async () => {
 
 test("interop: Node's tls server sends 8 MiB byte-exact, then close_notify", async () => {
   const size = 8 * 1024 * 1024;
-  const server = await startNodeTlsServer({
-    cert: pki.serverChainPath,
-    key: pki.server.keyPath,
-    mode: "send",
-    sendBytes: size,
-    alpn: ["http/1.1"],
-  });
-  try {
+  {
+    await using server = await startNodeTlsServer({
+      cert: pki.serverChainPath,
+      key: pki.server.keyPath,
+      mode: "send",
+      sendBytes: size,
+      alpn: ["http/1.1"],
+    });
     const conn = await connect({
       hostname: "localhost",
       port: server.port,
@@ -361,19 +342,17 @@ test("interop: Node's tls server sends 8 MiB byte-exact, then close_notify", asy
     } finally {
       conn.close();
     }
-  } finally {
-    await server.stop();
   }
   finish();
 });
 
 test("readable and writable Web streams carry the data (Node echo server)", async () => {
-  const server = await startNodeTlsServer({
-    cert: pki.serverChainPath,
-    key: pki.server.keyPath,
-    mode: "echo",
-  });
-  try {
+  {
+    await using server = await startNodeTlsServer({
+      cert: pki.serverChainPath,
+      key: pki.server.keyPath,
+      mode: "echo",
+    });
     const conn = await connect({ hostname: "localhost", port: server.port, caCerts: ca });
     try {
       const writer = conn.writable.getWriter();
@@ -393,19 +372,17 @@ test("readable and writable Web streams carry the data (Node echo server)", asyn
     } finally {
       conn.close();
     }
-  } finally {
-    await server.stop();
   }
   finish();
 });
 
 test("concurrent writes are sent in order; concurrent reads are served in order", async () => {
-  const server = await startNodeTlsServer({
-    cert: pki.serverChainPath,
-    key: pki.server.keyPath,
-    mode: "echo",
-  });
-  try {
+  {
+    await using server = await startNodeTlsServer({
+      cert: pki.serverChainPath,
+      key: pki.server.keyPath,
+      mode: "echo",
+    });
     const conn = await connect({ hostname: "localhost", port: server.port, caCerts: ca });
     try {
       const parts = Array.from({ length: 50 }, (_, i) => randomBytes(1000 + i * 997));
@@ -433,8 +410,6 @@ test("concurrent writes are sent in order; concurrent reads are served in order"
     } finally {
       conn.close();
     }
-  } finally {
-    await server.stop();
   }
   finish();
 });
@@ -478,13 +453,13 @@ test("startTls over a plain TCP stream (node:net socket as Web streams)", async 
 });
 
 test("a drip-feeding proxy (one byte at a time) still gives a working connection", async () => {
-  const server = await startOpensslServer({
-    ...leafAndChain,
-    chain: pki.intermediateCa.certPath,
-    www: true,
-  });
-  const proxy = await startTcpProxy(server.port, "drip");
-  try {
+  {
+    await using server = await startOpensslServer({
+      ...leafAndChain,
+      chain: pki.intermediateCa.certPath,
+      www: true,
+    });
+    await using proxy = await startTcpProxy(server.port, "drip");
     const conn = await connect({ hostname: "localhost", port: proxy.port, caCerts: ca });
     try {
       await conn.write(text("GET / HTTP/1.0\r\n\r\n"));
@@ -492,20 +467,17 @@ test("a drip-feeding proxy (one byte at a time) still gives a working connection
     } finally {
       conn.close();
     }
-  } finally {
-    await proxy.stop();
-    await server.stop();
   }
   finish();
 }, { timeout: 60_000 });
 
 test("await using: close_notify is sent on dispose (the peer sees a clean close)", async () => {
-  const server = await startNodeTlsServer({
-    cert: pki.serverChainPath,
-    key: pki.server.keyPath,
-    mode: "echo",
-  });
-  try {
+  {
+    await using server = await startNodeTlsServer({
+      cert: pki.serverChainPath,
+      key: pki.server.keyPath,
+      mode: "echo",
+    });
     {
       await using conn = await connect({ hostname: "localhost", port: server.port, caCerts: ca });
       await conn.write(text("bye"));
@@ -515,8 +487,6 @@ test("await using: close_notify is sent on dispose (the peer sees a clean close)
     await server.waitFor(/END/);
     await server.waitFor(/CLOSE/);
     assert.doesNotMatch(server.output(), /SOCKETERROR|TLSCLIENTERROR/);
-  } finally {
-    await server.stop();
   }
   finish();
 });

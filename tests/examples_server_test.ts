@@ -17,7 +17,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { runtime, test } from "./harness.ts";
 import { leafWithOcspUrl, ocspFixtures, startOcspResponder } from "./support/ocsp.ts";
-import { freePort } from "./support/peers.ts";
+import { freePort } from "./support/peer_process.ts";
 import { sharedTestPki } from "./support/pki.ts";
 import { repoRoot } from "./support/subprocess.ts";
 import {

@@ -6,7 +6,7 @@ import { clearContextCache } from "../mod.ts";
 import { runtime, test } from "./harness.ts";
 import { assertNoLiveNativeObjects } from "./support/leaks.ts";
 import { ocspFixtures } from "./support/ocsp.ts";
-import { startOpensslServer } from "./support/peers.ts";
+import { startOpensslServer } from "./support/openssl_peer.ts";
 import { repoRoot, runScript, type ScriptResult } from "./support/subprocess.ts";
 
 /**
@@ -152,7 +152,7 @@ test(
   "examples/client.ts --pin accepts a pinned self-signed server; --trace and --keylog work",
   async () => {
     const { sharedTestPki } = await import("./support/pki.ts");
-    const { startOpensslServer } = await import("./support/peers.ts");
+    const { startOpensslServer } = await import("./support/openssl_peer.ts");
     const { Certificate } = await import("../mod.ts");
     const { mkdtempSync, readFileSync, rmSync } = await import("node:fs");
     const { tmpdir } = await import("node:os");

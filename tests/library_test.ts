@@ -7,9 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { type Backend, backend, libraryCandidates, loadOpenSslWith } from "../ffi/mod.ts";
@@ -110,7 +108,6 @@ test("libraryCandidates: LIBSSL_PATH overrides, with or without LIBCRYPTO_PATH",
 
 // --- the loader, in subprocesses ---------------------------------------------------------
 
-const MOD = fileURLToPath(new URL("../mod.ts", import.meta.url));
 const REPO = fileURLToPath(new URL("..", import.meta.url));
 
 /** What the child script prints. */
@@ -123,66 +120,48 @@ interface ChildResult {
   runtime?: string;
 }
 
-const SCRIPT = `
-import { opensslVersion, TlsError } from ${JSON.stringify(MOD)};
-let out;
-try {
-  const v = opensslVersion();
-  out = { ok: true, libssl: v.libssl, libcrypto: v.libcrypto, runtime: v.runtime };
-} catch (e) {
-  out = e instanceof TlsError
-    ? { ok: false, code: e.code, message: e.message }
-    : { ok: false, code: "NOT_A_TLS_ERROR", message: String(e && e.stack || e) };
-}
-console.log(JSON.stringify(out));
-`;
+/** Loads OpenSSL and prints a {@link ChildResult} as JSON. */
+const SCRIPT = "tests/fixtures/load_openssl.ts";
 
 /**
  * Runs the script in a fresh process of this runtime, with `env` on top of ours (LIBSSL_PATH and
  * LIBCRYPTO_PATH removed first). `allowEnv: false` drops Deno's `--allow-env`.
  */
 function runChild(env: Record<string, string>, allowEnv = true): ChildResult {
-  const dir = mkdtempSync(join(tmpdir(), "libssl-ffi-library-test-"));
-  try {
-    const script = join(dir, "load.ts");
-    writeFileSync(script, SCRIPT);
-    const args = runtime === "deno"
-      ? [
-        "run",
-        "--no-prompt",
-        "--allow-ffi",
-        ...(allowEnv ? ["--allow-env"] : []),
-        "--allow-read",
-        script,
-      ]
-      : [script];
-    const childEnv: Record<string, string> = {};
-    for (const [k, v] of Object.entries(process.env)) {
-      if (v !== undefined && k !== "LIBSSL_PATH" && k !== "LIBCRYPTO_PATH") childEnv[k] = v;
-    }
-    Object.assign(childEnv, env);
-    const r = spawnSync(process.execPath, args, {
-      cwd: REPO,
-      env: childEnv,
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "pipe"], // stdin closed: a permission prompt could never be answered
-      timeout: 50_000,
-    });
-    const detail = `exit ${r.status}, signal ${r.signal}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
-    assert.equal(r.error, undefined, `spawn failed: ${String(r.error)}`);
-    assert.equal(r.status, 0, detail);
-    const line = r.stdout.trim().split("\n").pop() ?? "";
-    let parsed: ChildResult;
-    try {
-      parsed = JSON.parse(line) as ChildResult;
-    } catch {
-      assert.fail(`no JSON result line\n${detail}`);
-    }
-    assert.equal(typeof parsed.ok, "boolean", detail);
-    return parsed;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+  const args = runtime === "deno"
+    ? [
+      "run",
+      "--no-prompt",
+      "--allow-ffi",
+      ...(allowEnv ? ["--allow-env"] : []),
+      "--allow-read",
+      SCRIPT,
+    ]
+    : [SCRIPT];
+  const childEnv: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && k !== "LIBSSL_PATH" && k !== "LIBCRYPTO_PATH") childEnv[k] = v;
   }
+  Object.assign(childEnv, env);
+  const r = spawnSync(process.execPath, args, {
+    cwd: REPO,
+    env: childEnv,
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"], // stdin closed: a permission prompt could never be answered
+    timeout: 50_000,
+  });
+  const detail = `exit ${r.status}, signal ${r.signal}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+  assert.equal(r.error, undefined, `spawn failed: ${String(r.error)}`);
+  assert.equal(r.status, 0, detail);
+  const line = r.stdout.trim().split("\n").pop() ?? "";
+  let parsed: ChildResult;
+  try {
+    parsed = JSON.parse(line) as ChildResult;
+  } catch {
+    assert.fail(`no JSON result line\n${detail}`);
+  }
+  assert.equal(typeof parsed.ok, "boolean", detail);
+  return parsed;
 }
 
 const SLOW = { timeout: 60_000 };

@@ -21,7 +21,7 @@ import {
 } from "../mod.ts";
 import { test } from "./harness.ts";
 import { sharedTestPki } from "./support/pki.ts";
-import { freePort } from "./support/peers.ts";
+import { freePort } from "./support/peer_process.ts";
 import { leafWithOcspUrl, ocspFixtures, startOcspResponder } from "./support/ocsp.ts";
 import { assertNoLiveNativeObjects } from "./support/leaks.ts";
 

@@ -27,7 +27,8 @@ import { localClientOptions as clientOptions, rejectsWithTlsError } from "./supp
 import { test } from "./harness.ts";
 import { sharedTestPki } from "./support/pki.ts";
 import { ocspFixtures, type OcspResponseFile } from "./support/ocsp.ts";
-import { type OpensslServer, startGnutlsServer, startOpensslServer } from "./support/peers.ts";
+import { type OpensslServer, startOpensslServer } from "./support/openssl_peer.ts";
+import { startGnutlsServer } from "./support/gnutls_peer.ts";
 import { clearCacheAndAssertNoLeaks as finish } from "./support/leaks.ts";
 
 const pki = sharedTestPki();

@@ -29,7 +29,8 @@ import { test } from "./harness.ts";
 import { sharedTestPki } from "./support/pki.ts";
 import { clearCacheAndAssertNoLeaks as finish } from "./support/leaks.ts";
 import { handshakePair, makePair } from "./support/memory_pair.ts";
-import { startGnutlsServer, startOpensslServer } from "./support/peers.ts";
+import { startOpensslServer } from "./support/openssl_peer.ts";
+import { startGnutlsServer } from "./support/gnutls_peer.ts";
 import { spawnClient } from "./support/clients.ts";
 
 const pki = sharedTestPki();

@@ -27,7 +27,7 @@ import { localClientOptions as client, localServerOptions } from "./support/list
 import { test } from "./harness.ts";
 import { sharedTestPki } from "./support/pki.ts";
 import { clearCacheAndAssertNoLeaks as finish } from "./support/leaks.ts";
-import { startOpensslServer } from "./support/peers.ts";
+import { startOpensslServer } from "./support/openssl_peer.ts";
 import { opensslClient } from "./support/clients.ts";
 
 const pki = sharedTestPki();

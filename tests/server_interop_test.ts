@@ -15,7 +15,7 @@ import assert from "node:assert/strict";
 import { connect, type Connection, type ListenOptions } from "../mod.ts";
 import { runtime, test } from "./harness.ts";
 import { sharedTestPki } from "./support/pki.ts";
-import { startGnutlsServer } from "./support/peers.ts";
+import { startGnutlsServer } from "./support/gnutls_peer.ts";
 import {
   denoConnectTlsClient,
   gnutlsClient,
@@ -24,12 +24,10 @@ import {
   otherRuntime,
   parseOpensslClient,
   parseScriptClient,
-  type RawClient,
-  type RawClientBehaviour,
   scriptClient,
   startLibraryServer,
-  startRawClient,
 } from "./support/clients.ts";
+import { type RawClient, type RawClientBehaviour, startRawClient } from "./support/raw_peers.ts";
 import { clearCacheAndAssertNoLeaks } from "./support/leaks.ts";
 import { type EchoServer, until, withEchoServer } from "./support/listener.ts";
 

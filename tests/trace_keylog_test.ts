@@ -12,7 +12,7 @@ import { clearContextCache, connect, type HandshakeEvent, TlsError } from "../mo
 import { test } from "./harness.ts";
 import { sharedTestPki } from "./support/pki.ts";
 import { handshakePair, makePair, transfer } from "./support/memory_pair.ts";
-import { startOpensslServer } from "./support/peers.ts";
+import { startOpensslServer } from "./support/openssl_peer.ts";
 import { assertNoLiveNativeObjects } from "./support/leaks.ts";
 import { runScript } from "./support/subprocess.ts";
 

@@ -1,5 +1,5 @@
 /**
- * What the child-process helpers (peers.ts for servers, clients.ts for clients) share: a
+ * What the child-process helpers (peer_process.ts for servers, clients.ts for clients) share: a
  * registry that SIGKILLs every tracked child when this process exits, the capture of a child's
  * stdout and stderr, and waiting for a pattern in that output.
  *

@@ -2,14 +2,14 @@
  * Real TLS clients, run as child processes against a port on 127.0.0.1, for testing our server
  * (`listen()`): `openssl s_client`, `gnutls-cli`, a Node `tls.connect` script (the machine's
  * `node`), a Bun `node:tls` script, a `Deno.connectTls` script, and this library's own client
- * (and server) on the OTHER runtime (`tests/fixtures/interop_client.ts` / `interop_server.ts`).
- * Plus an in-process misbehaving raw TCP client ({@link startRawClient}).
+ * (and server) on the OTHER runtime. The scripts are files in `tests/fixtures/`. (The
+ * in-process misbehaving raw TCP client is `startRawClient` in `raw_peers.ts`.)
  *
  * Rules:
  * - Every child is spawned asynchronously (the server under test runs in this process's event
  *   loop: a synchronous spawn would deadlock it), has a timeout after which it is SIGKILLed, and
- *   must be stopped in a `finally` ({@link ClientProcess.stop} or {@link stopAllClients}). A
- *   process `exit` / `unload` hook kills whatever is left.
+ *   must be stopped: `await using`, or in a `finally` ({@link ClientProcess.stop} or
+ *   {@link stopAllClients}). A process `exit` / `unload` hook kills whatever is left.
  * - `result` resolves only once the child has exited AND its stdout/stderr are drained, so a test
  *   that awaited it leaves no open resource behind (Deno's sanitizers).
  * - The echo convention of the interop tests: the client sends one line, the server answers
@@ -36,8 +36,6 @@
  */
 
 import { spawn } from "node:child_process";
-import { Buffer } from "node:buffer";
-import net from "node:net";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { captureOutput, trackChild, waitForOutput } from "./children.ts";
@@ -142,6 +140,8 @@ export interface ClientProcess {
   result: Promise<ClientResult>;
   /** Kills it (SIGKILL) if still running and waits for {@link result}. Idempotent. */
   stop(): Promise<ClientResult>;
+  /** {@link stop}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /**
@@ -252,8 +252,7 @@ export function spawnClient(
   if (options.endInput ?? true) child.stdin?.end();
 
   const describe = (): string =>
-    `${[command, ...args].map((a) => (a.includes("\n") ? "<script>" : a)).join(" ")}` +
-    `; output:\n${output.output().trimEnd() || "(none)"}`;
+    `${[command, ...args].join(" ")}; output:\n${output.output().trimEnd() || "(none)"}`;
 
   const stop = (): Promise<ClientResult> => {
     kill();
@@ -283,6 +282,7 @@ export function spawnClient(
       }),
     result,
     stop,
+    [Symbol.asyncDispose]: async () => void await stop(),
   };
 }
 
@@ -590,8 +590,40 @@ export interface ScriptClientOptions extends ClientTarget {
   maxVersion?: "TLSv1.2" | "TLSv1.3";
 }
 
+/**
+ * What the scripted clients (`tests/fixtures/node_tls_client.mjs`,
+ * `deno_connect_tls_client.ts`, `interop_client.ts`) read from their first argument, as JSON.
+ *
+ * @example
+ * ```ts
+ * import type { ScriptClientConfig } from "./clients.ts";
+ * const config: ScriptClientConfig = {
+ *   port: 8443, ca: "/tmp/root.pem", servername: "localhost", input: "ping\n",
+ * };
+ * console.log(JSON.stringify(config));
+ * ```
+ */
+export interface ScriptClientConfig {
+  /** The server's port on 127.0.0.1. */
+  port: number;
+  /** The CA file to trust (PEM). */
+  ca: string;
+  /** SNI, and the name verified. */
+  servername: string;
+  /** ALPN offer. */
+  alpn?: string[] | undefined;
+  /** Sent once connected. */
+  input: string;
+  /** Client certificate (chain) file. */
+  cert?: string | undefined;
+  /** Its key file. */
+  key?: string | undefined;
+  /** Highest version (Node/Bun/our library only). */
+  maxVersion?: "TLSv1.2" | "TLSv1.3" | undefined;
+}
+
 function scriptConfig(options: ScriptClientOptions): string {
-  return JSON.stringify({
+  const config: ScriptClientConfig = {
     port: options.port,
     ca: options.caFile,
     servername: options.servername ?? "localhost",
@@ -600,7 +632,8 @@ function scriptConfig(options: ScriptClientOptions): string {
     cert: options.cert,
     key: options.key,
     maxVersion: options.maxVersion,
-  });
+  };
+  return JSON.stringify(config);
 }
 
 /**
@@ -630,45 +663,9 @@ export function parseScriptClient(result: ClientResult): ScriptClientReport {
   };
 }
 
-// ESM; runs unchanged on Node (`node --input-type=module -e`) and Bun (`bun -e`).
-// Config: LIBSSL_FFI_CLIENT_CONFIG (JSON).
-const NODE_TLS_CLIENT_SCRIPT = String.raw`
-import tls from "node:tls";
-import fs from "node:fs";
-const cfg = JSON.parse(process.env.LIBSSL_FFI_CLIENT_CONFIG);
-const opts = { host: "127.0.0.1", port: cfg.port, servername: cfg.servername,
-  ca: fs.readFileSync(cfg.ca, "utf8") };
-if (cfg.alpn) opts.ALPNProtocols = cfg.alpn;
-if (cfg.cert) opts.cert = fs.readFileSync(cfg.cert, "utf8");
-if (cfg.key) opts.key = fs.readFileSync(cfg.key, "utf8");
-if (cfg.maxVersion) opts.maxVersion = cfg.maxVersion;
-let received = "";
-let info = null;
-let done = false;
-const fail = (e) => {
-  if (done) return;
-  done = true;
-  console.log("ERROR " + JSON.stringify({ ok: false, code: e.code || e.name, message: e.message }));
-  process.exit(1);
-};
-const socket = tls.connect(opts, () => {
-  info = { protocol: socket.getProtocol(), cipher: socket.getCipher().name,
-    alpn: socket.alpnProtocol || null, authorized: socket.authorized };
-  socket.write(cfg.input);
-});
-socket.setEncoding("utf8");
-socket.on("data", (d) => { received += d; });
-socket.on("error", fail);
-socket.on("end", () => {
-  if (done) return;
-  done = true;
-  console.log("RESULT " + JSON.stringify({ ok: info !== null, ...info, received }));
-  socket.end();
-});
-`;
-
 /**
- * Runs a `node:tls` client script on the machine's `node` or on Bun (the repository's binary):
+ * Runs a `node:tls` client (`tests/fixtures/node_tls_client.mjs`) on the machine's `node` or on
+ * Bun (the repository's binary):
  * connects to 127.0.0.1 with SNI `servername`, trusting `caFile`, sends `input`, reads until the
  * server closes, and prints `RESULT {"ok":true,"protocol":...,"cipher":...,"alpn":...,
  * "authorized":...,"received":...}` (or `ERROR {...}`, exit 1). Parse it with
@@ -690,48 +687,17 @@ export function scriptClient(
   runtime: "node" | "bun",
   options: ScriptClientOptions,
 ): ClientProcess {
-  const env = { LIBSSL_FFI_CLIENT_CONFIG: scriptConfig(options) };
-  const timeout = options.timeout ?? 15_000;
-  return runtime === "node"
-    ? spawnClient("node", ["--input-type=module", "-e", NODE_TLS_CLIENT_SCRIPT], { env, timeout })
-    : spawnClient(RUNTIME_BINARIES.bun, ["-e", NODE_TLS_CLIENT_SCRIPT], { env, timeout });
+  // Plain JavaScript, so that the same file runs on both.
+  const script = "tests/fixtures/node_tls_client.mjs";
+  const command = runtime === "node" ? "node" : RUNTIME_BINARIES.bun;
+  return spawnClient(command, [script, scriptConfig(options)], {
+    timeout: options.timeout ?? 15_000,
+  });
 }
-
-// A Deno module (run from a data: URL, so no file is written). Config: Deno.args[0] (JSON).
-const DENO_CONNECT_TLS_SCRIPT = String.raw`
-const cfg = JSON.parse(Deno.args[0]);
-const caCerts = [await Deno.readTextFile(cfg.ca)];
-const tlsOptions = { caCerts, alpnProtocols: cfg.alpn };
-let conn;
-let via = "connectTls";
-try {
-  try {
-    conn = await Deno.connectTls({ hostname: cfg.servername, port: cfg.port, ...tlsOptions });
-  } catch (e) {
-    // The name resolved to an address the server does not listen on (e.g. ::1 first).
-    if (!(e instanceof Deno.errors.ConnectionRefused)) throw e;
-    via = "connect+startTls";
-    const tcp = await Deno.connect({ hostname: "127.0.0.1", port: cfg.port });
-    conn = await Deno.startTls(tcp, { hostname: cfg.servername, ...tlsOptions });
-  }
-  const hs = await conn.handshake();
-  await conn.write(new TextEncoder().encode(cfg.input));
-  let received = "";
-  const buf = new Uint8Array(4096);
-  const decoder = new TextDecoder();
-  for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
-    received += decoder.decode(buf.subarray(0, n), { stream: true });
-  }
-  console.log("RESULT " + JSON.stringify({ ok: true, alpn: hs.alpnProtocol, received, via }));
-  conn.close();
-} catch (e) {
-  console.log("ERROR " + JSON.stringify({ ok: false, code: e.name, message: e.message, via }));
-  Deno.exit(1);
-}
-`;
 
 /**
- * Runs a `Deno.connectTls` client in a Deno child process (`--allow-net --allow-read` only):
+ * Runs a `Deno.connectTls` client (`tests/fixtures/deno_connect_tls_client.ts`) in a Deno child
+ * process (`--allow-net --allow-read` only):
  * connects with SNI `servername` (falling back to `Deno.connect(127.0.0.1)` + `Deno.startTls`
  * if the name resolves elsewhere), trusting `caFile`, sends `input`, reads until the server
  * closes, prints `RESULT {"ok":true,"alpn":...,"received":...,"via":...}` or `ERROR {...}`.
@@ -750,12 +716,16 @@ try {
  * ```
  */
 export function denoConnectTlsClient(options: ScriptClientOptions): ClientProcess {
-  const url = `data:application/javascript;base64,${
-    Buffer.from(DENO_CONNECT_TLS_SCRIPT).toString("base64")
-  }`;
   return spawnClient(
     RUNTIME_BINARIES.deno,
-    ["run", "--no-prompt", "--allow-net", "--allow-read", url, scriptConfig(options)],
+    [
+      "run",
+      "--no-prompt",
+      "--allow-net",
+      "--allow-read",
+      "tests/fixtures/deno_connect_tls_client.ts",
+      scriptConfig(options),
+    ],
     { timeout: options.timeout ?? 20_000, env: { DENO_NO_UPDATE_CHECK: "1" } },
   );
 }
@@ -845,6 +815,8 @@ export interface LibraryServer {
   process: ClientProcess;
   /** Closes its stdin (it closes its listener and exits), then waits; SIGKILL after 3 s. */
   stop(): Promise<ClientResult>;
+  /** {@link LibraryServer.stop}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /**
@@ -893,118 +865,14 @@ export async function startLibraryServer(
   };
   try {
     const [, port] = await child.waitFor(/^LISTENING (\d+)$/m, 15_000);
-    return { port: Number(port), process: child, stop };
+    return {
+      port: Number(port),
+      process: child,
+      stop,
+      [Symbol.asyncDispose]: async () => void await stop(),
+    };
   } catch (error) {
     await child.stop();
     throw error;
   }
-}
-
-// ---------------------------------------------------------------------------------------------
-// In-process misbehaving clients
-// ---------------------------------------------------------------------------------------------
-
-/**
- * What a {@link startRawClient} does once connected.
- * - `"silent"`: nothing (holds the connection open until the server closes it or `stop()`).
- * - `"garbage"`: 1 KiB of random bytes after `ab ff 00`: never a TLS record header, nor an
- *   SSLv2-style ClientHello (OpenSSL reports "wrong version number" at once).
- * - `"http"`: a plain `GET / HTTP/1.1` request.
- * - `"reset"`: a TCP RST at once (`resetAndDestroy()`).
- *
- * @example
- * ```ts
- * import type { RawClientBehaviour } from "./clients.ts";
- * const b: RawClientBehaviour = "garbage";
- * console.log(b);
- * ```
- */
-export type RawClientBehaviour = "silent" | "garbage" | "http" | "reset";
-
-/**
- * A raw TCP client started by {@link startRawClient}.
- *
- * @example
- * ```ts
- * import type { RawClient } from "./clients.ts";
- * const show = (c: RawClient) => c.received().length;
- * console.log(show);
- * ```
- */
-export interface RawClient {
-  /** Everything the server sent (e.g. a TLS alert record). */
-  received(): Uint8Array;
-  /** Resolves when the socket is fully closed (by the server, or by `stop()`). */
-  closed: Promise<void>;
-  /** Whether the server closed the connection (FIN or RST) before `stop()`. */
-  closedByServer(): boolean;
-  /** Destroys the socket and waits for it to close. Idempotent. */
-  stop(): Promise<void>;
-}
-
-/**
- * Connects a plain `node:net` socket to 127.0.0.1:`port` and misbehaves as `behaviour` says.
- * Resolves once connected (and the misbehaviour was sent).
- *
- * @example
- * ```ts
- * import { startRawClient } from "./clients.ts";
- * const c = await startRawClient(8443, "http");
- * try {
- *   await c.closed; // the server drops it after its alert
- *   console.log(c.received()); // 15 03 03 00 02 02 ...: a fatal alert record
- * } finally {
- *   await c.stop();
- * }
- * ```
- */
-export function startRawClient(port: number, behaviour: RawClientBehaviour): Promise<RawClient> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: "127.0.0.1", port });
-    const chunks: Uint8Array[] = [];
-    let stopping = false;
-    let byServer = false;
-    const closed = new Promise<void>((r) => socket.once("close", () => r()));
-    socket.on("data", (d: Uint8Array) => chunks.push(new Uint8Array(d)));
-    socket.on("end", () => {
-      if (!stopping) byServer = true;
-      socket.end();
-    });
-    socket.on("close", () => {
-      if (!stopping) byServer = true;
-    });
-    socket.once("error", (error) => {
-      if (!connected) reject(error);
-    });
-    socket.on("error", () => {}); // ECONNRESET from the server is an expected outcome
-    let connected = false;
-    socket.once("connect", () => {
-      connected = true;
-      if (behaviour === "garbage") {
-        const bytes = new Uint8Array(1024);
-        crypto.getRandomValues(bytes);
-        // Never a TLS record (content types 20-24), and never what OpenSSL takes for an SSLv2
-        // ClientHello (high bit set and byte 2 == 1: it would then wait for ~11 KB more).
-        bytes[0] = 0xab;
-        bytes[1] = 0xff;
-        bytes[2] = 0x00;
-        socket.write(bytes);
-      } else if (behaviour === "http") {
-        socket.write("GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-      } else if (behaviour === "reset") {
-        stopping = true;
-        socket.resetAndDestroy();
-      }
-      resolve({
-        received: () => Buffer.concat(chunks),
-        closed,
-        closedByServer: () => byServer,
-        stop: async () => {
-          stopping = true;
-          socket.destroy();
-          await closed;
-        },
-      });
-    });
-  });
 }

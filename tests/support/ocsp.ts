@@ -26,7 +26,7 @@
  * @example
  * ```ts
  * import { ocspFixtures } from "./support/ocsp.ts";
- * import { startOpensslServer } from "./support/peers.ts";
+ * import { startOpensslServer } from "./support/openssl_peer.ts";
  * import { sharedTestPki } from "./support/pki.ts";
  * const pki = sharedTestPki();
  * const ocsp = ocspFixtures(pki);
@@ -49,7 +49,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { type PeerProcess, startCommandPeer } from "./peers.ts";
+import { type PeerProcess, startCommandPeer } from "./peer_process.ts";
 import {
   issueWithOpensslCa,
   leafKeyUsage,
@@ -618,7 +618,7 @@ function builderFor(pki: TestPki): { builder: Builder; fixtures: OcspFixtures } 
  * @example
  * ```ts
  * import { ocspFixtures } from "./ocsp.ts";
- * import { startGnutlsServer } from "./peers.ts";
+ * import { startGnutlsServer } from "./gnutls_peer.ts";
  * const ocsp = ocspFixtures();
  * // Garbage bytes: s_server refuses to staple them, gnutls-serv staples them as they are.
  * const server = await startGnutlsServer({
@@ -640,7 +640,7 @@ export function ocspFixtures(pki: TestPki = sharedTestPki()): OcspFixtures {
  * @example
  * ```ts
  * import { leafWithOcspUrl, startOcspResponder } from "./ocsp.ts";
- * import { freePort } from "./peers.ts";
+ * import { freePort } from "./peer_process.ts";
  * const port = await freePort();
  * const leaf = leafWithOcspUrl(port);
  * const responder = await startOcspResponder({ port });
@@ -701,8 +701,8 @@ export interface OcspResponder extends PeerProcess {
 
 /**
  * Starts `openssl ocsp -index <index> -port N -CA <intermediate> -rsigner ... -rkey ... -ndays 1`
- * as a child process, with the cleanup of `peers.ts` (always `await responder.stop()` in a
- * `finally`). It answers `POST /` and `GET /<base64 request>`, one connection at a time, and
+ * as a child process, with the cleanup of `peer_process.ts` (`await using`, or
+ * `await responder.stop()` in a `finally`). It answers `POST /` and `GET /<base64 request>`, one connection at a time, and
  * logs `ocsp: Received request, 1st line: ...` per request. It reads the index once, at start.
  *
  * @example

@@ -8,7 +8,6 @@
  */
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import process from "node:process";
 import { test } from "../harness.ts";
 import {
@@ -18,49 +17,15 @@ import {
   parseOpensslTime,
   startOcspResponder,
 } from "./ocsp.ts";
-import {
-  freePort,
-  gnutlsServerArgs,
-  opensslServerArgs,
-  startGnutlsServer,
-  startOpensslServer,
-} from "./peers.ts";
+import { freePort } from "./peer_process.ts";
+import { opensslServerArgs, startOpensslServer } from "./openssl_peer.ts";
+import { gnutlsServerArgs, startGnutlsServer } from "./gnutls_peer.ts";
 import { sharedTestPki } from "./pki.ts";
+import { runOpenssl, type RunResult } from "./probes.ts";
 
 const pki = sharedTestPki();
 const ocsp = ocspFixtures(pki);
 const DAY_MS = 24 * 60 * 60 * 1000;
-
-interface RunResult {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-  output: string;
-}
-
-/** Runs `openssl args` asynchronously with a timeout; stdin is closed at once. */
-function runOpenssl(args: string[], timeoutMs = 8_000): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("openssl", args, { stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    let output = "";
-    child.stdout.setEncoding("utf8");
-    child.stderr.setEncoding("utf8");
-    child.stdout.on("data", (chunk: string) => ((stdout += chunk), (output += chunk)));
-    child.stderr.on("data", (chunk: string) => ((stderr += chunk), (output += chunk)));
-    child.stdin.on("error", () => {});
-    child.stdin.end();
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`openssl ${args.join(" ")} timed out; output:\n${output}`));
-    }, timeoutMs);
-    child.once("close", (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr, output });
-    });
-  });
-}
 
 /** `openssl ocsp -respin F -issuer <intermediate> -cert <cert> -CAfile <root> -resp_text`. */
 function checkResponse(file: OcspResponseFile, cert: string, ...extra: string[]) {
@@ -304,7 +269,7 @@ test("ocsp: must-staple leaf and its good response", async () => {
   assert.ok(r.stdout.includes(statusLine(leaf, "good")), r.output);
 });
 
-test("ocsp: peers.ts options map to the real flags", () => {
+test("ocsp: the openssl and gnutls peers' options map to the real flags", () => {
   const s = opensslServerArgs({ cert: "c", key: "k", statusFile: "/tmp/r.der" }, 4433);
   assert.deepEqual(s.slice(s.indexOf("-status_file")), ["-status_file", "/tmp/r.der"]);
   assert.ok(!opensslServerArgs({ cert: "c" }, 4433).includes("-status_file"));

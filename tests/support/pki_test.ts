@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import process from "node:process";
@@ -307,40 +307,23 @@ test("keyType rsa builds RSA keys that verify the same way", () => {
 /** How a child process that built PKIs ends. */
 const ENDINGS = ["test runner", "natural end", "process.exit(0)", "SIGKILL"] as const;
 
-function childScript(ending: (typeof ENDINGS)[number], dirsFile: string): string {
-  const pkiUrl = new URL("./pki.ts", import.meta.url).href;
-  const harnessUrl = new URL("../harness.ts", import.meta.url).href;
-  const lines = [
-    `import process from "node:process";`,
-    `import { appendFileSync } from "node:fs";`,
-    `import { createTestPki, sharedTestPki } from ${JSON.stringify(pkiUrl)};`,
-    `const make = () => {`,
-    `  appendFileSync(${JSON.stringify(dirsFile)}, createTestPki().dir + "\\n");`,
-    `  appendFileSync(${JSON.stringify(dirsFile)}, sharedTestPki().dir + "\\n");`,
-    `};`,
-  ];
-  if (ending === "test runner") {
-    lines.push(`import { test } from ${JSON.stringify(harnessUrl)};`, `test("make", make);`);
-  } else {
-    lines.push(`make();`);
-    if (ending === "process.exit(0)") lines.push(`process.exit(0);`);
-    if (ending === "SIGKILL") lines.push(`process.kill(process.pid, "SIGKILL");`);
-  }
-  return lines.join("\n") + "\n";
-}
+/** Builds two PKIs and ends as `PKI_EXIT_ENDING` says (run from a scratch dir). */
+const CHILD = fileURLToPath(new URL("../fixtures/pki_exit_child.ts", import.meta.url));
 
 for (const ending of ENDINGS) {
   test(`the temp dirs are removed when the process ends (${ending})`, async () => {
     const scratch = mkdtempSync(join(tmpdir(), "libssl-ffi-pki-exit-test-"));
     try {
       const dirsFile = join(scratch, "dirs.txt");
-      const script = join(scratch, "child_test.ts");
-      writeFileSync(script, childScript(ending, dirsFile));
       const args = ending === "test runner"
-        ? (runtime === "deno" ? ["test", "--allow-all", "--no-config", script] : ["test", script])
-        : (runtime === "deno" ? ["run", "--allow-all", "--no-config", script] : [script]);
+        ? (runtime === "deno" ? ["test", "--allow-all", "--no-config", CHILD] : ["test", CHILD])
+        : (runtime === "deno" ? ["run", "--allow-all", "--no-config", CHILD] : [CHILD]);
       try {
-        execFileSync(process.execPath, args, { cwd: scratch, stdio: ["ignore", "pipe", "pipe"] });
+        execFileSync(process.execPath, args, {
+          cwd: scratch,
+          env: { ...process.env, PKI_EXIT_ENDING: ending, PKI_EXIT_DIRS_FILE: dirsFile },
+          stdio: ["ignore", "pipe", "pipe"],
+        });
       } catch (error) {
         if (ending !== "SIGKILL") throw error;
       }
