@@ -869,7 +869,9 @@ test(
       await server.waitFor(/PSK identity "mallory" is unknown/m, 10_000, "stderr");
       // The wrong-key failure may be printed a moment after s_client exits: wait (bounded) for
       // all three lines, then require exactly three.
-      const failures = () => server.stderr().slice(before).match(/^handshake failed from /gm);
+      const serverProcess = server;
+      const failures = () =>
+        serverProcess.stderr().slice(before).match(/^handshake failed from /gm);
       for (let i = 0; i < 100 && (failures()?.length ?? 0) < 3; i++) {
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
