@@ -7,7 +7,7 @@
  */
 import { ALPN_SELECT_CB, openssl, type Pointer, SSL_TLSEXT_ERR } from "../core/native.ts";
 import { fail } from "../core/error_queue.ts";
-import type { Feature, Link } from "./feature.ts";
+import type { Feature, Link, SchemaOf } from "./feature.ts";
 import { routedCallback } from "./routing.ts";
 
 /**
@@ -129,7 +129,7 @@ export const alpn: Feature<AlpnOptions> = {
   name: "ALPN",
   options: {
     alpnProtocols: { role: "both", scope: { client: "connection", server: "context" } },
-  },
+  } satisfies SchemaOf<AlpnClientOptions, AlpnOptions>,
   validate(role, { alpnProtocols }) {
     if (alpnProtocols === undefined) return;
     if (typeof alpnProtocols === "function") {

@@ -8,7 +8,7 @@
  */
 import { CERT_CB, CERT_CB_SUSPEND, openssl } from "../core/native.ts";
 import { Certificate, nameToDer, nameToString } from "../x509/certificate.ts";
-import type { Feature, Link } from "./feature.ts";
+import type { Feature, Link, SchemaOf } from "./feature.ts";
 import { type Identity, useIdentity } from "./identity.ts";
 import { routedCallback } from "./routing.ts";
 
@@ -74,7 +74,9 @@ function onCert(link: Link): number {
 /** `onClientCertificate`. */
 export const clientCertificate: Feature<Options> = {
   name: "client certificate",
-  options: { onClientCertificate: { role: "client", scope: "context" } },
+  options: {
+    onClientCertificate: { role: "client", scope: "context" },
+  } satisfies SchemaOf<ClientCertificateOptions, Record<never, never>>,
   validate(_role, options) {
     if (
       options.onClientCertificate !== undefined && typeof options.onClientCertificate !== "function"

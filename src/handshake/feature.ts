@@ -40,6 +40,18 @@ export interface OptionSpec {
 /** A feature's slice of the option schema: one entry per option it owns. */
 export type OptionSpecs = Readonly<Record<string, OptionSpec>>;
 
+/**
+ * The schema slice for a feature whose client options are `C` and server options `S`, checked
+ * at compile time (`options: { ... } satisfies SchemaOf<C, S>`): exactly one entry per option of
+ * the two interfaces, and its `role` must say which of them the option is in. So the interfaces
+ * (types and docs) and the schema (role, scope) cannot drift apart.
+ */
+export type SchemaOf<C, S> = {
+  readonly [K in keyof Required<C> | keyof Required<S>]: OptionSpec & {
+    readonly role: K extends keyof C ? K extends keyof S ? "both" : "client" : "server";
+  };
+};
+
 /** The scope of `spec` for `role`. */
 export function scopeOf(spec: OptionSpec, role: Role): OptionScope {
   return typeof spec.scope === "string" ? spec.scope : spec.scope[role];

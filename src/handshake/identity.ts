@@ -11,7 +11,7 @@ import type { NativeHandle } from "../core/ownership.ts";
 import { openssl, type Pointer } from "../core/native.ts";
 import { checkPemOrDer, loadCertificates, type PemOrDer } from "../x509/certificate.ts";
 import { loadPrivateKey, type Passphrase } from "../x509/private_key.ts";
-import type { Feature } from "./feature.ts";
+import type { Feature, SchemaOf } from "./feature.ts";
 
 /** A certificate (optionally followed by its chain, leaf first) and its private key. */
 export interface Identity {
@@ -70,7 +70,7 @@ export const identity: Feature<IdentityOptions> = {
     cert: { role: "both", scope: "context" },
     key: { role: "both", scope: "context" },
     passphrase: { role: "both", scope: "context" },
-  },
+  } satisfies SchemaOf<IdentityOptions, IdentityOptions>,
   validate(_role, options) {
     checkPemOrDer("cert", options.cert);
     checkPemOrDer("key", options.key);

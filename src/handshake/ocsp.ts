@@ -17,7 +17,7 @@ import {
   verifyOcspResponse,
 } from "../ocsp/response.ts";
 import { Certificate } from "../x509/certificate.ts";
-import type { Feature, Link } from "./feature.ts";
+import type { Feature, Link, SchemaOf } from "./feature.ts";
 import { routedCallback } from "./routing.ts";
 import { requestedServerName } from "./negotiated.ts";
 
@@ -220,7 +220,7 @@ export const ocsp: Feature<Options, undefined, OcspState> = {
   options: {
     ocsp: { role: "client", scope: "context", otherSide: "ocspStaple" },
     ocspStaple: { role: "server", scope: "context", otherSide: "ocsp" },
-  },
+  } satisfies SchemaOf<OcspClientOptions, OcspServerOptions>,
   validate(_role, options) {
     if (options.ocsp !== undefined) {
       const mode = typeof options.ocsp === "string" ? options.ocsp : options.ocsp?.mode;

@@ -6,7 +6,7 @@
  */
 import { fail } from "../core/error_queue.ts";
 import { cString, openssl, type Pointer, SSL_MODE, SSL_OP, TLS_VERSION } from "../core/native.ts";
-import type { Feature, Role } from "./feature.ts";
+import type { Feature, Role, SchemaOf } from "./feature.ts";
 
 /** A TLS protocol version this library speaks. */
 export type TlsVersion = "TLSv1.2" | "TLSv1.3";
@@ -60,7 +60,7 @@ export const protocol: Feature<ProtocolOptions> = {
     minVersion: { role: "both", scope: "context" },
     maxVersion: { role: "both", scope: "context" },
     ciphers: { role: "both", scope: "context" },
-  },
+  } satisfies SchemaOf<ProtocolOptions, ProtocolOptions>,
   validate(_role: Role, options) {
     if (options.minVersion !== undefined) versionOf("minVersion", options.minVersion);
     if (options.maxVersion !== undefined) versionOf("maxVersion", options.maxVersion);

@@ -31,7 +31,7 @@ import {
   TLSEXT_TYPE_psk,
 } from "../core/native.ts";
 import { isThenable } from "../core/values.ts";
-import type { Feature, Link } from "./feature.ts";
+import type { Feature, Link, SchemaOf } from "./feature.ts";
 import { DEFAULT_TLS12_CIPHERS, setCipherList } from "./protocol.ts";
 import {
   ciphersuitesFor,
@@ -392,7 +392,7 @@ export const psk: Feature<Options, undefined, PskState> = {
     psk: { role: "both", scope: "context" },
     pskIdentityHint: { role: "server", scope: "context" },
     pskKeyExchange: { role: "both", scope: "context" },
-  },
+  } satisfies SchemaOf<PskClientOptions, PskServerOptions>,
   validate(role, options) {
     const { psk: option, pskIdentityHint, pskKeyExchange } = options;
     if (option !== undefined) {

@@ -18,7 +18,7 @@ import {
 } from "../core/native.ts";
 import { isIpAddress } from "../net/address.ts";
 import { type ContextInternals, contextInternals } from "../tls/native_context.ts";
-import type { Feature } from "./feature.ts";
+import type { Feature, SchemaOf } from "./feature.ts";
 import { type Identity, useIdentity } from "./identity.ts";
 
 /** Per-connection client option. */
@@ -139,7 +139,7 @@ export const serverName: Feature<Options> = {
   options: {
     servername: { role: "client", scope: "connection" },
     onServerName: { role: "server", scope: "context" },
-  },
+  } satisfies SchemaOf<ServerNameClientOptions, ServerNameServerOptions<object>>,
   validate(_role, options) {
     if (options.onServerName !== undefined && typeof options.onServerName !== "function") {
       throw new TypeError("onServerName must be a function");

@@ -22,7 +22,7 @@ import {
   TICKET_KEY_LENGTH,
   TLS_VERSION,
 } from "../core/native.ts";
-import type { ContextSetup, Feature, Link, Role } from "./feature.ts";
+import type { ContextSetup, Feature, Link, Role, SchemaOf } from "./feature.ts";
 import { type OcspClientOptions, ocspModeOf } from "./ocsp.ts";
 import { routedCallback } from "./routing.ts";
 import {
@@ -335,7 +335,7 @@ export const sessions: Feature<Options, SessionContextState, SessionState> = {
     sessionTickets: { role: "server", scope: "context", otherSide: "session" },
     ticketCount: { role: "server", scope: "context", otherSide: "session" },
     ticketKeys: { role: "server", scope: "context", otherSide: "session" },
-  },
+  } satisfies SchemaOf<SessionClientOptions, SessionServerOptions>,
   validate(_role, { sessionTickets, ticketCount, ticketKeys }) {
     if (sessionTickets !== undefined && typeof sessionTickets !== "boolean") {
       throw new TypeError("sessionTickets must be a boolean");

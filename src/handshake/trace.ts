@@ -8,7 +8,7 @@
 import { appendFileSync } from "node:fs";
 import { alertName } from "../core/errors.ts";
 import { INFO_CB, KEYLOG_CB, openssl, type Pointer, SSL_CB } from "../core/native.ts";
-import type { Feature, Link } from "./feature.ts";
+import type { Feature, Link, SchemaOf } from "./feature.ts";
 import { routedCallback } from "./routing.ts";
 
 /** One step of a handshake, from OpenSSL's info callback (`SSL_CTX_set_info_callback`). */
@@ -108,7 +108,7 @@ export const trace: Feature<TraceOptions, TraceContextState> = {
   options: {
     onHandshakeEvent: { role: "both", scope: "context" },
     onKeylog: { role: "both", scope: "context" },
-  },
+  } satisfies SchemaOf<TraceOptions, TraceOptions>,
   validate(_role, { onHandshakeEvent, onKeylog }) {
     if (onHandshakeEvent !== undefined && typeof onHandshakeEvent !== "function") {
       throw new TypeError("onHandshakeEvent must be a function");

@@ -16,7 +16,7 @@ import {
   loadCertificates,
   type PemOrDer,
 } from "../x509/certificate.ts";
-import type { Feature, Link, Role } from "./feature.ts";
+import type { Feature, Link, Role, SchemaOf } from "./feature.ts";
 import { routedCallback, sslOfStoreCtx } from "./routing.ts";
 
 /** What {@link VerificationOptions.onVerifyCertificate} is told about one certificate. */
@@ -144,7 +144,10 @@ export const verification: Feature<Options> = {
     onVerifyCertificate: { role: "both", scope: "context" },
     unsafelyDisableVerification: { role: "client", scope: "context" },
     requestClientCert: { role: "server", scope: "context" },
-  },
+  } satisfies SchemaOf<
+    VerificationOptions & ClientVerificationOptions,
+    VerificationOptions & ServerVerificationOptions
+  >,
   validate(_role, options) {
     if (options.caCerts !== undefined) {
       if (!Array.isArray(options.caCerts)) throw new TypeError("caCerts must be an array");
