@@ -93,10 +93,22 @@ const readPool: Uint8Array[] = [];
 
 const noop = () => {};
 
+/**
+ * How long {@link Connection.close} may keep the transport open to deliver what was written before
+ * it and the close_notify, and to wait for the peer to close its side. After that the transport is
+ * closed anyway (a peer that had not read everything then sees a truncation).
+ */
+const CLOSE_FLUSH_TIMEOUT = 2_000;
+
 /** Runs operations one after another, in call order; when idle, the next one starts at once. */
 class Queue {
   #tail: Promise<unknown> = Promise.resolve();
   #pending = 0;
+
+  /** Whether no operation is running or waiting. */
+  get idle(): boolean {
+    return this.#pending === 0;
+  }
 
   run<T>(op: () => Promise<T>): Promise<T> {
     // Idle: start now, without a microtask hop behind a settled tail.
@@ -144,9 +156,18 @@ export class Connection {
   #handshake: Promise<HandshakeInfo> | null = null;
   #info: HandshakeInfo | null = null;
   #reads = new Queue();
-  /** Writes, closeWrite: never interleaved. */
+  /** Writes, closeWrite, the close_notify of close(): never interleaved. */
   #writes = new Queue();
+  /** close() or abort() was called (or the handshake failed): no new operations. */
   #closed = false;
+  /** The native objects are freed (the engine, an owned context). */
+  #nativeFreed = false;
+  /** The transport is closed. */
+  #streamClosed = false;
+  /** Settles when a clean close has finished (close_notify sent or given up on, all freed). */
+  #closing: Promise<void> = Promise.resolve();
+  /** What abort() was given, as the `cause` of the CLOSED errors of pending operations. */
+  #abortReason: unknown = undefined;
   /** The handshake's time limit and the abort signal (owned: disposed on release). */
   #deadline: Deadline;
   #readable: ReadableStream<Uint8Array> | null = null;
@@ -185,7 +206,7 @@ export class Connection {
   #ioError(error: unknown, during: string): unknown {
     if (this.#deadline.error !== null) return this.#deadline.error;
     if (error instanceof TlsError) return error;
-    if (this.#closed) return new TlsError("CLOSED", "the connection is closed", { cause: error });
+    if (this.#closed) return this.#closedError(error);
     if (isReset(error)) {
       return new TlsError(
         "UNEXPECTED_EOF",
@@ -196,6 +217,13 @@ export class Connection {
     return new TlsError("NETWORK_ERROR", `network error during ${during}: ${messageOf(error)}`, {
       cause: error,
     });
+  }
+
+  /** The CLOSED error of an operation that was pending or started after close() / abort(). */
+  #closedError(cause?: unknown): TlsError {
+    return this.#abortReason !== undefined
+      ? new TlsError("CLOSED", "the connection was aborted", { cause: this.#abortReason })
+      : new TlsError("CLOSED", "the connection is closed", cause === undefined ? {} : { cause });
   }
 
   /** Queues whatever ciphertext the engine produced; resolves when the stream took it. */
@@ -302,9 +330,19 @@ export class Connection {
     }
   }
 
+  /** For reads and the handshake: close() ends them at once. */
   #assertOpen(): void {
     if (this.#deadline.error !== null) throw this.#deadline.error;
-    if (this.#closed) throw new TlsError("CLOSED", "the connection is closed");
+    if (this.#closed) throw this.#closedError();
+  }
+
+  /**
+   * For writes: those made before close() still go out, ahead of the close_notify, until the
+   * native objects are freed.
+   */
+  #assertWritable(): void {
+    if (this.#deadline.error !== null) throw this.#deadline.error;
+    if (this.#nativeFreed) throw this.#closedError();
   }
 
   // ---- handshake ------------------------------------------------------------------------------
@@ -358,7 +396,7 @@ export class Connection {
       this.#deadline.stopTimer(); // the timeout covers connect and handshake only
       return this.#info;
     } catch (error) {
-      this.close();
+      this.#abortNow(); // nothing to protect yet: no close_notify
       throw error;
     }
   }
@@ -375,6 +413,7 @@ export class Connection {
    */
   read(p: Uint8Array): Promise<number | null> {
     if (!(p instanceof Uint8Array)) return Promise.reject(new TypeError("p must be a Uint8Array"));
+    if (this.#closed) return Promise.reject(this.#closedError());
     return this.#reads.run(() => this.#read(p));
   }
 
@@ -407,13 +446,14 @@ export class Connection {
    */
   write(p: Uint8Array): Promise<number> {
     if (!(p instanceof Uint8Array)) return Promise.reject(new TypeError("p must be a Uint8Array"));
+    if (this.#closed) return Promise.reject(this.#closedError());
     return this.#writes.run(() => this.#write(p));
   }
 
   async #write(p: Uint8Array): Promise<number> {
     if (this.#info === null) await this.handshake();
     for (let off = 0; off < p.length; off += WRITE_CHUNK_SIZE) {
-      this.#assertOpen();
+      this.#assertWritable();
       this.#engine.write(
         off === 0 && p.length <= WRITE_CHUNK_SIZE
           ? p
@@ -429,9 +469,10 @@ export class Connection {
    * side can go on reading. Idempotent.
    */
   closeWrite(): Promise<void> {
+    if (this.#closed) return Promise.reject(this.#closedError());
     return this.#writes.run(async () => {
       await this.handshake();
-      this.#assertOpen();
+      this.#assertWritable();
       if (this.#engine.closed) return;
       this.#engine.closeWrite();
       await this.#flush("closeWrite");
@@ -439,17 +480,30 @@ export class Connection {
     });
   }
 
-  /** Web-stream view of the decrypted data (64 KiB chunks). Cancelling it closes the connection. */
+  /**
+   * Web-stream view of the decrypted data: a byte stream (BYOB readers welcome; default readers get
+   * chunks of up to 64 KiB) with a high-water mark of 0, as Deno's own `conn.readable`: nothing is
+   * read from the connection until the stream is read, so `read()` and `readable` can be mixed
+   * without losing data. Cancelling it closes the connection.
+   */
   get readable(): ReadableStream<Uint8Array> {
-    this.#readable ??= new ReadableStream<Uint8Array>({
+    this.#readable ??= new ReadableStream({
+      type: "bytes",
+      autoAllocateChunkSize: 64 * 1024,
       pull: async (controller) => {
-        const buf = new Uint8Array(64 * 1024);
-        const n = await this.read(buf);
-        if (n === null) controller.close();
-        else controller.enqueue(buf.subarray(0, n));
+        // With autoAllocateChunkSize every pull has a BYOB request (a default reader's too).
+        const request = controller.byobRequest!;
+        const view = request.view!;
+        const n = await this.read(new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
+        if (n === null) {
+          controller.close();
+          request.respond(0); // a pending BYOB request must be answered, with 0, after close
+        } else {
+          request.respond(n);
+        }
       },
       cancel: () => this.close(),
-    });
+    }, { highWaterMark: 0 });
     return this.#readable;
   }
 
@@ -564,38 +618,153 @@ export class Connection {
     return this.#closed;
   }
 
-  #release(): void {
-    this.#deadline.dispose();
-    this.#stream.close(); // fails pending stream operations
+  /** Frees the engine (the SSL and its BIOs) and an owned context. Idempotent. */
+  #freeNative(): void {
+    if (this.#nativeFreed) return;
+    this.#nativeFreed = true;
     this.#engine.close();
     this.#ownedContext?.close();
     this.#ownedContext = null;
   }
 
-  /**
-   * Closes the transport and frees the native objects at once, without close_notify (use
-   * {@link closeWrite} or `await using` for a clean close). Idempotent. Pending operations reject
-   * with `CLOSED`.
-   */
-  close(): void {
-    if (this.#closed) return;
+  /** Closes the transport (failing pending stream operations) and stops the deadline. */
+  #closeStream(): void {
+    if (this.#streamClosed) return;
+    this.#streamClosed = true;
+    this.#deadline.dispose();
+    this.#stream.close();
+  }
+
+  #release(): void {
+    this.#closeStream();
+    this.#freeNative();
+  }
+
+  #abortNow(): void {
     this.#closed = true;
     this.#release();
   }
 
-  /** Sends close_notify (best effort, at most 1 s), then closes. */
-  async [Symbol.asyncDispose](): Promise<void> {
+  /** Whether a close_notify can and should be sent now: after the handshake, on a good stream. */
+  #closeNotifyPossible(): boolean {
+    return this.#info !== null && this.#deadline.error === null && !this.#nativeFreed &&
+      !this.#engine.closed;
+  }
+
+  /**
+   * Ends the connection cleanly: sends close_notify (after everything written before, so nothing
+   * is lost), then closes the transport and frees the native objects. Synchronous, idempotent and
+   * safe to call from inside a callback; it never waits on the peer: delivering the last bytes
+   * and the close_notify is a best effort bounded by 2 s, after which the transport is closed
+   * anyway. Before the handshake completed (nothing to protect) it closes at once, as
+   * {@link abort} does. Pending reads reject with `CLOSED`; writes made before `close()` are still
+   * sent. To wait until it is all done, `await using` the connection (or await
+   * `[Symbol.asyncDispose]()`).
+   *
+   * | call | sends close_notify | closes the transport | peer's next read |
+   * |---|---|---|---|
+   * | `close()` | yes, after pending writes (bounded) | after that | `null` (clean end) |
+   * | `closeWrite()` | yes | half: this side can still read | `null` (clean end) |
+   * | `abort(reason?)` | no | at once | `UNEXPECTED_EOF` (truncation) |
+   * | `await using` | as `close()`, awaited | as `close()` | `null` (clean end) |
+   */
+  close(): void {
     if (this.#closed) return;
-    try {
-      if (this.#info !== null && this.#deadline.error === null && !this.#engine.closed) {
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([
-          this.closeWrite(),
-          new Promise((r) => (timer = setTimeout(r, 1000))),
-        ]).catch(noop).finally(() => clearTimeout(timer));
-      }
-    } finally {
-      this.close();
+    this.#closed = true;
+    if (!this.#closeNotifyPossible()) {
+      this.#release();
+      return;
     }
+    if (this.#writes.idle && !this.#engine.inCall) {
+      // The common case: nothing queued to send first. Encrypt the close_notify now, hand it to
+      // the stream, and free the native objects at once; only the transport stays open until the
+      // stream has taken the bytes (or the bound passes).
+      let sent: Promise<void>;
+      try {
+        this.#engine.closeWrite();
+        sent = this.#send();
+      } catch {
+        this.#release(); // e.g. a fatal error earlier: no close_notify allowed
+        return;
+      }
+      this.#freeNative();
+      this.#closing = this.#closeStreamAfter(sent);
+      return;
+    }
+    // Writes are pending (or we are inside a callback of an OpenSSL call): the close_notify goes
+    // after them, from the write queue.
+    const closeNotify = this.#writes.run(async () => {
+      // Never inside the OpenSSL call whose callback called close(): it returns first.
+      await null;
+      if (!this.#closeNotifyPossible()) return;
+      this.#engine.closeWrite();
+      const sent = this.#send();
+      this.#freeNative(); // the close_notify is out of the engine: nothing else needs it
+      await sent;
+    });
+    this.#closing = this.#closeStreamAfter(closeNotify);
+  }
+
+  /**
+   * The end of a clean close, bounded by CLOSE_FLUSH_TIMEOUT: once `last` (the close_notify, after
+   * everything written before it) was handed to the transport, half-close it (FIN), then read and
+   * discard what the peer still sends until it closes too, and only then close the transport.
+   * Closing at once would make the kernel answer data we never read (a TLS 1.3 server's session
+   * tickets, an echo) with a reset, and a reset can destroy the data and close_notify the peer
+   * had not read yet: the very truncation close() is there to avoid. Frees everything at the end.
+   */
+  async #closeStreamAfter(last: Promise<void>): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const bound = new Promise<void>((r) => (timer = setTimeout(r, CLOSE_FLUSH_TIMEOUT)));
+    const linger = async () => {
+      await last;
+      await this.#stream.closeWrite();
+      // After any read still pending (it rejects with CLOSED once its bytes arrive).
+      await this.#reads.run(() => this.#discardUntilEnd());
+    };
+    try {
+      await Promise.race([linger(), bound]);
+    } catch {
+      // The stream failed or was reset: nothing more can be delivered anyway.
+    } finally {
+      clearTimeout(timer);
+      this.#release();
+    }
+  }
+
+  /** Reads and drops whatever arrives until the peer closes (or the stream is closed). */
+  async #discardUntilEnd(): Promise<void> {
+    if (this.#stream.readChunk !== undefined) {
+      while (!this.#streamClosed && (await this.#stream.readChunk()) !== null);
+      return;
+    }
+    const buffer = readPool.pop() ?? new Uint8Array(INITIAL_READ_BUFFER_SIZE);
+    try {
+      while (!this.#streamClosed && (await this.#stream.read(buffer)) !== null);
+    } finally {
+      if (readPool.length < MAX_POOLED_READS) readPool.push(buffer);
+    }
+  }
+
+  /**
+   * Closes at once, without close_notify: for when the application knows the stream is bad. The
+   * peer sees a truncation (`UNEXPECTED_EOF` on our side of it). Pending operations reject with
+   * `CLOSED`, with `reason` as its `cause` when given. Also ends a `close()` still delivering.
+   * Idempotent.
+   */
+  abort(reason?: unknown): void {
+    if (reason !== undefined && !this.#streamClosed) this.#abortReason = reason;
+    this.#abortNow();
+  }
+
+  /** The same as {@link close}: `using conn = ...` closes it cleanly at the end of the scope. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** {@link close}, then waits until the close_notify went out (or its bound passed). */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    await this.#closing;
   }
 }

@@ -637,6 +637,14 @@ export class TlsEngine {
   }
 
   /**
+   * @internal Whether an OpenSSL call is running right now (so a user callback may be on the
+   * stack): the engine cannot be driven re-entrantly, so a `Connection` defers its close then.
+   */
+  get inCall(): boolean {
+    return this.#inCall > 0;
+  }
+
+  /**
    * Frees the SSL object and its BIOs. Idempotent. Does not send close_notify (see
    * {@link closeWrite}). Safe to call from inside a callback: the free is deferred until OpenSSL
    * has returned.
