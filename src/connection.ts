@@ -652,21 +652,30 @@ export class Connection {
   }
 
   /**
-   * Ends the connection cleanly: sends close_notify (after everything written before, so nothing
-   * is lost), then closes the transport and frees the native objects. Synchronous, idempotent and
-   * safe to call from inside a callback; it never waits on the peer: delivering the last bytes
-   * and the close_notify is a best effort bounded by 2 s, after which the transport is closed
-   * anyway. Before the handshake completed (nothing to protect) it closes at once, as
-   * {@link abort} does. Pending reads reject with `CLOSED`; writes made before `close()` are still
-   * sent. To wait until it is all done, `await using` the connection (or await
+   * Ends the connection cleanly: sends close_notify after everything written before it (so
+   * nothing is lost and the peer reads a clean end of stream), frees the native objects as soon as
+   * it is encrypted, half-closes the transport and closes it once the peer closes its side.
+   * Synchronous, idempotent and safe to call from inside a callback; it never waits on the peer
+   * for long: what it cannot deliver within 2 s is dropped and the transport closed (the peer then
+   * sees a truncation). Before the handshake completed it closes at once, as {@link abort} does
+   * (there is nothing to protect). Pending reads reject with `CLOSED`; writes made before
+   * `close()` still go out. To wait until it is all done, `await using` the connection (or await
    * `[Symbol.asyncDispose]()`).
    *
-   * | call | sends close_notify | closes the transport | peer's next read |
+   * | call | close_notify | the transport | the peer's next read |
    * |---|---|---|---|
-   * | `close()` | yes, after pending writes (bounded) | after that | `null` (clean end) |
-   * | `closeWrite()` | yes | half: this side can still read | `null` (clean end) |
-   * | `abort(reason?)` | no | at once | `UNEXPECTED_EOF` (truncation) |
-   * | `await using` | as `close()`, awaited | as `close()` | `null` (clean end) |
+   * | `close()` | after pending writes | half-closed, closed when the peer closes (at most 2 s) | `null` |
+   * | `closeWrite()` | yes | half-closed; this side can still read | `null` |
+   * | `abort(reason?)` | no | closed at once | `UNEXPECTED_EOF` |
+   * | `await using` | as `close()`, awaited | as `close()` | `null` |
+   *
+   * @example
+   * ```ts
+   * import { connect } from "../mod.ts";
+   * const conn = await connect({ hostname: "example.com", port: 443 });
+   * await conn.write(new TextEncoder().encode("GET / HTTP/1.0\r\nHost: example.com\r\n\r\n"));
+   * conn.close(); // the request goes out first, then close_notify
+   * ```
    */
   close(): void {
     if (this.#closed) return;
