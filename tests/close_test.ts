@@ -17,6 +17,7 @@ import { startGnutlsServer } from "./support/gnutls_peer.ts";
 import { startNodeTlsServer } from "./support/node_peer.ts";
 import { localClientOptions, localServerOptions, until } from "./support/listener.ts";
 import { clearCacheAndAssertNoLeaks as finish } from "./support/leaks.ts";
+import { readToEnd } from "./support/read.ts";
 
 const pki = sharedTestPki();
 const caCerts = [pki.rootCa.cert];
@@ -25,24 +26,6 @@ const dec = new TextDecoder();
 
 function clientOf(port: number) {
   return connect({ hostname: "localhost", port, caCerts });
-}
-
-/** Reads until the clean end of stream; returns everything read. */
-async function readAll(conn: Connection): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  const buf = new Uint8Array(64 * 1024);
-  for (;;) {
-    const n = await conn.read(buf);
-    if (n === null) break;
-    parts.push(buf.slice(0, n));
-  }
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }
 
 /** A listener whose first accepted connection is handed to `serve`. */
@@ -144,7 +127,7 @@ test("our client and our server, both ways: close() gives the peer's read() null
   // The client closes: the server reads everything, then null.
   let serverSaw: Uint8Array | undefined;
   await withServer(async (conn) => {
-    serverSaw = await readAll(conn);
+    serverSaw = await readToEnd(conn);
     conn.close();
   }, async (port) => {
     const conn = await connect(localClientOptions(port));
@@ -159,7 +142,7 @@ test("our client and our server, both ways: close() gives the peer's read() null
     conn.close();
   }, async (port) => {
     const conn = await connect(localClientOptions(port));
-    clientSaw = await readAll(conn);
+    clientSaw = await readToEnd(conn);
     conn.close();
   });
   assert.equal(dec.decode(clientSaw), "from the server");
@@ -172,7 +155,7 @@ test("close() right after a large write() it did not wait for delivers every byt
   for (let i = 0; i < size; i++) data[i] = (i * 7 + 3) % 251;
   let received: Uint8Array | undefined;
   await withServer(async (conn) => {
-    received = await readAll(conn); // ends with null: the close_notify came after the data
+    received = await readToEnd(conn); // ends with null: the close_notify came after the data
   }, async (port) => {
     const conn = await connect(localClientOptions(port));
     const written = conn.write(data); // not awaited
@@ -188,7 +171,7 @@ test("close() right after a large write() it did not wait for delivers every byt
 test("abort() gives the peer UNEXPECTED_EOF; pending operations reject with CLOSED", async () => {
   let serverError: unknown;
   await withServer(async (conn) => {
-    serverError = await readAll(conn).then(() => null, (e) => e);
+    serverError = await readToEnd(conn).then(() => null, (e) => e);
   }, async (port) => {
     const conn = await connect(localClientOptions(port));
     await conn.write(enc.encode("partial"));
@@ -212,7 +195,7 @@ test("abort() gives the peer UNEXPECTED_EOF; pending operations reject with CLOS
 
 test("close() is synchronous, idempotent, and frees the native objects at once when idle", async () => {
   await withServer(async (conn) => {
-    await readAll(conn);
+    await readToEnd(conn);
   }, async (port) => {
     const conn = await connect(localClientOptions(port));
     conn.close();
@@ -227,7 +210,7 @@ test("close() from inside a callback (onSession, during a read) still ends clean
   let serverEnd: unknown;
   await withServer(async (conn) => {
     await conn.write(enc.encode("ticket first, then this"));
-    serverEnd = await readAll(conn).then((bytes) => bytes.length, (e) => e);
+    serverEnd = await readToEnd(conn).then((bytes) => bytes.length, (e) => e);
   }, async (port) => {
     let conn: Connection | undefined;
     let calls = 0;
@@ -251,7 +234,7 @@ test("close() from inside a callback (onSession, during a read) still ends clean
 test("startTls over Web streams: close() sends close_notify before closing the stream", async () => {
   let serverSaw: Uint8Array | undefined;
   await withServer(async (conn) => {
-    serverSaw = await readAll(conn);
+    serverSaw = await readToEnd(conn);
   }, async (port) => {
     const socket = net.connect(port, "127.0.0.1");
     await new Promise((resolve, reject) => socket.once("connect", resolve).once("error", reject));
@@ -267,7 +250,7 @@ test("startTls over Web streams: close() sends close_notify before closing the s
 test("conn.readable reads nothing until read: mixing it with read() loses no data", async () => {
   await withServer(async (conn) => {
     await conn.write(enc.encode("first"));
-    await readAll(conn); // waits for the client's "go"
+    await readToEnd(conn); // waits for the client's "go"
     conn.close();
   }, async (port) => {
     const conn = await connect(localClientOptions(port));

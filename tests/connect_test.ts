@@ -19,27 +19,12 @@ import { startGnutlsServer } from "./support/gnutls_peer.ts";
 import { patternBytes, startNodeTlsServer } from "./support/node_peer.ts";
 import { startTcpProxy } from "./support/raw_peers.ts";
 import { clearCacheAndAssertNoLeaks as finish } from "./support/leaks.ts";
+import { readToEnd } from "./support/read.ts";
 
 const pki = sharedTestPki();
 const ca = [pki.rootCa.cert];
 const leafAndChain = { cert: pki.server.certPath, key: pki.server.keyPath };
 const text = (s: string) => new TextEncoder().encode(s);
-
-/** Reads until EOF (close_notify) and returns everything. */
-async function readToEnd(conn: Connection): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  const buf = new Uint8Array(64 * 1024);
-  for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
-    parts.push(buf.slice(0, n));
-  }
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
 
 /** Reads until `pattern` appears in the decrypted text. */
 async function readUntil(conn: Connection, pattern: RegExp): Promise<string> {
