@@ -102,6 +102,11 @@ export interface Macros {
    */
   SSL_CTX_get0_chain_certs(ctx: Pointer): Pointer | null;
   /**
+   * `SSL_get0_chain_certs(ssl, &sk)`: the extra chain certificates of the connection's current
+   * certificate (the context's, or one set on the connection by SNI; borrowed; `null` if none).
+   */
+  SSL_get0_chain_certs(ssl: Pointer): Pointer | null;
+  /**
    * `SSL_CTX_set_tlsext_status_cb(ctx, cb)`: OCSP stapling. Clients: called with the staple (or
    * none); servers: called to provide one.
    */
@@ -216,6 +221,11 @@ export function createMacros(lib: Lib, memory: MacroMemory): Macros {
     SSL_CTX_get0_chain_certs: (ctx) => {
       const cell = new BigUint64Array(1); // STACK_OF(X509) **
       if (lib.SSL_CTX_ctrl_buf(ctx, SSL_CTRL_GET_CHAIN_CERTS, 0, cell) !== 1) return null;
+      return fromAddress(cell[0]!);
+    },
+    SSL_get0_chain_certs: (ssl) => {
+      const cell = new BigUint64Array(1); // STACK_OF(X509) **
+      if (lib.SSL_ctrl_buf(ssl, SSL_CTRL_GET_CHAIN_CERTS, 0, cell) !== 1) return null;
       return fromAddress(cell[0]!);
     },
     SSL_CTX_set_tlsext_status_cb: (ctx, cb) =>

@@ -607,11 +607,11 @@ export class TlsEngine {
   }
 
   #failure(sslError: number, phase: Phase): TlsError {
-    return failureOf(this.#ssl.ptr, sslError, phase, this.#receivedEof, (why) => {
-      // A feature may know better (e.g. an unknown PSK the server went on without).
+    return failureOf(this.#ssl.ptr, sslError, phase, this.#receivedEof, (facts) => {
+      // A feature may know better (an unknown PSK the server went on without, a staple OpenSSL
+      // could not parse).
       for (const feature of FEATURES) {
-        if (feature.explainFailure === undefined || !this.#states.has(feature)) continue;
-        const explained = feature.explainFailure(this.#states.get(feature), why);
+        const explained = feature.explainFailure?.(this.#link, this.#states.get(feature), facts);
         if (explained !== undefined) return explained;
       }
       return undefined;
