@@ -326,6 +326,10 @@ export const sslSymbols = {
   SSL_shutdown: { args: ["ptr"], ret: "i32" },
   // int SSL_get_error(const SSL *ssl, int ret);
   SSL_get_error: { args: ["ptr", "i32"], ret: "i32" },
+  // const char *SSL_get0_group_name(SSL *s);  (3.2+: the negotiated key exchange group's name)
+  SSL_get0_group_name: { args: ["ptr"], ret: "ptr", optional: true },
+  // const char *SSL_group_to_name(SSL *s, int id);  (3.0+; the name of a group NID)
+  SSL_group_to_name: { args: ["ptr", "i32"], ret: "ptr", optional: true },
   // int SSL_get_shutdown(const SSL *ssl);  (SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN)
   SSL_get_shutdown: { args: ["ptr"], ret: "i32" },
   // long SSL_ctrl(SSL *ssl, int cmd, long larg, void *parg);

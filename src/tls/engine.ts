@@ -28,6 +28,7 @@ import type { AlpnClientOptions } from "../handshake/alpn.ts";
 import type { AnyFeature, Link } from "../handshake/feature.ts";
 import { appliesTo, scopeOf, wrongSideError } from "../handshake/feature.ts";
 import { FEATURES } from "../handshake/features.ts";
+import { negotiatedGroup } from "../handshake/groups.ts";
 import {
   cipherOf,
   peerCertificateOf,
@@ -507,6 +508,14 @@ export class TlsEngine {
   get servername(): string | undefined {
     if (this.role === "client" || this.#closed) return this.#servername;
     return requestedServerName(this.#ssl.ptr);
+  }
+
+  /**
+   * The key exchange group the handshake used (e.g. `"X25519"`, or `"X25519MLKEM768"` on
+   * OpenSSL 3.5+), or `null` when it used none (after the handshake).
+   */
+  get group(): string | null {
+    return negotiatedGroup(this.#ssl.ptr);
   }
 
   /** The ALPN protocol the peers agreed on, or `null` if none was negotiated. */
