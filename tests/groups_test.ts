@@ -6,7 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { connect, listen, opensslVersion, TlsContext } from "../mod.ts";
+import { connect, type ConnectOptions, listen, opensslVersion, TlsContext } from "../mod.ts";
 import { test } from "./harness.ts";
 import { sharedTestPki } from "./support/pki.ts";
 import { startOpensslServer } from "./support/openssl_peer.ts";
@@ -17,6 +17,11 @@ import { clearCacheAndAssertNoLeaks as finish } from "./support/leaks.ts";
 const pki = sharedTestPki();
 /** OpenSSL 3.5 and later offer and prefer X25519MLKEM768 by default. */
 const HYBRID_BY_DEFAULT = opensslVersion().number >= 0x30500000;
+
+/** Our client to `s_server` on `port`, with `extra` options. */
+function clientTo(port: number, extra: Partial<ConnectOptions> = {}) {
+  return connect({ hostname: "localhost", port, caCerts: [pki.rootCa.cert], ...extra });
+}
 
 function opensslServer() {
   return startOpensslServer({
@@ -29,12 +34,7 @@ function opensslServer() {
 test("conn.group: OpenSSL's default against s_server (x25519 on 3.0, X25519MLKEM768 on 3.5+)", async () => {
   for (const maxVersion of ["TLSv1.3", "TLSv1.2"] as const) {
     await using server = await opensslServer();
-    await using conn = await connect({
-      hostname: "localhost",
-      port: server.port,
-      caCerts: [pki.rootCa.cert],
-      maxVersion,
-    });
+    await using conn = await clientTo(server.port, { maxVersion });
     // TLS 1.2 has no hybrid: ECDHE over x25519.
     const expected = HYBRID_BY_DEFAULT && maxVersion === "TLSv1.3" ? "X25519MLKEM768" : "x25519";
     assert.equal(conn.group, expected, `${maxVersion}, ${opensslVersion().text}`);
@@ -53,13 +53,7 @@ test("groups on a client: s_server uses the one offered (TLS 1.3 and 1.2)", asyn
   ] as const;
   for (const [maxVersion, groups, name] of cases) {
     await using server = await opensslServer();
-    await using conn = await connect({
-      hostname: "localhost",
-      port: server.port,
-      caCerts: [pki.rootCa.cert],
-      maxVersion,
-      groups,
-    });
+    await using conn = await clientTo(server.port, { maxVersion, groups });
     assert.equal(conn.group, name, `${maxVersion} ${groups}`);
   }
   finish();
