@@ -133,12 +133,17 @@ function view(p: Pointer, offset: number, length: number): Uint8Array {
 /** The Bun implementation of {@link Backend}. */
 export const bunBackend: Backend = {
   name: "bun",
+  ffi: "bun:ffi",
   os: process.platform === "linux" || process.platform === "darwin"
     ? process.platform
     : process.platform === "win32"
     ? "windows"
     : "other",
   arch: process.arch === "x64" ? "x86_64" : process.arch === "arm64" ? "aarch64" : "other",
+
+  missingPermission() {
+    return null; // Bun has no permission system
+  },
 
   env(name) {
     return process.env[name];

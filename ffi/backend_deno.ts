@@ -60,10 +60,23 @@ function view(p: Pointer, offset: number, length: number): Uint8Array {
 /** The Deno implementation of {@link Backend}. */
 export const denoBackend: Backend = {
   name: "deno",
+  ffi: "Deno.dlopen",
   os: Deno.build.os === "linux" || Deno.build.os === "darwin" || Deno.build.os === "windows"
     ? Deno.build.os
     : "other",
   arch: Deno.build.arch === "x86_64" || Deno.build.arch === "aarch64" ? Deno.build.arch : "other",
+
+  missingPermission() {
+    // Without it every dlopen fails with NotCapable, which the loader would report as "library
+    // not found" for each candidate. Ask for the unscoped permission: `--allow-ffi=PATH` lets
+    // dlopen through but not the pointer reads (UnsafePointerView) the library needs.
+    // Not granted: ask (Deno prompts on a terminal; with --no-prompt or without a terminal the
+    // answer is "denied" at once, as dlopen's own check would have been).
+    if (Deno.permissions.querySync({ name: "ffi" }).state === "granted") return null;
+    if (Deno.permissions.requestSync({ name: "ffi" }).state === "granted") return null;
+    return "Deno needs --allow-ffi to load OpenSSL (the plain flag: --allow-ffi=PATH is not " +
+      "enough, since reading C memory is checked without a path)";
+  },
 
   env(name) {
     // Reading without the permission would prompt or throw: ask first, quietly.

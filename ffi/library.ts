@@ -37,7 +37,7 @@ export type OpenSsl =
 
 /** Why loading failed. */
 export interface LoadFailure {
-  readonly code: "LIBRARY_NOT_FOUND" | "LIBRARY_TOO_OLD";
+  readonly code: "LIBRARY_NOT_FOUND" | "LIBRARY_TOO_OLD" | "PERMISSION_DENIED";
   readonly message: string;
   /** Every `libssl` / `libcrypto` pair tried, in order, with why each failed. */
   readonly tried: readonly string[];
@@ -180,6 +180,12 @@ function tryPair(b: Backend, c: Candidate): OpenSsl | string {
  * tests call this with a fake backend.
  */
 export function loadOpenSslWith(b: Backend): LoadResult {
+  // A runtime that forbids FFI fails every dlopen the same way: say so once, with the flag,
+  // instead of listing each candidate as "not found".
+  const denied = b.missingPermission();
+  if (denied !== null) {
+    return { ok: false, failure: { code: "PERMISSION_DENIED", message: denied, tried: [] } };
+  }
   const tried: string[] = [];
   let tooOld = false;
   for (const candidate of libraryCandidates(b)) {

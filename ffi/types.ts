@@ -1,7 +1,9 @@
 /**
- * The typed contract between the runtime-neutral FFI layer and the two runtime backends
- * (`backend_deno.ts`, `backend_bun.ts`). Nothing above `ffi/` sees a runtime FFI type: it sees
- * the opaque {@link Pointer}, the {@link Backend} operations and {@link NativeCallback}.
+ * The typed contract between the runtime-neutral FFI layer and the runtime backends
+ * (`backend_deno.ts`, `backend_bun.ts`, and on Node.js `backend_node_ffi.ts` over the built-in
+ * `node:ffi` or `backend_koffi.ts` over the `koffi` package). Nothing above `ffi/` sees a runtime
+ * FFI type: it sees the opaque {@link Pointer}, the {@link Backend} operations and
+ * {@link NativeCallback}.
  *
  * @module
  */
@@ -11,8 +13,8 @@ declare const pointerBrand: unique symbol;
 /**
  * An opaque, non-NULL C pointer. NULL is always `null`.
  *
- * On Deno it is a `Deno.PointerObject`, on Bun a number; neither is identity-stable, so compare
- * pointers with {@link Backend.address}.
+ * On Deno it is a `Deno.PointerObject`, on Bun a number, on Node.js (both backends) a bigint;
+ * Deno's is not identity-stable, so compare pointers with {@link Backend.address}.
  */
 export type Pointer = { readonly [pointerBrand]: "Pointer" };
 
@@ -78,11 +80,23 @@ export interface NativeLibrary {
 
 /**
  * What each runtime backend must provide. Kept small on purpose: every operation here is tested by
- * the conformance test (`tests/ffi_backend_test.ts`) on both runtimes.
+ * the conformance test (`tests/ffi_backend_test.ts`) on every runtime.
  */
 export interface Backend {
-  /** `"deno"` or `"bun"`. */
-  readonly name: "deno" | "bun";
+  /** The runtime: `"deno"`, `"bun"` or `"node"`. */
+  readonly name: "deno" | "bun" | "node";
+  /**
+   * The FFI underneath: `"Deno.dlopen"`, `"bun:ffi"`, or on Node.js `"node:ffi"` (the built-in
+   * module, Node.js 26+) or `"koffi"` (the npm package, Node.js 22 and 24).
+   */
+  readonly ffi: "Deno.dlopen" | "bun:ffi" | "node:ffi" | "koffi";
+  /**
+   * Why this process may not call C at all, naming the runtime flag that allows it (Deno without
+   * `--allow-ffi`, Node.js's permission model without `--allow-ffi`), or `null` when it may.
+   * Asked once before loading, so that a missing permission is reported as such rather than as
+   * a library that could not be found.
+   */
+  missingPermission(): string | null;
   /** The operating system, for library discovery. */
   readonly os: "linux" | "darwin" | "windows" | "other";
   /** The CPU architecture. */

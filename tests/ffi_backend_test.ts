@@ -1,12 +1,22 @@
 /**
  * The backend conformance test: every operation of the `Backend` contract (`ffi/types.ts`),
- * exercised against the real libcrypto, with the same assertions on Deno and on Bun.
+ * exercised against the real libcrypto, with the same assertions on Deno, on Bun and on Node.js
+ * (over `node:ffi` on Node.js 26, over koffi on 22 and 24).
  *
- * Runtime differences this test pins down (observed with Deno 2.9.5 and Bun 1.4.5):
+ * Runtime differences this test pins down (observed with Deno 2.9.5, Bun 1.4.5, Node.js 24.22 with
+ * koffi 3.3.4 and Node.js 26.12):
  * - Pointer identity: on Deno two reads of the same C pointer are different `PointerObject`s
- *   (`===` is false); on Bun they are equal numbers. Only `backend.address()` is comparable.
- * - 64-bit results: Deno's `i64`/`u64` give `number | bigint`; Bun's `_fast` results give a bigint
- *   above 2^53. Both backends normalise to a number.
+ *   (`===` is false); on Bun they are equal numbers, on Node.js equal bigints. Only
+ *   `backend.address()` is comparable.
+ * - 64-bit results: Deno's `i64`/`u64` give `number | bigint`; Bun's `_fast` results and koffi's
+ *   give a bigint above 2^53; `node:ffi` always gives a bigint. Every backend normalises to a
+ *   number.
+ * - NULL results: `null` on Deno, Bun and koffi, `0n` from `node:ffi` (normalised to `null`).
+ * - A callback that throws: C gets 0 on Deno, Bun and koffi; `node:ffi` aborts the process. Every
+ *   backend catches before C sees it.
+ * - The node binary exports its own, statically linked OpenSSL (unversioned symbols): the system
+ *   libcrypto's internal calls bind to it unless the library is loaded `RTLD_DEEPBIND`, and then
+ *   crash (see "the library's internal calls stay inside it").
  * - Empty `Uint8Array` as a `buf` argument: neither runtime throws. Deno passes NULL for an array
  *   with no backing store (`new Uint8Array(0)`, `new BigUint64Array(0)`) and a real address for an
  *   empty view into a non-empty buffer (`big.subarray(4, 4)`); Bun passes a non-NULL address in
@@ -111,6 +121,21 @@ test("pointers: a NULL result from C comes back as null", () => {
     o.BIO_free(bio);
     o.ERR_clear_error(); // PEM_read_bio_X509 queued "no start line"
   }
+});
+
+test("the library's internal calls stay inside it (no other OpenSSL in the process interposes)", () => {
+  // PEM_read_bio_X509 on an empty BIO allocates, queues an error and frees inside libcrypto.
+  // Without RTLD_DEEPBIND on Node.js, those internal calls went to the OpenSSL the node binary
+  // exports and the BIO_free below aborted the process ("free(): invalid pointer").
+  for (let i = 0; i < 3; i++) {
+    const bio = memBio();
+    assert.equal(o.PEM_read_bio_X509(bio, null, null, null), null);
+    assert.ok(o.ERR_get_error() !== 0, "the error is in the queue of the library we loaded");
+    assert.equal(o.BIO_free(bio), 1);
+    o.ERR_clear_error();
+  }
+  // The version the library reports is the one of the file we loaded (the openssl CLI's).
+  assert.equal(o.OpenSSL_version_num(), o.versionNumber);
 });
 
 // --- reading and writing C memory ----------------------------------------------------------
@@ -582,6 +607,9 @@ test("env, name, os, arch", () => {
   assert.ok(path !== undefined && path.length > 0);
   assert.equal(b.env("LIBSSL_FFI_SURELY_UNSET_VARIABLE"), undefined);
   assert.equal(b.name, runtime);
+  const ffis = { deno: ["Deno.dlopen"], bun: ["bun:ffi"], node: ["node:ffi", "koffi"] };
+  assert.ok(ffis[runtime].includes(b.ffi), `${b.ffi} on ${runtime}`);
+  assert.equal(b.missingPermission(), null, "this process may use FFI");
   assert.equal(b.os, "linux");
   assert.equal(b.arch, "x86_64");
   assert.equal(o.backend, b, "the loaded library uses the same backend");

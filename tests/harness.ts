@@ -1,10 +1,11 @@
 /**
- * A tiny test harness that runs the same `*_test.ts` files under `deno test` and `bun test`.
+ * A tiny test harness that runs the same `*_test.ts` files under `deno test`, `bun test` and
+ * `node --test`.
  *
- * `test()` maps to `Deno.test` on Deno and to `bun:test`'s `test` on Bun, with an explicit
- * per-test timeout on both (Deno has none by default, so a hung test would hang CI; Bun's default
- * of 5 s is too short for some of ours). Assertions come from `node:assert/strict`, which both
- * runtimes ship.
+ * `test()` maps to `Deno.test` on Deno, to `bun:test`'s `test` on Bun and to `node:test`'s `test`
+ * on Node.js, with an explicit per-test timeout on all three (Deno has none by default, so a hung
+ * test would hang CI; Bun's default of 5 s is too short for some of ours; node:test has none by
+ * default either). Assertions come from `node:assert/strict`, which all three runtimes ship.
  *
  * @example
  * ```ts
@@ -25,7 +26,11 @@ export interface TestOptions {
 export type TestFn = () => void | Promise<void>;
 
 /** The runtime the tests are running on. */
-export const runtime: "deno" | "bun" = "Bun" in globalThis ? "bun" : "deno";
+export const runtime: "deno" | "bun" | "node" = "Bun" in globalThis
+  ? "bun"
+  : "Deno" in globalThis
+  ? "deno"
+  : "node";
 
 const DEFAULT_TIMEOUT = 20_000;
 
@@ -37,6 +42,16 @@ interface BunTestModule {
 const bunTestSpecifier = "bun:test";
 const bunTest: BunTestModule | null = runtime === "bun"
   ? (await import(bunTestSpecifier)) as BunTestModule
+  : null;
+
+interface NodeTestModule {
+  test(name: string, options: { timeout: number }, fn: () => Promise<void>): unknown;
+}
+
+// `node:test` exists on Deno and Bun too, but only Node's runs under `node --test`.
+const nodeTestSpecifier = "node:test";
+const nodeTest: NodeTestModule | null = runtime === "node"
+  ? (await import(nodeTestSpecifier)) as NodeTestModule
   : null;
 
 /** Rejects after `ms`, unless the body settles first; always clears its timer. */
@@ -69,6 +84,9 @@ export function test(name: string, fn: TestFn, options: TestOptions = {}): void 
   if (bunTest !== null) {
     // Bun enforces the timeout itself; our own race gives the same message on both runtimes.
     bunTest.test(name, () => withTimeout(name, fn, ms), ms + 1_000);
+  } else if (nodeTest !== null) {
+    // The same: node:test's own timeout is only the backstop.
+    nodeTest.test(name, { timeout: ms + 1_000 }, () => withTimeout(name, fn, ms));
   } else {
     Deno.test({ name, fn: () => withTimeout(name, fn, ms) });
   }

@@ -6,6 +6,8 @@ import { runtime, test } from "./harness.ts";
 test("opensslVersion() reports the loaded library, matching the openssl CLI", () => {
   const v = opensslVersion();
   assert.equal(v.runtime, runtime);
+  const ffis = { deno: ["Deno.dlopen"], bun: ["bun:ffi"], node: ["node:ffi", "koffi"] };
+  assert.ok(ffis[runtime].includes(v.ffi), `${v.ffi} on ${runtime}`);
   assert.match(v.text, /^OpenSSL \d+\.\d+\.\d+/);
   assert.match(v.version, /^\d+\.\d+\.\d+$/);
   assert.ok(v.number >= 0x30000020, `we test OpenSSL 3.0.2+, got 0x${v.number.toString(16)}`);

@@ -14,8 +14,8 @@ let loaded: OpenSsl | undefined;
 /**
  * The loaded library (loaded once, on first call).
  *
- * @throws {TlsError} `LIBRARY_NOT_FOUND` (the message lists every path tried) or
- * `LIBRARY_TOO_OLD`.
+ * @throws {TlsError} `LIBRARY_NOT_FOUND` (the message lists every path tried),
+ * `LIBRARY_TOO_OLD`, or `PERMISSION_DENIED` (the runtime forbids FFI; the message names the flag).
  */
 export function openssl(): OpenSsl {
   if (loaded !== undefined) return loaded;

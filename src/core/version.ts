@@ -18,8 +18,13 @@ export interface OpenSslVersion {
   readonly libssl: string;
   /** The libcrypto file that was loaded. */
   readonly libcrypto: string;
-  /** The FFI backend in use: `"deno"` or `"bun"`. */
-  readonly runtime: "deno" | "bun";
+  /** The runtime: `"deno"`, `"bun"` or `"node"`. */
+  readonly runtime: "deno" | "bun" | "node";
+  /**
+   * The FFI it is loaded through: `"Deno.dlopen"`, `"bun:ffi"`, or on Node.js `"node:ffi"`
+   * (26+) or `"koffi"` (22 and 24).
+   */
+  readonly ffi: "Deno.dlopen" | "bun:ffi" | "node:ffi" | "koffi";
   /**
    * What this OpenSSL can do beyond the 3.0 baseline, detected from the library (e.g.
    * `groupName`: the negotiated key exchange group by name, 3.2+).
@@ -36,7 +41,7 @@ export interface OpenSslVersion {
  * const v = opensslVersion();
  * console.log(`${v.text} from ${v.libssl} on ${v.runtime}`); // "OpenSSL 3.0.19 ... from libssl.so.3 on deno"
  * ```
- * @throws {TlsError} `LIBRARY_NOT_FOUND` or `LIBRARY_TOO_OLD`.
+ * @throws {TlsError} `LIBRARY_NOT_FOUND`, `LIBRARY_TOO_OLD` or `PERMISSION_DENIED`.
  */
 export function opensslVersion(): OpenSslVersion {
   const o = openssl();
@@ -52,6 +57,7 @@ export function opensslVersion(): OpenSslVersion {
     libssl: o.libsslPath,
     libcrypto: o.libcryptoPath,
     runtime: o.backend.name,
+    ffi: o.backend.ffi,
     capabilities: capabilities(),
   };
 }

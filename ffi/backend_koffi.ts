@@ -1,0 +1,219 @@
+/**
+ * The Node.js backend over the `koffi` npm package (3.x): the only file that touches it. Used on
+ * Node.js 22 and 24, which have no `node:ffi`, and on 26.1-26.8 without `--experimental-ffi`.
+ * koffi's native code ships prebuilt in its per-platform packages (`@koromix/koffi-linux-x64`,
+ * ...), so nothing is compiled at install time.
+ *
+ * The node binary exports the OpenSSL it is statically linked with, unversioned; loaded the
+ * ordinary way, the system libcrypto's internal calls would bind to node's copies (two OpenSSLs
+ * mixing heaps: `free(): invalid pointer` at once). So on Linux libraries are loaded with
+ * `RTLD_DEEPBIND` (koffi's `deep: true`): their own symbols and dependencies first.
+ *
+ * koffi facts this relies on (each checked by the conformance test, koffi 3.3 on Node.js 24):
+ * - Pointers are `bigint` addresses (koffi 3; koffi 2 had opaque externals), NULL is `null` in
+ *   results and in callback arguments.
+ * - 64-bit results are numbers up to 2^53 and bigints beyond: wrapped to always give a number.
+ * - TypedArray arguments to `void *` pass a pointer to their bytes (subarrays at their offset),
+ *   no copy; C's writes land in the array.
+ * - The same symbol may be declared again with other types (aliases just work); a missing symbol
+ *   throws, so optional ones are declared one by one.
+ * - A callback's exception reaches C as 0 and is rethrown at the FFI call site: the guard
+ *   (`node_shared.ts`) catches everything first. Registered callbacks are limited to 8192 live
+ *   at once (we keep one per signature, see `src/core/trampolines.ts`) and must be unregistered.
+ * - `koffi.view(pointer, length)` is a zero-copy ArrayBuffer over C memory.
+ *
+ * Loaded through a variable specifier, with its few types declared below, so that `deno check`
+ * type-checks this file without resolving the package, and Deno and Bun never load it.
+ *
+ * @module
+ */
+import type {
+  Backend,
+  CallbackDef,
+  FunctionDef,
+  NativeCallback,
+  NativeLibrary,
+  NativeType,
+  Pointer,
+  SymbolTable,
+} from "./types.ts";
+import {
+  addressOf,
+  guardCallback,
+  mapResult,
+  nodeArch,
+  nodeEnv,
+  nodeOs,
+  pointerFromAddress,
+  toNumber,
+  toPointer,
+  WIDE,
+} from "./node_shared.ts";
+
+type AnyFn = (...args: never[]) => unknown;
+
+/** An opaque koffi type object. */
+type KoffiType = { readonly __koffiType: unique symbol };
+
+/** The part of a koffi library handle this backend uses. */
+interface KoffiLibrary {
+  func(name: string, result: string, args: string[]): AnyFn;
+  unload(): void;
+}
+
+/** The part of koffi this backend uses. */
+interface Koffi {
+  load(path: string, options?: { deep?: boolean }): KoffiLibrary;
+  proto(result: string, args: string[]): KoffiType;
+  pointer(type: KoffiType): KoffiType;
+  register(fn: AnyFn, type: KoffiType): bigint;
+  unregister(pointer: bigint): void;
+  view(pointer: bigint, length: number): ArrayBuffer;
+  decode: {
+    (pointer: bigint, offset: number, type: string): unknown;
+    int32(pointer: bigint): number;
+    string(pointer: bigint): string;
+  };
+  encode(pointer: bigint, offset: number, type: string, value: unknown): void;
+}
+
+const specifier = "koffi";
+const koffi = ((await import(specifier)) as { default: Koffi }).default;
+
+function koffiType(t: NativeType): string {
+  switch (t) {
+    case "ptr":
+    case "buf":
+    case "cb":
+      return "void *";
+    case "i32":
+      return "int32_t";
+    case "u32":
+      return "uint32_t";
+    case "i64":
+      return "int64_t";
+    case "u64":
+      return "uint64_t";
+    case "usize":
+      return "size_t";
+    case "void":
+      return "void";
+  }
+}
+
+/** `f` with its result made contract-shaped: numbers for 64-bit integers. */
+function bind(f: AnyFn, def: FunctionDef): AnyFn {
+  return WIDE.has(def.ret) ? mapResult(f, def.args.length, toNumber) : f;
+}
+
+/** koffi's callback types, one per distinct signature (koffi parses each once). */
+const callbackTypes = new Map<string, KoffiType>();
+
+function callbackType(def: CallbackDef): KoffiType {
+  const key = `${def.ret}(${def.args.join(",")})`;
+  let type = callbackTypes.get(key);
+  if (type === undefined) {
+    type = koffi.pointer(koffi.proto(koffiType(def.ret), def.args.map(koffiType)));
+    callbackTypes.set(key, type);
+  }
+  return type;
+}
+
+const at = (p: Pointer, offset: number): bigint =>
+  offset === 0 ? addressOf(p) : addressOf(p) + BigInt(offset);
+
+/** The koffi implementation of {@link Backend}. */
+export const koffiBackend: Backend = {
+  name: "node",
+  ffi: "koffi",
+  os: nodeOs,
+  arch: nodeArch,
+
+  missingPermission() {
+    // Under Node's permission model koffi (a native addon) needs --allow-addons; without it the
+    // import in backend.ts already failed, so reaching this means it was granted.
+    return null;
+  },
+
+  env: nodeEnv,
+
+  open(path: string, table: SymbolTable): NativeLibrary {
+    const lib = koffi.load(path, { deep: nodeOs === "linux" });
+    const symbols: Record<string, AnyFn | null> = {};
+    for (const [name, def] of Object.entries(table)) {
+      try {
+        const f = lib.func(def.symbol ?? name, koffiType(def.ret), def.args.map(koffiType));
+        symbols[name] = bind(f, def);
+      } catch (error) {
+        if (def.optional !== true) {
+          lib.unload();
+          throw error;
+        }
+        symbols[name] = null;
+      }
+    }
+    let closed = false;
+    return {
+      symbols,
+      close() {
+        if (closed) return;
+        closed = true;
+        lib.unload();
+      },
+    };
+  },
+
+  address(p) {
+    return Number(addressOf(p));
+  },
+
+  fromAddress(address) {
+    return pointerFromAddress(address);
+  },
+
+  readBytes(p, offset, length) {
+    return length > 0
+      ? new Uint8Array(koffi.view(at(p, offset), length)).slice()
+      : new Uint8Array(0);
+  },
+
+  writeBytes(p, offset, bytes) {
+    if (bytes.length > 0) new Uint8Array(koffi.view(at(p, offset), bytes.length)).set(bytes);
+  },
+
+  readCString(p, offset = 0) {
+    return koffi.decode.string(at(p, offset));
+  },
+
+  readPointer(p, offset = 0) {
+    return toPointer(koffi.decode(addressOf(p), offset, "void *"));
+  },
+
+  readI32(p, offset = 0) {
+    return koffi.decode.int32(at(p, offset));
+  },
+
+  writeI32(p, offset, value) {
+    koffi.encode(addressOf(p), offset, "int32_t", value);
+  },
+
+  writePointer(p, offset, value) {
+    koffi.encode(addressOf(p), offset, "void *", value === null ? null : addressOf(value));
+  },
+
+  callback(def: CallbackDef, fn, onThrow, report): NativeCallback {
+    const address = koffi.register(
+      guardCallback(def.args, def.ret, fn, onThrow, report) as AnyFn,
+      callbackType(def),
+    );
+    let closed = false;
+    return {
+      pointer: address as unknown as Pointer,
+      close() {
+        if (closed) return;
+        closed = true;
+        koffi.unregister(address);
+      },
+    };
+  },
+};
