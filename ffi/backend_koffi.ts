@@ -20,7 +20,6 @@
  * - A callback's exception reaches C as 0 and is rethrown at the FFI call site: the guard
  *   (`node_shared.ts`) catches everything first. Registered callbacks are limited to 8192 live
  *   at once (we keep one per signature, see `src/core/trampolines.ts`) and must be unregistered.
- * - `koffi.view(pointer, length)` is a zero-copy ArrayBuffer over C memory.
  *
  * Loaded through a variable specifier, with its few types declared below, so that `deno check`
  * type-checks this file without resolving the package, and Deno and Bun never load it.
@@ -63,12 +62,12 @@ interface KoffiLibrary {
 
 /** The part of koffi this backend uses. */
 interface Koffi {
-  load(path: string, options?: { deep?: boolean }): KoffiLibrary;
+  /** `null`: the process image (every loaded library's exports; libc's `memcpy` for us). */
+  load(path: string | null, options?: { deep?: boolean }): KoffiLibrary;
   proto(result: string, args: string[]): KoffiType;
   pointer(type: KoffiType): KoffiType;
   register(fn: AnyFn, type: KoffiType): bigint;
   unregister(pointer: bigint): void;
-  view(pointer: bigint, length: number): ArrayBuffer;
   decode: {
     (pointer: bigint, offset: number, type: string): unknown;
     int32(pointer: bigint): number;
@@ -118,6 +117,19 @@ function callbackType(def: CallbackDef): KoffiType {
   }
   return type;
 }
+
+/**
+ * libc's `memcpy`, for copies between C memory and JS arrays: a TypedArray argument is passed as
+ * a pointer to its bytes, so one call copies, where `koffi.view()` would first make an external
+ * ArrayBuffer (and a finalizer) per copy.
+ */
+let memcpy: ((dst: unknown, src: unknown, n: number) => unknown) | undefined;
+const copy = () =>
+  memcpy ??= koffi.load(null).func(
+    "memcpy",
+    "void *",
+    ["void *", "void *", "size_t"],
+  ) as (dst: unknown, src: unknown, n: number) => unknown;
 
 const at = (p: Pointer, offset: number): bigint =>
   offset === 0 ? addressOf(p) : addressOf(p) + BigInt(offset);
@@ -172,13 +184,13 @@ export const koffiBackend: Backend = {
   },
 
   readBytes(p, offset, length) {
-    return length > 0
-      ? new Uint8Array(koffi.view(at(p, offset), length)).slice()
-      : new Uint8Array(0);
+    const out = new Uint8Array(length);
+    if (length > 0) copy()(out, at(p, offset), length);
+    return out;
   },
 
   writeBytes(p, offset, bytes) {
-    if (bytes.length > 0) new Uint8Array(koffi.view(at(p, offset), bytes.length)).set(bytes);
+    if (bytes.length > 0) copy()(at(p, offset), bytes, bytes.length);
   },
 
   readCString(p, offset = 0) {

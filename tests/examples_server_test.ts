@@ -1,5 +1,5 @@
 /**
- * `examples/server.ts` as a child process of the current runtime (Deno or Bun), on a port it
+ * `examples/server.ts` as a child process of the current runtime (Deno, Bun or Node.js), on a port it
  * picks (`--port 0`), with the test PKI: echo through `openssl s_client`, HTTP through our own
  * `connect()`, client certificates, SNI, version pinning, timeouts, signals, `--demo`, OCSP
  * stapling (`--ocsp-staple`, `--ocsp-auto` against `openssl ocsp -port`), pre-shared keys
@@ -15,7 +15,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { runtime, test } from "./harness.ts";
+import { runtimeArgs, test } from "./harness.ts";
 import { leafWithOcspUrl, ocspFixtures, startOcspResponder } from "./support/ocsp.ts";
 import { freePort } from "./support/peer_process.ts";
 import { sharedTestPki } from "./support/pki.ts";
@@ -125,10 +125,7 @@ function start(command: string, args: string[], stdin: "pipe" | "ignore" = "igno
 
 /** Runs `examples/server.ts` with the current runtime. */
 function startExample(args: string[]): Child {
-  const argv = runtime === "deno"
-    ? ["run", "--no-prompt", "--allow-all", SCRIPT, ...args]
-    : [SCRIPT, ...args];
-  return start(process.execPath, argv);
+  return start(process.execPath, runtimeArgs(SCRIPT, args));
 }
 
 /** Starts the example on a free port and waits for its "listening on" line. */
@@ -752,10 +749,7 @@ function writePskFile(): { file: string; cleanup: () => void } {
 async function runClientExample(
   args: string[],
 ): Promise<{ code: number | null; out: string; err: string }> {
-  const argv = runtime === "deno"
-    ? ["run", "--no-prompt", "--allow-all", "examples/client.ts", ...args]
-    : ["examples/client.ts", ...args];
-  const child = start(process.execPath, argv);
+  const child = start(process.execPath, runtimeArgs("examples/client.ts", args));
   try {
     const { code } = await exitWithin(child, 30_000);
     return { code, out: child.stdout(), err: child.stderr() };

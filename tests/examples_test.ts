@@ -3,7 +3,7 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import process from "node:process";
 import { clearContextCache } from "../mod.ts";
-import { runtime, test } from "./harness.ts";
+import { runtimeArgs, test } from "./harness.ts";
 import { assertNoLiveNativeObjects } from "./support/leaks.ts";
 import { ocspFixtures } from "./support/ocsp.ts";
 import { startOpensslServer } from "./support/openssl_peer.ts";
@@ -18,10 +18,7 @@ async function runExample(
   args: string[],
   timeout = 30_000,
 ): Promise<ScriptResult> {
-  const argv = runtime === "deno"
-    ? ["run", "--no-prompt", "--allow-all", script, ...args]
-    : [script, ...args];
-  const child = spawn(process.execPath, argv, {
+  const child = spawn(process.execPath, runtimeArgs(script, args), {
     cwd: repoRoot,
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -15,6 +15,7 @@
  * ```
  * @module
  */
+import process from "node:process";
 
 /** Options for one test. */
 export interface TestOptions {
@@ -33,6 +34,45 @@ export const runtime: "deno" | "bun" | "node" = "Bun" in globalThis
   : "node";
 
 const DEFAULT_TIMEOUT = 20_000;
+
+/**
+ * Node.js flags for a child process of the runtime under test: `node:ffi` prints an
+ * ExperimentalWarning on stderr in every process (which the examples' tests read), and Node.js
+ * 26.1-26.8 need `--experimental-ffi` for it, which the child inherits from this process.
+ */
+const NODE_CHILD_FLAGS: readonly string[] = runtime === "node"
+  ? [
+    "--disable-warning=ExperimentalWarning",
+    ...process.execArgv.filter((flag) => flag === "--experimental-ffi"),
+  ]
+  : [];
+
+/**
+ * The arguments that run `script` with the runtime under test (`process.execPath`): `deno run
+ * --no-prompt <denoFlags> script args`, `bun script args`, `node <flags> script args`.
+ *
+ * @example
+ * ```ts
+ * import process from "node:process";
+ * import { spawnSync } from "node:child_process";
+ * import { runtimeArgs } from "./harness.ts";
+ * spawnSync(process.execPath, runtimeArgs("examples/client.ts", ["--help"]));
+ * ```
+ */
+export function runtimeArgs(
+  script: string,
+  args: readonly string[] = [],
+  denoFlags: readonly string[] = ["--allow-all"],
+): string[] {
+  switch (runtime) {
+    case "deno":
+      return ["run", "--no-prompt", ...denoFlags, script, ...args];
+    case "bun":
+      return [script, ...args];
+    case "node":
+      return [...NODE_CHILD_FLAGS, script, ...args];
+  }
+}
 
 interface BunTestModule {
   test(name: string, fn: () => Promise<void>, timeout: number): void;

@@ -11,7 +11,7 @@ import { existsSync } from "node:fs";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { type Backend, backend, libraryCandidates, loadOpenSslWith } from "../ffi/mod.ts";
-import { runtime, test } from "./harness.ts";
+import { runtime, runtimeArgs, test } from "./harness.ts";
 
 // --- libraryCandidates() with a fake backend -----------------------------------------------
 
@@ -124,16 +124,11 @@ const SCRIPT = "tests/fixtures/load_openssl.ts";
  * LIBCRYPTO_PATH removed first). `allowEnv: false` drops Deno's `--allow-env`.
  */
 function runChild(env: Record<string, string>, allowEnv = true): ChildResult {
-  const args = runtime === "deno"
-    ? [
-      "run",
-      "--no-prompt",
-      "--allow-ffi",
-      ...(allowEnv ? ["--allow-env"] : []),
-      "--allow-read",
-      SCRIPT,
-    ]
-    : [SCRIPT];
+  const args = runtimeArgs(SCRIPT, [], [
+    "--allow-ffi",
+    ...(allowEnv ? ["--allow-env"] : []),
+    "--allow-read",
+  ]);
   const childEnv: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
     if (v !== undefined && k !== "LIBSSL_PATH" && k !== "LIBCRYPTO_PATH") childEnv[k] = v;

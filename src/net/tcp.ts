@@ -1,11 +1,15 @@
 /**
- * Chooses the TCP implementation once: `Deno.connect` / `Deno.listen` on Deno, `node:net` on Bun.
+ * Chooses the TCP implementation once: `Deno.connect` / `Deno.listen` on Deno (measured 3-4x
+ * faster there than its `node:net`), `node:net` everywhere else (Bun and Node.js).
  *
  * @module
  */
 import type { ByteStream, TcpConnectOptions, TcpListener, TcpListenOptions } from "./stream.ts";
 
-const impl = "Bun" in globalThis ? await import("./tcp_node.ts") : await import("./tcp_deno.ts");
+// Bun defines no `Deno`; Node.js neither. (Both define `process`, so that is no test.)
+const impl = "Deno" in globalThis && !("Bun" in globalThis)
+  ? await import("./tcp_deno.ts")
+  : await import("./tcp_node.ts");
 
 /** Opens a TCP connection (TCP_NODELAY set) with the fastest API of the current runtime. */
 export const connectTcp: (options: TcpConnectOptions) => Promise<ByteStream> = impl.connectTcp;

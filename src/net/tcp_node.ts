@@ -1,6 +1,6 @@
 /**
  * TCP through `node:net`: used on Bun (where it is as fast as `Bun.connect` in our measurements)
- * and as the portable fallback. Adapts node's push-based 'data' events to pull-based reads, with
+ * and on Node.js. Adapts node's push-based 'data' events to pull-based reads, with
  * backpressure (the socket is paused while unread data exceeds a high-water mark).
  *
  * @module
@@ -156,6 +156,39 @@ export function connectTcp(options: TcpConnectOptions): Promise<ByteStream> {
   });
 }
 
+/** `net.Server`'s binding step, which `listen()` runs (see {@link bind}). */
+type Listen2 = (
+  address: string,
+  port: number,
+  addressType: number,
+  backlog: number,
+  fd: undefined,
+  flags: number,
+) => void;
+
+/**
+ * Binds `server` to `hostname:port`, synchronously where the runtime allows, so that `addr` (and
+ * the port picked for port 0) is known when `listen()` returns. A failure arrives as an 'error'
+ * event a tick later everywhere.
+ *
+ * - Bun binds synchronously in `listen()` itself.
+ * - Node.js's `listen()` resolves the host with `dns.lookup` first (a tick later even for an IP
+ *   literal) and binds in its callback, through `server._listen2()`. That method is internal but
+ *   kept under this name on purpose ("to avoid breaking code that wraps this method", lib/net.js;
+ *   Node.js 22 to 26): for an IP literal we call it directly, as `listen()` would, minus the
+ *   lookup. A host name still goes through `listen()` (bound a tick later).
+ */
+function bind(server: net.Server, hostname: string, port: number): void {
+  const family = net.isIP(hostname);
+  const listen2 = (server as unknown as { _listen2?: Listen2 })._listen2;
+  if (!("Bun" in globalThis) && family !== 0 && typeof listen2 === "function") {
+    // Node's defaults: backlog 511, no fd, no flags (dual-stack on "::", as listen() gives).
+    listen2.call(server, hostname, port, family, 511, undefined, 0);
+    return;
+  }
+  server.listen({ host: hostname, port });
+}
+
 class NodeTcpListener implements TcpListener {
   #server: net.Server;
   #queue: ByteStream[] = [];
@@ -180,9 +213,7 @@ class NodeTcpListener implements TcpListener {
       this.#error ??= error;
       this.#wake();
     });
-    // Bun binds synchronously (address() is set on return); a failure arrives as an 'error'
-    // event a tick later.
-    this.#server.listen({ host: options.hostname, port: options.port });
+    bind(this.#server, options.hostname, options.port);
   }
 
   #wake(): void {
@@ -223,7 +254,10 @@ class NodeTcpListener implements TcpListener {
   }
 }
 
-/** Listens on a TCP port. On Bun the port is bound before this returns. */
+/**
+ * Listens on a TCP port. On Bun, and on Node.js for an IP address, the port is bound before this
+ * returns.
+ */
 export function listenTcp(options: TcpListenOptions): TcpListener {
   return new NodeTcpListener(options);
 }

@@ -315,13 +315,26 @@ for (const ending of ENDINGS) {
     const scratch = mkdtempSync(join(tmpdir(), "libssl-ffi-pki-exit-test-"));
     try {
       const dirsFile = join(scratch, "dirs.txt");
+      const testRunner = {
+        deno: ["test", "--allow-all", "--no-config", CHILD],
+        bun: ["test", CHILD],
+        node: ["--test", CHILD],
+      };
       const args = ending === "test runner"
-        ? (runtime === "deno" ? ["test", "--allow-all", "--no-config", CHILD] : ["test", CHILD])
+        ? testRunner[runtime]
         : (runtime === "deno" ? ["run", "--allow-all", "--no-config", CHILD] : [CHILD]);
       try {
         execFileSync(process.execPath, args, {
           cwd: scratch,
-          env: { ...process.env, PKI_EXIT_ENDING: ending, PKI_EXIT_DIRS_FILE: dirsFile },
+          // Without NODE_TEST_CONTEXT: under `node --test` it tells a child `node --test` that it
+          // is one of the parent run's file processes (it then reports to us and runs nothing).
+          env: {
+            ...Object.fromEntries(
+              Object.entries(process.env).filter(([k]) => k !== "NODE_TEST_CONTEXT"),
+            ),
+            PKI_EXIT_ENDING: ending,
+            PKI_EXIT_DIRS_FILE: dirsFile,
+          },
           stdio: ["ignore", "pipe", "pipe"],
         });
       } catch (error) {

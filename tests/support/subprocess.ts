@@ -1,5 +1,5 @@
 /**
- * Runs a TypeScript file in a child process of the same runtime (deno or bun), for behaviour
+ * Runs a TypeScript file in a child process of the same runtime (deno, bun or node), for behaviour
  * that is per process: environment variables read by C, library loading, crashes.
  *
  * @example
@@ -13,7 +13,7 @@
 import { spawnSync } from "node:child_process";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { runtime } from "../harness.ts";
+import { runtimeArgs } from "../harness.ts";
 
 /** Options for {@link runScript}. */
 export interface RunScriptOptions {
@@ -42,9 +42,7 @@ export function runScript(
   args: string[] = [],
   options: RunScriptOptions = {},
 ): ScriptResult {
-  const argv = runtime === "deno"
-    ? ["run", "--no-prompt", ...(options.denoFlags ?? ["--allow-all"]), script, ...args]
-    : [script, ...args];
+  const argv = runtimeArgs(script, args, options.denoFlags);
   const r = spawnSync(process.execPath, argv, {
     cwd: repoRoot,
     env: { ...process.env, ...options.env },
