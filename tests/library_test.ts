@@ -281,3 +281,83 @@ test(
   },
   SLOW,
 );
+
+test("loader: a runtime that forbids FFI is PERMISSION_DENIED, naming the flag", () => {
+  // In-process: a backend whose runtime says no is never asked to open anything.
+  const opened: string[] = [];
+  const denied: Backend = {
+    ...backend,
+    missingPermission: () => "Deno needs --allow-ffi to load OpenSSL",
+    open(path, table) {
+      opened.push(path);
+      return backend.open(path, table);
+    },
+  };
+  const result = loadOpenSslWith(denied);
+  assert.equal(result.ok, false);
+  if (result.ok) return;
+  assert.equal(result.failure.code, "PERMISSION_DENIED");
+  assert.equal(result.failure.message, "Deno needs --allow-ffi to load OpenSSL");
+  assert.deepEqual(opened, [], "no library was tried");
+
+  // And for real, where the runtime has permissions: Deno without --allow-ffi (--no-prompt, no
+  // terminal: denied at once), Node.js's permission model without --allow-ffi. Bun has none.
+  const argv = runtime === "deno"
+    ? runtimeArgs(SCRIPT, [], ["--allow-env", "--allow-read"])
+    : runtime === "node"
+    ? ["--permission", "--allow-fs-read=*", "--allow-child-process", ...runtimeArgs(SCRIPT)]
+    : null;
+  if (argv === null) {
+    assert.equal(backend.missingPermission(), null, "Bun has no permission system");
+    return;
+  }
+  const r = spawnSync(process.execPath, argv, {
+    cwd: REPO,
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+    timeout: 50_000,
+  });
+  const detail = `exit ${r.status}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+  const line = r.stdout.trim().split("\n").pop() ?? "";
+  const child = JSON.parse(line) as ChildResult;
+  if (runtime === "node" && backend.ffi === "koffi") {
+    // koffi is a native addon: under the permission model the import of the library fails.
+    assert.equal(child.code, "NOT_A_TLS_ERROR", detail);
+    assert.match(child.message ?? "", /--allow-addons/, detail);
+    return;
+  }
+  assert.equal(child.ok, false, detail);
+  assert.equal(child.code, "PERMISSION_DENIED", detail);
+  assert.match(child.message ?? "", /--allow-ffi/, detail);
+  assert.doesNotMatch(child.message ?? "", /libcrypto|not found/, detail);
+}, SLOW);
+
+if (runtime === "node") {
+  test("Node.js: LIBSSL_FFI_BACKEND picks the backend; an unknown or missing one fails at import", () => {
+    const run = (value: string) => {
+      const r = spawnSync(process.execPath, runtimeArgs(SCRIPT), {
+        cwd: REPO,
+        env: { ...process.env, LIBSSL_FFI_BACKEND: value },
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "pipe"],
+        timeout: 50_000,
+      });
+      return JSON.parse(r.stdout.trim().split("\n").pop() ?? "") as ChildResult;
+    };
+    const koffi = run("koffi");
+    assert.equal(koffi.ok, true, JSON.stringify(koffi));
+    const bogus = run("ctypes");
+    assert.equal(bogus.code, "NOT_A_TLS_ERROR");
+    assert.match(bogus.message ?? "", /LIBSSL_FFI_BACKEND=ctypes is not a Node\.js backend/);
+    const nodeFfi = run("node:ffi");
+    if (backend.ffi === "node:ffi") {
+      assert.equal(nodeFfi.ok, true, JSON.stringify(nodeFfi));
+    } else {
+      // Node.js 24: what was detected, and what is supported.
+      assert.equal(nodeFfi.code, "NOT_A_TLS_ERROR");
+      assert.match(nodeFfi.message ?? "", /cannot run on Node\.js \d+\.\d+\.\d+/);
+      assert.match(nodeFfi.message ?? "", /node:ffi is not available/);
+      assert.match(nodeFfi.message ?? "", /Supported: Deno 2 .*Bun 1\.x.*Node\.js 26\.9\+/);
+    }
+  }, SLOW);
+}
