@@ -333,31 +333,35 @@ test("loader: a runtime that forbids FFI is PERMISSION_DENIED, naming the flag",
 }, SLOW);
 
 if (runtime === "node") {
-  test("Node.js: LIBSSL_FFI_BACKEND picks the backend; an unknown or missing one fails at import", () => {
-    const run = (value: string) => {
-      const r = spawnSync(process.execPath, runtimeArgs(SCRIPT), {
-        cwd: REPO,
-        env: { ...process.env, LIBSSL_FFI_BACKEND: value },
-        encoding: "utf8",
-        stdio: ["ignore", "pipe", "pipe"],
-        timeout: 50_000,
-      });
-      return JSON.parse(r.stdout.trim().split("\n").pop() ?? "") as ChildResult;
-    };
-    const koffi = run("koffi");
-    assert.equal(koffi.ok, true, JSON.stringify(koffi));
-    const bogus = run("ctypes");
-    assert.equal(bogus.code, "NOT_A_TLS_ERROR");
-    assert.match(bogus.message ?? "", /LIBSSL_FFI_BACKEND=ctypes is not a Node\.js backend/);
-    const nodeFfi = run("node:ffi");
-    if (backend.ffi === "node:ffi") {
-      assert.equal(nodeFfi.ok, true, JSON.stringify(nodeFfi));
-    } else {
-      // Node.js 24: what was detected, and what is supported.
-      assert.equal(nodeFfi.code, "NOT_A_TLS_ERROR");
-      assert.match(nodeFfi.message ?? "", /cannot run on Node\.js \d+\.\d+\.\d+/);
-      assert.match(nodeFfi.message ?? "", /node:ffi is not available/);
-      assert.match(nodeFfi.message ?? "", /Supported: Deno 2 .*Bun 1\.x.*Node\.js 26\.9\+/);
-    }
-  }, SLOW);
+  test(
+    "Node.js: LIBSSL_FFI_BACKEND picks the backend; an unknown or missing one fails at import",
+    () => {
+      const run = (value: string) => {
+        const r = spawnSync(process.execPath, runtimeArgs(SCRIPT), {
+          cwd: REPO,
+          env: { ...process.env, LIBSSL_FFI_BACKEND: value },
+          encoding: "utf8",
+          stdio: ["ignore", "pipe", "pipe"],
+          timeout: 50_000,
+        });
+        return JSON.parse(r.stdout.trim().split("\n").pop() ?? "") as ChildResult;
+      };
+      const koffi = run("koffi");
+      assert.equal(koffi.ok, true, JSON.stringify(koffi));
+      const bogus = run("ctypes");
+      assert.equal(bogus.code, "NOT_A_TLS_ERROR");
+      assert.match(bogus.message ?? "", /LIBSSL_FFI_BACKEND=ctypes is not a Node\.js backend/);
+      const nodeFfi = run("node:ffi");
+      if (backend.ffi === "node:ffi") {
+        assert.equal(nodeFfi.ok, true, JSON.stringify(nodeFfi));
+      } else {
+        // Node.js 24: what was detected, and what is supported.
+        assert.equal(nodeFfi.code, "NOT_A_TLS_ERROR");
+        assert.match(nodeFfi.message ?? "", /cannot run on Node\.js \d+\.\d+\.\d+/);
+        assert.match(nodeFfi.message ?? "", /node:ffi is not available/);
+        assert.match(nodeFfi.message ?? "", /Supported: Deno 2 .*Bun 1\.x.*Node\.js 26\.9\+/);
+      }
+    },
+    SLOW,
+  );
 }
