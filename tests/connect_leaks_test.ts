@@ -18,7 +18,6 @@ import { runtime, test } from "./harness.ts";
 import { sharedTestPki } from "./support/pki.ts";
 import { startOpensslServer } from "./support/openssl_peer.ts";
 import { collectGarbage } from "./support/gc.ts";
-import { assertNoSteadyHeapGrowth } from "./support/leaks.ts";
 
 const pki = sharedTestPki();
 
@@ -81,7 +80,9 @@ test(
       const heap = nativeMemoryInUse()!;
       const live = liveNativeObjects().total;
       const readings = [heap];
-      // On Node.js in four rounds, for a per-round check (see assertNoSteadyHeapGrowth).
+      // On Node.js in four rounds with a settle after each: it releases the memory of finished
+      // connections late, and the heap read after one long batch was up to 1.3 MB high (then
+      // back within 50 KB once settled in rounds).
       const rounds = runtime === "node" ? 4 : 1;
       for (let round = 0; round < rounds; round++) {
         for (let i = 0; i < 2_000 / rounds; i++) await once(i);
@@ -96,11 +97,10 @@ test(
       assert.equal(registeredConnections(), 0);
       assert.ok(openFds() <= fds, `file descriptors: ${fds} before, ${openFds()} after`);
       // A leaked SSL is ~100 KB: even a 1% leak rate shows as ~2 MB.
-      if (runtime === "node") {
-        assertNoSteadyHeapGrowth(readings, 1024 * 1024 / rounds, "500 connections");
-      } else {
-        assert.ok(heapAfter - heap < 1024 * 1024, `native heap grew by ${heapAfter - heap} bytes`);
-      }
+      assert.ok(
+        heapAfter - heap < 1024 * 1024,
+        `native heap grew by ${heapAfter - heap} bytes (after each round: ${readings.join(", ")})`,
+      );
     } finally {
       await server.stop();
     }

@@ -30,7 +30,7 @@ import { runtime, test } from "./harness.ts";
 import { sharedTestPki } from "./support/pki.ts";
 import { ocspFixtures } from "./support/ocsp.ts";
 import { opensslClient, parseOpensslClient } from "./support/clients.ts";
-import { assertNoSteadyHeapGrowth, clearCacheAndAssertNoLeaks as finish } from "./support/leaks.ts";
+import { clearCacheAndAssertNoLeaks as finish } from "./support/leaks.ts";
 import { collectGarbage } from "./support/gc.ts";
 
 const pki = sharedTestPki();
@@ -438,7 +438,9 @@ test(
       const started = Date.now();
       const readings = [heap];
       if (runtime === "node") {
-        // In four rounds, for a per-round check (see assertNoSteadyHeapGrowth for why on Node).
+        // In four rounds with a settle after each: Node.js releases the memory of finished
+        // connections late (read after one batch of 2,000 the heap was up to 2.2 MB high on
+        // Node.js 24, and within 50 KB of the baseline when settled in rounds).
         for (let round = 0; round < 4; round++) {
           await batch(1_000 + round * 500, 500);
           await settle();
@@ -461,11 +463,12 @@ test(
         // leaked SSL is ~100 KB. Deno's process-wide heap regrows up to ~0.7 MB once after the
         // warm-up's settle, then stays flat (checked over 5 more rounds of 1,000): not a leak.
         const limit = 1.5 * 1024 * 1024;
-        if (runtime === "node") {
-          assertNoSteadyHeapGrowth(readings as number[], limit / 4, "500 handshakes");
-        } else {
-          assert.ok(heapAfter - heap < limit, `native heap grew by ${heapAfter - heap} bytes`);
-        }
+        assert.ok(
+          heapAfter - heap < limit,
+          `native heap grew by ${heapAfter - heap} bytes (after each round: ${
+            readings.join(", ")
+          })`,
+        );
       }
     } finally {
       good.close();
