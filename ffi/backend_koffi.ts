@@ -33,17 +33,16 @@ import type {
   NativeCallback,
   NativeLibrary,
   NativeType,
-  Pointer,
   SymbolTable,
 } from "./types.ts";
 import {
+  addressAt as at,
   addressOf,
   guardCallback,
   mapResult,
-  nodeArch,
-  nodeEnv,
+  nodeBackendBase,
+  nodeCallback,
   nodeOs,
-  pointerFromAddress,
   toNumber,
   toPointer,
   WIDE,
@@ -131,23 +130,16 @@ const copy = () =>
     ["void *", "void *", "size_t"],
   ) as (dst: unknown, src: unknown, n: number) => unknown;
 
-const at = (p: Pointer, offset: number): bigint =>
-  offset === 0 ? addressOf(p) : addressOf(p) + BigInt(offset);
-
 /** The koffi implementation of {@link Backend}. */
 export const koffiBackend: Backend = {
-  name: "node",
+  ...nodeBackendBase,
   ffi: "koffi",
-  os: nodeOs,
-  arch: nodeArch,
 
   missingPermission() {
     // Under Node's permission model koffi (a native addon) needs --allow-addons; without it the
     // import in backend.ts already failed, so reaching this means it was granted.
     return null;
   },
-
-  env: nodeEnv,
 
   open(path: string, table: SymbolTable): NativeLibrary {
     const lib = koffi.load(path, { deep: nodeOs === "linux" });
@@ -173,14 +165,6 @@ export const koffiBackend: Backend = {
         lib.unload();
       },
     };
-  },
-
-  address(p) {
-    return Number(addressOf(p));
-  },
-
-  fromAddress(address) {
-    return pointerFromAddress(address);
   },
 
   readBytes(p, offset, length) {
@@ -218,14 +202,6 @@ export const koffiBackend: Backend = {
       guardCallback(def.args, def.ret, fn, onThrow, report) as AnyFn,
       callbackType(def),
     );
-    let closed = false;
-    return {
-      pointer: address as unknown as Pointer,
-      close() {
-        if (closed) return;
-        closed = true;
-        koffi.unregister(address);
-      },
-    };
+    return nodeCallback(address, (a) => koffi.unregister(a));
   },
 };

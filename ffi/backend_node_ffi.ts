@@ -16,7 +16,7 @@
  *
  * `node:ffi` facts this relies on (each checked by the conformance test, Node.js 26.12):
  * - Pointers are `bigint` addresses both ways, and NULL results come back as `0n`, not `null`:
- *   pointer results are wrapped to give `null`, so a {@link Pointer} is never `0n`.
+ *   pointer results are wrapped to give `null`, so a `Pointer` is never `0n`.
  * - 64-bit results are always bigints (an allocation per call): wrapped to numbers, and hot-path
  *   symbols are declared `i32` (see `symbols.ts`). Scalar `i32` results are plain numbers.
  * - A function resolved twice with different signatures throws, so an alias (`symbol:`) gets a
@@ -43,17 +43,16 @@ import type {
   NativeCallback,
   NativeLibrary,
   NativeType,
-  Pointer,
   SymbolTable,
 } from "./types.ts";
 import {
+  addressAt as at,
   addressOf,
   guardCallback,
   mapResult,
-  nodeArch,
-  nodeEnv,
+  nodeBackendBase,
+  nodeCallback,
   nodeOs,
-  pointerFromAddress,
   toNumber,
   toPointer,
   WIDE,
@@ -161,15 +160,10 @@ function deepBound<T>(path: string, open: () => T): T {
   }
 }
 
-const at = (p: Pointer, offset: number): bigint =>
-  offset === 0 ? addressOf(p) : addressOf(p) + BigInt(offset);
-
 /** The `node:ffi` implementation of {@link Backend}. */
 export const nodeFfiBackend: Backend = {
-  name: "node",
+  ...nodeBackendBase,
   ffi: "node:ffi",
-  os: nodeOs,
-  arch: nodeArch,
 
   missingPermission() {
     const permission = (process as unknown as { permission?: { has(scope: string): boolean } })
@@ -178,8 +172,6 @@ export const nodeFfiBackend: Backend = {
     return "Node.js runs with the permission model (--permission) and without --allow-ffi, " +
       "which loading OpenSSL through node:ffi needs";
   },
-
-  env: nodeEnv,
 
   open(path: string, table: SymbolTable): NativeLibrary {
     const main = deepBound(path, () => new ffi.DynamicLibrary(path));
@@ -206,14 +198,6 @@ export const nodeFfiBackend: Backend = {
       }
     }
     return { symbols, close: closeAll };
-  },
-
-  address(p) {
-    return Number(addressOf(p));
-  },
-
-  fromAddress(address) {
-    return pointerFromAddress(address);
   },
 
   readBytes(p, offset, length) {
@@ -253,14 +237,6 @@ export const nodeFfiBackend: Backend = {
       signature(def),
       guardCallback(def.args, def.ret, fn, onThrow, report) as AnyFn,
     );
-    let closed = false;
-    return {
-      pointer: address as unknown as Pointer,
-      close() {
-        if (closed) return;
-        closed = true;
-        home.unregisterCallback(address);
-      },
-    };
+    return nodeCallback(address, (a) => home.unregisterCallback(a));
   },
 };

@@ -6,7 +6,7 @@
  * @module
  */
 import process from "node:process";
-import type { Backend, NativeType, Pointer } from "./types.ts";
+import type { Backend, NativeCallback, NativeType, Pointer } from "./types.ts";
 
 /** The operating system, as {@link Backend.os} names it. */
 export const nodeOs: Backend["os"] = process.platform === "linux" || process.platform === "darwin"
@@ -22,11 +22,6 @@ export const nodeArch: Backend["arch"] = process.arch === "x64"
   ? "aarch64"
   : "other";
 
-/** An environment variable (Node.js has no environment permission). */
-export function nodeEnv(name: string): string | undefined {
-  return process.env[name];
-}
-
 /** A C address as the FFI hands it over (bigint, or null/0 for NULL) to a {@link Pointer}. */
 export function toPointer(value: unknown): Pointer | null {
   return value === null || value === undefined || value === 0n || value === 0
@@ -39,9 +34,39 @@ export function addressOf(p: Pointer | null): bigint {
   return p === null ? 0n : p as unknown as bigint;
 }
 
-/** A number or bigint address to a {@link Pointer}. */
-export function pointerFromAddress(address: number | bigint): Pointer | null {
-  return address === 0 || address === 0n ? null : BigInt(address) as unknown as Pointer;
+/** The address `offset` bytes past `p`. */
+export function addressAt(p: Pointer, offset: number): bigint {
+  return offset === 0 ? addressOf(p) : addressOf(p) + BigInt(offset);
+}
+
+/**
+ * What both Node.js backends share of {@link Backend}: the runtime, the platform, the environment
+ * (Node.js has no environment permission) and pointer addresses.
+ */
+export const nodeBackendBase: Pick<
+  Backend,
+  "name" | "os" | "arch" | "env" | "address" | "fromAddress"
+> = {
+  name: "node",
+  os: nodeOs,
+  arch: nodeArch,
+  env: (name) => process.env[name],
+  address: (p) => Number(addressOf(p)),
+  fromAddress: (address) =>
+    address === 0 || address === 0n ? null : BigInt(address) as unknown as Pointer,
+};
+
+/** A {@link NativeCallback} for a callback at `address`, released once by `release`. */
+export function nodeCallback(address: bigint, release: (address: bigint) => void): NativeCallback {
+  let closed = false;
+  return {
+    pointer: address as unknown as Pointer,
+    close() {
+      if (closed) return;
+      closed = true;
+      release(address);
+    },
+  };
 }
 
 /** The 64-bit integer types: the FFIs give bigints for them (always, or above 2^53). */

@@ -110,12 +110,13 @@ unset DENO_DIR
 export DENO_NO_UPDATE_CHECK=1
 
 reports=()
+durations=()
 exit_codes=()
 failed=0
 
 # Runs the suite on one runtime: its JUnit report goes to $RESULTS/<label>.xml.
 run_runtime() {
-  local label=$1 rc=0
+  local label=$1 rc=0 start=$SECONDS
   # A stale report from an earlier run must never be summarised as this run's result.
   rm -f "$RESULTS/$label.xml"
   echo
@@ -147,6 +148,7 @@ run_runtime() {
       exit 2
       ;;
   esac
+  durations+=("$label $((SECONDS - start)) s")
   reports+=("$RESULTS/$label.xml")
   exit_codes+=(--exit-code "$label=$rc")
   if [[ $rc -ne 0 ]]; then failed=1; fi
@@ -158,7 +160,8 @@ for label in $RUNTIMES; do
 done
 
 echo
-echo "=== summary ($((SECONDS - started)) s) ==="
+printf -v took '%s, ' "${durations[@]}"
+echo "=== summary ($((SECONDS - started)) s: ${took%, }) ==="
 summary_rc=0
 "$NODE24" scripts/junit_summary.mjs "${exit_codes[@]}" "${reports[@]}" || summary_rc=$?
 
