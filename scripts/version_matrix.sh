@@ -58,7 +58,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO=$PWD
 
-CACHE=${LIBSSL_FFI_CHROOTS:-/var/cache/libssl-ffi-chroots}
+CACHE=$(realpath -m "${LIBSSL_FFI_CHROOTS:-/var/cache/libssl-ffi-chroots}")
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # Bump when anything in build_chroot changes: cached chroots with another number are rebuilt.
 RECIPE=1
@@ -123,7 +123,7 @@ if ! command -v debootstrap >/dev/null 2>&1; then
     exit 2
   fi
 fi
-for tool in mount umount chroot flock; do
+for tool in mount umount mountpoint chroot flock realpath; do
   if ! command -v "$tool" >/dev/null 2>&1; then
     echo "version_matrix: $tool is missing (package util-linux / coreutils)" >&2
     exit 2
@@ -154,19 +154,35 @@ mounts_under() {
   awk -v dir="$1" '$2 == dir || index($2, dir "/") == 1 { print $2 }' /proc/self/mounts | sort -r
 }
 
-# Ends the processes whose root directory is $1 (left behind by an interrupted run), by pid.
-end_processes_in() {
-  local root=$1 pid link pids=()
+# The pids of the processes whose root directory is $1.
+processes_in() {
+  local link pid
   for link in /proc/[0-9]*/root; do
-    pid=${link#/proc/}
-    pid=${pid%/root}
-    if [[ $(readlink "$link" 2>/dev/null || true) == "$root" ]]; then pids+=("$pid"); fi
+    if [[ $(readlink "$link" 2>/dev/null || true) == "$1" ]]; then
+      pid=${link#/proc/}
+      echo "${pid%/root}"
+    fi
   done
-  if [[ ${#pids[@]} -eq 0 ]]; then return 0; fi
-  echo "version_matrix: ending ${#pids[@]} process(es) still running in $root: ${pids[*]}" >&2
+}
+
+# Ends what still runs inside the chroot $1, by pid: the suite's peer reapers poll once a second
+# and leave by themselves shortly after the runner exits, so first wait up to 5 s; whatever is
+# left (an interrupted run) gets SIGTERM, then SIGKILL.
+end_processes_in() {
+  local root=$1 pid pids=() i
+  for ((i = 0; i < 10; i++)); do
+    mapfile -t pids < <(processes_in "$root")
+    [[ ${#pids[@]} -gt 0 ]] || return 0
+    sleep 0.5
+  done
+  echo "version_matrix: ending ${#pids[@]} process(es) still running in $root:" >&2
+  for pid in "${pids[@]}"; do
+    echo "  $pid $( { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null || true)" >&2
+  done
   kill -TERM "${pids[@]}" 2>/dev/null || true
   sleep 1
-  kill -KILL "${pids[@]}" 2>/dev/null || true
+  mapfile -t pids < <(processes_in "$root")
+  if [[ ${#pids[@]} -gt 0 ]]; then kill -KILL "${pids[@]}" 2>/dev/null || true; fi
 }
 
 # Unmounts everything this script mounted, in reverse order.
@@ -175,6 +191,9 @@ unmount_all() {
   local i target
   for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
     target=${MOUNTS[i]}
+    # Only a real mount point: umount takes an unmounted path's name as a source too, and
+    # "proc" would then name the host's /proc.
+    mountpoint -q "$target" || continue
     umount "$target" 2>/dev/null || umount -l "$target" ||
       echo "version_matrix: could not unmount $target" >&2
   done
