@@ -11,9 +11,11 @@
  *   print `O=x, CN=y` in `x509 -text`, `-subject` and `s_client`'s CA list (OCSP's
  *   `Responder Id:` keeps the spaces). Both parse to `[["O", "x"], ["CN", "y"]]`.
  * - {@link acceptableCaNames}: `s_client`'s "Acceptable client certificate CA names".
- * - {@link statusReport}: what `s_client -status` printed about the stapled OCSP response. 3.0:
- *   `OCSP response: no response sent` / `OCSP response: \n====...`; 3.6+: `OCSP responses: no
- *   responses sent` / `OCSP responses: number of responses: N` then each response.
+ * - {@link statusReport}: what `s_client -status` printed about the stapled OCSP response. 3.0 to
+ *   3.5: `OCSP response: no response sent` / `OCSP response: \n====...`. 3.6+, TLS 1.3 (several
+ *   responses possible): `OCSP responses: no responses sent` / `OCSP responses: number of
+ *   responses: N` then each response; 3.6+, TLS 1.2: `OCSP response: no OCSP response received`
+ *   / `OCSP response: \n====...` as before.
  *
  * @example
  * ```ts
@@ -219,12 +221,14 @@ export type StatusReport =
  * ```
  */
 export function statusReport(stdout: string): StatusReport {
-  // 3.0 - 3.5
-  if (/^OCSP response: no response sent$/m.test(stdout)) return { kind: "none" };
+  // 3.0 - 3.5; 3.6+ on TLS 1.2 ("no OCSP response received" when nothing was stapled).
+  if (/^OCSP response: (?:no response sent|no OCSP response received)$/m.test(stdout)) {
+    return { kind: "none" };
+  }
   if (/^OCSP response: response parse error$/m.test(stdout)) return { kind: "parse-error" };
   const one = /^OCSP response: \n(={10,})\n([\s\S]*?)\n\1$/m.exec(stdout);
-  if (one !== null) return { kind: "responses", responses: [one[2]!] };
-  // 3.6+: a count, then each response between lines of `=`.
+  if (one !== null) return { kind: "responses", responses: [one[2]!.trim()] };
+  // 3.6+ on TLS 1.3: a count, then each response between lines of `=`.
   if (/^OCSP responses: no responses sent$/m.test(stdout)) return { kind: "none" };
   const counted = /^OCSP responses: number of responses: (\d+)\n/m.exec(stdout);
   if (counted !== null) {
@@ -261,4 +265,36 @@ export function stapledResponse(stdout: string): string {
     );
   }
   return report.responses[0]!;
+}
+
+/**
+ * A TLS alert as our errors name it: its number and OpenSSL's long description.
+ *
+ * @example
+ * ```ts
+ * import type { PeerAlert } from "./cli_output.ts";
+ * const alert: PeerAlert = { code: 51, text: "decrypt error" };
+ * console.log(alert);
+ * ```
+ */
+export interface PeerAlert {
+  code: number;
+  text: string;
+}
+
+/**
+ * The alert `openssl s_server` sends when a TLS 1.3 PSK binder does not verify (a wrong key):
+ * illegal_parameter (47) up to OpenSSL 3.3, decrypt_error (51) from 3.4 on, as RFC 8446 §6.2
+ * asks (openssl PR 25176, "Return SSL_AD_DECRYPT_ERROR alert on PSK binder validation failure").
+ *
+ * @example
+ * ```ts
+ * import { badBinderAlert } from "./cli_output.ts";
+ * console.log(badBinderAlert()); // { code: 47, text: "illegal parameter" } on OpenSSL 3.0
+ * ```
+ */
+export function badBinderAlert(): PeerAlert {
+  return cliAtLeast(3, 4)
+    ? { code: 51, text: "decrypt error" }
+    : { code: 47, text: "illegal parameter" };
 }
