@@ -138,7 +138,7 @@ export function parseName(text: string): NameEntry[] {
   }
   parts.push(current);
   return parts.map((part) => {
-    const m = /^\s*([A-Za-z][\w.-]*)\s*=\s?(.*?)\s*$/.exec(part);
+    const m = /^\s*([A-Za-z][\w-]*|\d+(?:\.\d+)+)\s*=\s?(.*?)\s*$/.exec(part);
     if (m === null) throw new Error(`not a distinguished name: ${JSON.stringify(text)}`);
     return [m[1]!, m[2]!.replace(/\\(.)/g, "$1")] as const;
   });
