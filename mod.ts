@@ -17,8 +17,9 @@ export type {
   TlsErrorCode,
   TlsErrorOptions,
 } from "./src/core/errors.ts";
-export { opensslVersion } from "./src/core/native.ts";
-export type { OpenSslVersion } from "./src/core/native.ts";
+export { opensslVersion } from "./src/core/version.ts";
+export type { OpenSslVersion } from "./src/core/version.ts";
+export type { Capabilities, Capability } from "./src/core/capabilities.ts";
 export { liveNativeObjects, nativeMemoryInUse } from "./src/core/ownership.ts";
 export type { LiveNativeObjects, NativeKind } from "./src/core/ownership.ts";
 export { registeredConnections } from "./src/handshake/routing.ts";
@@ -59,6 +60,7 @@ export type {
 } from "./src/handshake/features.ts";
 export { DEFAULT_TLS12_CIPHERS } from "./src/handshake/protocol.ts";
 export type { ProtocolOptions, TlsVersion } from "./src/handshake/protocol.ts";
+export type { GroupsOptions } from "./src/handshake/groups.ts";
 export type {
   ClientVerificationOptions,
   ServerVerificationOptions,

@@ -10,7 +10,8 @@
  *
  * Flags: --ca FILE (repeatable), --servername NAME, --alpn LIST, --cert FILE --key FILE [--pass P],
  * --identity DIR (pick a client identity by the server's acceptable CAs), --trace, --keylog FILE,
- * --pin SHA256, --tls1.2 / --tls1.3 (only that version), --insecure (no verification: UNSAFE),
+ * --pin SHA256, --tls1.2 / --tls1.3 (only that version), --groups LIST (key exchange groups, e.g.
+ * X25519MLKEM768,X25519), --insecure (no verification: UNSAFE),
  * --ocsp request|require|off (OCSP stapling; default request), --psk HEX --psk-identity ID (a
  * pre-shared key instead of certificates), --request TEXT, --reconnect (a second connection
  * resuming the first one's session), --timeout MS. Exit codes: 0 done, 1
@@ -55,6 +56,8 @@ const USAGE = `usage: client.ts [host:port | https://host[:port]/path] [flags]
   --alpn LIST        offer these ALPN protocols, e.g. h2,http/1.1
   --cert FILE --key FILE [--pass PASSPHRASE]   a client certificate
   --tls1.2 | --tls1.3  only that protocol version
+  --groups LIST      key exchange groups, most preferred first, e.g. X25519MLKEM768,X25519
+                     (default: OpenSSL's; 3.5+ prefers the post-quantum hybrid X25519MLKEM768)
   --identity DIR     client identities NAME.pem + NAME.key: the one the server's CAs accept is sent
   --trace            print the handshake as OpenSSL walks through it
   --keylog FILE      append TLS secrets (NSS key log format, for Wireshark; SSLKEYLOGFILE works too)
@@ -186,6 +189,9 @@ function parseArgs(args: string[]): Parsed {
         break;
       case "--tls1.3":
         options.minVersion = options.maxVersion = "TLSv1.3";
+        break;
+      case "--groups":
+        options.groups = value().split(",").filter((g) => g !== "");
         break;
       case "--identity":
         identities = value();
@@ -383,6 +389,7 @@ async function run(target: Target, parsed: Parsed): Promise<void> {
   console.log(`connected to ${target.hostname}:${target.port} in ${ms} ms`);
   console.log(`  protocol      ${conn.protocol}`);
   console.log(`  cipher        ${conn.cipher}`);
+  console.log(`  group         ${conn.group ?? "(none)"}`);
   console.log(`  ALPN          ${conn.alpnProtocol ?? "(none)"}`);
   const psk = conn.pskIdentity;
   if (psk !== null) {

@@ -494,8 +494,9 @@ function onShutdownSignal(handler: () => void): () => void {
 }
 
 /**
- * `--ocsp-staple FILE`: the file's bytes, stapled as they are. They are checked against the
- * certificate's chain first, for the operator's information only.
+ * `--ocsp-staple FILE`: the file's bytes, stapled as they are to clients that ask, if they are
+ * about the certificate served (the library staples nothing else). They are checked against the
+ * certificate's chain first, for the operator's information.
  */
 function stapleFromFile(file: string, certPem: string): Uint8Array {
   let der: Uint8Array;
@@ -514,7 +515,10 @@ function stapleFromFile(file: string, certPem: string): Uint8Array {
     const response = parseOcspResponse(der, { certificate: leaf!, issuer });
     console.log(`OCSP staple ${file}: ${describeOcsp(response)}`);
   } catch (error) {
-    console.error(`warning: OCSP staple ${file}: ${describeError(error)}; stapled as it is anyway`);
+    console.error(
+      `warning: OCSP staple ${file}: ${describeError(error)}; clients that check will refuse it ` +
+        "(and one about another certificate is not stapled at all)",
+    );
   }
   return der;
 }

@@ -133,7 +133,19 @@ export const SSL_R = {
   BINDER_DOES_NOT_VERIFY: 253,
   CALLBACK_FAILED: 234,
   UNEXPECTED_EOF_WHILE_READING: 294,
+  /**
+   * A generic wrapper OpenSSL 3.5+ queues after the real reason of a record-layer failure (e.g.
+   * after "decryption failed or bad record mac"): never the reason worth reporting.
+   */
+  RECORD_LAYER_FAILURE: 313,
 } as const;
+
+/**
+ * `SSL_get_shutdown()` bits. OpenSSL sets `SSL_RECEIVED_SHUTDOWN` when it reads close_notify or a
+ * fatal alert from the peer, and `SSL_SENT_SHUTDOWN` when it sends one: how a failure tells an
+ * alert the peer sent from one we sent (both leave an "alert" reason in the error queue).
+ */
+export const SSL_SHUTDOWN = { SENT: 1, RECEIVED: 2 } as const;
 
 /** `X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS` (x509v3.h): `*.example.com` yes, `w*.example.com` no. */
 export const X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS = 0x4;

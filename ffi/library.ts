@@ -2,8 +2,9 @@
  * Finding and loading libssl + libcrypto.
  *
  * Order: `LIBSSL_PATH` / `LIBCRYPTO_PATH` (read only when the environment permission is there),
- * then the versioned sonames of the platform. We test OpenSSL 3.0.2+ on Linux; 1.1.1, macOS
- * (Homebrew) and Windows names are best-effort and untested.
+ * then the versioned sonames of the platform, newest major first (OpenSSL 4 renamed them:
+ * `libssl.so.4`). A pair is accepted only when libssl and libcrypto come from one release. We test
+ * OpenSSL 3.0.2+ on Linux; 1.1.1, macOS (Homebrew) and Windows names are best-effort and untested.
  *
  * Failures are returned, not thrown, so that `src/` can turn them into its own `TlsError`
  * (`ffi/` does not depend on `src/`).
@@ -50,34 +51,31 @@ interface Candidate {
   crypto: string;
 }
 
+/** The majors we look for, newest first, with the suffix each platform gives its files. */
+const MAJORS = [
+  { elf: "4", dylib: "4", dll: "4", brew: "openssl@4" },
+  { elf: "3", dylib: "3", dll: "3", brew: "openssl@3" },
+  { elf: "1.1", dylib: "1.1", dll: "1_1", brew: "openssl@1.1" },
+] as const;
+
 function platformCandidates(os: Backend["os"]): Candidate[] {
   switch (os) {
-    case "darwin": {
+    case "darwin":
       // Never /usr/lib/libcrypto.dylib: Apple's shim aborts the process.
-      const out: Candidate[] = [];
-      for (const prefix of ["/opt/homebrew/opt", "/usr/local/opt"]) {
-        out.push({
-          ssl: `${prefix}/openssl@3/lib/libssl.3.dylib`,
-          crypto: `${prefix}/openssl@3/lib/libcrypto.3.dylib`,
-        });
-        out.push({
-          ssl: `${prefix}/openssl@1.1/lib/libssl.1.1.dylib`,
-          crypto: `${prefix}/openssl@1.1/lib/libcrypto.1.1.dylib`,
-        });
-      }
-      return out;
-    }
+      return ["/opt/homebrew/opt", "/usr/local/opt"].flatMap((prefix) =>
+        MAJORS.map((m) => ({
+          ssl: `${prefix}/${m.brew}/lib/libssl.${m.dylib}.dylib`,
+          crypto: `${prefix}/${m.brew}/lib/libcrypto.${m.dylib}.dylib`,
+        }))
+      );
     case "windows":
-      return [
-        { ssl: "libssl-3-x64.dll", crypto: "libcrypto-3-x64.dll" },
-        { ssl: "libssl-1_1-x64.dll", crypto: "libcrypto-1_1-x64.dll" },
-      ];
+      return MAJORS.map((m) => ({
+        ssl: `libssl-${m.dll}-x64.dll`,
+        crypto: `libcrypto-${m.dll}-x64.dll`,
+      }));
     default:
       // The versioned sonames: plain libssl.so exists only with the -dev package.
-      return [
-        { ssl: "libssl.so.3", crypto: "libcrypto.so.3" },
-        { ssl: "libssl.so.1.1", crypto: "libcrypto.so.1.1" },
-      ];
+      return MAJORS.map((m) => ({ ssl: `libssl.so.${m.elf}`, crypto: `libcrypto.so.${m.elf}` }));
   }
 }
 
@@ -97,6 +95,30 @@ function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/**
+ * Why `path` did not open, in one clause. The runtimes word dlopen failures differently, and Bun
+ * retries a bare name joined to the working directory and reports that path instead (so its
+ * message named a file we never asked for).
+ */
+export function whyNotOpened(path: string, error: unknown): string {
+  const text = message(error);
+  if (/cannot open shared object file|image not found|no such file/i.test(text)) {
+    return /[\\/]/.test(path)
+      ? `${path}: no such file`
+      : `${path}: not found by the dynamic linker (not installed, or not on its search path)`;
+  }
+  if (/wrong ELF class|incompatible architecture|not a mach-o|not a valid win32/i.test(text)) {
+    return `${path}: built for another architecture`;
+  }
+  const symbol =
+    /(?:undefined symbol|symbol not found|Failed to find symbol|find symbol)[: ]*['"]?([\w.]+)/i
+      .exec(text)?.[1];
+  if (symbol !== undefined) {
+    return `${path}: lacks the function ${symbol} (too old or not OpenSSL?)`;
+  }
+  return `${path}: ${text}`;
+}
+
 function hex(n: number): string {
   return "0x" + n.toString(16);
 }
@@ -106,7 +128,7 @@ function tryPair(b: Backend, c: Candidate): OpenSsl | string {
   try {
     crypto = b.open(c.crypto, cryptoSymbols);
   } catch (error) {
-    return `${c.crypto}: ${message(error)}`;
+    return whyNotOpened(c.crypto, error);
   }
   const cryptoFns = crypto.symbols as unknown as Symbols<typeof cryptoSymbols>;
   const versionNumber = cryptoFns.OpenSSL_version_num();
@@ -119,7 +141,19 @@ function tryPair(b: Backend, c: Candidate): OpenSsl | string {
     ssl = b.open(c.ssl, sslSymbols);
   } catch (error) {
     crypto.close();
-    return `${c.ssl}: ${message(error)}`;
+    return whyNotOpened(c.ssl, error);
+  }
+  // libssl calls the libcrypto it was linked against; the functions we call come from the one we
+  // opened. Two releases side by side (4.0 and 3.x on one system) must not be mixed: objects of
+  // one would reach the other.
+  const sslSide = (ssl.symbols as unknown as Symbols<typeof sslSymbols>)
+    .libssl_OpenSSL_version_num();
+  if (sslSide !== versionNumber) {
+    ssl.close();
+    crypto.close();
+    return `mismatch: ${c.ssl} is built for OpenSSL ${hex(sslSide)} but ${c.crypto} is ${
+      hex(versionNumber)
+    } (set LIBCRYPTO_PATH to the libcrypto of the same release)`;
   }
   const lib = {
     ...(ssl.symbols as unknown as Symbols<typeof sslSymbols>),

@@ -24,6 +24,8 @@ const SSL_CTRL_GET_TLSEXT_STATUS_REQ_OCSP_RESP = 70;
 const SSL_CTRL_SET_TLSEXT_STATUS_REQ_OCSP_RESP = 71;
 const TLSEXT_STATUSTYPE_ocsp = 1;
 const SSL_CTRL_CHAIN_CERT = 89;
+const SSL_CTRL_SET_GROUPS_LIST = 92;
+const SSL_CTRL_GET_NEGOTIATED_GROUP = 134;
 const SSL_CTRL_GET_CHAIN_CERTS = 115;
 const SSL_CTRL_SET_MIN_PROTO_VERSION = 123;
 const SSL_CTRL_SET_MAX_PROTO_VERSION = 124;
@@ -101,6 +103,23 @@ export interface Macros {
    * certificate (borrowed; `null` when there are none).
    */
   SSL_CTX_get0_chain_certs(ctx: Pointer): Pointer | null;
+  /**
+   * `SSL_get0_chain_certs(ssl, &sk)`: the extra chain certificates of the connection's current
+   * certificate (the context's, or one set on the connection by SNI; borrowed; `null` if none).
+   */
+  SSL_get0_chain_certs(ssl: Pointer): Pointer | null;
+  /**
+   * `SSL_CTX_set1_groups_list(ctx, "X25519MLKEM768:X25519")`: the key exchange groups offered
+   * (clients) or accepted (servers), in preference order. 1 on success, 0 for a name this OpenSSL
+   * does not know.
+   */
+  SSL_CTX_set1_groups_list(ctx: Pointer, list: string): number;
+  /**
+   * `SSL_get_negotiated_group(ssl)`: the NID of the key exchange group used (3.0+; groups with
+   * no NID, like 3.5's hybrids, come back as `TLSEXT_nid_unknown | id`, which
+   * `SSL_group_to_name` still names). 0 when there is none.
+   */
+  SSL_get_negotiated_group(ssl: Pointer): number;
   /**
    * `SSL_CTX_set_tlsext_status_cb(ctx, cb)`: OCSP stapling. Clients: called with the staple (or
    * none); servers: called to provide one.
@@ -218,6 +237,14 @@ export function createMacros(lib: Lib, memory: MacroMemory): Macros {
       if (lib.SSL_CTX_ctrl_buf(ctx, SSL_CTRL_GET_CHAIN_CERTS, 0, cell) !== 1) return null;
       return fromAddress(cell[0]!);
     },
+    SSL_get0_chain_certs: (ssl) => {
+      const cell = new BigUint64Array(1); // STACK_OF(X509) **
+      if (lib.SSL_ctrl_buf(ssl, SSL_CTRL_GET_CHAIN_CERTS, 0, cell) !== 1) return null;
+      return fromAddress(cell[0]!);
+    },
+    SSL_CTX_set1_groups_list: (ctx, list) =>
+      lib.SSL_CTX_ctrl_buf(ctx, SSL_CTRL_SET_GROUPS_LIST, 0, cString(list)),
+    SSL_get_negotiated_group: (ssl) => lib.SSL_ctrl(ssl, SSL_CTRL_GET_NEGOTIATED_GROUP, 0, null),
     SSL_CTX_set_tlsext_status_cb: (ctx, cb) =>
       lib.SSL_CTX_callback_ctrl(ctx, SSL_CTRL_SET_TLSEXT_STATUS_REQ_CB, cb),
     SSL_set_tlsext_status_type_ocsp: (ssl) =>

@@ -75,6 +75,8 @@ export const cryptoSymbols = {
   i2d_X509_bio: { args: ["ptr", "ptr"], ret: "i32" },
   // void X509_free(X509 *a);
   X509_free: { args: ["ptr"], ret: "void" },
+  // int X509_check_issued(X509 *issuer, X509 *subject);  (X509_V_OK when issuer issued subject)
+  X509_check_issued: { args: ["ptr", "ptr"], ret: "i32" },
   // X509_NAME *X509_get_subject_name(const X509 *x);
   X509_get_subject_name: { args: ["ptr"], ret: "ptr" },
   // X509_NAME *X509_get_issuer_name(const X509 *x);
@@ -234,6 +236,10 @@ export const cryptoSymbols = {
 
 /** Functions exported by libssl. */
 export const sslSymbols = {
+  // unsigned long OpenSSL_version_num(void);  looked up through libssl's handle, which finds it
+  // in the libcrypto libssl itself was linked against (its DT_NEEDED): the loader compares it with
+  // the libcrypto it opened, so that a pair from two releases is refused.
+  libssl_OpenSSL_version_num: { symbol: "OpenSSL_version_num", args: [], ret: "u64" },
   // const SSL_METHOD *TLS_method(void);
   TLS_method: { args: [], ret: "ptr" },
   // SSL_CTX *SSL_CTX_new(const SSL_METHOD *method);
@@ -320,6 +326,12 @@ export const sslSymbols = {
   SSL_shutdown: { args: ["ptr"], ret: "i32" },
   // int SSL_get_error(const SSL *ssl, int ret);
   SSL_get_error: { args: ["ptr", "i32"], ret: "i32" },
+  // const char *SSL_get0_group_name(SSL *s);  (3.2+: the negotiated key exchange group's name)
+  SSL_get0_group_name: { args: ["ptr"], ret: "ptr", optional: true },
+  // const char *SSL_group_to_name(SSL *s, int id);  (3.0+; the name of a group NID)
+  SSL_group_to_name: { args: ["ptr", "i32"], ret: "ptr", optional: true },
+  // int SSL_get_shutdown(const SSL *ssl);  (SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN)
+  SSL_get_shutdown: { args: ["ptr"], ret: "i32" },
   // long SSL_ctrl(SSL *ssl, int cmd, long larg, void *parg);
   SSL_ctrl: { args: ["ptr", "i32", "i64", "ptr"], ret: "i64" },
   // long SSL_ctrl(SSL *ssl, int cmd, long larg, void *parg);  (parg as bytes)

@@ -26,6 +26,11 @@ export interface HandshakeInfo {
   readonly cipher: string;
   /** The ALPN protocol agreed on, or `null`. */
   readonly alpnProtocol: string | null;
+  /**
+   * The key exchange group used, e.g. `"X25519"` (OpenSSL 3.0's default) or `"X25519MLKEM768"`
+   * (the post-quantum hybrid OpenSSL 3.5+ prefers); `null` when none was (a PSK-only handshake).
+   */
+  readonly group: string | null;
   /** The peer's certificate (`null` if it sent none, e.g. a client without one). */
   readonly peerCertificate: Certificate | null;
   /** The verified chain, leaf first (empty if verification was disabled). */
@@ -385,6 +390,7 @@ export class Connection {
         protocol: e.protocol,
         cipher: e.cipher,
         alpnProtocol: e.alpnProtocol,
+        group: e.group,
         // The verified chain starts with the peer's certificate: no second copy out of OpenSSL.
         peerCertificate: chain[0] ?? e.peerCertificate,
         peerCertificateChain: Object.freeze(chain),
@@ -536,6 +542,11 @@ export class Connection {
   /** The negotiated cipher suite, e.g. `"TLS_AES_256_GCM_SHA384"`. */
   get cipher(): string {
     return this.#infoOrThrow().cipher;
+  }
+
+  /** The key exchange group used (see {@link HandshakeInfo.group}). */
+  get group(): string | null {
+    return this.#infoOrThrow().group;
   }
 
   /** The ALPN protocol agreed on, or `null`. */

@@ -212,9 +212,8 @@ test("close() from inside a callback (onSession, during a read) still ends clean
     await conn.write(enc.encode("ticket first, then this"));
     serverEnd = await readToEnd(conn).then((bytes) => bytes.length, (e) => e);
   }, async (port) => {
-    let conn: Connection | undefined;
     let calls = 0;
-    conn = await connect(localClientOptions(port, {
+    const conn: Connection = await connect(localClientOptions(port, {
       maxVersion: "TLSv1.3", // tickets arrive after the handshake, on the first read
       onSession: () => {
         calls++;

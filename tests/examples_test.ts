@@ -456,3 +456,27 @@ test("examples/client.ts --reconnect resumes the session s_server issued (TLS 1.
     await server.stop();
   }
 });
+
+test("examples/client.ts --groups: the group s_server used is printed; an unknown one is exit 1", async () => {
+  const { sharedTestPki } = await import("./support/pki.ts");
+  const pki = sharedTestPki();
+  await using server = await startOpensslServer({
+    cert: pki.server.certPath,
+    key: pki.server.keyPath,
+    chain: pki.intermediateCa.certPath,
+    www: true,
+  });
+  const base = [`localhost:${server.port}`, "--ca", pki.rootCaPath, "--tls1.3"];
+  const request = ["--request", "GET / HTTP/1.0\\r\\n\\r\\n"];
+  const r = await runExample("examples/client.ts", [
+    ...base,
+    "--groups",
+    "P-384,X25519",
+    ...request,
+  ]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^ {2}group {9}secp384r1$/m);
+  const bad = await runExample("examples/client.ts", [...base, "--groups", "NO-SUCH-GROUP"]);
+  assert.equal(bad.status, 1, bad.stdout + bad.stderr);
+  assert.match(bad.stderr, /"NO-SUCH-GROUP" is not a key exchange group OpenSSL/);
+});

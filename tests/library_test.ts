@@ -20,8 +20,9 @@ function fakeBackend(os: Backend["os"], env: Record<string, string> = {}): Backe
   return { ...backend, os, env: (name: string) => env[name] };
 }
 
-test("libraryCandidates: Linux tries libssl.so.3, then libssl.so.1.1, each with its libcrypto", () => {
+test("libraryCandidates: Linux tries libssl.so.4, .so.3, then .so.1.1, each with its libcrypto", () => {
   const expected = [
+    { ssl: "libssl.so.4", crypto: "libcrypto.so.4" },
     { ssl: "libssl.so.3", crypto: "libcrypto.so.3" },
     { ssl: "libssl.so.1.1", crypto: "libcrypto.so.1.1" },
   ];
@@ -33,23 +34,17 @@ test("libraryCandidates: Linux tries libssl.so.3, then libssl.so.1.1, each with 
 
 test("libraryCandidates: macOS uses Homebrew, never the system /usr/lib/libcrypto.dylib", () => {
   const candidates = libraryCandidates(fakeBackend("darwin"));
+  const brew = (prefix: string, formula: string, suffix: string) => ({
+    ssl: `${prefix}/${formula}/lib/libssl.${suffix}.dylib`,
+    crypto: `${prefix}/${formula}/lib/libcrypto.${suffix}.dylib`,
+  });
   assert.deepEqual(candidates, [
-    {
-      ssl: "/opt/homebrew/opt/openssl@3/lib/libssl.3.dylib",
-      crypto: "/opt/homebrew/opt/openssl@3/lib/libcrypto.3.dylib",
-    },
-    {
-      ssl: "/opt/homebrew/opt/openssl@1.1/lib/libssl.1.1.dylib",
-      crypto: "/opt/homebrew/opt/openssl@1.1/lib/libcrypto.1.1.dylib",
-    },
-    {
-      ssl: "/usr/local/opt/openssl@3/lib/libssl.3.dylib",
-      crypto: "/usr/local/opt/openssl@3/lib/libcrypto.3.dylib",
-    },
-    {
-      ssl: "/usr/local/opt/openssl@1.1/lib/libssl.1.1.dylib",
-      crypto: "/usr/local/opt/openssl@1.1/lib/libcrypto.1.1.dylib",
-    },
+    brew("/opt/homebrew/opt", "openssl@4", "4"),
+    brew("/opt/homebrew/opt", "openssl@3", "3"),
+    brew("/opt/homebrew/opt", "openssl@1.1", "1.1"),
+    brew("/usr/local/opt", "openssl@4", "4"),
+    brew("/usr/local/opt", "openssl@3", "3"),
+    brew("/usr/local/opt", "openssl@1.1", "1.1"),
   ]);
   for (const { ssl, crypto } of candidates) {
     for (const path of [ssl, crypto]) {
@@ -61,6 +56,7 @@ test("libraryCandidates: macOS uses Homebrew, never the system /usr/lib/libcrypt
 
 test("libraryCandidates: Windows names", () => {
   assert.deepEqual(libraryCandidates(fakeBackend("windows")), [
+    { ssl: "libssl-4-x64.dll", crypto: "libcrypto-4-x64.dll" },
     { ssl: "libssl-3-x64.dll", crypto: "libcrypto-3-x64.dll" },
     { ssl: "libssl-1_1-x64.dll", crypto: "libcrypto-1_1-x64.dll" },
   ]);
@@ -191,6 +187,52 @@ test("loader: an OpenSSL older than 1.1.1 is refused with LIBRARY_TOO_OLD, sayin
     "libssl is not opened after a too-old libcrypto",
   );
 });
+
+test("loader: a libssl and a libcrypto of two releases are refused, saying which", () => {
+  // A backend whose libssl was linked against another release's libcrypto (0x40000030, 4.0.3)
+  // than the libcrypto opened: as with LIBCRYPTO_PATH pointing at the wrong one.
+  const closed: string[] = [];
+  const mixed: Backend = {
+    ...backend,
+    os: "linux",
+    env: () => undefined,
+    open(path, table) {
+      const lib = backend.open(path, table);
+      const close = () => {
+        closed.push(path);
+        lib.close();
+      };
+      if (!path.includes("libssl")) return { ...lib, close };
+      return {
+        ...lib,
+        close,
+        symbols: { ...lib.symbols, libssl_OpenSSL_version_num: () => 0x40000030 },
+      };
+    },
+  };
+  const result = loadOpenSslWith(mixed);
+  assert.equal(result.ok, false);
+  if (result.ok) return;
+  assert.equal(result.failure.code, "LIBRARY_NOT_FOUND");
+  assert.match(
+    result.failure.message,
+    /mismatch: libssl\.so\.3 is built for OpenSSL 0x40000030 but libcrypto\.so\.3 is 0x3/,
+  );
+  assert.match(result.failure.message, /LIBCRYPTO_PATH/);
+  // Every pair it opened, it closed again.
+  assert.ok(closed.includes("libssl.so.3") && closed.includes("libcrypto.so.3"), String(closed));
+});
+
+test("loader: every candidate tried is named with why it failed (no runtime's wording)", () => {
+  const r = runChild({ LIBSSL_PATH: "libssl.so.99" });
+  assert.equal(r.ok, false, JSON.stringify(r));
+  assert.equal(
+    r.message,
+    "could not load libssl/libcrypto (set LIBSSL_PATH, and LIBCRYPTO_PATH if its name differs); " +
+      "tried: libcrypto.so.99: not found by the dynamic linker (not installed, or not on its " +
+      "search path)",
+  );
+}, SLOW);
 
 test("loader: a LIBSSL_PATH that does not exist gives LIBRARY_NOT_FOUND naming it", () => {
   const r = runChild({ LIBSSL_PATH: "/nonexistent/libssl.so.3" });

@@ -239,6 +239,37 @@ test("staple function returning null: require -> OCSP_INVALID (server sees alert
   finish();
 });
 
+test("a staple about another certificate is not stapled (bytes and function), on every OpenSSL", async () => {
+  // responses.revoked is about fx.revokedServer, not the pki.server leaf this listener serves.
+  // OpenSSL 3.6+ drops such a staple itself; the library drops it on every version.
+  let calls = 0;
+  for (
+    const ocspStaple of [responses.revoked.der, () => {
+      calls++;
+      return responses.revoked.der;
+    }]
+  ) {
+    await withListener({ ocspStaple }, async ({ port, errors }) => {
+      for (const maxVersion of VERSIONS) {
+        await using conn = await connect(clientOptions(port, { maxVersion }));
+        assert.equal(conn.ocspResponse, null, "request: nothing stapled, the handshake goes on");
+        await rejectsWith(
+          connect(clientOptions(port, { maxVersion, ocsp: "require" })),
+          "OCSP_INVALID",
+          /no OCSP staple/,
+        );
+      }
+      // s_client asks too, and gets nothing.
+      const { stdout } = await sClient(port, "1.3", true);
+      // "OCSP response: no response sent" (3.0); 3.6+ prints "OCSP responses: no responses sent".
+      assert.match(stdout, /OCSP responses?: no responses? sent/);
+      await eventually(() => errors.length === VERSIONS.length, "the servers' 113 alerts");
+    });
+  }
+  assert.equal(calls, VERSIONS.length * 2 + 1, "the function still ran for every asking client");
+  finish();
+});
+
 test("our server staples a revoked response: our client CERT_REVOKED, the server sees alert 113", async () => {
   await withListener(
     {

@@ -14,8 +14,18 @@
  * @module
  */
 import type { CallbackState } from "../core/callback_state.ts";
-import type { TlsError } from "../core/errors.ts";
+import type { TlsError, TlsErrorCode } from "../core/errors.ts";
 import type { Pointer } from "../core/native.ts";
+
+/** What is known of a failed `SSL_*` call, for {@link Feature.explainFailure}. */
+export interface FailureFacts {
+  /** The operation that failed. */
+  readonly phase: "handshake" | "read" | "write";
+  /** OpenSSL's most specific reason text. */
+  readonly why: string;
+  /** The alert OpenSSL sent the peer for a problem it found itself, if any (never a received one). */
+  readonly sentAlert: number | null;
+}
 
 /** A side of a TLS connection. */
 export type Role = "client" | "server";
@@ -162,8 +172,15 @@ export interface Feature<O, C = undefined, S = undefined> {
   wantsClientHello?(role: Role, options: Readonly<O>): boolean;
   /** After a completed handshake (may throw the connection's error). */
   handshakeDone?(link: Link, state: S): void;
-  /** A better message for a failed handshake, when this feature knows why; else undefined. */
-  explainFailure?(state: S, reason: string): string | undefined;
+  /**
+   * A better code and message for a failed call, when this feature knows why; else undefined.
+   * Runs on every connection that fails (`state` is undefined where none was made).
+   */
+  explainFailure?(
+    link: Link,
+    state: S | undefined,
+    facts: FailureFacts,
+  ): { code?: TlsErrorCode; message: string } | undefined;
   /** Releases what the state holds, after `SSL_free`. */
   free?(state: S): void;
 }

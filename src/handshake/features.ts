@@ -9,6 +9,7 @@ import { alpn, type AlpnClientOptions, type AlpnOptions } from "./alpn.ts";
 import { clientCertificate, type ClientCertificateOptions } from "./client_certificate.ts";
 import { clientHello } from "./client_hello.ts";
 import type { AnyFeature } from "./feature.ts";
+import { groups, type GroupsOptions } from "./groups.ts";
 import { identity, type IdentityOptions } from "./identity.ts";
 import { ocsp, type OcspClientOptions, type OcspServerOptions } from "./ocsp.ts";
 import { protocol, type ProtocolOptions } from "./protocol.ts";
@@ -30,6 +31,7 @@ import {
 /** Every handshake feature, in configuration order. */
 export const FEATURES: readonly AnyFeature[] = [
   protocol, // versions, ciphers, secure defaults
+  groups, // key exchange groups
   verification, // trust anchors, verify mode, onVerifyCertificate
   identity, // cert, key, passphrase
   clientCertificate, // onClientCertificate
@@ -46,6 +48,7 @@ export const FEATURES: readonly AnyFeature[] = [
 export interface ClientFeatureOptions
   extends
     ProtocolOptions,
+    GroupsOptions,
     VerificationOptions,
     ClientVerificationOptions,
     IdentityOptions,
@@ -65,6 +68,7 @@ export interface ClientFeatureOptions
 export interface ServerFeatureOptions<Context>
   extends
     ProtocolOptions,
+    GroupsOptions,
     VerificationOptions,
     ServerVerificationOptions,
     IdentityOptions,
@@ -79,6 +83,7 @@ export interface ServerFeatureOptions<Context>
 export interface ContextFeatureOptions<Context>
   extends
     ProtocolOptions,
+    GroupsOptions,
     VerificationOptions,
     ClientVerificationOptions,
     ServerVerificationOptions,

@@ -10,8 +10,9 @@
  */
 import { TlsError } from "../core/errors.ts";
 import type { OcspResponse } from "../core/ocsp_response.ts";
-import { openssl, type Pointer, SSL_TLSEXT_ERR, STATUS_CB } from "../core/native.ts";
+import { openssl, type Pointer, SSL_TLSEXT_ERR, STATUS_CB, X509_V } from "../core/native.ts";
 import {
+  coversCertificate,
   DEFAULT_OCSP_LEEWAY_SECONDS,
   requiresStaple,
   verifyOcspResponse,
@@ -191,14 +192,13 @@ function provideStaple(link: Link, serverName: string | null): number {
       throw new TypeError("ocspStaple must return a Uint8Array or null (not a Promise)");
     }
   } else {
-    // Fixed bytes are about the context's own certificate: none for one onServerName put in.
-    const own = o.SSL_CTX_get0_certificate(o.SSL_get_SSL_CTX(ssl)!);
-    if (o.backend.address(o.SSL_get_certificate(ssl)) !== o.backend.address(own)) {
-      return SSL_TLSEXT_ERR.NOACK;
-    }
     staple = source;
   }
   if (staple === null || staple.length === 0) return SSL_TLSEXT_ERR.NOACK;
+  // Only a response about the certificate this connection presents is stapled (so fixed bytes
+  // do not go out with a certificate onServerName put in). OpenSSL 3.6+ drops other ones itself;
+  // checking here makes every version behave alike.
+  if (!stapleCoversLeaf(ssl, staple)) return SSL_TLSEXT_ERR.NOACK;
   const mem = o.OPENSSL_malloc(staple.length);
   if (mem === null) throw new TlsError("INTERNAL", "out of memory");
   o.backend.writeBytes(mem, 0, staple);
@@ -207,6 +207,24 @@ function provideStaple(link: Link, serverName: string | null): number {
     throw new TlsError("INTERNAL", "SSL_set_tlsext_status_ocsp_resp failed");
   }
   return SSL_TLSEXT_ERR.OK;
+}
+
+/** Whether `staple` holds an entry for the certificate `ssl` presents (issuer from its chain). */
+function stapleCoversLeaf(ssl: Pointer, staple: Uint8Array): boolean {
+  const o = openssl();
+  const leaf = o.SSL_get_certificate(ssl); // borrowed; after SNI selection
+  if (leaf === null) return false;
+  const chain = o.SSL_get0_chain_certs(ssl); // borrowed
+  let issuer: Pointer | null = null;
+  for (let i = 0; i < o.sk_num(chain) && issuer === null; i++) {
+    const candidate = o.sk_value(chain!, i);
+    if (candidate !== null && o.X509_check_issued(candidate, leaf) === X509_V.OK) {
+      issuer = candidate;
+    }
+  }
+  // A self-issued leaf is its own issuer; a leaf served without its issuer cannot be matched.
+  if (issuer === null && o.X509_check_issued(leaf, leaf) === X509_V.OK) issuer = leaf;
+  return issuer !== null && coversCertificate(staple, leaf, issuer);
 }
 
 /** The verified OCSP staple of a client connection, or `null`. */
@@ -282,4 +300,15 @@ export const ocsp: Feature<Options, undefined, OcspState> = {
     }
   },
   connectionState: () => ({ response: null }),
+  // OpenSSL 3.6+ parses a staple before the status callback sees it, and answers garbage with
+  // alert 113 (bad_certificate_status_response) itself: the same verdict the callback gives
+  // on 3.0, so the same error.
+  explainFailure(link, _state, { phase, why, sentAlert }) {
+    if (link.role !== "client" || phase !== "handshake" || sentAlert !== 113) return undefined;
+    return {
+      code: "OCSP_INVALID",
+      message: "the OCSP response is not acceptable: it is not a DER OCSP response (garbage or " +
+        `truncated; OpenSSL: ${why})`,
+    };
+  },
 };

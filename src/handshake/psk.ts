@@ -510,12 +510,12 @@ export const psk: Feature<Options, undefined, PskState> = {
   },
   // A TLS 1.3 server ignores an unknown PSK and goes on without it: say so, OpenSSL's reason is
   // about what failed next (e.g. "no suitable signature algorithm" without a certificate).
-  explainFailure: (state, why) =>
-    state.unknown === undefined
-      ? undefined
-      : `TLS handshake failed: the client's PSK identity ${
+  explainFailure: (_link, state, { phase, why }) =>
+    phase !== "handshake" || state?.unknown === undefined ? undefined : {
+      message: `TLS handshake failed: the client's PSK identity ${
         describeIdentity(state.unknown)
       } is unknown, and the server could not go on with a certificate instead (OpenSSL: ${why})`,
+    },
   free(state) {
     state.identityMemory?.close(); // after SSL_free: nothing can read it any more
   },

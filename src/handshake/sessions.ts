@@ -11,6 +11,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { supports } from "../core/capabilities.ts";
 import { drainErrorQueue, fail } from "../core/error_queue.ts";
 import {
   NEW_SESSION_CB,
@@ -289,7 +290,7 @@ export function rotateTicketKeys(
     state.ring.rotate(next);
     return;
   }
-  if (o.SSL_CTX_set_tlsext_ticket_key_evp_cb === null || o.EVP_MAC_CTX_set_params === null) {
+  if (!supports("ticketKeyEvp") || o.EVP_MAC_CTX_set_params === null) {
     // 1.1.1: one key only.
     if (o.SSL_CTX_set_tlsext_ticket_keys(ctx, next) !== 1) {
       fail("SSL_CTX_set_tlsext_ticket_keys failed");
@@ -320,7 +321,7 @@ export function rotateTicketKeys(
       ) ?? 0;
     },
   );
-  if (o.SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, cb) !== 1) {
+  if (o.SSL_CTX_set_tlsext_ticket_key_evp_cb!(ctx, cb) !== 1) {
     state.ring = undefined;
     fail("SSL_CTX_set_tlsext_ticket_key_evp_cb failed");
   }

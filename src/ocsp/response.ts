@@ -90,6 +90,34 @@ function responderIdOf(basic: Pointer): string {
 }
 
 /**
+ * Whether the DER OCSP response `der` is a successful response holding an entry for `leaf`
+ * (issued by `issuer`): the test a server applies before stapling, the way OpenSSL 3.6+ does
+ * itself, so that every version staples the same. Signature and validity are the client's to
+ * check. Never throws; borrowed pointers only.
+ */
+export function coversCertificate(der: Uint8Array, leaf: Pointer, issuer: Pointer): boolean {
+  const o = openssl();
+  const resp = fromDer(der, (cell, n) => o.d2i_OCSP_RESPONSE(null, cell, n));
+  if (resp === null) {
+    drainErrorQueue();
+    return false;
+  }
+  const basic = o.OCSP_response_status(resp) === 0 ? o.OCSP_response_get1_basic(resp) : null;
+  const id = basic === null ? null : o.OCSP_cert_to_id(null, leaf, issuer); // SHA-1, as clients
+  try {
+    if (basic === null || id === null) return false;
+    const cells = [new Int32Array(1), new Int32Array(1)] as const;
+    const times = [new BigUint64Array(1), new BigUint64Array(1), new BigUint64Array(1)] as const;
+    return o.OCSP_resp_find_status(basic, id, cells[0], cells[1], ...times) === 1;
+  } finally {
+    if (id !== null) o.OCSP_CERTID_free(id);
+    if (basic !== null) o.OCSP_BASICRESP_free(basic);
+    o.OCSP_RESPONSE_free(resp);
+    drainErrorQueue();
+  }
+}
+
+/**
  * Verifies a DER OCSP response for `leaf` (issued by `issuer`) against `store`, with `untrusted`
  * (a `STACK_OF(X509)` or null) to find the responder's certificate. Borrowed pointers only.
  * Returns what it says; throws `OCSP_INVALID` for anything that is not a valid answer.

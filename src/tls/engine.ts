@@ -28,6 +28,7 @@ import type { AlpnClientOptions } from "../handshake/alpn.ts";
 import type { AnyFeature, Link } from "../handshake/feature.ts";
 import { appliesTo, scopeOf, wrongSideError } from "../handshake/feature.ts";
 import { FEATURES } from "../handshake/features.ts";
+import { negotiatedGroup } from "../handshake/groups.ts";
 import {
   cipherOf,
   peerCertificateOf,
@@ -509,6 +510,14 @@ export class TlsEngine {
     return requestedServerName(this.#ssl.ptr);
   }
 
+  /**
+   * The key exchange group the handshake used (e.g. `"X25519"`, or `"X25519MLKEM768"` on
+   * OpenSSL 3.5+), or `null` when it used none (after the handshake).
+   */
+  get group(): string | null {
+    return negotiatedGroup(this.#ssl.ptr);
+  }
+
   /** The ALPN protocol the peers agreed on, or `null` if none was negotiated. */
   get alpnProtocol(): string | null {
     return selectedAlpn(this.#ssl.ptr);
@@ -607,11 +616,11 @@ export class TlsEngine {
   }
 
   #failure(sslError: number, phase: Phase): TlsError {
-    return failureOf(this.#ssl.ptr, sslError, phase, this.#receivedEof, (why) => {
-      // A feature may know better (e.g. an unknown PSK the server went on without).
+    return failureOf(this.#ssl.ptr, sslError, phase, this.#receivedEof, (facts) => {
+      // A feature may know better (an unknown PSK the server went on without, a staple OpenSSL
+      // could not parse).
       for (const feature of FEATURES) {
-        if (feature.explainFailure === undefined || !this.#states.has(feature)) continue;
-        const explained = feature.explainFailure(this.#states.get(feature), why);
+        const explained = feature.explainFailure?.(this.#link, this.#states.get(feature), facts);
         if (explained !== undefined) return explained;
       }
       return undefined;

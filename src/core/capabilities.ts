@@ -1,0 +1,64 @@
+/**
+ * What the loaded OpenSSL can do beyond the 3.0 baseline. Detected from the library itself (an
+ * optional symbol is there, or not), never assumed from the version number: distributions
+ * backport and disable features. Version-dependent features ask here, and say which release they
+ * need when the answer is no. (New entries: an optional symbol in `ffi/symbols.ts`, a line here.)
+ *
+ * @module
+ */
+import { type OpenSsl, openssl } from "./native.ts";
+
+interface CapabilityEntry {
+  /** The first OpenSSL release that has it, for messages. */
+  readonly since: string;
+  /** Whether the loaded library has it. */
+  readonly detect: (o: OpenSsl) => boolean;
+}
+
+/** A feature of OpenSSL that not every supported release has. */
+export type Capability = "groupName" | "groupToName" | "ticketKeyEvp";
+
+const ENTRIES: Readonly<Record<Capability, CapabilityEntry>> = {
+  /** `SSL_get0_group_name`: the negotiated group by name, hybrids included (3.2). */
+  groupName: { since: "3.2", detect: (o) => o.SSL_get0_group_name !== null },
+  /** `SSL_group_to_name`: a group's name from its NID (3.0). */
+  groupToName: { since: "3.0", detect: (o) => o.SSL_group_to_name !== null },
+  /** `SSL_CTX_set_tlsext_ticket_key_evp_cb`: rotating ticket keys, keeping the previous (3.0). */
+  ticketKeyEvp: {
+    since: "3.0",
+    detect: (o) => o.SSL_CTX_set_tlsext_ticket_key_evp_cb !== null,
+  },
+};
+
+/** Which {@link Capability} the loaded OpenSSL has. */
+export type Capabilities = { readonly [K in Capability]: boolean };
+
+let detected: Capabilities | undefined;
+
+/** What the loaded OpenSSL can do (detected once). */
+export function capabilities(): Capabilities {
+  if (detected !== undefined) return detected;
+  const o = openssl();
+  const out: Record<string, boolean> = {};
+  for (const [name, entry] of Object.entries(ENTRIES) as [Capability, CapabilityEntry][]) {
+    out[name] = entry.detect(o);
+  }
+  detected = Object.freeze(out) as Capabilities;
+  return detected;
+}
+
+/** Whether the loaded OpenSSL has `capability`. */
+export function supports(capability: Capability): boolean {
+  return capabilities()[capability];
+}
+
+/**
+ * Throws a TypeError saying that `what` needs a newer OpenSSL than the one loaded, unless it has
+ * `capability`.
+ */
+export function requireCapability(capability: Capability, what: string): void {
+  if (supports(capability)) return;
+  throw new TypeError(
+    `${what} needs OpenSSL ${ENTRIES[capability].since} or later; this is ${openssl().versionText}`,
+  );
+}
