@@ -17,7 +17,8 @@
  */
 import assert from "node:assert/strict";
 import { backend, COMPARE_CB, cString, nativeHeapInUse, type Pointer } from "../ffi/mod.ts";
-import { openssl, opensslVersion } from "../src/core/native.ts";
+import { openssl } from "../src/core/native.ts";
+import { opensslVersion } from "../mod.ts";
 import { runtime, test } from "./harness.ts";
 import { Buffer } from "node:buffer";
 
