@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The OpenSSL version matrix: runs the whole test suite (scripts/test.sh: Deno and Bun) inside
-# Debian chroots that carry other OpenSSL releases than the host, and prints one
-# `OpenSSL X.Y.Z (suite): N passed, N failed` line per version and, as its LAST line, the plain
-# `N passed, N failed` summed over every version. `.ci/run` runs it after the host's `npm test`.
+# Debian chroots that carry other OpenSSL releases than the host, and prints one line per version,
+#   OpenSSL 3.5.9 (libssl.so.3), CLI 3.5.9, trixie [152s]: N passed, N failed
+# (the library's version and file as its default discovery finds them inside, then the openssl
+# command's, i.e. the peers'), and as its LAST line the plain `N passed, N failed` summed over
+# every version. `.ci/run` runs it after the host's `npm test`.
 #
 #   bash scripts/version_matrix.sh                          # trixie and experimental, whole suite
 #   bash scripts/version_matrix.sh trixie                   # one version
@@ -66,7 +68,7 @@ MARKER=.libssl-ffi-chroot
 INSIDE=/libssl-ffi
 DEFAULT_SUITES=(trixie experimental)
 # What the suite spawns: node (fixtures, examples), openssl, gnutls-serv/gnutls-cli, faketime;
-# ca-certificates for the system-store tests; procps for ps/pkill-style checks by hand.
+# ca-certificates for the system-store tests; procps (ps, kill) for looking into a run by hand.
 PACKAGES=(nodejs openssl gnutls-bin faketime ca-certificates procps)
 
 usage() {
@@ -106,22 +108,28 @@ if [[ ${#suites[@]} -eq 0 ]]; then suites=("${DEFAULT_SUITES[@]}"); fi
 
 # --- prerequisites -------------------------------------------------------------------------
 
-if [[ $(id -u) -ne 0 ]]; then
-  echo "version_matrix: needs root (debootstrap, mount, chroot); run it as root or with sudo:" >&2
-  echo "sudo bash scripts/version_matrix.sh ${suites[*]}" >&2
-  exit 2
-fi
+is_root=0
+if [[ $(id -u) -eq 0 ]]; then is_root=1; fi
 if ! command -v debootstrap >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1; then
+  if [[ $is_root -eq 1 ]] && command -v apt-get >/dev/null 2>&1; then
     echo "version_matrix: installing debootstrap" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y debootstrap || { apt-get update && apt-get install -y debootstrap; } || true
   fi
   if ! command -v debootstrap >/dev/null 2>&1; then
     echo "version_matrix: debootstrap is not installed; install it and re-run:" >&2
-    echo "apt-get install -y debootstrap" >&2
+    if [[ $is_root -eq 1 ]]; then
+      echo "apt-get install -y debootstrap" >&2
+    else
+      echo "sudo apt-get install -y debootstrap" >&2
+    fi
     exit 2
   fi
+fi
+if [[ $is_root -eq 0 ]]; then
+  echo "version_matrix: needs root (debootstrap, mount, chroot); run it as root or with sudo:" >&2
+  echo "sudo bash scripts/version_matrix.sh ${suites[*]}" >&2
+  exit 2
 fi
 for tool in mount umount mountpoint chroot flock realpath; do
   if ! command -v "$tool" >/dev/null 2>&1; then
