@@ -28,11 +28,18 @@
 import assert from "node:assert/strict";
 import { backend, COMPARE_CB, cString, nativeHeapInUse, type Pointer } from "../ffi/mod.ts";
 import { openssl } from "../src/core/native.ts";
+import { opensslVersion } from "../mod.ts";
 import { runtime, test } from "./harness.ts";
 import { Buffer } from "node:buffer";
 
 const o = openssl();
 const b = backend;
+/**
+ * The libcrypto the library loaded (a soname such as `libcrypto.so.3` / `libcrypto.so.4`, or
+ * the LIBCRYPTO_PATH file): tests that open it again must get the same one, never a fixed
+ * `libcrypto.so.3` that may be another release next to it (Debian experimental has 3.6 and 4.0).
+ */
+const LIBCRYPTO = opensslVersion().libcrypto;
 
 /** `BIO_CTRL_INFO`: for a memory BIO, `BIO_get_mem_data(bio, &p)` (bio.h). */
 const BIO_CTRL_INFO = 3;
@@ -335,7 +342,7 @@ test("optional symbols: present ones are functions, missing ones are null", () =
   assert.equal(typeof o.SSL_get1_peer_certificate, "function", "OpenSSL 3 exports it");
   assert.equal(typeof o.SSL_CTX_set_options_fn, "function", "an optional alias, present");
 
-  const lib = b.open("libcrypto.so.3", {
+  const lib = b.open(LIBCRYPTO, {
     nope: { args: [], ret: "i32", optional: true },
     nope_alias: { symbol: "no_such_symbol_at_all", args: ["ptr"], ret: "ptr", optional: true },
     version_alias: { symbol: "OpenSSL_version_num", args: [], ret: "u64", optional: true },
@@ -356,14 +363,14 @@ test("optional symbols: present ones are functions, missing ones are null", () =
 
 test("a missing required symbol makes open() throw, and a later open still works", () => {
   assert.throws(() =>
-    b.open("libcrypto.so.3", {
+    b.open(LIBCRYPTO, {
       OpenSSL_version_num: { args: [], ret: "u64" },
       definitely_not_in_libcrypto: { args: [], ret: "i32" },
     })
   );
   // The same through an alias (Bun opens aliases separately and must close what it opened).
   assert.throws(() =>
-    b.open("libcrypto.so.3", {
+    b.open(LIBCRYPTO, {
       OpenSSL_version_num: { args: [], ret: "u64" },
       alias: { symbol: "definitely_not_in_libcrypto", args: [], ret: "i32" },
     })
@@ -371,7 +378,7 @@ test("a missing required symbol makes open() throw, and a later open still works
   assert.throws(() => b.open("/nonexistent/libcrypto.so.3", {}));
 
   for (let i = 0; i < 3; i++) {
-    const lib = b.open("libcrypto.so.3", { OpenSSL_version_num: { args: [], ret: "u64" } });
+    const lib = b.open(LIBCRYPTO, { OpenSSL_version_num: { args: [], ret: "u64" } });
     try {
       const fn = lib.symbols.OpenSSL_version_num as (() => number) | null;
       assert.ok(fn !== null);
@@ -528,7 +535,7 @@ test("callbacks: a throwing callback returns onThrow to C, reports once, escapes
   assert.equal(COMPARE_CB.failure, 0);
   // OPENSSL_sk_find (not in our table: a bsearch over the sorted stack) makes the value C got
   // observable: the element whose comparison returned 0 is the one "found".
-  const extra = b.open("libcrypto.so.3", { OPENSSL_sk_find: { args: ["ptr", "ptr"], ret: "i32" } });
+  const extra = b.open(LIBCRYPTO, { OPENSSL_sk_find: { args: ["ptr", "ptr"], ret: "i32" } });
   const find = extra.symbols.OPENSSL_sk_find as (sk: Pointer, data: Pointer) => number;
   const sk = o.OPENSSL_sk_new(cmp.pointer);
   assert.ok(sk !== null);

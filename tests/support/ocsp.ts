@@ -684,6 +684,20 @@ export interface OcspResponderOptions {
 }
 
 /**
+ * The line `openssl ocsp -port` logs for each request it receives, for
+ * `responder.waitFor(OCSP_REQUEST_LOGGED)`: `ocsp: Received request, 1st line: POST / HTTP/1.0`
+ * up to 3.0, `ocsp: received request, 1st line: ...` (lower case) from 3.5 on.
+ *
+ * @example
+ * ```ts
+ * import { OCSP_REQUEST_LOGGED } from "./ocsp.ts";
+ * console.log(OCSP_REQUEST_LOGGED.test("ocsp: received request, 1st line: POST / HTTP/1.0")); // true
+ * ```
+ */
+export const OCSP_REQUEST_LOGGED =
+  /^ocsp: [Rr]eceived request, 1st line: (?:POST|GET) \S+ HTTP\/1\.[01]$/m;
+
+/**
  * A running `openssl ocsp` responder: a {@link PeerProcess} plus its URL.
  *
  * @example
@@ -703,7 +717,7 @@ export interface OcspResponder extends PeerProcess {
  * Starts `openssl ocsp -index <index> -port N -CA <intermediate> -rsigner ... -rkey ... -ndays 1`
  * as a child process, with the cleanup of `peer_process.ts` (`await using`, or
  * `await responder.stop()` in a `finally`). It answers `POST /` and `GET /<base64 request>`, one connection at a time, and
- * logs `ocsp: Received request, 1st line: ...` per request. It reads the index once, at start.
+ * logs each request (see {@link OCSP_REQUEST_LOGGED}). It reads the index once, at start.
  *
  * @example
  * ```ts
