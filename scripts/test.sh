@@ -34,7 +34,8 @@ if [[ ! -x $DENO || ! -x $BUN || ! -x $NODE24 || ! -x $NODE26 ]]; then
   exit 2
 fi
 
-# The tests talk to the `openssl` CLI, to `gnutls-serv`/`gnutls-cli` and use `faketime`.
+# The tests talk to the `openssl` CLI, to `gnutls-serv`/`gnutls-cli` and use `faketime`; the
+# Node.js 26 binary needs libatomic.
 # Prints the Debian packages that provide the missing commands, in a fixed order.
 missing_packages() {
   local pkgs=()
@@ -43,6 +44,8 @@ missing_packages() {
   fi
   command -v faketime >/dev/null 2>&1 || pkgs+=(faketime)
   command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)
+  # The Node.js 26 binary links libatomic, which a minimal Debian (a fresh chroot) lacks.
+  if ldd "$NODE26" 2>/dev/null | grep -q 'libatomic.so.1 => not found'; then pkgs+=(libatomic1); fi
   echo "${pkgs[*]}"
 }
 
