@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The OpenSSL version matrix: runs the whole test suite (scripts/test.sh: Deno and Bun) inside
-# Debian chroots that carry other OpenSSL releases than the host, and prints one line per version,
+# The OpenSSL version matrix: runs the whole test suite (scripts/test.sh: Deno, Bun, Node.js 24
+# and 26) inside Debian chroots that carry other OpenSSL releases than the host, and prints one
+# line per version,
 #   OpenSSL 3.5.9 (libssl.so.3), CLI 3.5.9, trixie [152s]: N passed, N failed
 # (the library's version and file as its default discovery finds them inside, then the openssl
 # command's, i.e. the peers'), and as its LAST line the plain `N passed, N failed` summed over
