@@ -72,7 +72,7 @@ export const RUNTIME_BINARIES: Readonly<Record<"deno" | "bun", string>> = {
  * @example
  * ```ts
  * import { otherRuntime } from "./clients.ts";
- * console.log(otherRuntime()); // "bun" under deno test, "deno" under bun test
+ * console.log(otherRuntime()); // "deno" under bun test, "bun" under deno test and node --test
  * ```
  */
 export function otherRuntime(): "deno" | "bun" {
