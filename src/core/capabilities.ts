@@ -51,14 +51,3 @@ export function capabilities(): Capabilities {
 export function supports(capability: Capability): boolean {
   return capabilities()[capability];
 }
-
-/**
- * Throws a TypeError saying that `what` needs a newer OpenSSL than the one loaded, unless it has
- * `capability`.
- */
-export function requireCapability(capability: Capability, what: string): void {
-  if (supports(capability)) return;
-  throw new TypeError(
-    `${what} needs OpenSSL ${ENTRIES[capability].since} or later; this is ${openssl().versionText}`,
-  );
-}

@@ -32,10 +32,10 @@ export type Role = "client" | "server";
 
 /**
  * Where an option belongs: `"context"` options configure the shared `SSL_CTX`; `"connection"`
- * options are given per connection (the engine's options); `"call"` options steer one call of
- * `connect()` / `listen()` / `startTls()` and never reach OpenSSL.
+ * options are given per connection (the engine's options). The options of one call
+ * (`signal`, `handshakeTimeout`, `context`) are the entry points' own and not in the schema.
  */
-export type OptionScope = "context" | "connection" | "call";
+export type OptionScope = "context" | "connection";
 
 /** The schema entry of one option: which side understands it, and where it is applied. */
 export interface OptionSpec {
@@ -127,6 +127,8 @@ export interface Link {
   reject(error: TlsError): void;
   /** This connection's state for `feature`, made by its `connectionState` on first use. */
   stateOf<S>(feature: Feature<never, unknown, S>): S;
+  /** This connection's state for `feature` if it was made, else `undefined` (makes none). */
+  peekStateOf<S>(feature: Feature<never, unknown, S>): S | undefined;
   /** The context's state for `feature`. */
   contextStateOf<C>(feature: Feature<never, C, unknown>): C;
 }
@@ -188,12 +190,3 @@ export interface Feature<O, C = undefined, S = undefined> {
 /** A feature of any slice and states, as lists hold them. */
 // deno-lint-ignore no-explicit-any
 export type AnyFeature = Feature<any, any, any>;
-
-/** The schema entry of `key` among `list`, or undefined. */
-export function optionSpec(list: readonly AnyFeature[], key: string): OptionSpec | undefined {
-  for (const feature of list) {
-    const spec = feature.options[key];
-    if (spec !== undefined) return spec;
-  }
-  return undefined;
-}

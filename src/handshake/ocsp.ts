@@ -229,7 +229,8 @@ function stapleCoversLeaf(ssl: Pointer, staple: Uint8Array): boolean {
 
 /** The verified OCSP staple of a client connection, or `null`. */
 export function stapleOf(link: Link): OcspResponse | null {
-  return link.stateOf(ocsp).response;
+  // Read for every connection when its handshake ends: no state made for that.
+  return link.peekStateOf(ocsp)?.response ?? null;
 }
 
 /** `ocsp` (clients) and `ocspStaple` (servers). */

@@ -363,8 +363,9 @@ function steerSuites(link: Link): number {
  * and accepted, as given. Servers: the client's, as the `psk` function was given it.
  */
 export function pskIdentityOf(link: Link): string | Uint8Array | null {
-  if (!link.established) return null;
-  const state = link.stateOf(psk);
+  // Read for every connection when its handshake ends: no state made where no PSK was used.
+  const state = link.peekStateOf(psk);
+  if (!link.established || state === undefined) return null;
   if (isTls13(link.ssl)) {
     const o = openssl();
     // A TLS 1.3 PSK handshake is a "resumption" of the PSK's session; nothing else resumes here.
@@ -378,11 +379,6 @@ export function pskIdentityOf(link: Link): string | Uint8Array | null {
     }
   }
   return state.used?.shown ?? null;
-}
-
-/** Whether this connection authenticated with a PSK (so it verified no certificate). */
-export function usedPsk(link: Link): boolean {
-  return link.stateOf(psk).used !== null || pskIdentityOf(link) !== null;
 }
 
 /** `psk`, `pskIdentityHint`, `pskKeyExchange`. */

@@ -270,11 +270,11 @@ function configureClient({ ctx, stateOf }: ContextSetup<Options>): void {
 
 /**
  * Servers: makes `keys` (default: fresh random ones) the session ticket key of the context whose
- * `SSL_CTX` is `ctx` (see `TlsContext.rotateTicketKeys` for the semantics). The first rotation
+ * `SSL_CTX` `ctxOf` gives (see `TlsContext.rotateTicketKeys` for the semantics). The first rotation
  * installs the ticket key callback, which reads the replaced key back from OpenSSL.
  */
 export function rotateTicketKeys(
-  ctx: Pointer,
+  ctxOf: () => Pointer,
   role: Role,
   options: Readonly<SessionServerOptions>,
   state: SessionContextState,
@@ -285,6 +285,7 @@ export function rotateTicketKeys(
     throw new TypeError("this context issues no session tickets (sessionTickets: false)");
   }
   const next = keys === undefined ? generateTicketKeys() : checkTicketKeys("keys", keys);
+  const ctx = ctxOf(); // CLOSED once the context is
   const o = openssl();
   if (state.ring !== undefined) {
     state.ring.rotate(next);

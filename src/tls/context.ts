@@ -144,8 +144,7 @@ export class TlsContext {
    */
   rotateTicketKeys(keys?: Uint8Array): void {
     const state = this.#states.get(sessions) as Parameters<typeof rotateTicketKeys>[3];
-    if (this.role !== "server") throw new TypeError("rotateTicketKeys() is for server contexts");
-    rotateTicketKeys(internalsOf(this).ctx(), this.role, this.options, state, keys);
+    rotateTicketKeys(() => internalsOf(this).ctx(), this.role, this.options, state, keys);
   }
 
   /** Whether {@link close} has been called. */

@@ -253,6 +253,8 @@ export class TlsEngine {
         this.#callbacks.fail(error);
       },
       stateOf: <S>(feature: unknown) => this.#stateOf(feature as AnyFeature) as S,
+      peekStateOf: <S>(feature: unknown) =>
+        this.#states.get(feature as AnyFeature) as S | undefined,
       contextStateOf: <C>(feature: unknown) => inner.stateOf(feature as AnyFeature) as C,
     };
   }

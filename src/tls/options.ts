@@ -12,19 +12,11 @@ import {
   appliesTo,
   type OptionScope,
   type OptionSpec,
-  type OptionSpecs,
   type Role,
   scopeOf,
   wrongSideError,
 } from "../handshake/feature.ts";
 import { FEATURES } from "../handshake/features.ts";
-
-/** Options that steer one call of `connect()` / `listen()` / `startTls()`; no feature owns them. */
-export const CALL_OPTIONS: OptionSpecs = {
-  context: { role: "both", scope: "call" },
-  handshakeTimeout: { role: "both", scope: "call" },
-  signal: { role: "both", scope: "call" },
-};
 
 /** The default `handshakeTimeout` of clients and servers: 30 seconds. */
 export const DEFAULT_HANDSHAKE_TIMEOUT = 30_000;
