@@ -34,8 +34,8 @@ if [[ ! -x $DENO || ! -x $BUN || ! -x $NODE24 || ! -x $NODE26 ]]; then
   exit 2
 fi
 
-# The tests talk to the `openssl` CLI, to `gnutls-serv`/`gnutls-cli` and use `faketime`; the
-# Node.js 26 binary needs libatomic.
+# The tests talk to the `openssl` CLI, to `gnutls-serv`/`gnutls-cli`, `curl`, `nginx` and
+# `mosquitto`, and use `faketime`; the Node.js 26 binary needs libatomic.
 # Prints the Debian packages that provide the missing commands, in a fixed order.
 missing_packages() {
   local pkgs=()
@@ -44,6 +44,10 @@ missing_packages() {
   fi
   command -v faketime >/dev/null 2>&1 || pkgs+=(faketime)
   command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)
+  command -v curl >/dev/null 2>&1 || pkgs+=(curl)
+  # The ecosystem tests' servers; Debian puts them in /usr/sbin, off a non-root user's PATH.
+  [[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null 2>&1 || pkgs+=(nginx)
+  [[ -x /usr/sbin/mosquitto ]] || command -v mosquitto >/dev/null 2>&1 || pkgs+=(mosquitto)
   # The Node.js 26 binary links libatomic, which a minimal Debian (a fresh chroot) lacks.
   if ldd "$NODE26" 2>/dev/null | grep -q 'libatomic.so.1 => not found'; then pkgs+=(libatomic1); fi
   echo "${pkgs[*]}"
@@ -53,6 +57,14 @@ missing="$(missing_packages)"
 if [[ -n $missing ]]; then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
     echo "test.sh: installing missing test peers: $missing" >&2
+    # Installing nginx or mosquitto would start them as system services (port 80, 1883) where an
+    # init system runs: the tests start their own. A policy-rc.d that says "no" for the length
+    # of the install prevents that (Docker images already have one; it is then left alone).
+    policy_rc=
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+      policy_rc=/usr/sbin/policy-rc.d
+      printf '#!/bin/sh\nexit 101\n' >"$policy_rc" && chmod +x "$policy_rc"
+    fi
     # shellcheck disable=SC2086 # $missing is a space-separated list of package names
     if ! DEBIAN_FRONTEND=noninteractive apt-get install -y $missing; then
       echo "test.sh: apt-get install failed; running apt-get update and retrying once" >&2
@@ -60,6 +72,7 @@ if [[ -n $missing ]]; then
       # shellcheck disable=SC2086
       DEBIAN_FRONTEND=noninteractive apt-get install -y $missing || true
     fi
+    [[ -z $policy_rc ]] || rm -f "$policy_rc"
     missing="$(missing_packages)"
     if [[ -n $missing ]]; then
       echo "test.sh: could not install the test peers; install them and re-run:" >&2

@@ -23,7 +23,8 @@
 #
 # How: `debootstrap --variant=minbase` from $DEBIAN_MIRROR (default http://deb.debian.org/debian,
 # the only archive CI can reach), then inside `apt-get install --no-install-recommends` of the
-# peers the suite spawns (node, openssl, gnutls-serv/gnutls-cli, faketime) plus ca-certificates
+# peers the suite spawns (node, openssl, gnutls-serv/gnutls-cli, faketime, curl, nginx, mosquitto;
+# a policy-rc.d keeps the last two from starting as services) plus ca-certificates
 # (with the host's /usr/local/share/ca-certificates/*.crt copied in) and procps. The repository,
 # with the host's node_modules (the deno and bun binaries), is bind-mounted at /libssl-ffi inside;
 # /proc, /sys, /dev and /dev/pts are mounted for the build and the run and unmounted in reverse
@@ -64,13 +65,14 @@ REPO=$PWD
 CACHE=$(realpath -m "${LIBSSL_FFI_CHROOTS:-/var/cache/libssl-ffi-chroots}")
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # Bump when anything in build_chroot changes: cached chroots with another number are rebuilt.
-RECIPE=1
+RECIPE=2
 MARKER=.libssl-ffi-chroot
 INSIDE=/libssl-ffi
 DEFAULT_SUITES=(trixie experimental)
-# What the suite spawns: node (fixtures, examples), openssl, gnutls-serv/gnutls-cli, faketime;
-# ca-certificates for the system-store tests; procps (ps, kill) for looking into a run by hand.
-PACKAGES=(nodejs openssl gnutls-bin faketime ca-certificates procps)
+# What the suite spawns: node (fixtures, examples), openssl, gnutls-serv/gnutls-cli, faketime,
+# curl, nginx and mosquitto (the ecosystem tests); ca-certificates for the system-store tests;
+# procps (ps, kill) for looking into a run by hand.
+PACKAGES=(nodejs openssl gnutls-bin faketime curl nginx mosquitto ca-certificates procps)
 
 usage() {
   echo "usage: bash scripts/version_matrix.sh [--build-only] [--rebuild] [SUITE...] [-- TEST_FILE...]" >&2
@@ -282,6 +284,11 @@ build_chroot() {
     if [[ -f $crt ]]; then cp "$crt" "$dir/usr/local/share/ca-certificates/" || return 1; fi
   done
 
+  # No service may start inside the chroot while packages install (nginx would take port 80):
+  # invoke-rc.d asks policy-rc.d first, and 101 means "not allowed".
+  printf '#!/bin/sh\nexit 101\n' >"$dir/usr/sbin/policy-rc.d" || return 1
+  chmod +x "$dir/usr/sbin/policy-rc.d" || return 1
+
   mount_system "$dir" || return 1
   in_chroot "$dir" apt-get update || return 1
   in_chroot "$dir" apt-get install -y "${PACKAGES[@]}" || return 1
@@ -294,7 +301,7 @@ build_chroot() {
 
   # Check the result before calling it complete.
   local cmd
-  for cmd in node openssl gnutls-serv gnutls-cli faketime; do
+  for cmd in node openssl gnutls-serv gnutls-cli faketime curl /usr/sbin/nginx /usr/sbin/mosquitto; do
     if ! in_chroot "$dir" sh -c "command -v $cmd" >/dev/null; then
       echo "version_matrix: the $suite chroot has no $cmd after the install" >&2
       return 1
