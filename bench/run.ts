@@ -22,7 +22,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { connect as netConnect, createServer } from "node:net";
 import { DemoPki } from "../examples/demo_pki.ts";
+import { nginxConfig } from "../tests/support/nginx_peer.ts";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
 const bin = (name: string) => join(root, "node_modules", ".bin", name);
@@ -42,7 +44,9 @@ const rounds = Number(value("--rounds", quick ? "1" : "3"));
 const bulkBytes = Number(value("--bytes", quick ? String(64 * 1024 * 1024) : String(1 << 30)));
 const seconds = Number(value("--seconds", quick ? "1" : "3"));
 const idleCount = Number(value("--idle", quick ? "100" : "1000"));
-const only = value("--only", "bulk,handshakes,rtt,idle,serve-bulk,serve-handshakes").split(",");
+const only = value("--only", "bulk,handshakes,rtt,idle,serve-bulk,serve-handshakes,fetch").split(
+  ",",
+);
 
 // ---- what runs ------------------------------------------------------------------------------
 
@@ -80,15 +84,19 @@ const works: Work[] = ([
   ["idle", `memory per idle connection (${idleCount})`, "client", ["idle", String(idleCount)]],
   ["serve-bulk", `serve ${mib(bulkBytes)}`, "server", ["bulk", String(bulkBytes)]],
   ["serve-handshakes", "serve sequential handshakes", "server", ["handshakes", String(seconds)]],
+  ["fetch", "fetch through undici, keep-alive, from nginx", "client", ["fetch", String(seconds)]],
 ] as const).map(([key, title, side, args]) => ({
   key,
   title,
   side,
   args: [...args],
-  unit:
-    { bulk: "MB/s", handshakes: "handshakes/s", rtt: "round trips/s", idle: "bytes/connection" }[
-      args[0]
-    ],
+  unit: ({
+    bulk: "MB/s",
+    handshakes: "handshakes/s",
+    rtt: "round trips/s",
+    idle: "bytes/connection",
+    fetch: "requests/s",
+  } as Record<string, string>)[args[0]]!,
   higherIsBetter: args[0] !== "idle",
 })).filter((w) => only.includes(w.key));
 
@@ -164,6 +172,61 @@ function startServer(command: string[], chatty = false): RunningServer {
   });
   port.catch(() => {}); // awaited later; do not count as unhandled meanwhile
   return { pid: child.pid ?? -1, port, kill: () => child.kill("SIGKILL") };
+}
+
+/**
+ * nginx for the fetch work (Debian `nginx`; the tests' configuration, tests/support/nginx_peer.ts:
+ * `GET /` answers one short line), pinned to CPU 0 like every server, on a free port.
+ */
+async function startNginx(
+  dir: string,
+  pki: { chain: string; key: string },
+): Promise<RunningServer> {
+  const binary = ["/usr/sbin/nginx", "nginx"].find((b) => spawnSync(b, ["-v"]).status === 0);
+  if (binary === undefined) {
+    throw new Error("nginx is not installed (Debian: apt-get install -y nginx)");
+  }
+  const port = await new Promise<number>((resolve, reject) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const address = probe.address();
+      probe.close(
+        () => (typeof address === "object" && address ? resolve(address.port) : reject()),
+      );
+    });
+  });
+  const prefix = join(dir, "nginx");
+  mkdirSync(prefix, { recursive: true });
+  writeFileSync(join(prefix, "empty"), "");
+  writeFileSync(
+    join(prefix, "nginx.conf"),
+    nginxConfig({ cert: pki.chain, key: pki.key }, port, prefix),
+  );
+  const [cmd, ...rest] = pin([
+    binary,
+    "-p",
+    prefix,
+    "-e",
+    "stderr",
+    "-c",
+    join(prefix, "nginx.conf"),
+  ]);
+  const child = spawn(cmd!, rest, { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr!.on("data", (d: Uint8Array) => (stderr += new TextDecoder().decode(d)));
+  const ready = (async () => {
+    for (let i = 0; i < 250; i++) {
+      if (child.exitCode !== null) throw new Error(`nginx exited: ${stderr}`);
+      const ok = await new Promise<boolean>((resolve) => {
+        const s = netConnect(port, "127.0.0.1", () => (s.destroy(), resolve(true)));
+        s.once("error", () => resolve(false));
+      });
+      if (ok) return port;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error(`nginx did not listen within 5 s: ${stderr}`);
+  })();
+  ready.catch(() => {});
+  return { pid: child.pid ?? -1, port: ready, kill: () => child.kill("SIGKILL") };
 }
 
 const CLOCK_TICKS = Number(
@@ -313,7 +376,24 @@ try {
       chatty: true,
     },
   ];
-  const sideOf = (w: Work) => (w.side === "client" ? clients : servers);
+  // The fetch work: HTTP/1.1 requests over one keep-alive connection to nginx, undici's fetch
+  // through tlsConnector() against each runtime's own fetch (bench/clients/fetch.ts).
+  const fetchClients: Entrant[] = [
+    entrant("undici + libssl-ffi on Deno", "Deno fetch", deno("bench/clients/fetch.ts")),
+    entrant("undici + libssl-ffi on Bun", "Bun fetch", bun("bench/clients/fetch.ts")),
+    entrant("undici + libssl-ffi on Node 26", "Node 26 fetch", node26("bench/clients/fetch.ts")),
+    entrant("Deno fetch", null, deno("bench/clients/fetch.ts")),
+    entrant("Bun fetch", null, bun("bench/clients/fetch.ts")),
+    // Node's fetch (undici over node:tls inside Node) takes extra CAs only from the environment.
+    entrant("Node 26 fetch", null, [
+      "env",
+      `NODE_EXTRA_CA_CERTS=${pki.ca}`,
+      ...node26("bench/clients/fetch.ts"),
+    ]),
+  ];
+  const fetchStack = (e: Entrant) => (e.name.startsWith("undici + ") ? "libssl-ffi" : "builtin");
+  const sideOf = (w: Work) =>
+    w.key === "fetch" ? fetchClients : w.side === "client" ? clients : servers;
   const serves = (e: Entrant, w: Work) =>
     w.side === "client" || (e.serves ?? [w.key]).includes(w.key);
 
@@ -333,9 +413,26 @@ try {
     }
   }
   if (!ports.has(NATIVE)) throw new Error(failures.join("\n"));
+  let nginx: RunningServer | null = null;
+  if (works.some((w) => w.key === "fetch")) {
+    try {
+      nginx = await startNginx(work, pki);
+      running.set("nginx", nginx);
+      ports.set("nginx", await nginx.port);
+    } catch (error) {
+      failures.push(
+        `nginx (the fetch work's server): ${error instanceof Error ? error.message : error}`,
+      );
+    }
+  }
 
   /** One measurement: a client against the native server, or the native client against a server. */
   const measure = (w: Work, e: Entrant): Sample | string => {
+    if (w.key === "fetch") {
+      const port = ports.get("nginx");
+      if (port === undefined) return "failed: nginx did not start";
+      return runClient(e.command, [...w.args, fetchStack(e)], port, pki.ca, false);
+    }
     if (w.side === "client") {
       return runClient(e.command, w.args, ports.get(NATIVE)!, pki.ca, w.key === "rtt");
     }
@@ -492,11 +589,11 @@ try {
       const m = results.median(w.key, e.name);
       const r1 = ratio(m, results.median(w.key, e.builtIn!), w.higherIsBetter);
       const r2 = ratio(m, results.median(w.key, NATIVE), w.higherIsBetter);
-      const ok = r1 >= 0.9 && r2 >= 0.9;
+      // The fetch work has no native C client: only the built-in ratio counts there.
+      const ok = r1 >= 0.9 && (w.key === "fetch" || r2 >= 0.9);
+      const vsNative = w.key === "fetch" ? "" : `, ${r2.toFixed(2)}x native`;
       lines.push(
-        `- ${ok ? "PASS" : "MISS"} ${w.key} ${e.name}: ${r1.toFixed(2)}x ${e.builtIn}, ${
-          r2.toFixed(2)
-        }x native`,
+        `- ${ok ? "PASS" : "MISS"} ${w.key} ${e.name}: ${r1.toFixed(2)}x ${e.builtIn}${vsNative}`,
       );
     }
   }

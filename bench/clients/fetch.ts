@@ -1,0 +1,85 @@
+/**
+ * Benchmark client for the "fetch" work: sequential `GET /` requests over one keep-alive HTTP/1.1
+ * connection to an nginx that bench/run.ts starts, for a number of seconds, on whichever runtime
+ * runs it, through one of two stacks:
+ * - `libssl-ffi`: undici's `fetch` (the npm package) with `new Agent({ connect: tlsConnector() })`;
+ * - `builtin`: the runtime's own `fetch` and TLS: Deno's with `Deno.createHttpClient({ caCerts })`,
+ *   Bun's with `tls: { ca }`, Node's (undici inside, node:tls) with NODE_EXTRA_CA_CERTS set by the
+ *   caller.
+ *
+ *   deno run -A bench/clients/fetch.ts fetch <port> <ca.pem> <seconds> <libssl-ffi|builtin>
+ *   bun bench/clients/fetch.ts fetch <port> <ca.pem> <seconds> <libssl-ffi|builtin>
+ *   NODE_EXTRA_CA_CERTS=<ca.pem> node bench/clients/fetch.ts fetch <port> <ca.pem> <seconds> builtin
+ *
+ * Prints one JSON line: `{"work","value","unit","cpu"}` (requests/s).
+ *
+ * @module
+ */
+import { readFileSync } from "node:fs";
+import process from "node:process";
+import { Agent, fetch as undiciFetch } from "undici";
+import { tlsConnector } from "../../mod.ts";
+
+const [work, portArg, caPath, secondsArg, stack] = process.argv.slice(2);
+if (work !== "fetch" || portArg === undefined || caPath === undefined || stack === undefined) {
+  throw new Error("usage: fetch.ts fetch <port> <ca.pem> <seconds> <libssl-ffi|builtin>");
+}
+const ca = readFileSync(caPath, "utf8");
+// 127.0.0.1 (in the certificate's subjectAltName), not localhost: nginx listens on IPv4 only.
+const url = `https://127.0.0.1:${portArg}/`;
+
+/** One GET, its body read to the end (so the connection is reusable). */
+type Get = () => Promise<void>;
+
+function libsslFfi(): Get {
+  const agent = new Agent({
+    connect: tlsConnector({ caCerts: [ca] }),
+  });
+  return async () => {
+    const response = await undiciFetch(url, { dispatcher: agent });
+    await response.arrayBuffer();
+  };
+}
+
+function builtin(): Get {
+  const deno = (globalThis as { Deno?: { createHttpClient(o: unknown): unknown } }).Deno;
+  if (deno !== undefined) {
+    const client = deno.createHttpClient({ caCerts: [ca] });
+    return async () => {
+      const response = await fetch(url, { client } as RequestInit);
+      await response.arrayBuffer();
+    };
+  }
+  if ("Bun" in globalThis) {
+    return async () => {
+      const response = await fetch(url, { tls: { ca } } as RequestInit);
+      await response.arrayBuffer();
+    };
+  }
+  return async () => {
+    const response = await fetch(url);
+    await response.arrayBuffer();
+  };
+}
+
+const get = stack === "libssl-ffi" ? libsslFfi() : builtin();
+const warmUntil = performance.now() + 300;
+while (performance.now() < warmUntil) await get();
+const cpuBefore = process.cpuUsage();
+let count = 0;
+const started = performance.now();
+const end = started + Number(secondsArg) * 1000;
+while (performance.now() < end) {
+  await get();
+  count++;
+}
+const seconds = (performance.now() - started) / 1000;
+const cpu = process.cpuUsage(cpuBefore);
+console.log(JSON.stringify({
+  work,
+  value: count / seconds,
+  unit: "requests/s",
+  cpu: (cpu.user + cpu.system) / 1e6,
+}));
+// Keep-alive sockets would hold the process open.
+process.exit(0);
