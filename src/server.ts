@@ -305,9 +305,12 @@ export class TlsListener implements AsyncIterable<Connection> {
           this.#fail(asTlsError(error, "the listener could not bind its port"));
           break;
         }
-        // E.g. out of file descriptors: report, back off, go on.
         this.#report(error, null);
-        await new Promise((resolve) => setTimeout(resolve, 100));
+        // Only an exhausted process (no file descriptors, no buffers, no memory) is helped by
+        // waiting. Anything else concerns one connection (a client that reset before we
+        // accepted it: ENOTCONN / ECONNABORTED) and costs nothing: backing off for those let a
+        // burst of resets stall every real client for seconds.
+        if (isResourceExhaustion(error)) await new Promise((resolve) => setTimeout(resolve, 100));
         continue;
       }
       if (stream === null) break;
@@ -492,4 +495,18 @@ export function listen(options: ListenOptions): TlsListener {
     throw asTlsError(error, `cannot listen on ${hostname}:${port}`);
   }
   return new TlsListener(tcp, prepared, options);
+}
+
+/** errno names (and Linux numbers, as Deno's messages give them) that mean "out of resources". */
+const EXHAUSTION = /\b(EMFILE|ENFILE|ENOBUFS|ENOMEM)\b|\(os error (24|23|105|12)\)/;
+
+/**
+ * Whether an `accept()` failure means the process (or system) is out of resources, as opposed to
+ * a failure of the one connection being accepted. node:net errors carry `code`; Deno's carry it
+ * too for most errno values, and otherwise name the errno number in the message.
+ */
+function isResourceExhaustion(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === "string" && EXHAUSTION.test(code)) return true;
+  return error instanceof Error && EXHAUSTION.test(error.message);
 }
