@@ -113,3 +113,30 @@ export { DEFAULT_OCSP_LEEWAY_SECONDS, parseOcspResponse } from "./src/ocsp/respo
 export type { OcspCheckOptions, OcspResponse } from "./src/ocsp/response.ts";
 export { buildOcspRequest, OcspStapler } from "./src/ocsp/stapler.ts";
 export type { OcspStaplerOptions } from "./src/ocsp/stapler.ts";
+
+// node:stream adapters: Node-style sockets for node:http, ws, undici, MQTT.js, ...
+export {
+  NODE_SOCKET_READ_SIZE,
+  NodeTlsSocket,
+  toNodeSocket,
+} from "./src/integrations/node_socket.ts";
+export type {
+  NodeCipher,
+  NodePeerCertificate,
+  NodeSocketOptions,
+} from "./src/integrations/node_socket.ts";
+export { nodeConnect } from "./src/integrations/node_connect.ts";
+export type { NodeConnectOptions } from "./src/integrations/node_connect.ts";
+export { tlsConnector } from "./src/integrations/undici.ts";
+export type {
+  TlsConnectorOptions,
+  UndiciConnectCallback,
+  UndiciConnectOptions,
+  UndiciConnector,
+} from "./src/integrations/undici.ts";
+export { serveHttp } from "./src/integrations/http_server.ts";
+export type {
+  ConnectionRouter,
+  ConnectionTarget,
+  ServeHttpOptions,
+} from "./src/integrations/http_server.ts";
