@@ -15,8 +15,10 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Agent, fetch } from "undici";
-import { identityForAcceptableIssuers, type TlsError, tlsConnector } from "../mod.ts";
+// "undici/index.js", not "undici": Bun answers a bare `undici` import with a built-in stand-in
+// whose Agent does nothing (its fetch is Bun's own); the file path gets the real package.
+import { Agent, fetch } from "undici/index.js";
+import { identityForAcceptableIssuers, tlsConnector, type TlsError } from "../mod.ts";
 import { test } from "./harness.ts";
 import { clearCacheAndAssertNoLeaks } from "./support/leaks.ts";
 import { startNginx } from "./support/nginx_peer.ts";

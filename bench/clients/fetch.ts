@@ -17,7 +17,9 @@
  */
 import { readFileSync } from "node:fs";
 import process from "node:process";
-import { Agent, fetch as undiciFetch } from "undici";
+// "undici/index.js", not "undici": Bun answers a bare `undici` import with a built-in stand-in
+// whose Agent does nothing (its fetch is Bun's own); the file path gets the real package.
+import { Agent, fetch as undiciFetch } from "undici/index.js";
 import { tlsConnector } from "../../mod.ts";
 
 const [work, portArg, caPath, secondsArg, stack] = process.argv.slice(2);

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { Socket } from "node:net";
 import type { ConnectOptions, TlsClientOptions } from "../connect.ts";
 import { connectInBackground, splitSocketOptions } from "./node_connect.ts";
 import { type NodeSocketOptions, NodeTlsSocket } from "./node_socket.ts";
@@ -33,11 +34,13 @@ export interface UndiciConnectOptions {
 
 /**
  * The callback undici passes: `(null, socket)` once connected, `(error, null)` on failure.
- * (Declared as a method so that undici's own callback type, which names `net.Socket`, fits it.)
+ * Typed as undici types it (`buildConnector.Callback`, which names `net.Socket`), so that
+ * undici's callback fits; the socket handed over is a {@link NodeTlsSocket}, which has every
+ * member of a socket that undici uses.
  */
-export type UndiciConnectCallback = {
-  bivarianceHack(error: Error | null, socket: NodeTlsSocket | null): void;
-}["bivarianceHack"];
+export type UndiciConnectCallback = (
+  ...args: [error: null, socket: Socket] | [error: Error, socket: null]
+) => void;
 
 /** A function with the shape of undici's `connect` option (`buildConnector.connector`). */
 export type UndiciConnector = {
@@ -66,7 +69,7 @@ export interface TlsConnectorOptions extends TlsClientOptions, NodeSocketOptions
  *
  * @example
  * ```ts
- * import { Agent, fetch } from "undici";
+ * import { Agent, fetch } from "undici/index.js"; // not "undici": on Bun that is a built-in stand-in
  * import { tlsConnector } from "../../mod.ts";
  * const caPem = await Deno.readTextFile("ca.pem");
  * const cert = await Deno.readTextFile("client.pem");
@@ -138,7 +141,8 @@ export function tlsConnector(options: TlsConnectorOptions = {}): UndiciConnector
       called = true;
       socket.off("secureConnect", onConnect);
       socket.off("error", once);
-      callback(error, error === null ? socket : null);
+      if (error !== null) callback(error, null);
+      else callback(null, socket as unknown as Socket); // duck-typed: see UndiciConnectCallback
     };
     const onConnect = () => once(null);
     socket.once("secureConnect", onConnect);
