@@ -26,7 +26,13 @@ import process from "node:process";
 // "undici/index.js", not "undici": Bun answers a bare `undici` import with a built-in stand-in
 // whose Agent does nothing (its fetch is Bun's own); the file path gets the real package.
 import { Agent, fetch } from "undici/index.js";
-import { type Identity, identityForAcceptableIssuers, tlsConnector, TlsError } from "../mod.ts";
+import {
+  Certificate,
+  type Identity,
+  identityForAcceptableIssuers,
+  tlsConnector,
+  TlsError,
+} from "../mod.ts";
 import { DemoPki } from "./demo_pki.ts";
 
 const USAGE = `usage: fetch_mtls.ts [https://host[:port]/path --identity CERT:KEY ... ] [flags]
@@ -72,22 +78,32 @@ function parseArgs(argv: string[]): Args {
   return args;
 }
 
-/** Fetches `url` through `agent` and prints the status, the protocol and the body. */
+/** Fetches `url` through `agent` and prints the status and the start of the body. */
 async function show(agent: Agent, url: string): Promise<void> {
   const response = await fetch(url, { dispatcher: agent });
   const body = await response.text();
-  console.log(`${url} -> ${response.status}\n${body.trim().split("\n").slice(0, 12).join("\n")}`);
+  console.log(`${url} -> ${response.status} (${body.length} bytes)`);
+  if (!response.ok) console.log(body.slice(0, 500));
 }
 
 /** The Agent: undici's connection pool, with this library doing every TLS handshake. */
 function agentFor(args: Omit<Args, "url">): Agent {
+  const choose = identityForAcceptableIssuers(args.identities);
   return new Agent({
     allowH2: args.h2,
     connect: tlsConnector({
       ...(args.ca.length > 0 ? { caCerts: args.ca } : {}),
       ocsp: args.ocsp,
-      // Called inside the handshake with the server's acceptable CA names.
-      onClientCertificate: identityForAcceptableIssuers(args.identities),
+      // Called inside the handshake with the CA names the server accepts.
+      onClientCertificate: (request) => {
+        const identity = choose(request);
+        const chosen = identity === null || typeof identity.cert !== "string"
+          ? "none"
+          : Certificate.fromPem(identity.cert).subject;
+        const accepts = request.acceptableIssuers.map((i) => i.name).join("; ") || "any CA";
+        console.log(`  server accepts ${accepts} -> sending ${chosen}`);
+        return identity;
+      },
     }),
   });
 }
