@@ -157,7 +157,9 @@ test("the edit distance counts insertions, deletions, substitutions and adjacent
 test("every entry point refuses an unknown key before any I/O, suggesting the nearest", async () => {
   const client = new TlsContext("client", { caCerts: [pki.rootCa.cert] });
   const typo = (entry: string, key: string, guess: string) =>
-    new RegExp(`^${entry.replace(/[()]/g, "\\$&")} has no option "${key}": did you mean ${guess}\\?$`);
+    new RegExp(
+      `^${entry.replace(/[()]/g, "\\$&")} has no option "${key}": did you mean ${guess}\\?$`,
+    );
   await assert.rejects(
     connect({ hostname: "127.0.0.1", port: 9, caCert: [pki.rootCa.cert] } as never),
     { name: "TypeError", message: typo("connect()", "caCert", "caCerts") },
@@ -172,7 +174,11 @@ test("every entry point refuses an unknown key before any I/O, suggesting the ne
   );
   await assert.rejects(
     startTls(idleTransport(), { role: "server", ...serverIdentity, ocspStapel: 1 } as never),
-    { name: "TypeError", message: /^startTls\(\) with role "server" has no option "ocspStapel": did you mean ocspStaple\?$/ },
+    {
+      name: "TypeError",
+      message:
+        /^startTls\(\) with role "server" has no option "ocspStapel": did you mean ocspStaple\?$/,
+    },
   );
   assert.throws(
     () => new TlsContext("client", { minVerison: "TLSv1.3" } as never),
@@ -289,7 +295,10 @@ test("Deno's and Node's names are aliases where they mean the same: a real hands
   assert.deepEqual(context.options.caCerts, [pki.rootCa.cert]);
   assert.deepEqual(context.options.alpnProtocols, ["h2"]);
   assert.equal("ca" in context.options, false);
-  using engine = new TlsEngine(context, { servername: "localhost", ALPNProtocols: ["h2"] } as never);
+  using engine = new TlsEngine(
+    context,
+    { servername: "localhost", ALPNProtocols: ["h2"] } as never,
+  );
   assert.equal(engine.role, "client");
   engine.close();
   context.close();
