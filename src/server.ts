@@ -291,7 +291,7 @@ export class TlsListener implements AsyncIterable<Connection<NetAddr>> {
         await new Promise<void>((resolve) => (this.#slotFreed = resolve));
         continue;
       }
-      let stream: ByteStream<NetAddr> | null;
+      let stream: ByteStream<NetAddr | null> | null;
       try {
         stream = await this.#tcp.accept();
       } catch (error) {
@@ -317,11 +317,23 @@ export class TlsListener implements AsyncIterable<Connection<NetAddr>> {
     }
   }
 
-  #start(stream: ByteStream<NetAddr>): void {
+  #start(accepted: ByteStream<NetAddr | null>): void {
     if (this.#closed) {
-      stream.close();
+      accepted.close();
       return;
     }
+    if (accepted.localAddr === null || accepted.remoteAddr === null) {
+      accepted.close();
+      this.#report(
+        new TlsError(
+          "UNEXPECTED_EOF",
+          "a client reset its connection before its handshake began (its address is unknown)",
+        ),
+        null,
+      );
+      return;
+    }
+    const stream = accepted as ByteStream<NetAddr>;
     const remoteAddr = stream.remoteAddr;
     let conn: Connection<NetAddr>;
     try {

@@ -98,9 +98,11 @@ export interface TcpListenOptions {
 export interface TcpListener {
   /**
    * The next connection (TCP_NODELAY set), or `null` once the listener is closed. Rejects on
-   * accept errors (e.g. out of file descriptors) and when the port could not be bound.
+   * accept errors (e.g. out of file descriptors) and when the port could not be bound. A stream
+   * without addresses is a client that was gone before it was accepted (node:net can no longer
+   * tell its addresses): the caller reports it.
    */
-  accept(): Promise<ByteStream<NetAddr> | null>;
+  accept(): Promise<ByteStream<NetAddr | null> | null>;
   /** The bound address. Throws when binding failed (the error `accept()` rejects with). */
   readonly addr: NetAddr;
   /** Stops listening; connections already accepted stay open. Idempotent. */

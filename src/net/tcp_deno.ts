@@ -87,7 +87,7 @@ class DenoTcpListener implements TcpListener {
     this.addr = { transport: "tcp", hostname: a.hostname, port: a.port };
   }
 
-  async accept(): Promise<ByteStream<NetAddr> | null> {
+  async accept(): Promise<ByteStream<NetAddr | null> | null> {
     // Pull-based: while nobody calls accept(), new connections wait in the kernel's backlog.
     let conn: Deno.TcpConn;
     try {

@@ -38,7 +38,7 @@ function addressesOf(socket: net.Socket): { local: NetAddr; remote: NetAddr } | 
   return local === null || remote === null ? null : { local, remote };
 }
 
-class NodeTcpStream implements ByteStream<NetAddr> {
+class NodeTcpStream<A extends NetAddr | null> implements ByteStream<A> {
   #socket: net.Socket;
   #chunks: Uint8Array[] = [];
   #buffered = 0;
@@ -46,13 +46,13 @@ class NodeTcpStream implements ByteStream<NetAddr> {
   #error: Error | null = null;
   #closed = false;
   #waiter: (() => void) | null = null;
-  readonly localAddr: NetAddr;
-  readonly remoteAddr: NetAddr;
+  readonly localAddr: A;
+  readonly remoteAddr: A;
   readonly releasesWrites = RELEASE_AFTER_FLUSH;
   /** node:net hands out a fresh Buffer per 'data' event and never writes to it again. */
   readonly chunksStayIntact = true;
 
-  constructor(socket: net.Socket, addresses: { local: NetAddr; remote: NetAddr }) {
+  constructor(socket: net.Socket, addresses: { local: A; remote: A }) {
     this.#socket = socket;
     this.localAddr = addresses.local;
     this.remoteAddr = addresses.remote;
@@ -177,8 +177,11 @@ export function connectTcp(options: TcpConnectOptions): Promise<ByteStream<NetAd
       socket.off("error", onError);
       const addresses = addressesOf(socket);
       if (addresses === null) {
-        socket.destroy();
-        reject(new Error("the connection closed as soon as it was made"));
+        // Reset before we asked for the addresses: report the reset node:net is about to emit.
+        socket.once("error", onError);
+        socket.once("close", () => {
+          reject(new Error("the connection was reset by the peer as soon as it was made"));
+        });
         return;
       }
       // Without it a small write after the handshake waits ~40 ms (Nagle + delayed ACK).
@@ -223,7 +226,7 @@ function bind(server: net.Server, hostname: string, port: number): void {
 
 class NodeTcpListener implements TcpListener {
   #server: net.Server;
-  #queue: ByteStream<NetAddr>[] = [];
+  #queue: ByteStream<NetAddr | null>[] = [];
   #waiter: (() => void) | null = null;
   #error: Error | null = null;
   #closed = false;
@@ -232,14 +235,14 @@ class NodeTcpListener implements TcpListener {
   constructor(options: TcpListenOptions) {
     this.#maxQueued = options.maxQueued;
     this.#server = net.createServer((socket) => {
-      const addresses = addressesOf(socket);
-      if (this.#closed || this.#queue.length >= this.#maxQueued || addresses === null) {
-        // node:net pushes connections at us and cannot pause accepting: shed the excess (and
-        // clients already gone, whose addresses node:net no longer knows).
+      if (this.#closed || this.#queue.length >= this.#maxQueued) {
+        // node:net pushes connections at us and cannot pause accepting: shed the excess.
         socket.destroy();
         return;
       }
       socket.setNoDelay(true);
+      // A client already gone has no addresses any more: passed on, so that it is reported.
+      const addresses = addressesOf(socket) ?? { local: null, remote: null };
       this.#queue.push(new NodeTcpStream(socket, addresses)); // listens for data from now on
       this.#wake();
     });
@@ -264,7 +267,7 @@ class NodeTcpListener implements TcpListener {
     return { transport: "tcp", hostname: a.address, port: a.port };
   }
 
-  async accept(): Promise<ByteStream<NetAddr> | null> {
+  async accept(): Promise<ByteStream<NetAddr | null> | null> {
     for (;;) {
       if (this.#closed) return null;
       const next = this.#queue.shift();
