@@ -48,6 +48,7 @@ export type { NetAddr } from "./src/net/stream.ts";
 // Contexts and the sans-I/O engine.
 export { SecureContext, TlsContext } from "./src/tls/context.ts";
 export type { ServerNameResult, TlsContextOptions } from "./src/tls/context.ts";
+export type { OptionAliases } from "./src/tls/option_names.ts";
 export { clearContextCache } from "./src/tls/context_cache.ts";
 export { TlsEngine } from "./src/tls/engine.ts";
 export type { HandshakeStep, TlsEngineOptions } from "./src/tls/engine.ts";

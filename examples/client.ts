@@ -384,7 +384,8 @@ function callbacks(parsed: Parsed): Partial<ConnectOptions> {
 /** Connects, reports, sends the request, prints the response. */
 async function run(target: Target, parsed: Parsed): Promise<void> {
   const started = performance.now();
-  await using conn = await connect({ ...parsed.options, ...callbacks(parsed), ...target });
+  const { hostname, port } = target; // (not its path: connect() refuses keys it does not know)
+  await using conn = await connect({ ...parsed.options, ...callbacks(parsed), hostname, port });
   const ms = (performance.now() - started).toFixed(1);
   console.log(`connected to ${target.hostname}:${target.port} in ${ms} ms`);
   console.log(`  protocol      ${conn.protocol}`);
@@ -454,7 +455,8 @@ async function resume(target: Target, parsed: Parsed, session: Uint8Array | null
   await using again = await connect({
     ...parsed.options,
     ...callbacks(parsed),
-    ...target,
+    hostname: target.hostname,
+    port: target.port,
     session,
   });
   const ms = (performance.now() - started).toFixed(1);

@@ -9,14 +9,15 @@ import { TlsError } from "./core/errors.ts";
 import { messageOf } from "./core/values.ts";
 import type { ClientFeatureOptions } from "./handshake/features.ts";
 import { isIpAddress, stripBrackets } from "./net/address.ts";
-import type { ByteStream } from "./net/stream.ts";
+import type { ByteStream, NetAddr } from "./net/stream.ts";
 import { connectTcp } from "./net/tcp.ts";
 import { Connection } from "./connection.ts";
 import type { TlsContext, TlsContextOptions } from "./tls/context.ts";
 import { contextFor } from "./tls/context_cache.ts";
+import type { OptionAliases } from "./tls/option_names.ts";
 import { checkConnectionOptions, engineWithCheckedOptions } from "./tls/engine.ts";
 import type { TlsEngine, TlsEngineOptions } from "./tls/engine.ts";
-import { checkCallOptions, refuseOtherSide, splitOptions } from "./tls/options.ts";
+import { checkCallOptions, normalizeOptions, splitOptions } from "./tls/options.ts";
 
 export { DEFAULT_HANDSHAKE_TIMEOUT } from "./tls/options.ts";
 
@@ -24,7 +25,7 @@ export { DEFAULT_HANDSHAKE_TIMEOUT } from "./tls/options.ts";
  * TLS options of a client, shared by {@link connect} and `startTls()`: the client options of
  * every handshake feature (each documented in its feature's interface) plus the call's own.
  */
-export interface TlsClientOptions extends ClientFeatureOptions {
+export interface TlsClientOptions extends ClientFeatureOptions, OptionAliases {
   /** Aborts connecting, the handshake, or later I/O: pending operations reject with `ABORTED`. */
   signal?: AbortSignal;
   /** Milliseconds allowed for TCP connect plus handshake. Default 30,000. `Infinity`: no limit. */
@@ -53,7 +54,8 @@ export interface PreparedClient {
 }
 
 /**
- * Validates client `options` once (role, context and connection options) and finds the context:
+ * Validates client `options` once (context and connection options; the keys were checked by
+ * {@link normalizeOptions}) and finds the context:
  * the given one, a shared one, or a new one the connection owns (options holding callbacks).
  * `defaultServername` is used when `servername` is absent.
  */
@@ -61,7 +63,6 @@ export function prepareClient(
   options: TlsClientOptions,
   defaultServername: string | undefined,
 ): PreparedClient {
-  refuseOtherSide("client", options);
   const split = splitOptions("client", options as Record<string, unknown>);
   const engineOptions = split.connection as TlsEngineOptions;
   const servername = options.servername ?? defaultServername;
@@ -81,11 +82,11 @@ export function prepareClient(
  * Runs TLS over `stream` and resolves once the handshake is done. Takes ownership of `stream`,
  * `deadline` and (when `prepared.owned`) the context: on failure all of them are closed.
  */
-export async function establish(
-  stream: ByteStream,
+export async function establish<A extends NetAddr | null>(
+  stream: ByteStream<A>,
   prepared: PreparedClient,
   deadline: Deadline,
-): Promise<Connection> {
+): Promise<Connection<A>> {
   let engine: TlsEngine;
   try {
     engine = engineWithCheckedOptions(prepared.context, prepared.engineOptions);
@@ -118,10 +119,11 @@ export async function establish(
  * @throws {TlsError} `CERT_VERIFY_FAILED`, `HANDSHAKE_FAILED`, `ALERT_RECEIVED`, `NETWORK_ERROR`,
  * `TIMEOUT`, `ABORTED`, `UNEXPECTED_EOF`, `CALLBACK_ERROR`, ...
  */
-export async function connect(options: ConnectOptions): Promise<Connection> {
-  if (typeof options !== "object" || options === null) {
+export async function connect(given: ConnectOptions): Promise<Connection<NetAddr>> {
+  if (typeof given !== "object" || given === null) {
     throw new TypeError("options must be an object");
   }
+  const options = normalizeOptions("connect", "client", given);
   const { hostname, port } = options;
   if (typeof hostname !== "string" || hostname === "") {
     throw new TypeError("hostname must be a non-empty string");
@@ -138,7 +140,7 @@ export async function connect(options: ConnectOptions): Promise<Connection> {
   // One deadline for TCP connect and handshake, handed to the connection once it exists.
   const deadline = new Deadline(timeout, signal);
   const pending = connectTcp({ hostname: host, port });
-  let stream: ByteStream;
+  let stream: ByteStream<NetAddr>;
   try {
     stream = await deadline.race(pending);
   } catch (error) {

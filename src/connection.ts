@@ -1,7 +1,9 @@
 /**
  * `Connection`: a {@link TlsEngine} driven over a {@link ByteStream} (TCP, or any Web-stream pair).
- * The API is shaped like Deno's own `TlsConn`: `handshake()`, `read(p)`, `write(p)`, `readable`,
- * `writable`, `closeWrite()`, `close()`.
+ * The API is Deno's own `TlsConn` (a `Connection<NetAddr>` is assignable to `Deno.TlsConn`, checked
+ * by tests/deno_conn_test.ts): `handshake()`, `read(p)`, `write(p)`, `readable`, `writable`,
+ * `closeWrite()`, `close()`, `ref()` / `unref()`, `localAddr` / `remoteAddr`, `[Symbol.dispose]`;
+ * plus `Deno.TcpConn`'s `setNoDelay()` / `setKeepAlive()`.
  *
  * Data flows one way each direction: socket bytes -> `engine.receive` -> `engine.read` -> the
  * caller's buffer, and the caller's bytes -> `engine.write` -> `engine.outgoing` -> socket. Every
@@ -139,6 +141,11 @@ function isReset(error: unknown): boolean {
  * A TLS connection over a byte stream. Made by `connect()`, `startTls()` and `listen()`: the same
  * class on both sides (on a server, {@link peerCertificate} is the client's certificate).
  *
+ * A drop-in `Deno.TlsConn`: `A` is the type of {@link localAddr} and {@link remoteAddr}. TCP
+ * connections (`connect()`, `listen()`) are `Connection<NetAddr>`, which is assignable to
+ * `Deno.TlsConn` (and so to `Deno.Conn`); `startTls()` gives `Connection<NetAddr | null>`: a
+ * Web-stream transport may have no address.
+ *
  * @example
  * ```ts
  * import { connect } from "../mod.ts";
@@ -149,9 +156,9 @@ function isReset(error: unknown): boolean {
  * const n = await conn.read(buf); // a number, or null at a clean end of stream
  * ```
  */
-export class Connection {
+export class Connection<A extends NetAddr | null = NetAddr | null> {
   #engine: TlsEngine;
-  #stream: ByteStream;
+  #stream: ByteStream<A>;
   #ownedContext: TlsContext | null;
   /**
    * The connection's own read buffer, once a read was large enough to be lent to the engine
@@ -178,13 +185,15 @@ export class Connection {
   #abortReason: unknown = undefined;
   /** The handshake's time limit and the abort signal (owned: disposed on release). */
   #deadline: Deadline;
-  #readable: ReadableStream<Uint8Array> | null = null;
+  #readable: ReadableStream<Uint8Array<ArrayBuffer>> | null = null;
   #writable: WritableStream<Uint8Array> | null = null;
+  /** This side's certificate: `undefined` until read (see {@link localCertificate}). */
+  #localCertificate: Certificate | null | undefined = undefined;
 
   /** @internal Use `connect()`, `startTls()` or `listen()`; takes ownership of all four arguments. */
   constructor(
     engine: TlsEngine,
-    stream: ByteStream,
+    stream: ByteStream<A>,
     deadline: Deadline,
     ownedContext: TlsContext | null,
   ) {
@@ -495,7 +504,7 @@ export class Connection {
    * read from the connection until the stream is read, so `read()` and `readable` can be mixed
    * without losing data. Cancelling it closes the connection.
    */
-  get readable(): ReadableStream<Uint8Array> {
+  get readable(): ReadableStream<Uint8Array<ArrayBuffer>> {
     this.#readable ??= new ReadableStream({
       type: "bytes",
       autoAllocateChunkSize: 64 * 1024,
@@ -615,14 +624,142 @@ export class Connection {
     return this.#engine.role;
   }
 
-  /** The local address (TCP), or `null` for a transport without one. */
-  get localAddr(): NetAddr | null {
+  /**
+   * This side's certificate for this connection (`SSL_get_certificate`): the one configured
+   * (`cert`), or chosen during the handshake (`onClientCertificate`, `onServerName`); `null` when
+   * there is none (a client without a certificate, a PSK-only server). A server always sends its
+   * certificate (unless the session was resumed or a PSK used); a client sends it only when the
+   * server asked for one: the server's `peerCertificate` tells whether it did. Readable after
+   * the handshake, also after {@link close}.
+   *
+   * @example
+   * ```ts
+   * import { connect } from "../mod.ts";
+   * const cert = await Deno.readTextFile("client.pem");
+   * const key = await Deno.readTextFile("client.key");
+   * await using conn = await connect({ hostname: "localhost", port: 8443, cert, key });
+   * console.log(conn.localCertificate?.subject, conn.localCertificate?.notAfter);
+   * ```
+   */
+  get localCertificate(): Certificate | null {
+    this.#infoOrThrow();
+    // Read on first use, not per handshake (a copy of the DER per connection is not free), and
+    // kept from then on; #freeNative takes it before the SSL goes away.
+    this.#localCertificate ??= this.#nativeFreed ? null : this.#engine.localCertificate;
+    return this.#localCertificate;
+  }
+
+  /**
+   * The local address. TCP connections always have one (`Connection<NetAddr>`, as a
+   * `Deno.Conn`'s); over `startTls` it is the transport's `localAddr` when that is a TCP address
+   * (a `Deno.TcpConn`), else `null`.
+   */
+  get localAddr(): A {
     return this.#stream.localAddr;
   }
 
-  /** The remote address (TCP), or `null` for a transport without one. */
-  get remoteAddr(): NetAddr | null {
+  /** The remote address: as {@link localAddr}, for the peer. */
+  get remoteAddr(): A {
     return this.#stream.remoteAddr;
+  }
+
+  // ---- the transport's controls (Deno.Conn / Deno.TcpConn) --------------------------------------
+
+  /** The transport's control `name`, or a TypeError saying that this transport has none. */
+  #control<K extends "ref" | "unref" | "setNoDelay" | "setKeepAlive">(
+    name: K,
+  ): NonNullable<ByteStream[K]> {
+    const control = this.#stream[name];
+    if (typeof control !== "function") {
+      throw new TypeError(
+        `${name}(): this connection's transport has no ${name} (startTls over Web streams ` +
+          `that are not a Deno.Conn): call it on the socket under the streams instead`,
+      );
+    }
+    return control as NonNullable<ByteStream[K]>;
+  }
+
+  /**
+   * Makes the open connection keep the process alive again after {@link unref} (the default:
+   * it does). As `Deno.Conn.ref()`: `Deno.TcpConn.ref()` on Deno, `socket.ref()` (node:net) on
+   * Bun and Node.js; over `startTls`, the transport's own `ref()` (a `Deno.Conn` has one).
+   * Nothing happens once the transport is closed.
+   *
+   * @example
+   * ```ts
+   * import { connect } from "../mod.ts";
+   * const conn = await connect({ hostname: "example.com", port: 443 });
+   * conn.unref();
+   * conn.ref(); // a pending read keeps the process alive again
+   * conn.close();
+   * ```
+   * @throws {TypeError} when the transport has no `ref()` (`startTls` over plain Web streams).
+   */
+  ref(): void {
+    const ref = this.#control("ref");
+    if (!this.#streamClosed) ref.call(this.#stream);
+  }
+
+  /**
+   * Lets the process exit while this connection is open: a pending read no longer keeps it
+   * alive (`Deno.TcpConn.unref()` on Deno, `socket.unref()` on Bun and Node.js; over `startTls`,
+   * the transport's own `unref()`). For background connections (a metrics push, a keep-alive
+   * pool) that must not hold a finished program open. A {@link close} still delivering its
+   * close_notify keeps the process for at most its 2 s bound. Undone by {@link ref}.
+   *
+   * @example
+   * ```ts
+   * import { connect } from "../mod.ts";
+   * const conn = await connect({ hostname: "example.com", port: 443 });
+   * conn.unref();
+   * conn.read(new Uint8Array(1024)).catch(() => {}); // the program may end while this waits
+   * ```
+   * @throws {TypeError} when the transport has no `unref()` (`startTls` over plain Web streams).
+   */
+  unref(): void {
+    const unref = this.#control("unref");
+    if (!this.#streamClosed) unref.call(this.#stream);
+  }
+
+  /**
+   * Sets (`true`, the default, as `Deno.TcpConn.setNoDelay()`) or clears TCP_NODELAY. It is set
+   * on every connection this library opens or accepts: without it a small write waits for the
+   * peer's delayed ACK (~40 ms). Over `startTls`, calls the transport's own `setNoDelay()` (a
+   * `Deno.TcpConn` has one).
+   *
+   * @example
+   * ```ts
+   * import { connect } from "../mod.ts";
+   * await using conn = await connect({ hostname: "example.com", port: 443 });
+   * conn.setNoDelay(false); // let the kernel coalesce small writes (Nagle)
+   * ```
+   * @throws {TypeError} when the transport has no such option (`startTls` over plain Web
+   * streams); {@link TlsError} `CLOSED` after {@link close}.
+   */
+  setNoDelay(noDelay = true): void {
+    const set = this.#control("setNoDelay");
+    if (this.#closed) throw this.#closedError();
+    set.call(this.#stream, noDelay);
+  }
+
+  /**
+   * Turns TCP keep-alive probes on (`true`, the default, as `Deno.TcpConn.setKeepAlive()`) or
+   * off, with the system's timings (Linux: first probe after 2 hours idle). Off unless turned
+   * on. Over `startTls`, calls the transport's own `setKeepAlive()`.
+   *
+   * @example
+   * ```ts
+   * import { connect } from "../mod.ts";
+   * await using conn = await connect({ hostname: "example.com", port: 443 });
+   * conn.setKeepAlive(); // a dead peer is noticed even on an idle connection
+   * ```
+   * @throws {TypeError} when the transport has no such option (`startTls` over plain Web
+   * streams); {@link TlsError} `CLOSED` after {@link close}.
+   */
+  setKeepAlive(keepAlive = true): void {
+    const set = this.#control("setKeepAlive");
+    if (this.#closed) throw this.#closedError();
+    set.call(this.#stream, keepAlive);
   }
 
   // ---- lifetime -------------------------------------------------------------------------------
@@ -635,6 +772,14 @@ export class Connection {
   /** Frees the engine (the SSL and its BIOs) and an owned context. Idempotent. */
   #freeNative(): void {
     if (this.#nativeFreed) return;
+    if (this.#info !== null && this.#localCertificate === undefined) {
+      // The SSL goes away: take this side's certificate now (see localCertificate).
+      try {
+        this.#localCertificate = this.#engine.localCertificate;
+      } catch {
+        this.#localCertificate = null;
+      }
+    }
     this.#nativeFreed = true;
     this.#engine.close();
     this.#ownedContext?.close();
@@ -780,12 +925,36 @@ export class Connection {
     this.#abortNow();
   }
 
-  /** The same as {@link close}: `using conn = ...` closes it cleanly at the end of the scope. */
+  /**
+   * The same as {@link close} (so a `Connection` is `Disposable`, as a `Deno.Conn` is): `using
+   * conn = ...` closes it cleanly at the end of the scope, without waiting for the close_notify
+   * to go out (`await using` waits).
+   *
+   * @example
+   * ```ts
+   * import { connect } from "../mod.ts";
+   * {
+   *   using conn = await connect({ hostname: "example.com", port: 443 });
+   *   await conn.write(new TextEncoder().encode("GET / HTTP/1.0\r\nHost: example.com\r\n\r\n"));
+   * } // conn.close(): the request goes out, then close_notify
+   * ```
+   */
   [Symbol.dispose](): void {
     this.close();
   }
 
-  /** {@link close}, then waits until the close_notify went out (or its bound passed). */
+  /**
+   * {@link close}, then waits until the close_notify went out (or its bound passed).
+   *
+   * @example
+   * ```ts
+   * import { connect } from "../mod.ts";
+   * {
+   *   await using conn = await connect({ hostname: "example.com", port: 443 });
+   *   await conn.write(new TextEncoder().encode("GET / HTTP/1.0\r\nHost: example.com\r\n\r\n"));
+   * } // closed, and the close_notify delivered (at most 2 s)
+   * ```
+   */
   async [Symbol.asyncDispose](): Promise<void> {
     this.close();
     await this.#closing;

@@ -20,10 +20,11 @@ import { Connection } from "./connection.ts";
 import { TlsContext, type TlsContextOptions } from "./tls/context.ts";
 import { contextFor } from "./tls/context_cache.ts";
 import { TlsEngine } from "./tls/engine.ts";
+import type { OptionAliases } from "./tls/option_names.ts";
 import {
   checkCallOptions,
   DEFAULT_HANDSHAKE_TIMEOUT,
-  refuseOtherSide,
+  normalizeOptions,
   splitOptions,
 } from "./tls/options.ts";
 
@@ -40,7 +41,7 @@ export const DEFAULT_MAX_PENDING_CONNECTIONS = 1024;
  * CAs whose client certificates are accepted with `requestClientCert`; `onVerifyCertificate` is
  * synchronous on servers.
  */
-export interface TlsServerOptions extends ServerFeatureOptions<TlsContext> {
+export interface TlsServerOptions extends ServerFeatureOptions<TlsContext>, OptionAliases {
   /**
    * Milliseconds a client has to complete its handshake. Default 30,000. `Infinity`: no limit
    * (a client that connects and sends nothing then holds its slot until it disconnects).
@@ -96,12 +97,11 @@ interface PreparedServer {
   readonly timeout: number;
 }
 
-/** Validates server `options` once and finds the context (given, shared, or new and owned). */
+/**
+ * Validates server `options` once (their keys were checked by `normalizeOptions`) and finds the
+ * context (given, shared, or new and owned).
+ */
 function prepareServer(options: TlsServerOptions, share: boolean): PreparedServer {
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError("options must be an object");
-  }
-  refuseOtherSide("server", options);
   const timeout = checkCallOptions({ handshakeTimeout: options.handshakeTimeout });
   if (options.context !== undefined) {
     if (!(options.context instanceof TlsContext) || options.context.role !== "server") {
@@ -132,12 +132,12 @@ function asTlsError(error: unknown, what: string): TlsError {
  * Runs the server side of a handshake over `stream`. Takes ownership of `stream` and `deadline`
  * (and of `ownedContext`, when given): on failure all of them are closed.
  */
-function acceptOn(
-  stream: ByteStream,
+function acceptOn<A extends NetAddr | null>(
+  stream: ByteStream<A>,
   context: TlsContext,
   deadline: Deadline,
   ownedContext: TlsContext | null,
-): Connection {
+): Connection<A> {
   let engine: TlsEngine;
   try {
     engine = new TlsEngine(context);
@@ -156,11 +156,13 @@ function acceptOn(
  */
 export async function startTlsServer(
   transport: WebTransport,
-  options: StartTlsServerOptions,
-): Promise<Connection> {
+  given: StartTlsServerOptions,
+): Promise<Connection<NetAddr | null>> {
   const stream = webByteStream(transport);
   let prepared: PreparedServer;
+  let options: StartTlsServerOptions;
   try {
+    options = normalizeOptions("startTlsServer", "server", given);
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
       throw new TypeError("signal must be an AbortSignal");
     }
@@ -200,7 +202,7 @@ export async function startTlsServer(
  * }
  * ```
  */
-export class TlsListener implements AsyncIterable<Connection> {
+export class TlsListener implements AsyncIterable<Connection<NetAddr>> {
   #tcp: TcpListener;
   #context: TlsContext;
   #ownsContext: boolean;
@@ -210,10 +212,10 @@ export class TlsListener implements AsyncIterable<Connection> {
   #signal: AbortSignal | undefined;
   #onAbort = () => this.close();
   /** Handshakes in progress. */
-  #handshaking = new Set<Connection>();
+  #handshaking = new Set<Connection<NetAddr>>();
   /** Handshaken, waiting for accept(). */
-  #ready: Connection[] = [];
-  #waiters: { resolve: (c: Connection) => void; reject: (e: unknown) => void }[] = [];
+  #ready: Connection<NetAddr>[] = [];
+  #waiters: { resolve: (c: Connection<NetAddr>) => void; reject: (e: unknown) => void }[] = [];
   #slotFreed: (() => void) | null = null;
   #fatal: TlsError | null = null;
   #closed = false;
@@ -289,7 +291,7 @@ export class TlsListener implements AsyncIterable<Connection> {
         await new Promise<void>((resolve) => (this.#slotFreed = resolve));
         continue;
       }
-      let stream: ByteStream | null;
+      let stream: ByteStream<NetAddr | null> | null;
       try {
         stream = await this.#tcp.accept();
       } catch (error) {
@@ -318,13 +320,25 @@ export class TlsListener implements AsyncIterable<Connection> {
     }
   }
 
-  #start(stream: ByteStream): void {
+  #start(accepted: ByteStream<NetAddr | null>): void {
     if (this.#closed) {
-      stream.close();
+      accepted.close();
       return;
     }
+    if (accepted.localAddr === null || accepted.remoteAddr === null) {
+      accepted.close();
+      this.#report(
+        new TlsError(
+          "UNEXPECTED_EOF",
+          "a client reset its connection before its handshake began (its address is unknown)",
+        ),
+        null,
+      );
+      return;
+    }
+    const stream = accepted as ByteStream<NetAddr>;
     const remoteAddr = stream.remoteAddr;
-    let conn: Connection;
+    let conn: Connection<NetAddr>;
     try {
       conn = acceptOn(
         stream,
@@ -357,7 +371,7 @@ export class TlsListener implements AsyncIterable<Connection> {
     s?.();
   }
 
-  #deliver(conn: Connection): void {
+  #deliver(conn: Connection<NetAddr>): void {
     if (this.#closed) {
       conn.close();
       return;
@@ -383,7 +397,7 @@ export class TlsListener implements AsyncIterable<Connection> {
    * @throws {TlsError} `CLOSED` once the listener is closed; `NETWORK_ERROR` if the port could
    * not be bound.
    */
-  accept(): Promise<Connection> {
+  accept(): Promise<Connection<NetAddr>> {
     const conn = this.#ready.shift();
     if (conn !== undefined) {
       this.#freeSlot();
@@ -395,9 +409,9 @@ export class TlsListener implements AsyncIterable<Connection> {
   }
 
   /** Yields connections until the listener is closed. */
-  async *[Symbol.asyncIterator](): AsyncIterator<Connection> {
+  async *[Symbol.asyncIterator](): AsyncIterator<Connection<NetAddr>> {
     for (;;) {
-      let conn: Connection;
+      let conn: Connection<NetAddr>;
       try {
         conn = await this.accept();
       } catch (error) {
@@ -458,10 +472,11 @@ export class TlsListener implements AsyncIterable<Connection> {
  * @throws {TlsError} `INVALID_CERTIFICATE`, `INVALID_KEY`, `BAD_PASSPHRASE`; `NETWORK_ERROR`
  * when the port cannot be bound (Deno).
  */
-export function listen(options: ListenOptions): TlsListener {
-  if (typeof options !== "object" || options === null) {
+export function listen(given: ListenOptions): TlsListener {
+  if (typeof given !== "object" || given === null) {
     throw new TypeError("options must be an object");
   }
+  const options = normalizeOptions("listen", "server", given);
   const { port, hostname = "0.0.0.0", maxPendingConnections, signal, onError } = options;
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new RangeError(`port must be an integer from 0 to 65535, got ${port}`);

@@ -11,7 +11,8 @@ import { webByteStream, type WebTransport } from "./net/web_stream.ts";
 import type { Connection } from "./connection.ts";
 import { establish, prepareClient, type PreparedClient, type TlsClientOptions } from "./connect.ts";
 import { startTlsServer, type StartTlsServerOptions } from "./server.ts";
-import { checkCallOptions } from "./tls/options.ts";
+import type { NetAddr } from "./net/stream.ts";
+import { checkCallOptions, normalizeOptions } from "./tls/options.ts";
 
 export type { WebTransport };
 
@@ -52,20 +53,21 @@ export interface StartTlsOptions extends TlsClientOptions {
  */
 export async function startTls(
   transport: WebTransport,
-  options: StartTlsOptions | StartTlsServerOptions = {},
-): Promise<Connection> {
-  if (typeof options !== "object" || options === null) {
+  given: StartTlsOptions | StartTlsServerOptions = {},
+): Promise<Connection<NetAddr | null>> {
+  if (typeof given !== "object" || given === null) {
     throw new TypeError("options must be an object");
   }
-  if (options.role === "server") return await startTlsServer(transport, options);
-  if (options.role !== undefined && options.role !== "client") {
-    throw new TypeError(`role must be "client" or "server", got ${JSON.stringify(options.role)}`);
+  if (given.role === "server") return await startTlsServer(transport, given);
+  if (given.role !== undefined && given.role !== "client") {
+    throw new TypeError(`role must be "client" or "server", got ${JSON.stringify(given.role)}`);
   }
-  const host = options.hostname === undefined ? undefined : stripBrackets(options.hostname);
-  const timeout = checkCallOptions(options);
+  const timeout = checkCallOptions(given);
   const stream = webByteStream(transport);
   let prepared: PreparedClient;
   try {
+    const options = normalizeOptions("startTls", "client", given);
+    const host = options.hostname === undefined ? undefined : stripBrackets(options.hostname);
     if (options.signal?.aborted) throw abortedError(options.signal);
     prepared = prepareClient(options, host);
   } catch (error) {
@@ -76,6 +78,6 @@ export async function startTls(
   return await establish(
     stream,
     prepared,
-    new Deadline(timeout, options.signal, "the TLS handshake"),
+    new Deadline(timeout, given.signal, "the TLS handshake"),
   );
 }

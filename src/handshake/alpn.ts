@@ -128,7 +128,11 @@ function onAlpnSelect(
 export const alpn: Feature<AlpnOptions> = {
   name: "ALPN",
   options: {
-    alpnProtocols: { role: "both", scope: { client: "connection", server: "context" } },
+    alpnProtocols: {
+      role: "both",
+      scope: { client: "connection", server: "context" },
+      contextDefault: true,
+    },
   } satisfies SchemaOf<AlpnClientOptions, AlpnOptions>,
   validate(role, { alpnProtocols }) {
     if (alpnProtocols === undefined) return;

@@ -45,6 +45,11 @@ export interface OptionSpec {
   readonly scope: OptionScope | { readonly client: OptionScope; readonly server: OptionScope };
   /** The option the other side uses instead, for the error message (e.g. `ocsp` / `ocspStaple`). */
   readonly otherSide?: string;
+  /**
+   * A per-connection option that a `TlsContext` also takes, as the default of its connections
+   * (client ALPN).
+   */
+  readonly contextDefault?: true;
 }
 
 /** A feature's slice of the option schema: one entry per option it owns. */

@@ -64,3 +64,12 @@ export function verifiedChainOf(ssl: Pointer): Certificate[] {
   }
   return out;
 }
+
+/**
+ * This side's certificate (`SSL_get_certificate`), or `null`. The pointer is borrowed (the
+ * `SSL`'s, no reference taken): its DER is copied out at once and the pointer not kept.
+ */
+export function localCertificateOf(ssl: Pointer): Certificate | null {
+  const x = openssl().SSL_get_certificate(ssl);
+  return x === null ? null : Certificate.fromX509(x);
+}

@@ -16,8 +16,11 @@ export interface NetAddr {
   readonly port: number;
 }
 
-/** A bidirectional byte stream. */
-export interface ByteStream {
+/**
+ * A bidirectional byte stream. `A` is what its addresses are: `NetAddr` for TCP, `NetAddr | null`
+ * for a transport that may have none.
+ */
+export interface ByteStream<A extends NetAddr | null = NetAddr | null> {
   /**
    * Reads into `into`: the byte count (> 0), or `null` at end of stream. Rejects on I/O errors
    * and once {@link close} was called.
@@ -53,9 +56,20 @@ export interface ByteStream {
   /** Closes both directions at once and fails pending operations. Idempotent. */
   close(): void;
   /** The local address, when there is one. */
-  readonly localAddr: NetAddr | null;
+  readonly localAddr: A;
   /** The remote address, when there is one. */
-  readonly remoteAddr: NetAddr | null;
+  readonly remoteAddr: A;
+  /**
+   * Lets the open stream keep the process alive (the default), or not ({@link unref}). Absent
+   * on a transport that has no such notion (then `Connection.ref()` throws).
+   */
+  ref?(): void;
+  /** The stream no longer keeps the process alive while it waits for data. Optional. */
+  unref?(): void;
+  /** Sets or clears TCP_NODELAY. Absent on a transport that has no such option. */
+  setNoDelay?(noDelay: boolean): void;
+  /** Turns TCP keep-alive probes on or off. Absent on a transport that has no such option. */
+  setKeepAlive?(keepAlive: boolean): void;
 }
 
 /** Options for opening a TCP connection. */
@@ -84,9 +98,11 @@ export interface TcpListenOptions {
 export interface TcpListener {
   /**
    * The next connection (TCP_NODELAY set), or `null` once the listener is closed. Rejects on
-   * accept errors (e.g. out of file descriptors) and when the port could not be bound.
+   * accept errors (e.g. out of file descriptors) and when the port could not be bound. A stream
+   * without addresses is a client that was gone before it was accepted (node:net can no longer
+   * tell its addresses): the caller reports it.
    */
-  accept(): Promise<ByteStream | null>;
+  accept(): Promise<ByteStream<NetAddr | null> | null>;
   /** The bound address. Throws when binding failed (the error `accept()` rejects with). */
   readonly addr: NetAddr;
   /** Stops listening; connections already accepted stay open. Idempotent. */

@@ -4,7 +4,13 @@
  *
  * @module
  */
-import type { ByteStream, TcpConnectOptions, TcpListener, TcpListenOptions } from "./stream.ts";
+import type {
+  ByteStream,
+  NetAddr,
+  TcpConnectOptions,
+  TcpListener,
+  TcpListenOptions,
+} from "./stream.ts";
 
 // Bun defines no `Deno`; Node.js neither. (Both define `process`, so that is no test.)
 const impl = "Deno" in globalThis && !("Bun" in globalThis)
@@ -12,7 +18,8 @@ const impl = "Deno" in globalThis && !("Bun" in globalThis)
   : await import("./tcp_node.ts");
 
 /** Opens a TCP connection (TCP_NODELAY set) with the fastest API of the current runtime. */
-export const connectTcp: (options: TcpConnectOptions) => Promise<ByteStream> = impl.connectTcp;
+export const connectTcp: (options: TcpConnectOptions) => Promise<ByteStream<NetAddr>> =
+  impl.connectTcp;
 
 /** Listens on a TCP port (synchronously bound where the runtime allows). */
 export const listenTcp: (options: TcpListenOptions) => TcpListener = impl.listenTcp;

@@ -11,15 +11,15 @@ import type {
   TcpListenOptions,
 } from "./stream.ts";
 
-function addr(a: Deno.Addr): NetAddr | null {
-  return a.transport === "tcp" ? { transport: "tcp", hostname: a.hostname, port: a.port } : null;
+function addr(a: Deno.NetAddr): NetAddr {
+  return { transport: "tcp", hostname: a.hostname, port: a.port };
 }
 
-class DenoTcpStream implements ByteStream {
+class DenoTcpStream implements ByteStream<NetAddr> {
   #conn: Deno.TcpConn;
   #closed = false;
-  readonly localAddr: NetAddr | null;
-  readonly remoteAddr: NetAddr | null;
+  readonly localAddr: NetAddr;
+  readonly remoteAddr: NetAddr;
   /** `conn.write` resolves once its op is done with the bytes (an op holds them, never copies). */
   readonly releasesWrites = true;
 
@@ -41,6 +41,22 @@ class DenoTcpStream implements ByteStream {
     await this.#conn.closeWrite();
   }
 
+  ref(): void {
+    this.#conn.ref();
+  }
+
+  unref(): void {
+    this.#conn.unref();
+  }
+
+  setNoDelay(noDelay: boolean): void {
+    this.#conn.setNoDelay(noDelay);
+  }
+
+  setKeepAlive(keepAlive: boolean): void {
+    this.#conn.setKeepAlive(keepAlive);
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -53,7 +69,7 @@ class DenoTcpStream implements ByteStream {
 }
 
 /** Opens a TCP connection with TCP_NODELAY set. */
-export async function connectTcp(options: TcpConnectOptions): Promise<ByteStream> {
+export async function connectTcp(options: TcpConnectOptions): Promise<ByteStream<NetAddr>> {
   const conn = await Deno.connect({ hostname: options.hostname, port: options.port });
   // Without it a small write after the handshake waits ~40 ms (Nagle + delayed ACK).
   conn.setNoDelay(true);
@@ -71,7 +87,7 @@ class DenoTcpListener implements TcpListener {
     this.addr = { transport: "tcp", hostname: a.hostname, port: a.port };
   }
 
-  async accept(): Promise<ByteStream | null> {
+  async accept(): Promise<ByteStream<NetAddr | null> | null> {
     // Pull-based: while nobody calls accept(), new connections wait in the kernel's backlog.
     let conn: Deno.TcpConn;
     try {

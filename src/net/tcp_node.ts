@@ -28,7 +28,17 @@ function addr(address: string | undefined, port: number | undefined): NetAddr | 
     : { transport: "tcp", hostname: address, port };
 }
 
-class NodeTcpStream implements ByteStream {
+/**
+ * A connected socket's two addresses, or `null` when node:net no longer knows them (a client
+ * that disconnected before we got to its socket: node reads them from the closed handle).
+ */
+function addressesOf(socket: net.Socket): { local: NetAddr; remote: NetAddr } | null {
+  const local = addr(socket.localAddress, socket.localPort);
+  const remote = addr(socket.remoteAddress, socket.remotePort);
+  return local === null || remote === null ? null : { local, remote };
+}
+
+class NodeTcpStream<A extends NetAddr | null> implements ByteStream<A> {
   #socket: net.Socket;
   #chunks: Uint8Array[] = [];
   #buffered = 0;
@@ -36,16 +46,16 @@ class NodeTcpStream implements ByteStream {
   #error: Error | null = null;
   #closed = false;
   #waiter: (() => void) | null = null;
-  readonly localAddr: NetAddr | null;
-  readonly remoteAddr: NetAddr | null;
+  readonly localAddr: A;
+  readonly remoteAddr: A;
   readonly releasesWrites = RELEASE_AFTER_FLUSH;
   /** node:net hands out a fresh Buffer per 'data' event and never writes to it again. */
   readonly chunksStayIntact = true;
 
-  constructor(socket: net.Socket) {
+  constructor(socket: net.Socket, addresses: { local: A; remote: A }) {
     this.#socket = socket;
-    this.localAddr = addr(socket.localAddress, socket.localPort);
-    this.remoteAddr = addr(socket.remoteAddress, socket.remotePort);
+    this.localAddr = addresses.local;
+    this.remoteAddr = addresses.remote;
     socket.on("data", (chunk: Uint8Array) => {
       this.#chunks.push(chunk);
       this.#buffered += chunk.length;
@@ -130,6 +140,22 @@ class NodeTcpStream implements ByteStream {
     return new Promise((resolve) => this.#socket.end(() => resolve()));
   }
 
+  ref(): void {
+    this.#socket.ref();
+  }
+
+  unref(): void {
+    this.#socket.unref();
+  }
+
+  setNoDelay(noDelay: boolean): void {
+    this.#socket.setNoDelay(noDelay);
+  }
+
+  setKeepAlive(keepAlive: boolean): void {
+    this.#socket.setKeepAlive(keepAlive);
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -139,7 +165,7 @@ class NodeTcpStream implements ByteStream {
 }
 
 /** Opens a TCP connection with TCP_NODELAY set. */
-export function connectTcp(options: TcpConnectOptions): Promise<ByteStream> {
+export function connectTcp(options: TcpConnectOptions): Promise<ByteStream<NetAddr>> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: options.hostname, port: options.port });
     const onError = (error: Error) => {
@@ -149,9 +175,18 @@ export function connectTcp(options: TcpConnectOptions): Promise<ByteStream> {
     socket.once("error", onError);
     socket.once("connect", () => {
       socket.off("error", onError);
+      const addresses = addressesOf(socket);
+      if (addresses === null) {
+        // Reset before we asked for the addresses: report the reset node:net is about to emit.
+        socket.once("error", onError);
+        socket.once("close", () => {
+          reject(new Error("the connection was reset by the peer as soon as it was made"));
+        });
+        return;
+      }
       // Without it a small write after the handshake waits ~40 ms (Nagle + delayed ACK).
       socket.setNoDelay(true);
-      resolve(new NodeTcpStream(socket));
+      resolve(new NodeTcpStream(socket, addresses));
     });
   });
 }
@@ -191,7 +226,7 @@ function bind(server: net.Server, hostname: string, port: number): void {
 
 class NodeTcpListener implements TcpListener {
   #server: net.Server;
-  #queue: ByteStream[] = [];
+  #queue: ByteStream<NetAddr | null>[] = [];
   #waiter: (() => void) | null = null;
   #error: Error | null = null;
   #closed = false;
@@ -206,7 +241,9 @@ class NodeTcpListener implements TcpListener {
         return;
       }
       socket.setNoDelay(true);
-      this.#queue.push(new NodeTcpStream(socket)); // listens for data from now on
+      // A client already gone has no addresses any more: passed on, so that it is reported.
+      const addresses = addressesOf(socket) ?? { local: null, remote: null };
+      this.#queue.push(new NodeTcpStream(socket, addresses)); // listens for data from now on
       this.#wake();
     });
     this.#server.on("error", (error) => {
@@ -230,7 +267,7 @@ class NodeTcpListener implements TcpListener {
     return { transport: "tcp", hostname: a.address, port: a.port };
   }
 
-  async accept(): Promise<ByteStream | null> {
+  async accept(): Promise<ByteStream<NetAddr | null> | null> {
     for (;;) {
       if (this.#closed) return null;
       const next = this.#queue.shift();

@@ -16,6 +16,16 @@ export interface WebTransport {
   localAddr?: unknown;
   /** Used for `remoteAddr` when it is a TCP address. */
   remoteAddr?: unknown;
+  /**
+   * Called by `Connection.ref()` when present (a `Deno.Conn` has it); without it `ref()` throws.
+   */
+  ref?: () => void;
+  /** Called by `Connection.unref()` when present (a `Deno.Conn` has it). */
+  unref?: () => void;
+  /** Called by `Connection.setNoDelay()` when present (a `Deno.TcpConn` has it). */
+  setNoDelay?: (noDelay?: boolean) => void;
+  /** Called by `Connection.setKeepAlive()` when present (a `Deno.TcpConn` has it). */
+  setKeepAlive?: (keepAlive?: boolean) => void;
 }
 
 function tcpAddr(a: unknown): NetAddr | null {
@@ -33,11 +43,22 @@ class WebByteStream implements ByteStream {
   readonly localAddr: NetAddr | null;
   readonly remoteAddr: NetAddr | null;
 
+  readonly ref?: () => void;
+  readonly unref?: () => void;
+  readonly setNoDelay?: (noDelay: boolean) => void;
+  readonly setKeepAlive?: (keepAlive: boolean) => void;
+
   constructor(transport: WebTransport) {
     this.#reader = transport.readable.getReader();
     this.#writer = transport.writable.getWriter();
     this.localAddr = tcpAddr(transport.localAddr);
     this.remoteAddr = tcpAddr(transport.remoteAddr);
+    // The transport's own controls, where it has them (a Deno.TcpConn has all four).
+    const t = transport;
+    if (typeof t.ref === "function") this.ref = () => t.ref!();
+    if (typeof t.unref === "function") this.unref = () => t.unref!();
+    if (typeof t.setNoDelay === "function") this.setNoDelay = (on) => t.setNoDelay!(on);
+    if (typeof t.setKeepAlive === "function") this.setKeepAlive = (on) => t.setKeepAlive!(on);
   }
 
   async readChunk(): Promise<Uint8Array | null> {

@@ -19,31 +19,35 @@ import type { Identity } from "../handshake/identity.ts";
 import { rotateTicketKeys, sessions } from "../handshake/sessions.ts";
 import { trace } from "../handshake/trace.ts";
 import { internalsOf, registerContext } from "./native_context.ts";
-import { refuseOtherSide } from "./options.ts";
+import type { OptionAliases } from "./option_names.ts";
+import { normalizeOptions } from "./options.ts";
 
 /** What {@link TlsContextOptions.onServerName} may return. */
 export type ServerNameResult = Identity | TlsContext | null;
 
 /**
  * Options for {@link TlsContext}: the context options of both sides (each documented in its
- * feature's interface). Options of the other side are refused with a TypeError.
+ * feature's interface). Options of the other side, per-connection options and unknown keys are
+ * refused with a TypeError.
  */
-export interface TlsContextOptions extends ContextFeatureOptions<TlsContext> {}
+export interface TlsContextOptions extends ContextFeatureOptions<TlsContext>, OptionAliases {}
 
 /**
- * Validates `options` for a context of `role`: the role of each option (from the schema), then
- * each feature's own checks. TypeError / RangeError, before any native work.
+ * Validates `options` for a context of `role`: every key (from the schema; aliases renamed),
+ * then each feature's own checks. TypeError / RangeError, before any native work. Returns the
+ * options with aliases renamed.
  */
-function validate(role: Role, options: TlsContextOptions): void {
-  if (typeof options !== "object" || options === null) {
+function validate(role: Role, given: TlsContextOptions): TlsContextOptions {
+  if (typeof given !== "object" || given === null) {
     throw new TypeError("options must be an object");
   }
-  refuseOtherSide(role, options);
+  const options = normalizeOptions("TlsContext", role, given);
   // The one rule across features: a server authenticates with a certificate, a PSK, or both.
   if (role === "server" && options.cert === undefined && options.psk === undefined) {
     throw new TypeError("a server context needs cert and key (or psk)");
   }
   for (const feature of FEATURES) feature.validate?.(role, options);
+  return options;
 }
 
 /**
@@ -81,9 +85,8 @@ export class TlsContext {
     if (role !== "client" && role !== "server") {
       throw new TypeError(`role must be "client" or "server", got ${JSON.stringify(role)}`);
     }
-    validate(role, options);
     this.role = role;
-    this.options = { ...options };
+    this.options = { ...validate(role, options) };
     const o = openssl();
     for (const feature of FEATURES) {
       if (feature.contextState !== undefined) {

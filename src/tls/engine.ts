@@ -31,6 +31,7 @@ import { FEATURES } from "../handshake/features.ts";
 import { negotiatedGroup } from "../handshake/groups.ts";
 import {
   cipherOf,
+  localCertificateOf,
   peerCertificateOf,
   protocolOf,
   requestedServerName,
@@ -47,7 +48,7 @@ import type { TlsContext } from "./context.ts";
 import { failureOf, type Phase } from "./failure.ts";
 import { MAX_CHUNK, MemoryBios } from "./memory_bios.ts";
 import { type ContextInternals, internalsOf } from "./native_context.ts";
-import { FEATURE_OPTIONS } from "./options.ts";
+import { FEATURE_OPTIONS, normalizeOptions } from "./options.ts";
 
 /**
  * Options for {@link TlsEngine}: the per-connection options of clients (each documented in its
@@ -193,10 +194,12 @@ export class TlsEngine {
    *
    * @throws {TypeError} for bad options; {@link TlsError} `CLOSED` if the context is closed.
    */
-  constructor(context: TlsContext, options: TlsEngineOptions = {}) {
-    if (typeof options !== "object" || options === null) {
+  constructor(context: TlsContext, given: TlsEngineOptions = {}) {
+    if (typeof given !== "object" || given === null) {
       throw new TypeError("options must be an object");
     }
+    // Checked by the caller (connect): as they are. Else every key, and aliases renamed.
+    const options = optionsChecked ? given : normalizeOptions("TlsEngine", context.role, given);
     const opts = options as Readonly<Record<string, unknown>>;
     const contextOptions = context.options as Readonly<Record<string, unknown>>;
     if (!optionsChecked) checkConnectionOptions(context.role, contextOptions, opts);
@@ -568,6 +571,14 @@ export class TlsEngine {
   /** The peer's certificate, or `null` (e.g. a client that sent none). */
   get peerCertificate(): Certificate | null {
     return peerCertificateOf(this.#ssl.ptr);
+  }
+
+  /**
+   * This side's certificate (`SSL_get_certificate`): the context's `cert`, or the one a callback
+   * chose for this connection; `null` when there is none.
+   */
+  get localCertificate(): Certificate | null {
+    return localCertificateOf(this.#ssl.ptr);
   }
 
   /** The verified chain, leaf first (empty if the peer was not verified). */

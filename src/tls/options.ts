@@ -2,8 +2,10 @@
  * The one option schema: every option of `TlsContext`, `TlsEngine`, `connect()`, `listen()` and
  * `startTls()`, with the side that understands it and where it is applied. The features declare
  * their own entries (see `handshake/feature.ts`); this module adds the call options and derives
- * what the entry points need: the role checks with their "option of the other side" errors, and
- * the split of a flat options object into context and connection options.
+ * what the entry points need: the role checks with their "option of the other side" errors, the
+ * refusal of unknown keys (with the nearest known one suggested) and of foreign names (Deno's,
+ * Node's: see `option_names.ts`), and the split of a flat options object into context and
+ * connection options.
  *
  * @module
  */
@@ -17,6 +19,9 @@ import {
   wrongSideError,
 } from "../handshake/feature.ts";
 import { FEATURES } from "../handshake/features.ts";
+import { ALIASES, type EntryPoint, FIXED_NAMES, nearest, REFUSED_NAMES } from "./option_names.ts";
+
+export type { EntryPoint };
 
 /** The default `handshakeTimeout` of clients and servers: 30 seconds. */
 export const DEFAULT_HANDSHAKE_TIMEOUT = 30_000;
@@ -102,4 +107,144 @@ export function splitOptions(role: Role, options: Readonly<Record<string, unknow
     );
   }
   return { context, connection };
+}
+
+/** Each entry point's name in messages, and the keys it takes besides the schema's. */
+const ENTRY_POINTS: Readonly<Record<EntryPoint, { name: string; callKeys: readonly string[] }>> = {
+  connect: {
+    name: "connect()",
+    callKeys: ["hostname", "port", "signal", "handshakeTimeout", "context"],
+  },
+  startTls: {
+    name: "startTls()",
+    callKeys: ["role", "hostname", "signal", "handshakeTimeout", "context"],
+  },
+  startTlsServer: {
+    name: 'startTls() with role "server"',
+    callKeys: ["role", "signal", "handshakeTimeout", "context"],
+  },
+  listen: {
+    name: "listen()",
+    callKeys: [
+      "hostname",
+      "port",
+      "signal",
+      "handshakeTimeout",
+      "context",
+      "onError",
+      "maxPendingConnections",
+    ],
+  },
+  TlsContext: { name: "TlsContext", callKeys: [] },
+  TlsEngine: { name: "TlsEngine", callKeys: [] },
+};
+
+/** Whether `entry` takes the schema option `spec` for `role`. */
+function takes(entry: EntryPoint, role: Role, spec: OptionSpec): boolean {
+  if (!appliesTo(spec, role)) return false;
+  const scope = scopeOf(spec, role);
+  if (entry === "TlsContext") return scope === "context" || spec.contextDefault === true;
+  if (entry === "TlsEngine") return scope === "connection";
+  return true;
+}
+
+const knownCache = new Map<string, ReadonlySet<string>>();
+
+/** Every key `entry` takes for `role`: its schema options and its own (call) options. */
+export function knownOptionKeys(entry: EntryPoint, role: Role): ReadonlySet<string> {
+  const id = `${entry}:${role}`;
+  let known = knownCache.get(id);
+  if (known === undefined) {
+    known = new Set([
+      ...Object.entries(FEATURE_OPTIONS).filter(([, spec]) => takes(entry, role, spec)).map((
+        [key],
+      ) => key),
+      ...ENTRY_POINTS[entry].callKeys,
+    ]);
+    knownCache.set(id, known);
+  }
+  return known;
+}
+
+/** The error for a schema option that `entry` does not take for `role` (scope, not side). */
+function notHereError(entry: EntryPoint, role: Role, key: string): TypeError {
+  if (entry === "TlsEngine") {
+    return new TypeError(`${key} is a TlsContext option on ${role}s: give it to the context`);
+  }
+  return new TypeError(
+    `${key} is a per-connection option: give it to connect(), startTls() or TlsEngine (a ` +
+      "TlsContext is shared by many connections)",
+  );
+}
+
+/** The error for a key nobody knows: the nearest known key (or alias) suggested, else the list. */
+function unknownError(entry: EntryPoint, key: string, known: ReadonlySet<string>): TypeError {
+  const name = ENTRY_POINTS[entry].name;
+  const aliases = Object.keys(ALIASES).filter((a) => known.has(ALIASES[a]!.canonical));
+  const guess = nearest(key, [...known, ...aliases]);
+  if (guess !== undefined) {
+    const alias = ALIASES[guess];
+    const what = alias === undefined
+      ? guess
+      : `${alias.canonical} (or ${guess}, ${alias.origin}'s name for it)`;
+    return new TypeError(`${name} has no option ${JSON.stringify(key)}: did you mean ${what}?`);
+  }
+  return new TypeError(
+    `${name} has no option ${JSON.stringify(key)}; its options are ${[...known].sort().join(", ")}`,
+  );
+}
+
+/**
+ * Checks every key of `options` for `entry` (with the role `role`) and returns the options with
+ * foreign aliases renamed (a new object only when one was; `options` itself otherwise). Throws a
+ * TypeError, before any I/O or native work, for: an option of the other side (naming where it
+ * belongs), a schema option this entry point does not take, a foreign name that is refused
+ * (naming this library's option), an alias given together with its canonical option, and an
+ * unknown key (suggesting the nearest known one). Keys whose value is `undefined` are absent.
+ */
+export function normalizeOptions<T extends object>(entry: EntryPoint, role: Role, options: T): T {
+  const known = knownOptionKeys(entry, role);
+  const given = options as Readonly<Record<string, unknown>>;
+  let out: Record<string, unknown> | null = null; // a copy, made on the first rename
+  for (const key of Object.keys(options)) {
+    const value = given[key];
+    if (value === undefined || known.has(key)) continue;
+    const spec = FEATURE_OPTIONS[key];
+    if (spec !== undefined) {
+      throw appliesTo(spec, role) ? notHereError(entry, role, key) : wrongSideError(key, spec);
+    }
+    const alias = ALIASES[key];
+    if (alias !== undefined && known.has(alias.canonical)) {
+      if (given[alias.canonical] !== undefined) {
+        throw new TypeError(
+          `give ${alias.canonical} or ${key} (${alias.origin}'s name for it), not both`,
+        );
+      }
+      out ??= { ...given };
+      delete out[key];
+      out[alias.canonical] = alias.wrapInArray === true && !Array.isArray(value) ? [value] : value;
+      continue;
+    }
+    const fixed = FIXED_NAMES[key];
+    if (fixed !== undefined && fixed.entryPoints.includes(entry)) {
+      if (value !== fixed.accepted) {
+        throw new TypeError(
+          `${key}: ${JSON.stringify(value)} (${fixed.origin}'s option) is not supported: ` +
+            fixed.refusal,
+        );
+      }
+      out ??= { ...given };
+      delete out[key];
+      continue;
+    }
+    const refused = REFUSED_NAMES[key];
+    if (refused !== undefined) {
+      throw new TypeError(
+        `${key} is ${refused.origin}'s option, not one of ${ENTRY_POINTS[entry].name}: ` +
+          refused.instead,
+      );
+    }
+    throw unknownError(entry, key, known);
+  }
+  return (out ?? options) as T;
 }
