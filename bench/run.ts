@@ -382,6 +382,10 @@ try {
     entrant("undici + libssl-ffi on Deno", "Deno fetch", deno("bench/clients/fetch.ts")),
     entrant("undici + libssl-ffi on Bun", "Bun fetch", bun("bench/clients/fetch.ts")),
     entrant("undici + libssl-ffi on Node 26", "Node 26 fetch", node26("bench/clients/fetch.ts")),
+    // The same HTTP client (undici) over the runtime's node:tls: separates TLS from HTTP.
+    entrant("undici + Deno node:tls", null, deno("bench/clients/fetch.ts")),
+    entrant("undici + Bun node:tls", null, bun("bench/clients/fetch.ts")),
+    entrant("undici + Node 26 tls", null, node26("bench/clients/fetch.ts")),
     entrant("Deno fetch", null, deno("bench/clients/fetch.ts")),
     entrant("Bun fetch", null, bun("bench/clients/fetch.ts")),
     // Node's fetch (undici over node:tls inside Node) takes extra CAs only from the environment.
@@ -391,7 +395,12 @@ try {
       ...node26("bench/clients/fetch.ts"),
     ]),
   ];
-  const fetchStack = (e: Entrant) => (e.name.startsWith("undici + ") ? "libssl-ffi" : "builtin");
+  const fetchStack = (e: Entrant) =>
+    e.name.startsWith("undici + libssl-ffi")
+      ? "libssl-ffi"
+      : e.name.startsWith("undici + ")
+      ? "undici-node-tls"
+      : "builtin";
   const sideOf = (w: Work) =>
     w.key === "fetch" ? fetchClients : w.side === "client" ? clients : servers;
   const serves = (e: Entrant, w: Work) =>

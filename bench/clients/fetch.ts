@@ -5,10 +5,13 @@
  * - `libssl-ffi`: undici's `fetch` (the npm package) with `new Agent({ connect: tlsConnector() })`;
  * - `builtin`: the runtime's own `fetch` and TLS: Deno's with `Deno.createHttpClient({ caCerts })`,
  *   Bun's with `tls: { ca }`, Node's (undici inside, node:tls) with NODE_EXTRA_CA_CERTS set by the
- *   caller.
+ *   caller;
+ * - `undici-node-tls`: undici's `fetch` with its own connector, i.e. the runtime's `node:tls`
+ *   (`new Agent({ connect: { ca } })`): the same HTTP client as `libssl-ffi`, another TLS, so
+ *   the difference between the two is the TLS layer's.
  *
- *   deno run -A bench/clients/fetch.ts fetch <port> <ca.pem> <seconds> <libssl-ffi|builtin>
- *   bun bench/clients/fetch.ts fetch <port> <ca.pem> <seconds> <libssl-ffi|builtin>
+ *   deno run -A bench/clients/fetch.ts fetch <port> <ca.pem> <seconds> <stack>
+ *   bun bench/clients/fetch.ts fetch <port> <ca.pem> <seconds> <stack>
  *   NODE_EXTRA_CA_CERTS=<ca.pem> node bench/clients/fetch.ts fetch <port> <ca.pem> <seconds> builtin
  *
  * Prints one JSON line: `{"work","value","unit","cpu"}` (requests/s).
@@ -24,7 +27,7 @@ import { tlsConnector } from "../../mod.ts";
 
 const [work, portArg, caPath, secondsArg, stack] = process.argv.slice(2);
 if (work !== "fetch" || portArg === undefined || caPath === undefined || stack === undefined) {
-  throw new Error("usage: fetch.ts fetch <port> <ca.pem> <seconds> <libssl-ffi|builtin>");
+  throw new Error("usage: fetch.ts fetch <port> <ca.pem> <seconds> <stack>");
 }
 const ca = readFileSync(caPath, "utf8");
 // 127.0.0.1 (in the certificate's subjectAltName), not localhost: nginx listens on IPv4 only.
@@ -64,7 +67,24 @@ function builtin(): Get {
   };
 }
 
-const get = stack === "libssl-ffi" ? libsslFfi() : builtin();
+function undiciNodeTls(): Get {
+  const agent = new Agent({ connect: { ca } });
+  return async () => {
+    const response = await undiciFetch(url, { dispatcher: agent });
+    await response.arrayBuffer();
+  };
+}
+
+const stacks: Record<string, () => Get> = {
+  "libssl-ffi": libsslFfi,
+  builtin,
+  "undici-node-tls": undiciNodeTls,
+};
+const make = stacks[stack];
+if (make === undefined) {
+  throw new Error(`unknown stack ${stack}: ${Object.keys(stacks).join(", ")}`);
+}
+const get = make();
 const warmUntil = performance.now() + 300;
 while (performance.now() < warmUntil) await get();
 const cpuBefore = process.cpuUsage();
