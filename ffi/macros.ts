@@ -29,6 +29,7 @@ const SSL_CTRL_GET_NEGOTIATED_GROUP = 134;
 const SSL_CTRL_GET_CHAIN_CERTS = 115;
 const SSL_CTRL_SET_MIN_PROTO_VERSION = 123;
 const SSL_CTRL_SET_MAX_PROTO_VERSION = 124;
+const SSL_CTRL_SET_DH_AUTO = 118;
 const SSL_CTRL_SET_RETRY_VERIFY = 136;
 const TLSEXT_NAMETYPE_host_name = 0;
 // bio.h
@@ -80,6 +81,11 @@ export interface Macros {
   SSL_CTX_set_options(ctx: Pointer, op: bigint): number;
   /** `SSL_CTX_set_read_ahead(ctx, yes)`: read as many records as the buffer holds at once. */
   SSL_CTX_set_read_ahead(ctx: Pointer, yes: number): number;
+  /**
+   * `SSL_CTX_set_dh_auto(ctx, on)`: a server picks built-in FFDHE parameters (RFC 7919) sized to
+   * its certificate's key for the DHE suites; without parameters those suites are never chosen.
+   */
+  SSL_CTX_set_dh_auto(ctx: Pointer, on: number): number;
   /** `SSL_CTX_set_session_cache_mode(ctx, mode)`: returns the previous mode. */
   SSL_CTX_set_session_cache_mode(ctx: Pointer, mode: number): number;
   /**
@@ -172,6 +178,7 @@ export function createMacros(lib: Lib, memory: MacroMemory): Macros {
         ? sslCtxOptions(ctx, op)
         : lib.SSL_CTX_ctrl(ctx, SSL_CTRL_OPTIONS, op, null),
     SSL_CTX_set_read_ahead: (ctx, yes) => lib.SSL_CTX_ctrl(ctx, SSL_CTRL_SET_READ_AHEAD, yes, null),
+    SSL_CTX_set_dh_auto: (ctx, on) => lib.SSL_CTX_ctrl(ctx, SSL_CTRL_SET_DH_AUTO, on, null),
     SSL_CTX_set_session_cache_mode: (ctx, mode) =>
       lib.SSL_CTX_ctrl(ctx, SSL_CTRL_SET_SESS_CACHE_MODE, mode, null),
     SSL_CTX_set_tlsext_ticket_keys: (ctx, keys) =>

@@ -11,6 +11,8 @@ import { connect, listen, type TlsError } from "../mod.ts";
 import { test } from "./harness.ts";
 import { clearCacheAndAssertNoLeaks } from "./support/leaks.ts";
 import { localClientOptions, localServerOptions } from "./support/listener.ts";
+import { opensslClient, parseOpensslClient } from "./support/clients.ts";
+import { sharedTestPki } from "./support/pki.ts";
 import { startRawClient } from "./support/raw_peers.ts";
 
 test("listener: 200 clients that reset before accept() do not stall the next real client", async () => {
@@ -43,6 +45,36 @@ test("listener: 200 clients that reset before accept() do not stall the next rea
     await served;
     // Whatever was reported is about single connections, each a TlsError.
     for (const error of errors) assert.equal(error.name, "TlsError");
+  } finally {
+    server.close();
+  }
+  clearCacheAndAssertNoLeaks();
+});
+
+test("listener: the default TLS 1.2 list's DHE suites are negotiable (RSA key, s_client)", async () => {
+  // Servers use automatic FFDHE parameters: a client offering only DHE gets a handshake, not
+  // alert 40 (the listed-but-never-chosen suites the audit found).
+  const rsa = sharedTestPki({ keyType: "rsa" });
+  const server = listen(localServerOptions({ cert: rsa.server.chainPem, key: rsa.server.key }));
+  try {
+    const served = (async () => {
+      for await (const conn of server) conn.close();
+    })();
+    for (const cipher of ["DHE-RSA-AES128-GCM-SHA256", "DHE-RSA-CHACHA20-POLY1305"]) {
+      const client = opensslClient({
+        port: server.addr.port,
+        caFile: rsa.rootCaPath,
+        tls: "1.2",
+        extraArgs: ["-cipher", cipher],
+      });
+      const result = await client.result;
+      const report = parseOpensslClient(result);
+      assert.equal(report.code, 0, result.stderr);
+      assert.equal(report.protocol, "TLSv1.2");
+      assert.equal(report.cipher, cipher);
+    }
+    server.close();
+    await served;
   } finally {
     server.close();
   }
