@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { Socket } from "node:net";
 import type { ConnectOptions, TlsClientOptions } from "../connect.ts";
 import { connectInBackground, splitSocketOptions } from "./node_connect.ts";
 import { type NodeSocketOptions, NodeTlsSocket } from "./node_socket.ts";
@@ -32,20 +33,20 @@ export interface UndiciConnectOptions {
 }
 
 /**
- * The callback undici passes: `(null, socket)` once connected, `(error, null)` on failure.
- * (Declared as a method so that undici's own callback type, which names `net.Socket`, fits it.)
+ * The callback undici passes: `(null, socket)` once connected, `(error, null)` on failure. The
+ * socket is a {@link NodeTlsSocket} (a `Duplex` shaped like `tls.TLSSocket`, not a `net.Socket`
+ * instance); it is typed as undici's own callback type names it, so that the connector fits
+ * undici's `connect` option.
  */
-export type UndiciConnectCallback = {
-  bivarianceHack(error: Error | null, socket: NodeTlsSocket | null): void;
-}["bivarianceHack"];
+export type UndiciConnectCallback = (
+  ...args: [error: null, socket: Socket] | [error: Error, socket: null]
+) => void;
 
 /** A function with the shape of undici's `connect` option (`buildConnector.connector`). */
-export type UndiciConnector = {
-  bivarianceHack(
-    options: UndiciConnectOptions,
-    callback: UndiciConnectCallback,
-  ): NodeTlsSocket | undefined;
-}["bivarianceHack"];
+export type UndiciConnector = (
+  options: UndiciConnectOptions,
+  callback: UndiciConnectCallback,
+) => NodeTlsSocket | undefined;
 
 /**
  * Options for {@link tlsConnector}: every client option of `connect()` (without `hostname` and
@@ -138,7 +139,8 @@ export function tlsConnector(options: TlsConnectorOptions = {}): UndiciConnector
       called = true;
       socket.off("secureConnect", onConnect);
       socket.off("error", once);
-      callback(error, error === null ? socket : null);
+      if (error === null) callback(null, socket as unknown as Socket);
+      else callback(error, null);
     };
     const onConnect = () => once(null);
     socket.once("secureConnect", onConnect);
