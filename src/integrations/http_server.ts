@@ -53,16 +53,16 @@ export interface ServeHttpOptions extends NodeSocketOptions {
  * @example
  * ```ts
  * import { createServer } from "node:http";
- * import { listen, serveHttp } from "../../mod.ts";
- * const [cert, key, caPem] = await Promise.all(
- *   ["server.pem", "server.key", "ca.pem"].map((f) => Deno.readTextFile(f)),
- * );
+ * import { listen, type NodeTlsSocket, serveHttp } from "../../mod.ts";
+ * const cert = await Deno.readTextFile("server.pem");
+ * const key = await Deno.readTextFile("server.key");
+ * const caPem = await Deno.readTextFile("ca.pem");
  * const server = createServer((req, res) => {
- *   const socket = req.socket as import("../../mod.ts").NodeTlsSocket;
- *   res.end(`hello ${socket.getPeerCertificate().subject?.CN}\n`);
+ *   const peer = (req.socket as unknown as NodeTlsSocket).getPeerCertificate();
+ *   res.end(`hello ${peer !== null && "subject" in peer ? peer.subject.CN : "stranger"}\n`);
  * });
  * const listener = listen({
- *   port: 8443, cert, key, caCerts: [caPem], requestClientCert: true, alpnProtocols: ["http/1.1"],
+ *   port: 8443, cert, key, caCerts: [caPem], requestClientCert: "require", alpnProtocols: ["http/1.1"],
  * });
  * await serveHttp(listener, server);
  * ```
