@@ -4,7 +4,9 @@
  *
  * - no import cycles among `src/` and `ffi/` files, type-only imports included;
  * - `ffi/` (the only code that knows C) imports nothing above it;
- * - in `src/`, only `src/core/native.ts` imports `ffi/`.
+ * - in `src/`, only `src/core/native.ts` imports `ffi/`;
+ * - `src/integrations/` (the node:stream adapters) sits on top of the library: nothing else in
+ *   `src/` or `ffi/` imports it (only `mod.ts` re-exports it).
  *
  * Prints each problem and exits with 1 if there is any.
  *
@@ -57,6 +59,9 @@ for (const [file, deps] of graph) {
     }
     if (file.startsWith("src/") && dep.startsWith("ffi/") && file !== "src/core/native.ts") {
       problems.push(`${file} imports ${dep}: only src/core/native.ts may import ffi/`);
+    }
+    if (dep.startsWith("src/integrations/") && !file.startsWith("src/integrations/")) {
+      problems.push(`${file} imports ${dep}: src/integrations/ sits above the library`);
     }
   }
 }

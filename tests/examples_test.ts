@@ -481,3 +481,42 @@ test("examples/client.ts --groups: the group s_server used is printed; an unknow
   assert.equal(bad.status, 1, bad.stdout + bad.stderr);
   assert.match(bad.stderr, /"NO-SUCH-GROUP" is not a key exchange group OpenSSL/);
 });
+
+test(
+  "examples/https_server.ts with no arguments: curl over HTTP/1.1 and HTTP/2, client cert",
+  () => {
+    const r = runScript("examples/https_server.ts", [], {
+      denoFlags: ["--allow-all"],
+      timeout: 30_000,
+    });
+    assert.equal(r.signal, null, `killed (hung?): ${r.stderr}`);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      /curl --http1\.1: hello over HTTP\/1\.1 \(TLSv1\.3, ALPN http\/1\.1\), client: CN=alice/,
+    );
+    assert.match(
+      r.stdout,
+      /curl --http2: hello over HTTP\/2 \(TLSv1\.3, ALPN h2\), client: CN=alice/,
+    );
+  },
+  { timeout: 60_000 },
+);
+
+test(
+  "examples/websocket.ts with no arguments: messages both ways over wss://, a clean close",
+  () => {
+    const r = runScript("examples/websocket.ts", [], {
+      denoFlags: ["--allow-all"],
+      timeout: 30_000,
+    });
+    assert.equal(r.signal, null, `killed (hung?): ${r.stderr}`);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /client got: welcome \(TLSv1\.3, TLS_\w+\)/);
+    assert.match(r.stdout, /client sent: hello; got: echo: hello/);
+    assert.match(r.stdout, /closed: 1000 bye/);
+    const bad = runScript("examples/websocket.ts", ["http://x"], { denoFlags: ["--allow-all"] });
+    assert.equal(bad.status, 2, bad.stderr);
+  },
+  { timeout: 60_000 },
+);

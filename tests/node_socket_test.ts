@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import net from "node:net";
 import tls from "node:tls";
 import {
   connect,
@@ -156,14 +157,14 @@ test("toNodeSocket: the truncation error is the library's TlsError UNEXPECTED_EO
 
 /** A listener whose connections go through toNodeSocket to `serve`; `body` gets the port. */
 async function withSocketServer(
-  serve: (socket: NodeTlsSocket, conn: Connection) => void | Promise<void>,
+  serve: (conn: Connection) => void | Promise<void>,
   body: (port: number) => Promise<void>,
   extra: Parameters<typeof localServerOptions>[0] = {},
 ): Promise<void> {
   await using listener = listen(localServerOptions(extra));
   const served = (async () => {
     const conn = await listener.accept();
-    await serve(toNodeSocket(conn), conn);
+    await serve(conn);
   })();
   try {
     await body(listener.addr.port);
@@ -181,7 +182,8 @@ test("toNodeSocket over a server connection with node:tls as the client: data, c
   let serverEvents: string[] = [];
   let serverSide: NodeTlsSocket | null = null;
   await withSocketServer(
-    async (socket) => {
+    async (conn) => {
+      const socket = toNodeSocket(conn);
       serverSide = socket;
       serverEvents = recordEvents(socket).events;
       assert.equal(socket.servername, "localhost");
@@ -203,11 +205,12 @@ test("toNodeSocket over a server connection with node:tls as the client: data, c
       client.setEncoding("utf8");
       client.on("data", (chunk: string) => (echoed += chunk));
       const ended = new Promise((resolve) => client.once("end", resolve));
+      const clientClosed = new Promise((resolve) => client.once("close", resolve));
       client.write("ping 1\n");
       client.end("ping 2\n");
       await ended; // our close_notify: Node reads a clean end
       assert.equal(echoed, "ping 1\nping 2\n");
-      await new Promise((resolve) => client.once("close", resolve));
+      await clientClosed;
     },
     { alpnProtocols: ["echo"] },
   );
@@ -221,18 +224,24 @@ test("toNodeSocket: a client that resets is an 'error' (truncation), not an 'end
   let serverEvents: string[] = [];
   let serverErrors: unknown[] = [];
   await withSocketServer(
-    async (socket) => {
+    async (conn) => {
+      const socket = toNodeSocket(conn);
       ({ events: serverEvents, errors: serverErrors } = recordEvents(socket));
       socket.resume();
       await closed(socket);
     },
     async (port) => {
-      const client = nodeTlsClient(port);
+      // TLS over a TCP socket the test owns, so that it can reset that socket (TLSSocket's own
+      // resetAndDestroy is refused by Node.js).
+      const raw = net.connect({ host: "127.0.0.1", port });
+      const client = tls.connect({ socket: raw, servername: "localhost", ca: caCerts });
       await new Promise((resolve) => client.once("secureConnect", resolve));
       client.write("bye");
       await new Promise((resolve) => setTimeout(resolve, 50));
       client.on("error", () => {});
-      client.resetAndDestroy?.() ?? client.destroy(); // RST where available, else no close_notify
+      raw.on("error", () => {});
+      if (typeof raw.resetAndDestroy === "function") raw.resetAndDestroy(); // RST
+      else raw.destroy(); // FIN without close_notify: a truncation too
     },
   );
   await until("the server side to close", () => serverEvents.includes("close"));
@@ -245,7 +254,7 @@ test("toNodeSocket: a client that resets is an 'error' (truncation), not an 'end
 test("toNodeSocket: destroy(error) emits 'error' then 'close', and the peer sees a truncation", async () => {
   let peerError: unknown = null;
   await withSocketServer(
-    async (_socket, conn) => {
+    async (conn) => {
       // Our listener's side is read directly: a truncation, never a clean end of stream.
       await assert.rejects(
         async () => {
@@ -282,7 +291,7 @@ test("toNodeSocket: destroy(error) emits 'error' then 'close', and the peer sees
 test("toNodeSocket: end() sends close_notify after the data; the peer reads a clean end", async () => {
   let received = "";
   await withSocketServer(
-    async (_socket, conn) => {
+    async (conn) => {
       // Read the raw connection: the data, then null (close_notify), not UNEXPECTED_EOF.
       const buf = new Uint8Array(64 * 1024);
       const dec = new TextDecoder();
@@ -318,7 +327,7 @@ test(
     for (let i = 0; i < TOTAL; i++) payload[i] = (i * 7 + (i >> 13)) & 0xff;
     const expected = createHash("sha256").update(payload).digest("hex");
     await withSocketServer(
-      async (_socket, conn) => {
+      async (conn) => {
         // Our server writes as fast as the client lets it, then closes cleanly.
         await conn.write(payload);
         await conn[Symbol.asyncDispose]();
@@ -326,46 +335,52 @@ test(
       async (port) => {
         const conn = await connect({ hostname: "localhost", port, caCerts });
         const socket = toNodeSocket(conn, { readableHighWaterMark: HWM });
-        // Paused: nobody consumes. Whatever arrives waits in the socket's buffer.
-        await new Promise((resolve) => socket.once("secureConnect", resolve));
-        let previous = -1;
-        await until("the socket to stop reading", () => {
-          const settled = socket.bytesRead === previous && socket.bytesRead > 0;
-          previous = socket.bytesRead;
-          return settled;
-        });
-        await new Promise((resolve) => setTimeout(resolve, 200));
-        const readAhead = socket.bytesRead; // read from the connection, none consumed
-        assert.equal(socket.readableLength, readAhead);
-        assert.ok(
-          readAhead <= HWM + NODE_SOCKET_READ_SIZE,
-          `read ${readAhead} bytes ahead of a reader that consumed nothing`,
-        );
-        // Now a slow consumer: 64 KiB at a time, and the read-ahead stays bounded throughout.
-        const hash = createHash("sha256");
-        let consumed = 0;
-        let maxAhead = readAhead;
-        const ended = new Promise((resolve) => socket.once("end", resolve));
-        while (consumed < TOTAL) {
-          const chunk = socket.read(64 * 1024) ?? socket.read();
-          if (chunk === null) {
-            await new Promise((resolve) => socket.once("readable", resolve));
-            continue;
+        try {
+          // A reader that asked for data once (read(0) starts the stream filling its buffer) and
+          // then consumes nothing: whatever arrives waits in the socket's buffer.
+          await new Promise((resolve) => socket.once("secureConnect", resolve));
+          socket.read(0);
+          let previous = -1;
+          await until("the socket to stop reading", () => {
+            const settled = socket.bytesRead === previous && socket.bytesRead > 0;
+            previous = socket.bytesRead;
+            return settled;
+          });
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          const readAhead = socket.bytesRead; // read from the connection, none consumed
+          assert.equal(socket.readableLength, readAhead);
+          assert.ok(
+            readAhead <= HWM + NODE_SOCKET_READ_SIZE,
+            `read ${readAhead} bytes ahead of a reader that consumed nothing`,
+          );
+          // Now a slow consumer: 64 KiB at a time, and the read-ahead stays bounded throughout.
+          const hash = createHash("sha256");
+          let consumed = 0;
+          let maxAhead = readAhead;
+          const ended = new Promise((resolve) => socket.once("end", resolve));
+          while (consumed < TOTAL) {
+            const chunk = socket.read(64 * 1024) ?? socket.read();
+            if (chunk === null) {
+              await new Promise((resolve) => socket.once("readable", resolve));
+              continue;
+            }
+            hash.update(chunk);
+            consumed += chunk.length;
+            maxAhead = Math.max(maxAhead, socket.bytesRead - consumed);
+            if ((consumed & 0xfffff) === 0) await new Promise((resolve) => setTimeout(resolve, 1));
           }
-          hash.update(chunk);
-          consumed += chunk.length;
-          maxAhead = Math.max(maxAhead, socket.bytesRead - consumed);
-          if ((consumed & 0xfffff) === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+          assert.equal(socket.read(), null);
+          await ended;
+          assert.equal(consumed, TOTAL);
+          assert.equal(hash.digest("hex"), expected);
+          assert.ok(
+            maxAhead <= HWM + NODE_SOCKET_READ_SIZE + 64 * 1024,
+            `read ahead ${maxAhead} bytes`,
+          );
+          await closed(socket);
+        } finally {
+          socket.destroy(); // a failed assertion must not leave the server writing
         }
-        assert.equal(socket.read(), null);
-        await ended;
-        assert.equal(consumed, TOTAL);
-        assert.equal(hash.digest("hex"), expected);
-        assert.ok(
-          maxAhead <= HWM + NODE_SOCKET_READ_SIZE + 64 * 1024,
-          `read ahead ${maxAhead} bytes`,
-        );
-        await closed(socket);
       },
     );
     finish();
@@ -375,7 +390,8 @@ test(
 
 test("toNodeSocket: setTimeout emits 'timeout' after idleness, and activity postpones it", async () => {
   await withSocketServer(
-    async (socket) => {
+    async (conn) => {
+      const socket = toNodeSocket(conn);
       socket.resume();
       await closed(socket);
     },
@@ -383,6 +399,7 @@ test("toNodeSocket: setTimeout emits 'timeout' after idleness, and activity post
       const conn = await connect({ hostname: "localhost", port, caCerts });
       const socket = toNodeSocket(conn);
       const { events } = recordEvents(socket);
+      socket.resume();
       await new Promise((resolve) => socket.once("secureConnect", resolve));
       const started = Date.now();
       let firedAt = 0;

@@ -29,8 +29,10 @@ export type ConnectionRouter = (conn: Connection) => ConnectionTarget | null;
 /** Options for {@link serveHttp}. */
 export interface ServeHttpOptions extends NodeSocketOptions {
   /**
-   * Called when handing a connection over fails (the router or the server threw); the connection
-   * is closed and serving goes on. Default: nothing.
+   * Called when handing a connection over fails (the router or the server threw; the connection
+   * is then closed and serving goes on), and with each socket's `'error'` (e.g. a client that went
+   * away without close_notify: `UNEXPECTED_EOF`), which the server itself may no longer listen
+   * to. Default: nothing (such errors never crash the process).
    */
   onError?: (error: unknown, conn: Connection) => void;
 }
@@ -51,16 +53,16 @@ export interface ServeHttpOptions extends NodeSocketOptions {
  * @example
  * ```ts
  * import { createServer } from "node:http";
- * import { listen, serveHttp } from "../../mod.ts";
- * const [cert, key, caPem] = await Promise.all(
- *   ["server.pem", "server.key", "ca.pem"].map((f) => Deno.readTextFile(f)),
- * );
+ * import { listen, type NodeTlsSocket, serveHttp } from "../../mod.ts";
+ * const cert = await Deno.readTextFile("server.pem");
+ * const key = await Deno.readTextFile("server.key");
+ * const caPem = await Deno.readTextFile("ca.pem");
  * const server = createServer((req, res) => {
- *   const socket = req.socket as import("../../mod.ts").NodeTlsSocket;
- *   res.end(`hello ${socket.getPeerCertificate().subject?.CN}\n`);
+ *   const peer = (req.socket as unknown as NodeTlsSocket).getPeerCertificate();
+ *   res.end(`hello ${peer !== null && "subject" in peer ? peer.subject.CN : "stranger"}\n`);
  * });
  * const listener = listen({
- *   port: 8443, cert, key, caCerts: [caPem], requestClientCert: true, alpnProtocols: ["http/1.1"],
+ *   port: 8443, cert, key, caCerts: [caPem], requestClientCert: "require", alpnProtocols: ["http/1.1"],
  * });
  * await serveHttp(listener, server);
  * ```
@@ -101,7 +103,12 @@ async function serve(
         conn.close();
         continue;
       }
-      target.emit("connection", toNodeSocket(conn, socketOptions));
+      const socket = toNodeSocket(conn, socketOptions);
+      // Always a listener for the socket's errors (a client's truncation, a reset): the server's
+      // own listener may be gone by then (Node.js's http2 removes its listener when the session
+      // closes), and an 'error' event nobody listens to would crash the whole process.
+      socket.on("error", (error) => onError?.(error, conn));
+      target.emit("connection", socket);
     } catch (error) {
       conn.abort(error);
       onError?.(error, conn);

@@ -69,7 +69,7 @@ export function connectInBackground(socket: NodeTlsSocket, options: ConnectOptio
  * event, then `'close'`. Destroying the socket while it connects cancels the connect.
  *
  * For `createConnection` options, which are called with Node's option names (`host`, `port`,
- * `servername`), map them in a closure.
+ * `servername`), pass this library's options in a closure.
  *
  * @example
  * ```ts
@@ -77,8 +77,9 @@ export function connectInBackground(socket: NodeTlsSocket, options: ConnectOptio
  * import { nodeConnect } from "../../mod.ts";
  * const caPem = await Deno.readTextFile("ca.pem");
  * const ws = new WebSocket("wss://localhost:8443/chat", {
- *   createConnection: (opts) =>
- *     nodeConnect({ hostname: String(opts.host), port: Number(opts.port), caCerts: [caPem] }),
+ *   // ws calls it with Node's option names; its types want a net.Socket.
+ *   createConnection: (() =>
+ *     nodeConnect({ hostname: "localhost", port: 8443, caCerts: [caPem] })) as never,
  * });
  * ws.on("open", () => ws.send("hello"));
  * ```

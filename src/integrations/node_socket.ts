@@ -381,7 +381,14 @@ export class NodeTlsSocket extends Duplex {
   override _final(callback: (error?: Error | null) => void): void {
     this.#ready.then((conn) => conn.closeWrite()).then(
       () => callback(),
-      (error) => callback(error),
+      (error) => {
+        // The peer already ended cleanly (its close_notify was read) and may have closed the
+        // TCP connection already: our close_notify in reply is a courtesy that can meet a reset
+        // (Bun closes a half-closed server socket). Everything we wrote was handed over before
+        // it; nothing the peer asked for is cut off.
+        if (this.readableEnded) callback();
+        else callback(error);
+      },
     );
   }
 

@@ -33,22 +33,20 @@ export interface UndiciConnectOptions {
 }
 
 /**
- * The callback undici passes: `(null, socket)` once connected, `(error, null)` on failure.
- * Typed as undici types it (`buildConnector.Callback`, which names `net.Socket`), so that
- * undici's callback fits; the socket handed over is a {@link NodeTlsSocket}, which has every
- * member of a socket that undici uses.
+ * The callback undici passes: `(null, socket)` once connected, `(error, null)` on failure. The
+ * socket is a {@link NodeTlsSocket} (a `Duplex` shaped like `tls.TLSSocket`, not a `net.Socket`
+ * instance); it is typed as undici's own callback type names it, so that the connector fits
+ * undici's `connect` option.
  */
 export type UndiciConnectCallback = (
   ...args: [error: null, socket: Socket] | [error: Error, socket: null]
 ) => void;
 
 /** A function with the shape of undici's `connect` option (`buildConnector.connector`). */
-export type UndiciConnector = {
-  bivarianceHack(
-    options: UndiciConnectOptions,
-    callback: UndiciConnectCallback,
-  ): NodeTlsSocket | undefined;
-}["bivarianceHack"];
+export type UndiciConnector = (
+  options: UndiciConnectOptions,
+  callback: UndiciConnectCallback,
+) => NodeTlsSocket | undefined;
 
 /**
  * Options for {@link tlsConnector}: every client option of `connect()` (without `hostname` and
@@ -69,7 +67,7 @@ export interface TlsConnectorOptions extends TlsClientOptions, NodeSocketOptions
  *
  * @example
  * ```ts
- * import { Agent, fetch } from "undici/index.js"; // not "undici": on Bun that is a built-in stand-in
+ * import { Agent, fetch } from "undici";
  * import { tlsConnector } from "../../mod.ts";
  * const caPem = await Deno.readTextFile("ca.pem");
  * const cert = await Deno.readTextFile("client.pem");
@@ -141,8 +139,8 @@ export function tlsConnector(options: TlsConnectorOptions = {}): UndiciConnector
       called = true;
       socket.off("secureConnect", onConnect);
       socket.off("error", once);
-      if (error !== null) callback(error, null);
-      else callback(null, socket as unknown as Socket); // duck-typed: see UndiciConnectCallback
+      if (error === null) callback(null, socket as unknown as Socket);
+      else callback(error, null);
     };
     const onConnect = () => once(null);
     socket.once("secureConnect", onConnect);
