@@ -284,10 +284,11 @@ test("a synchronous onClientCertificate works; an encrypted key needs its passph
     }),
   }, clientAuthServer);
   try {
+    // The identity does not load: the library's own finding, the same code as through
+    // `cert`/`key` (not CALLBACK_ERROR: the callback did nothing wrong).
     await assert.rejects(handshakePair(wrong.client, wrong.server), (e: unknown) => {
-      assert.ok(e instanceof TlsError && e.code === "CALLBACK_ERROR");
-      assert.ok(e.cause instanceof TlsError);
-      assert.equal(e.cause.code, "BAD_PASSPHRASE");
+      assert.ok(e instanceof TlsError && e.code === "BAD_PASSPHRASE", String(e));
+      assert.match(e.message, /^onClientCertificate: key: the passphrase does not decrypt/);
       return true;
     });
   } finally {

@@ -204,3 +204,34 @@ test("a traditional encrypted PEM key (Proc-Type: 4,ENCRYPTED) loads with its pa
   );
   assertNoLiveNativeObjects();
 });
+
+test("text that is not PEM: the option is named, and a file path is recognised as one", () => {
+  const isNotPem = (label: string, path: boolean) => (e: unknown) => {
+    assert.ok(e instanceof TlsError, String(e));
+    assert.match(e.message, new RegExp(`^${label.replace(/[[\]]/g, "\\$&")}: no PEM block found`));
+    assert.doesNotMatch(e.message, /as DER/);
+    if (path) assert.match(e.message, /looks like a file path: pass the file's contents/);
+    else assert.doesNotMatch(e.message, /file path/);
+    return true;
+  };
+  // A file name where the PEM text belongs: the most common newcomer mistake.
+  assert.throws(
+    () => new TlsContext("client", { caCerts: [pki.rootCa.cert, "./certs/ca.pem"] }),
+    isNotPem("caCerts[1]", true),
+  );
+  assert.throws(
+    () => new TlsContext("server", { cert: "server.crt", key: pki.server.key }),
+    isNotPem("cert", true),
+  );
+  assert.throws(
+    () =>
+      new TlsContext("server", { cert: pki.server.chainPem, key: "/etc/ssl/private/server.key" }),
+    isNotPem("key", true),
+  );
+  assert.throws(() => Certificate.fromPem("not a certificate"), isNotPem("certificate", false));
+  assert.throws(
+    () => Certificate.fromPem("C:\\certs\\root.cer"),
+    (e) => e instanceof TlsError && e.code === "INVALID_CERTIFICATE" && /file path/.test(e.message),
+  );
+  assertNoLiveNativeObjects();
+});

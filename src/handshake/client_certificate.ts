@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { TlsError } from "../core/errors.ts";
 import { CERT_CB, CERT_CB_SUSPEND, openssl } from "../core/native.ts";
 import { Certificate, nameToDer, nameToString } from "../x509/certificate.ts";
 import type { Feature, Link, SchemaOf } from "./feature.ts";
@@ -67,7 +68,16 @@ function onCert(link: Link): number {
   if (!settled.done) return CERT_CB_SUSPEND;
   const chosen = settled.value;
   if (chosen === null) return 1; // send no certificate
-  useIdentity(link.ssl, chosen, "onClientCertificate");
+  try {
+    useIdentity(link.ssl, chosen, "onClientCertificate");
+  } catch (error) {
+    // The identity the callback returned does not load (an encrypted key without its
+    // passphrase, a broken PEM): that is this library's finding, reported as itself
+    // (BAD_PASSPHRASE, INVALID_KEY, ...), not as a failure of the user's callback.
+    if (!(error instanceof TlsError)) throw error;
+    link.reject(error);
+    return 0;
+  }
   return 1;
 }
 

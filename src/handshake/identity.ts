@@ -43,11 +43,11 @@ export function useIdentity(ssl: Pointer, identity: Identity, from: string): voi
     throw new TypeError(`${from} must return { cert, key } or null`);
   }
   const o = openssl();
-  const certs = loadCertificates(identity.cert);
+  const certs = loadCertificates(identity.cert, `${from}: cert`);
   let key: NativeHandle | undefined;
   const chain = o.OPENSSL_sk_new_null();
   try {
-    key = loadPrivateKey(identity.key, identity.passphrase);
+    key = loadPrivateKey(identity.key, identity.passphrase, `${from}: key`);
     if (chain === null) throw new TlsError("INTERNAL", "out of memory");
     for (const c of certs.slice(1)) o.OPENSSL_sk_push(chain, c.ptr);
     // SSL_use_cert_and_key takes its own references to everything.
@@ -81,9 +81,9 @@ export const identity: Feature<IdentityOptions> = {
   configure({ ctx, options }) {
     if (options.cert === undefined || options.key === undefined) return;
     const o = openssl();
-    const certs = loadCertificates(options.cert);
+    const certs = loadCertificates(options.cert, "cert");
     try {
-      const key = loadPrivateKey(options.key, options.passphrase);
+      const key = loadPrivateKey(options.key, options.passphrase, "key");
       try {
         if (o.SSL_CTX_use_certificate(ctx, certs[0]!.ptr) !== 1) {
           fail("the certificate was refused (SSL_CTX_use_certificate)", "INVALID_KEY");

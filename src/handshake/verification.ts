@@ -173,8 +173,8 @@ export const verification: Feature<Options> = {
     if (options.caCerts !== undefined) {
       const store = o.SSL_CTX_get_cert_store(ctx);
       if (store === null) fail("SSL_CTX_get_cert_store failed");
-      for (const input of options.caCerts) {
-        for (const cert of loadCertificates(input)) {
+      for (const [i, input] of options.caCerts.entries()) {
+        for (const cert of loadCertificates(input, `caCerts[${i}]`)) {
           try {
             // X509_STORE_add_cert takes its own reference. Adding the same CA twice is harmless.
             o.X509_STORE_add_cert(store, cert.ptr);

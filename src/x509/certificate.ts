@@ -66,6 +66,33 @@ export function toBytes(input: PemOrDer): Uint8Array {
   return typeof input === "string" ? encoder.encode(input) : input;
 }
 
+/**
+ * The error for text that is not PEM where PEM (or DER bytes) is expected: names the option,
+ * says that no PEM block was found and, when the text looks like a file path (a common mistake:
+ * `cert: "server.pem"`), that the file's contents are wanted.
+ */
+export function notPemError(
+  input: string,
+  label: string,
+  block: string,
+  code: "INVALID_CERTIFICATE" | "INVALID_KEY",
+): TlsError {
+  const text = input.trim();
+  const looksLikePath = text.length > 0 && text.length < 4096 && !/[\r\n]/.test(text) &&
+    (/[/\\]/.test(text) || /\.(pem|crt|cer|key|der|p12|pfx)$/i.test(text));
+  const hint = looksLikePath
+    ? `; ${JSON.stringify(text)} looks like a file path: pass the file's contents, e.g. ` +
+      `readFileSync(${JSON.stringify(text)}, "utf8") (node:fs) or ` +
+      `await Deno.readTextFile(${JSON.stringify(text)})`
+    : text.length === 0
+    ? " (the text is empty)"
+    : "";
+  return new TlsError(
+    code,
+    `${label}: no PEM block found (PEM text starts with "-----BEGIN ${block}-----")${hint}`,
+  );
+}
+
 /** How `input` is named in messages: "the PEM certificate", "the 1234-byte DER ...". */
 export function describe(input: PemOrDer, what: string): string {
   return typeof input === "string" ? `${what} (PEM text)` : `${what} (${input.length} bytes)`;
@@ -75,14 +102,20 @@ export function describe(input: PemOrDer, what: string): string {
  * Parses one or more certificates. PEM input may hold several (a chain, leaf first); DER input
  * holds exactly one. Returns owned `X509` handles; the caller closes them.
  *
- * @throws {TlsError} `INVALID_CERTIFICATE` if nothing parses or the input has trailing garbage.
+ * @param label What the input is called in error messages: the option, e.g. `"caCerts[1]"`.
+ * @throws {TlsError} `INVALID_CERTIFICATE` if nothing parses or the input has trailing garbage;
+ * for text without a PEM block the message says so (and when it looks like a file path).
  */
-export function loadCertificates(input: PemOrDer): NativeHandle[] {
+export function loadCertificates(input: PemOrDer, label = "certificate"): NativeHandle[] {
   if (typeof input !== "string" && !(input instanceof Uint8Array)) {
-    throw new TypeError("a certificate must be a PEM string or a Uint8Array");
+    throw new TypeError(`${label} must be a PEM string or a Uint8Array`);
   }
   const o = openssl();
   const bytes = toBytes(input);
+  // Text is PEM or nothing: parsing it as DER would only say "could not parse as DER".
+  if (typeof input === "string" && !isPem(bytes)) {
+    throw notPemError(input, label, "CERTIFICATE", "INVALID_CERTIFICATE");
+  }
   const out: NativeHandle[] = [];
   clearErrorQueue();
   const bio = memoryBioFrom(bytes);
@@ -104,7 +137,7 @@ export function loadCertificates(input: PemOrDer): NativeHandle[] {
         for (const h of out) h.close();
         throw new TlsError(
           "INVALID_CERTIFICATE",
-          `could not parse ${describe(input, "certificate")} as PEM`,
+          `${label}: could not parse ${describe(input, "certificate")} as PEM`,
           { openssl: errors },
         );
       }
@@ -114,7 +147,7 @@ export function loadCertificates(input: PemOrDer): NativeHandle[] {
         if (x !== null) o.X509_free(x);
         throw new TlsError(
           "INVALID_CERTIFICATE",
-          `could not parse ${describe(input, "certificate")} as DER`,
+          `${label}: could not parse ${describe(input, "certificate")} as DER`,
           { openssl: drainErrorQueue() },
         );
       }

@@ -12,7 +12,14 @@ import { NativeHandle } from "../core/ownership.ts";
 import { cString, openssl, PASSWORD_CB, type Pointer } from "../core/native.ts";
 import { messageOf } from "../core/values.ts";
 import { trampoline } from "../core/trampolines.ts";
-import { describe, isPem, memoryBioFrom, type PemOrDer, toBytes } from "./certificate.ts";
+import {
+  describe,
+  isPem,
+  memoryBioFrom,
+  notPemError,
+  type PemOrDer,
+  toBytes,
+} from "./certificate.ts";
 
 const decoder = new TextDecoder();
 
@@ -69,12 +76,19 @@ function passwordTrampoline(): Pointer {
  *
  * @throws {TlsError} `INVALID_KEY` or `BAD_PASSPHRASE`.
  */
-export function loadPrivateKey(input: PemOrDer, passphrase?: Passphrase): NativeHandle {
+export function loadPrivateKey(
+  input: PemOrDer,
+  passphrase?: Passphrase,
+  label = "private key",
+): NativeHandle {
   if (typeof input !== "string" && !(input instanceof Uint8Array)) {
-    throw new TypeError("a private key must be a PEM string or a Uint8Array");
+    throw new TypeError(`${label} must be a PEM string or a Uint8Array`);
   }
   const o = openssl();
   const bytes = toBytes(input);
+  if (typeof input === "string" && !isPem(bytes)) {
+    throw notPemError(input, label, "PRIVATE KEY", "INVALID_KEY");
+  }
   clearErrorQueue();
   const bio = memoryBioFrom(bytes);
   // With cb = NULL, PEM_read_bio_PrivateKey uses `u` as the NUL-terminated passphrase; an empty
@@ -107,14 +121,18 @@ export function loadPrivateKey(input: PemOrDer, passphrase?: Passphrase): Native
         throw new TlsError(
           "BAD_PASSPHRASE",
           passphrase === undefined
-            ? "the private key is encrypted and no passphrase was given"
-            : "the passphrase does not decrypt the private key",
+            ? `${label}: the private key is encrypted and no passphrase was given`
+            : `${label}: the passphrase does not decrypt the private key`,
           { openssl: errors },
         );
       }
-      throw new TlsError("INVALID_KEY", `could not parse ${describe(input, "private key")}`, {
-        openssl: errors,
-      });
+      throw new TlsError(
+        "INVALID_KEY",
+        `${label}: could not parse ${describe(input, "private key")}`,
+        {
+          openssl: errors,
+        },
+      );
     }
     return new NativeHandle("EVP_PKEY", k, (p) => o.EVP_PKEY_free(p));
   } finally {
