@@ -77,6 +77,7 @@ export type {
   CertificateRequest,
   ClientCertificateOptions,
   DistinguishedName,
+  IdentityChoiceOptions,
 } from "./src/handshake/client_certificate.ts";
 export type {
   ServerNameClientOptions,

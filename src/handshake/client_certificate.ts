@@ -132,8 +132,29 @@ export function matchesAcceptableIssuers(identity: Identity, request: Certificat
 }
 
 /**
+ * Options for {@link identityForAcceptableIssuers}.
+ *
+ * @example
+ * ```ts
+ * import type { IdentityChoiceOptions } from "../../mod.ts";
+ * const options: IdentityChoiceOptions = { whenNoIssuersNamed: "none" };
+ * console.log(options);
+ * ```
+ */
+export interface IdentityChoiceOptions {
+  /**
+   * What to send when the server asks for a certificate but names no acceptable CA (allowed in
+   * TLS 1.2 and 1.3; Mosquitto, and servers with `-verify` but no client CA file, do it):
+   * `"first"` (the default) sends the first identity, `"none"` sends no certificate. A server
+   * that names CAs always gets the first identity matching them, or none.
+   */
+  whenNoIssuersNamed?: "first" | "none";
+}
+
+/**
  * An `onClientCertificate` callback that answers with the first of `identities` matching the
- * server's acceptable issuers, or `null` (send no certificate) when none does.
+ * server's acceptable issuers, or `null` (send no certificate) when none does. When the server
+ * names no issuer at all, `options.whenNoIssuersNamed` decides (default: the first identity).
  *
  * @example
  * ```ts
@@ -144,16 +165,29 @@ export function matchesAcceptableIssuers(identity: Identity, request: Certificat
  *   onClientCertificate: identityForAcceptableIssuers([
  *     { cert: corpChainPem, key: corpKeyPem },
  *     { cert: labChainPem, key: labKeyPem, passphrase: "..." },
- *   ]),
+ *   ], { whenNoIssuersNamed: "none" }), // never send a certificate to a server that names no CA
  * });
  * ```
+ * @throws {TypeError} for a non-array `identities` or an unknown `whenNoIssuersNamed`.
  * @throws {TlsError} `INVALID_CERTIFICATE` (from the callback, so as a `CALLBACK_ERROR` cause)
  * when an identity's certificate does not parse.
  */
 export function identityForAcceptableIssuers(
   identities: readonly Identity[],
+  options: IdentityChoiceOptions = {},
 ): (request: CertificateRequest) => Identity | null {
   if (!Array.isArray(identities)) throw new TypeError("identities must be an array");
+  const whenNone = options.whenNoIssuersNamed ?? "first";
+  if (whenNone !== "first" && whenNone !== "none") {
+    throw new TypeError(
+      `whenNoIssuersNamed must be "first" or "none", got ${JSON.stringify(whenNone)}`,
+    );
+  }
   const list = [...identities];
-  return (request) => list.find((identity) => matchesAcceptableIssuers(identity, request)) ?? null;
+  return (request) => {
+    if (request.acceptableIssuers.length === 0) {
+      return whenNone === "first" ? list[0] ?? null : null;
+    }
+    return list.find((identity) => matchesAcceptableIssuers(identity, request)) ?? null;
+  };
 }
