@@ -183,6 +183,8 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
   #closing: Promise<void> = Promise.resolve();
   /** What abort() was given, as the `cause` of the CLOSED errors of pending operations. */
   #abortReason: unknown = undefined;
+  /** The error a read failed with for good (the connection then released itself). */
+  #failure: TlsError | undefined = undefined;
   /** The handshake's time limit and the abort signal (owned: disposed on release). */
   #deadline: Deadline;
   #readable: ReadableStream<Uint8Array<ArrayBuffer>> | null = null;
@@ -238,9 +240,15 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
 
   /** The CLOSED error of an operation that was pending or started after close() / abort(). */
   #closedError(cause?: unknown): TlsError {
-    return this.#abortReason !== undefined
-      ? new TlsError("CLOSED", "the connection was aborted", { cause: this.#abortReason })
-      : new TlsError("CLOSED", "the connection is closed", cause === undefined ? {} : { cause });
+    if (this.#abortReason !== undefined) {
+      return new TlsError("CLOSED", "the connection was aborted", { cause: this.#abortReason });
+    }
+    if (cause === undefined && this.#failure !== undefined) {
+      return new TlsError("CLOSED", `the connection failed: ${this.#failure.message}`, {
+        cause: this.#failure,
+      });
+    }
+    return new TlsError("CLOSED", "the connection is closed", cause === undefined ? {} : { cause });
   }
 
   /** Queues whatever ciphertext the engine produced; resolves when the stream took it. */
@@ -432,7 +440,21 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
   read(p: Uint8Array): Promise<number | null> {
     if (!(p instanceof Uint8Array)) return Promise.reject(new TypeError("p must be a Uint8Array"));
     if (this.#closed) return Promise.reject(this.#closedError());
-    return this.#reads.run(() => this.#read(p));
+    return this.#reads.run(() => this.#read(p)).catch((error: unknown) => this.#readFailed(error));
+  }
+
+  /**
+   * A read that failed for good (the peer's alert, a truncation, a network error) ends the
+   * connection at once: nothing more can be read or written, so the SSL, its buffers and the
+   * socket are released now rather than at `close()` (the socket would otherwise sit in
+   * CLOSE-WAIT), `closed` turns true, and later calls report `CLOSED` with this error as cause.
+   */
+  #readFailed(error: unknown): never {
+    if (error instanceof TlsError && error.code !== "CLOSED" && !this.#closed) {
+      this.#failure = error;
+      this.#abortNow();
+    }
+    throw error;
   }
 
   async #read(p: Uint8Array): Promise<number | null> {

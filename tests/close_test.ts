@@ -289,3 +289,38 @@ test("conn.readable is a byte stream: a BYOB reader reads into the caller's buff
   });
   finish();
 });
+
+test("a read that fails for good releases the connection at once (no close() needed)", async () => {
+  // TLS 1.3: our client finishes its handshake before s_server has looked at our certificate;
+  // the server then refuses it (unknown CA) with an alert, which arrives on the first read.
+  await using server = await startOpensslServer({
+    cert: pki.server.certPath,
+    key: pki.server.keyPath,
+    chain: pki.intermediateCa.certPath,
+    caFile: pki.rootCaPath,
+    verify: "require",
+    tls: "1.3",
+  });
+  const conn = await connect(localClientOptions(server.port, {
+    cert: pki.otherRootClient.chainPem,
+    key: pki.otherRootClient.key,
+  }));
+  await assert.rejects(conn.read(new Uint8Array(64)), (e: unknown) => {
+    assert.ok(e instanceof TlsError, String(e));
+    assert.equal(e.code, "ALERT_RECEIVED", e.message);
+    return true;
+  });
+  // Closed and freed by itself: no close() call before the leak check.
+  assert.equal(conn.closed, true);
+  await assert.rejects(conn.read(new Uint8Array(64)), (e: unknown) => {
+    assert.ok(e instanceof TlsError && e.code === "CLOSED", String(e));
+    assert.ok(e.cause instanceof TlsError && e.cause.code === "ALERT_RECEIVED");
+    return true;
+  });
+  await assert.rejects(conn.write(enc.encode("x")), (e: unknown) => {
+    assert.ok(e instanceof TlsError && e.code === "CLOSED", String(e));
+    return true;
+  });
+  finish();
+  conn.close(); // still idempotent
+});
