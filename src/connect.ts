@@ -17,7 +17,12 @@ import { contextFor } from "./tls/context_cache.ts";
 import type { OptionAliases } from "./tls/option_names.ts";
 import { checkConnectionOptions, engineWithCheckedOptions } from "./tls/engine.ts";
 import type { TlsEngine, TlsEngineOptions } from "./tls/engine.ts";
-import { checkCallOptions, normalizeOptions, splitOptions } from "./tls/options.ts";
+import {
+  checkCallOptions,
+  checkIdleTimeout,
+  normalizeOptions,
+  splitOptions,
+} from "./tls/options.ts";
 
 export { DEFAULT_HANDSHAKE_TIMEOUT } from "./tls/options.ts";
 
@@ -30,6 +35,13 @@ export interface TlsClientOptions extends ClientFeatureOptions, OptionAliases {
   signal?: AbortSignal;
   /** Milliseconds allowed for TCP connect plus handshake. Default 30,000. `Infinity`: no limit. */
   handshakeTimeout?: number;
+  /**
+   * After the handshake, milliseconds without a byte in either direction after which the
+   * connection closes itself (close_notify); pending and later reads and writes then reject
+   * with `TIMEOUT`. Default: no limit (also `0` or `Infinity`). Changeable per connection with
+   * `conn.setIdleTimeout()`.
+   */
+  idleTimeout?: number;
   /**
    * A context to use instead of one built from the options above (its trust, identity, versions
    * and callbacks apply; `caCerts`, `cert`, `key`, ... must then be absent).
@@ -51,6 +63,8 @@ export interface PreparedClient {
   /** Whether the connection owns (and closes) the context. */
   readonly owned: boolean;
   readonly engineOptions: TlsEngineOptions;
+  /** `idleTimeout`, checked: 0 = no limit. */
+  readonly idleTimeout: number;
 }
 
 /**
@@ -63,6 +77,7 @@ export function prepareClient(
   options: TlsClientOptions,
   defaultServername: string | undefined,
 ): PreparedClient {
+  const idleTimeout = checkIdleTimeout(options.idleTimeout);
   const split = splitOptions("client", options as Record<string, unknown>);
   const engineOptions = split.connection as TlsEngineOptions;
   const servername = options.servername ?? defaultServername;
@@ -70,12 +85,12 @@ export function prepareClient(
   if (options.context !== undefined) {
     if (options.context.role !== "client") throw new TypeError("context must be a client context");
     checkConnectionOptions("client", options.context.options as never, engineOptions as never);
-    return { context: options.context, owned: false, engineOptions };
+    return { context: options.context, owned: false, engineOptions, idleTimeout };
   }
   // Everything is validated before any I/O: the engine itself is made after the TCP connect.
   const contextOptions = split.context as TlsContextOptions;
   checkConnectionOptions("client", contextOptions as never, engineOptions as never);
-  return { ...contextFor("client", contextOptions), engineOptions };
+  return { ...contextFor("client", contextOptions), engineOptions, idleTimeout };
 }
 
 /**
@@ -97,6 +112,7 @@ export async function establish<A extends NetAddr | null>(
     throw error;
   }
   const conn = new Connection(engine, stream, deadline, prepared.owned ? prepared.context : null);
+  if (prepared.idleTimeout > 0) conn.setIdleTimeout(prepared.idleTimeout); // from the handshake on
   await conn.handshake(); // closes everything itself on failure
   return conn;
 }

@@ -17,7 +17,9 @@
 import { TlsError } from "./core/errors.ts";
 import type { Deadline } from "./core/deadline.ts";
 import type { OcspResponse } from "./core/ocsp_response.ts";
+import { unrefTimer } from "./core/timers.ts";
 import { messageOf } from "./core/values.ts";
+import { checkIdleTimeout } from "./tls/options.ts";
 import type { ByteStream, NetAddr } from "./net/stream.ts";
 import type { TlsContext } from "./tls/context.ts";
 import type { TlsEngine } from "./tls/engine.ts";
@@ -185,6 +187,11 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
   #abortReason: unknown = undefined;
   /** The error a read failed with for good (the connection then released itself). */
   #failure: TlsError | undefined = undefined;
+  /** `idleTimeout` in ms (0: none), its pending check, when bytes last moved, and its error. */
+  #idleMs = 0;
+  #idleTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #lastActivity = 0;
+  #idleError: TlsError | undefined = undefined;
   /** The handshake's time limit and the abort signal (owned: disposed on release). */
   #deadline: Deadline;
   #readable: ReadableStream<Uint8Array<ArrayBuffer>> | null = null;
@@ -243,6 +250,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
     if (this.#abortReason !== undefined) {
       return new TlsError("CLOSED", "the connection was aborted", { cause: this.#abortReason });
     }
+    if (this.#idleError !== undefined) return this.#idleError;
     if (cause === undefined && this.#failure !== undefined) {
       return new TlsError("CLOSED", `the connection failed: ${this.#failure.message}`, {
         cause: this.#failure,
@@ -256,6 +264,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
     const engine = this.#engine;
     const n = engine.pendingOutgoing; // 0 once closed
     if (n <= 0) return this.#sendChain;
+    if (this.#idleMs > 0) this.#lastActivity = performance.now();
     const releases = this.#stream.releasesWrites;
     const reusable = releases === true || (typeof releases === "number" && n >= releases);
     // A pooled buffer when the stream lets go of it once the write settles, else a fresh one
@@ -301,6 +310,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
         throw this.#ioError(error, during);
       }
       this.#assertOpen();
+      if (this.#idleMs > 0) this.#lastActivity = performance.now();
       if (chunk === null) this.#engine.receiveEof();
       else if (
         this.#stream.chunksStayIntact === true && this.#info !== null &&
@@ -328,6 +338,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
       this.#engine.receiveEof();
       return false;
     }
+    if (this.#idleMs > 0) this.#lastActivity = performance.now();
     const received = buffer.subarray(0, n);
     // After the handshake large reads are lent, not copied: OpenSSL reads them where they are,
     // and the next socket read reuses the buffer only after the engine asked for more input, i.e.
@@ -420,6 +431,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
         pskIdentity: e.pskIdentity,
       });
       this.#deadline.stopTimer(); // the timeout covers connect and handshake only
+      if (this.#idleMs > 0) this.#armIdle(this.#idleMs);
       return this.#info;
     } catch (error) {
       this.#abortNow(); // nothing to protect yet: no close_notify
@@ -784,6 +796,55 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
     set.call(this.#stream, keepAlive);
   }
 
+  /**
+   * Sets the idle limit: once the handshake is done, when no byte moved in either direction
+   * for `ms` milliseconds the connection closes itself as {@link close} does (close_notify), and
+   * pending and later reads and writes reject with `TIMEOUT` (a pending read once the transport
+   * closes: when the peer answers the close, at most 2 s later). `0` or `Infinity` removes the
+   * limit. Counted from this call (or from the end of the handshake). The timer never keeps the
+   * process alive by itself.
+   *
+   * @example
+   * ```ts
+   * import { connect } from "../mod.ts";
+   * await using conn = await connect({ hostname: "example.com", port: 443 });
+   * conn.setIdleTimeout(60_000); // a minute without traffic ends it
+   * ```
+   * @throws {RangeError} for a negative or non-number `ms`; {@link TlsError} `CLOSED` after
+   * {@link close}.
+   */
+  setIdleTimeout(ms: number): void {
+    const limit = checkIdleTimeout(ms);
+    if (this.#closed) throw this.#closedError();
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
+    this.#idleMs = limit;
+    this.#lastActivity = performance.now();
+    // Before the handshake the handshake timeout applies; the idle limit starts after it.
+    if (limit > 0 && this.#info !== null) this.#armIdle(limit);
+  }
+
+  #armIdle(delay: number): void {
+    // One timer per idle period, not one per record: each check re-arms for what is left since
+    // the last activity (records only stamp #lastActivity).
+    this.#idleTimer = unrefTimer(setTimeout(() => this.#checkIdle(), delay));
+  }
+
+  #checkIdle(): void {
+    this.#idleTimer = undefined;
+    if (this.#closed || this.#idleMs === 0) return;
+    const idle = performance.now() - this.#lastActivity;
+    if (idle < this.#idleMs) {
+      this.#armIdle(this.#idleMs - idle);
+      return;
+    }
+    this.#idleError = new TlsError(
+      "TIMEOUT",
+      `no data in either direction for ${this.#idleMs} ms (idleTimeout): the connection was closed`,
+    );
+    this.close();
+  }
+
   // ---- lifetime -------------------------------------------------------------------------------
 
   /** Whether {@link close} was called (or the connection failed and closed itself). */
@@ -812,6 +873,8 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
   #closeStream(): void {
     if (this.#streamClosed) return;
     this.#streamClosed = true;
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
     this.#deadline.dispose();
     this.#stream.close();
   }

@@ -23,6 +23,7 @@ import { TlsEngine } from "./tls/engine.ts";
 import type { OptionAliases } from "./tls/option_names.ts";
 import {
   checkCallOptions,
+  checkIdleTimeout,
   DEFAULT_HANDSHAKE_TIMEOUT,
   normalizeOptions,
   splitOptions,
@@ -47,6 +48,13 @@ export interface TlsServerOptions extends ServerFeatureOptions<TlsContext>, Opti
    * (a client that connects and sends nothing then holds its slot until it disconnects).
    */
   handshakeTimeout?: number;
+  /**
+   * After the handshake, milliseconds without a byte in either direction after which a
+   * connection closes itself (close_notify), so that a client cannot hold a connection open
+   * for ever. Default: no limit (also `0` or `Infinity`); a server exposed to the Internet
+   * should set one (e.g. `120_000`). Changeable per connection with `conn.setIdleTimeout()`.
+   */
+  idleTimeout?: number;
   /**
    * A server context to use instead of one built from the options above (many listeners or
    * STARTTLS connections can share one); `cert`, `key`, `caCerts`, ... must then be absent.
@@ -95,6 +103,8 @@ interface PreparedServer {
   readonly context: TlsContext;
   readonly owned: boolean;
   readonly timeout: number;
+  /** `idleTimeout`, checked: 0 = no limit. */
+  readonly idleTimeout: number;
 }
 
 /**
@@ -103,13 +113,16 @@ interface PreparedServer {
  */
 function prepareServer(options: TlsServerOptions, share: boolean): PreparedServer {
   const timeout = checkCallOptions({ handshakeTimeout: options.handshakeTimeout });
+  const idleTimeout = checkIdleTimeout(options.idleTimeout);
   if (options.context !== undefined) {
     if (!(options.context instanceof TlsContext) || options.context.role !== "server") {
       throw new TypeError("context must be a server TlsContext");
     }
   }
   const { context: contextOptions } = splitOptions("server", options as Record<string, unknown>);
-  if (options.context !== undefined) return { context: options.context, owned: false, timeout };
+  if (options.context !== undefined) {
+    return { context: options.context, owned: false, timeout, idleTimeout };
+  }
   if ((options.cert === undefined || options.key === undefined) && options.psk === undefined) {
     throw new TypeError("a server needs cert and key (or psk, or a server context)");
   }
@@ -118,9 +131,10 @@ function prepareServer(options: TlsServerOptions, share: boolean): PreparedServe
       context: new TlsContext("server", contextOptions as TlsContextOptions),
       owned: true,
       timeout,
+      idleTimeout,
     };
   }
-  return { ...contextFor("server", contextOptions as TlsContextOptions), timeout };
+  return { ...contextFor("server", contextOptions as TlsContextOptions), timeout, idleTimeout };
 }
 
 function asTlsError(error: unknown, what: string): TlsError {
@@ -179,6 +193,7 @@ export async function startTlsServer(
     deadline,
     prepared.owned ? prepared.context : null,
   );
+  if (prepared.idleTimeout > 0) conn.setIdleTimeout(prepared.idleTimeout); // from the handshake on
   await conn.handshake(); // closes everything itself on failure
   return conn;
 }
@@ -207,6 +222,7 @@ export class TlsListener implements AsyncIterable<Connection<NetAddr>> {
   #context: TlsContext;
   #ownsContext: boolean;
   #timeout: number;
+  #idleTimeout: number;
   #maxPending: number;
   #onError: ListenOptions["onError"];
   #signal: AbortSignal | undefined;
@@ -224,13 +240,14 @@ export class TlsListener implements AsyncIterable<Connection<NetAddr>> {
   /** @internal Use {@link listen}. */
   constructor(
     tcp: TcpListener,
-    prepared: { context: TlsContext; owned: boolean; timeout: number },
+    prepared: { context: TlsContext; owned: boolean; timeout: number; idleTimeout: number },
     options: ListenOptions,
   ) {
     this.#tcp = tcp;
     this.#context = prepared.context;
     this.#ownsContext = prepared.owned;
     this.#timeout = prepared.timeout;
+    this.#idleTimeout = prepared.idleTimeout;
     this.#maxPending = options.maxPendingConnections ?? DEFAULT_MAX_PENDING_CONNECTIONS;
     this.#onError = options.onError;
     this.#signal = options.signal;
@@ -350,6 +367,7 @@ export class TlsListener implements AsyncIterable<Connection<NetAddr>> {
       this.#report(error, remoteAddr);
       return;
     }
+    if (this.#idleTimeout > 0) conn.setIdleTimeout(this.#idleTimeout); // from the handshake on
     this.#handshaking.add(conn);
     conn.handshake().then(
       () => {

@@ -11,6 +11,7 @@ import { toDer } from "../core/der.ts";
 import { clearErrorQueue, drainErrorQueue } from "../core/error_queue.ts";
 import { openssl } from "../core/native.ts";
 import { messageOf } from "../core/values.ts";
+import { unrefTimer } from "../core/timers.ts";
 import { type OcspResponse, parseOcspResponse } from "./response.ts";
 import { Certificate, loadCertificates, type PemOrDer } from "../x509/certificate.ts";
 
@@ -36,17 +37,6 @@ export interface OcspStaplerOptions {
 const REFRESH_AT = 0.5;
 /** Never refresh more often than this (ms), whatever the response's window. */
 const MIN_REFRESH_MS = 60_000;
-
-function unref(timer: ReturnType<typeof setTimeout>): void {
-  // A background refresh must not keep the process alive.
-  const t = timer as unknown as { unref?: () => void };
-  if (typeof t.unref === "function") t.unref();
-  else if ("Deno" in globalThis) {
-    (globalThis as unknown as { Deno: { unrefTimer(id: number): void } }).Deno.unrefTimer(
-      timer as unknown as number,
-    );
-  }
-}
 
 /** The OCSP URLs of a certificate's AIA extension (`X509_get1_ocsp`). */
 function ocspUrlsOf(certificate: PemOrDer): string[] {
@@ -256,7 +246,7 @@ export class OcspStapler {
         },
       );
     }, Math.min(wait, 2 ** 31 - 1));
-    unref(this.#timer);
+    unrefTimer(this.#timer);
   }
 
   /** Stops background refreshes. Idempotent. */

@@ -27,6 +27,22 @@ export type { EntryPoint };
 export const DEFAULT_HANDSHAKE_TIMEOUT = 30_000;
 
 /**
+ * Checks `idleTimeout` (milliseconds without bytes in either direction after the handshake) and
+ * returns it, 0 meaning "no limit" (absent, 0 or `Infinity`).
+ */
+export function checkIdleTimeout(value: unknown): number {
+  if (value === undefined || value === Infinity) return 0;
+  if (typeof value !== "number" || Number.isNaN(value) || value < 0) {
+    throw new RangeError(
+      `idleTimeout must be a number of milliseconds >= 0 (0 or Infinity: no limit), got ${
+        String(value)
+      }`,
+    );
+  }
+  return value;
+}
+
+/**
  * Checks the call options every entry point shares (`handshakeTimeout`, `signal`) and returns
  * the handshake timeout in milliseconds.
  */
@@ -113,15 +129,15 @@ export function splitOptions(role: Role, options: Readonly<Record<string, unknow
 const ENTRY_POINTS: Readonly<Record<EntryPoint, { name: string; callKeys: readonly string[] }>> = {
   connect: {
     name: "connect()",
-    callKeys: ["hostname", "port", "signal", "handshakeTimeout", "context"],
+    callKeys: ["hostname", "port", "signal", "handshakeTimeout", "idleTimeout", "context"],
   },
   startTls: {
     name: "startTls()",
-    callKeys: ["role", "hostname", "signal", "handshakeTimeout", "context"],
+    callKeys: ["role", "hostname", "signal", "handshakeTimeout", "idleTimeout", "context"],
   },
   startTlsServer: {
     name: 'startTls() with role "server"',
-    callKeys: ["role", "signal", "handshakeTimeout", "context"],
+    callKeys: ["role", "signal", "handshakeTimeout", "idleTimeout", "context"],
   },
   listen: {
     name: "listen()",
@@ -130,6 +146,7 @@ const ENTRY_POINTS: Readonly<Record<EntryPoint, { name: string; callKeys: readon
       "port",
       "signal",
       "handshakeTimeout",
+      "idleTimeout",
       "context",
       "onError",
       "maxPendingConnections",
