@@ -153,7 +153,9 @@ export const REFUSED_NAMES: Readonly<Record<string, { origin: string; instead: s
     },
     timeout: {
       origin: "Node.js",
-      instead: "use handshakeTimeout (connect and handshake) and an AbortSignal (signal)",
+      instead:
+        "use idleTimeout (no traffic for that long closes the connection), handshakeTimeout " +
+        "(connect and handshake) or an AbortSignal (signal)",
     },
     noDelay: {
       origin: "Node.js",
