@@ -13,7 +13,7 @@ import type { OcspResponse } from "./ocsp_response.ts";
  * |---|---|
  * | `LIBRARY_NOT_FOUND` | libssl/libcrypto could not be loaded; `message` lists every path tried |
  * | `LIBRARY_TOO_OLD` | the OpenSSL found is older than 1.1.1 |
- * | `PERMISSION_DENIED` | the runtime does not allow FFI (Deno without `--allow-ffi`, Node.js's permission model without `--allow-ffi`); `message` names the flag |
+ * | `PERMISSION_DENIED` | the runtime does not allow FFI (Deno without `--allow-ffi`, Node.js's permission model without `--allow-ffi`) or, on Deno, the network (`--allow-net`); `message` names the flag |
  * | `HANDSHAKE_FAILED` | the handshake failed for a reason not covered below |
  * | `CERT_VERIFY_FAILED` | the peer's certificate was rejected; see `verifyCode` / `verifyMessage` |
  * | `CERT_REVOKED` | a valid OCSP response says the peer's certificate is revoked; see `ocsp` |

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { TlsError } from "../core/errors.ts";
 import type {
   ByteStream,
   NetAddr,
@@ -68,9 +69,29 @@ class DenoTcpStream implements ByteStream<NetAddr> {
   }
 }
 
+/**
+ * Deno without `--allow-net` throws `NotCapable` (`PermissionDenied` before Deno 2): that is
+ * `PERMISSION_DENIED` naming the flag, not a network error.
+ */
+function permissionError(error: unknown, what: string, target: string): unknown {
+  const name = (error as { name?: unknown } | null)?.name;
+  if (name !== "NotCapable" && name !== "PermissionDenied") return error;
+  return new TlsError(
+    "PERMISSION_DENIED",
+    `Deno does not allow this program to ${what} ${target}: run it with --allow-net ` +
+      `(or --allow-net=${target})`,
+    { cause: error },
+  );
+}
+
 /** Opens a TCP connection with TCP_NODELAY set. */
 export async function connectTcp(options: TcpConnectOptions): Promise<ByteStream<NetAddr>> {
-  const conn = await Deno.connect({ hostname: options.hostname, port: options.port });
+  let conn: Deno.TcpConn;
+  try {
+    conn = await Deno.connect({ hostname: options.hostname, port: options.port });
+  } catch (error) {
+    throw permissionError(error, "connect to", `${options.hostname}:${options.port}`);
+  }
   // Without it a small write after the handshake waits ~40 ms (Nagle + delayed ACK).
   conn.setNoDelay(true);
   return new DenoTcpStream(conn);
@@ -117,7 +138,11 @@ class DenoTcpListener implements TcpListener {
 
 /** Listens on a TCP port; bound before it returns (throws `AddrInUse` etc. at once). */
 export function listenTcp(options: TcpListenOptions): TcpListener {
-  return new DenoTcpListener(
-    Deno.listen({ hostname: options.hostname, port: options.port, transport: "tcp" }),
-  );
+  let listener: Deno.TcpListener;
+  try {
+    listener = Deno.listen({ hostname: options.hostname, port: options.port, transport: "tcp" });
+  } catch (error) {
+    throw permissionError(error, "listen on", `${options.hostname}:${options.port}`);
+  }
+  return new DenoTcpListener(listener);
 }

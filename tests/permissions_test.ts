@@ -1,0 +1,40 @@
+/**
+ * Deno's permissions (issue #17): a program started without `--allow-net` gets
+ * `PERMISSION_DENIED` naming the flag from `connect()` and `listen()`, not a bare network error.
+ * The behaviour is Deno's, so every runtime runs this test by starting the pinned Deno binary.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { test } from "./harness.ts";
+import { REPO_ROOT, RUNTIME_BINARIES } from "./support/clients.ts";
+import { sharedTestPki } from "./support/pki.ts";
+
+test("Deno without --allow-net: connect and listen are PERMISSION_DENIED naming the flag", () => {
+  const pki = sharedTestPki();
+  const r = spawnSync(
+    RUNTIME_BINARIES.deno,
+    [
+      "run",
+      "--no-prompt",
+      "--allow-ffi",
+      "--allow-read",
+      "--allow-env",
+      "tests/fixtures/no_net_child.ts",
+      pki.server.chainPath,
+      pki.server.keyPath,
+    ],
+    { cwd: REPO_ROOT, encoding: "utf8", timeout: 30_000 },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(
+    r.stdout,
+    /^connect PERMISSION_DENIED: .*connect to 127\.0\.0\.1:9: run it with --allow-net/m,
+  );
+  assert.match(
+    r.stdout,
+    /^listen PERMISSION_DENIED: .*listen on 127\.0\.0\.1:0: run it with --allow-net/m,
+  );
+});
