@@ -25,6 +25,9 @@ import type { TlsContext } from "./tls/context.ts";
 import type { TlsEngine } from "./tls/engine.ts";
 import type { Certificate } from "./x509/certificate.ts";
 
+/** The key of {@link Connection}'s listener-only "still waiting for a ClientHello?" check. */
+export const AWAITING_CLIENT_HELLO: unique symbol = Symbol("awaitingClientHello");
+
 /** What was negotiated, available once the handshake is done. */
 export interface HandshakeInfo {
   /** e.g. `"TLSv1.3"`. */
@@ -159,6 +162,15 @@ function isReset(error: unknown): boolean {
  * ```
  */
 export class Connection<A extends NetAddr | null = NetAddr | null> {
+  /**
+   * For the listener (not part of the public API): whether this server connection is still
+   * waiting for the client's complete ClientHello. A server answers a complete ClientHello with
+   * its first flight (or an alert), so "nothing sent yet" is exactly that.
+   */
+  [AWAITING_CLIENT_HELLO](): boolean {
+    return this.#info === null && !this.#sentAny && !this.#closed;
+  }
+
   #engine: TlsEngine;
   #stream: ByteStream<A>;
   #ownedContext: TlsContext | null;
@@ -187,6 +199,11 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
   #abortReason: unknown = undefined;
   /** The error a read failed with for good (the connection then released itself). */
   #failure: TlsError | undefined = undefined;
+  /**
+   * Whether any bytes went out or a handshake callback ran (for a server: the peer's ClientHello
+   * was complete).
+   */
+  #sentAny = false;
   /** `idleTimeout` in ms (0: none), its pending check, when bytes last moved, and its error. */
   #idleMs = 0;
   #idleTimer: ReturnType<typeof setTimeout> | undefined = undefined;
@@ -265,6 +282,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
     const n = engine.pendingOutgoing; // 0 once closed
     if (n <= 0) return this.#sendChain;
     if (this.#idleMs > 0) this.#lastActivity = performance.now();
+    this.#sentAny = true;
     const releases = this.#stream.releasesWrites;
     const reusable = releases === true || (typeof releases === "number" && n >= releases);
     // A pooled buffer when the stream lets go of it once the write settles, else a fresh one
@@ -410,6 +428,8 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
         await this.#flush("the handshake");
         if (step.status === "done") break;
         if (step.status === "suspended") {
+          // A callback of ours runs (e.g. an async onServerName): the ClientHello was complete.
+          this.#sentAny = true;
           await this.#guard(step.until);
           continue;
         }

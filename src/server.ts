@@ -10,13 +10,14 @@
  */
 import { abortedError, Deadline } from "./core/deadline.ts";
 import { TlsError } from "./core/errors.ts";
+import { unrefTimer } from "./core/timers.ts";
 import { messageOf, reportUncaught } from "./core/values.ts";
 import type { ServerFeatureOptions } from "./handshake/features.ts";
 import { stripBrackets } from "./net/address.ts";
 import type { ByteStream, NetAddr, TcpListener } from "./net/stream.ts";
 import { listenTcp } from "./net/tcp.ts";
 import { webByteStream, type WebTransport } from "./net/web_stream.ts";
-import { Connection } from "./connection.ts";
+import { AWAITING_CLIENT_HELLO, Connection } from "./connection.ts";
 import { TlsContext, type TlsContextOptions } from "./tls/context.ts";
 import { contextFor } from "./tls/context_cache.ts";
 import { TlsEngine } from "./tls/engine.ts";
@@ -32,6 +33,13 @@ import {
 /** The default for {@link TlsServerOptions.handshakeTimeout}: 30 seconds. */
 export const DEFAULT_SERVER_HANDSHAKE_TIMEOUT: number = DEFAULT_HANDSHAKE_TIMEOUT;
 
+/**
+ * A pending connection is only shed once it has been silent this long (ms): a real client's
+ * ClientHello follows its TCP handshake within a round trip.
+ */
+const SHED_GRACE_MS = 1_000;
+/** The default for {@link ListenOptions.clientHelloTimeout}: 10 seconds. */
+export const DEFAULT_CLIENT_HELLO_TIMEOUT = 10_000;
 /** The default for {@link ListenOptions.maxPendingConnections}. */
 export const DEFAULT_MAX_PENDING_CONNECTIONS = 1024;
 
@@ -76,10 +84,33 @@ export interface ListenOptions extends TlsServerOptions {
   onError?: (error: TlsError, info: ListenerErrorInfo) => void;
   /**
    * How many connections may be in progress (handshaking) or waiting for {@link
-   * TlsListener.accept} at once. Beyond it, new TCP connections wait in the kernel's backlog on
-   * Deno, and are closed at once on Bun (node:net cannot pause accepting). Default 1,024.
+   * TlsListener.accept} at once. Default 1,024. When it is reached, the oldest silent connection
+   * is shed (see {@link ListenOptions.clientHelloTimeout}); without one, new TCP connections wait
+   * in the kernel's backlog on Deno, and on Bun and Node.js wait in a queue of the same size and
+   * beyond that are closed (node:net cannot pause accepting).
    */
   maxPendingConnections?: number;
+  /**
+   * How many of those may come from one client address (IP) at once. Default: a quarter of
+   * `maxPendingConnections` (256 of the default 1,024), so that one address cannot fill the
+   * listener while clients behind one NAT can still arrive in bursts. Together with shedding
+   * (below): a connection beyond it closes that address's oldest silent one, or, when there is
+   * none, is refused (`onError`: `HANDSHAKE_FAILED`).
+   */
+  maxPendingPerAddress?: number;
+  /**
+   * Milliseconds a new connection may take to send its complete ClientHello, within
+   * `handshakeTimeout`. Default 10,000. A client that connects and sends nothing (or trickles
+   * bytes) is closed then, and reported to `onError` as `TIMEOUT`.
+   *
+   * When the listener is full (`maxPendingConnections`, or `maxPendingPerAddress` for that
+   * address), the oldest connection that has not sent its ClientHello yet (and has been silent
+   * for at least a second) is closed to make room
+   * (`onError`: `TIMEOUT`, "shed"), rather than the new client waiting or being refused; only
+   * when every pending connection is past its ClientHello does a new one wait (Deno: in the
+   * kernel's backlog) or get closed (Bun, Node.js: node:net cannot pause accepting).
+   */
+  clientHelloTimeout?: number;
   /** Closes the listener when aborted. */
   signal?: AbortSignal;
 }
@@ -224,11 +255,18 @@ export class TlsListener implements AsyncIterable<Connection<NetAddr>> {
   #timeout: number;
   #idleTimeout: number;
   #maxPending: number;
+  #maxPerAddress: number;
+  #helloTimeout: number;
+  /** Pending handshakes per client address. */
+  #perAddress = new Map<string, number>();
+  /** Why a handshake was ended by the listener itself (reported instead of its CLOSED). */
+  #shed = new WeakMap<Connection<NetAddr>, TlsError>();
+  #sweeper: ReturnType<typeof setTimeout> | undefined = undefined;
   #onError: ListenOptions["onError"];
   #signal: AbortSignal | undefined;
   #onAbort = () => this.close();
-  /** Handshakes in progress. */
-  #handshaking = new Set<Connection<NetAddr>>();
+  /** Handshakes in progress (in the order they started), with when and from where. */
+  #handshaking = new Map<Connection<NetAddr>, { since: number; host: string }>();
   /** Handshaken, waiting for accept(). */
   #ready: Connection<NetAddr>[] = [];
   #waiters: { resolve: (c: Connection<NetAddr>) => void; reject: (e: unknown) => void }[] = [];
@@ -249,6 +287,9 @@ export class TlsListener implements AsyncIterable<Connection<NetAddr>> {
     this.#timeout = prepared.timeout;
     this.#idleTimeout = prepared.idleTimeout;
     this.#maxPending = options.maxPendingConnections ?? DEFAULT_MAX_PENDING_CONNECTIONS;
+    this.#maxPerAddress = options.maxPendingPerAddress ??
+      Math.max(1, Math.floor(this.#maxPending / 4));
+    this.#helloTimeout = options.clientHelloTimeout ?? DEFAULT_CLIENT_HELLO_TIMEOUT;
     this.#onError = options.onError;
     this.#signal = options.signal;
     this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
@@ -305,7 +346,13 @@ export class TlsListener implements AsyncIterable<Connection<NetAddr>> {
   async #acceptLoop(): Promise<void> {
     while (!this.#closed) {
       if (this.#handshaking.size + this.#ready.length >= this.#maxPending) {
-        await new Promise<void>((resolve) => (this.#slotFreed = resolve));
+        // Full: make room by closing the oldest connection still without a ClientHello, if any.
+        if (this.#shedOldestSilent(null, "maxPendingConnections")) continue;
+        // Else wait for a slot, and look again once the youngest silent ones may be shed.
+        await new Promise<void>((resolve) => {
+          this.#slotFreed = resolve;
+          unrefTimer(setTimeout(resolve, SHED_GRACE_MS));
+        });
         continue;
       }
       let stream: ByteStream<NetAddr | null> | null;
@@ -355,6 +402,22 @@ export class TlsListener implements AsyncIterable<Connection<NetAddr>> {
     }
     const stream = accepted as ByteStream<NetAddr>;
     const remoteAddr = stream.remoteAddr;
+    const host = remoteAddr.hostname;
+    if (
+      (this.#perAddress.get(host) ?? 0) >= this.#maxPerAddress &&
+      !this.#shedOldestSilent(host, "maxPendingPerAddress")
+    ) {
+      stream.close();
+      this.#report(
+        new TlsError(
+          "HANDSHAKE_FAILED",
+          `refused a connection from ${host}: ${this.#maxPerAddress} handshakes from that ` +
+            "address are already in progress (maxPendingPerAddress)",
+        ),
+        remoteAddr,
+      );
+      return;
+    }
     let conn: Connection<NetAddr>;
     try {
       conn = acceptOn(
@@ -368,19 +431,83 @@ export class TlsListener implements AsyncIterable<Connection<NetAddr>> {
       return;
     }
     if (this.#idleTimeout > 0) conn.setIdleTimeout(this.#idleTimeout); // from the handshake on
-    this.#handshaking.add(conn);
+    this.#handshaking.set(conn, { since: performance.now(), host });
+    this.#perAddress.set(host, (this.#perAddress.get(host) ?? 0) + 1);
+    this.#scheduleSweep();
     conn.handshake().then(
       () => {
-        this.#handshaking.delete(conn);
+        this.#forget(conn, host);
         this.#deliver(conn);
       },
       (error) => {
-        this.#handshaking.delete(conn);
+        this.#forget(conn, host);
         this.#freeSlot();
         // A listener closing under a handshake is not the client's failure.
-        if (!this.#closed) this.#report(error, remoteAddr);
+        if (!this.#closed) this.#report(this.#shed.get(conn) ?? error, remoteAddr);
       },
     );
+  }
+
+  /** A handshake ended (done or failed): it no longer counts for its address. */
+  #forget(conn: Connection<NetAddr>, host: string): void {
+    if (!this.#handshaking.delete(conn)) return;
+    const left = (this.#perAddress.get(host) ?? 1) - 1;
+    if (left <= 0) this.#perAddress.delete(host);
+    else this.#perAddress.set(host, left);
+  }
+
+  /**
+   * Closes the oldest handshaking connection (from `host`, or from anyone) that has not sent its
+   * complete ClientHello; whether there was one. The Map iterates in insertion order: oldest
+   * first.
+   */
+  #shedOldestSilent(host: string | null, bound: string): boolean {
+    const now = performance.now();
+    for (const [conn, entry] of this.#handshaking) {
+      // Younger than the grace period: perhaps a real client whose ClientHello is on its way.
+      // Oldest first, so every later one is younger still.
+      if (now - entry.since < SHED_GRACE_MS) return false;
+      if ((host !== null && entry.host !== host) || !conn[AWAITING_CLIENT_HELLO]()) continue;
+      this.#end(
+        conn,
+        `shed: the oldest connection from ${entry.host} without a complete ClientHello was ` +
+          `closed to make room for a new one (${bound})`,
+      );
+      return true;
+    }
+    return false;
+  }
+
+  /** Ends a handshake for the listener's own reason, reported as `TIMEOUT`. */
+  #end(conn: Connection<NetAddr>, why: string): void {
+    this.#shed.set(conn, new TlsError("TIMEOUT", why));
+    conn.abort();
+    // Count it gone now (its handshake rejects a tick later): the room is needed now.
+    const entry = this.#handshaking.get(conn);
+    if (entry !== undefined) this.#forget(conn, entry.host);
+  }
+
+  /**
+   * One timer for all pending handshakes, not one each: closes those older than
+   * clientHelloTimeout that still have not sent a complete ClientHello.
+   */
+  #scheduleSweep(): void {
+    if (this.#sweeper !== undefined || this.#closed || this.#handshaking.size === 0) return;
+    const every = Math.max(50, Math.min(this.#helloTimeout / 4, 1_000));
+    this.#sweeper = unrefTimer(setTimeout(() => {
+      this.#sweeper = undefined;
+      const now = performance.now();
+      for (const [conn, entry] of [...this.#handshaking]) {
+        if (now - entry.since < this.#helloTimeout) break; // the rest are younger
+        if (!conn[AWAITING_CLIENT_HELLO]()) continue;
+        this.#end(
+          conn,
+          `no complete ClientHello from ${entry.host} within ${this.#helloTimeout} ms ` +
+            "(clientHelloTimeout)",
+        );
+      }
+      this.#scheduleSweep();
+    }, every));
   }
 
   #freeSlot(): void {
@@ -450,8 +577,11 @@ export class TlsListener implements AsyncIterable<Connection<NetAddr>> {
     this.#closed = true;
     this.#signal?.removeEventListener("abort", this.#onAbort);
     this.#tcp.close();
-    for (const conn of this.#handshaking) conn.close();
+    clearTimeout(this.#sweeper);
+    this.#sweeper = undefined;
+    for (const conn of this.#handshaking.keys()) conn.close();
     this.#handshaking.clear();
+    this.#perAddress.clear();
     for (const conn of this.#ready.splice(0)) conn.close();
     const closed = new TlsError("CLOSED", "the listener is closed");
     for (const w of this.#waiters.splice(0)) w.reject(closed);
@@ -507,6 +637,14 @@ export function listen(given: ListenOptions): TlsListener {
     (!Number.isInteger(maxPendingConnections) || maxPendingConnections < 1)
   ) {
     throw new RangeError("maxPendingConnections must be a positive integer");
+  }
+  const perAddress = options.maxPendingPerAddress;
+  if (perAddress !== undefined && (!Number.isInteger(perAddress) || perAddress < 1)) {
+    throw new RangeError("maxPendingPerAddress must be a positive integer");
+  }
+  const hello = options.clientHelloTimeout;
+  if (hello !== undefined && (typeof hello !== "number" || Number.isNaN(hello) || hello <= 0)) {
+    throw new RangeError("clientHelloTimeout must be a positive number of milliseconds");
   }
   if (onError !== undefined && typeof onError !== "function") {
     throw new TypeError("onError must be a function");

@@ -10,10 +10,10 @@ import assert from "node:assert/strict";
 import { connect, listen, type TlsError } from "../mod.ts";
 import { test } from "./harness.ts";
 import { clearCacheAndAssertNoLeaks } from "./support/leaks.ts";
-import { localClientOptions, localServerOptions } from "./support/listener.ts";
+import { localClientOptions, localServerOptions, until } from "./support/listener.ts";
 import { opensslClient, parseOpensslClient } from "./support/clients.ts";
 import { sharedTestPki } from "./support/pki.ts";
-import { startRawClient } from "./support/raw_peers.ts";
+import { type RawClient, startRawClient } from "./support/raw_peers.ts";
 
 test("listener: 200 clients that reset before accept() do not stall the next real client", async () => {
   const errors: TlsError[] = [];
@@ -79,4 +79,110 @@ test("listener: the default TLS 1.2 list's DHE suites are negotiable (RSA key, s
     server.close();
   }
   clearCacheAndAssertNoLeaks();
+});
+
+test("listener: silent connections filling it are shed for a real client (maxPendingConnections)", async () => {
+  const errors: TlsError[] = [];
+  const server = listen(localServerOptions({
+    maxPendingConnections: 20,
+    maxPendingPerAddress: 1_000, // this test is about the global bound
+    onError: (error) => errors.push(error),
+  }));
+  const silent: RawClient[] = [];
+  try {
+    const port = server.addr.port;
+    const served = (async () => {
+      for await (const conn of server) {
+        await conn.write(new TextEncoder().encode("hello\n"));
+        conn.close();
+      }
+    })();
+    for (let i = 0; i < 20; i++) silent.push(await startRawClient(port, "silent"));
+    // Full of silent connections, each with 30 s of handshakeTimeout left: before shedding,
+    // this client waited for the first of them to time out.
+    const conn = await connect(localClientOptions(port, { handshakeTimeout: 6_000 }));
+    const buf = new Uint8Array(16);
+    assert.equal(new TextDecoder().decode(buf.subarray(0, (await conn.read(buf)) ?? 0)), "hello\n");
+    conn.close();
+    server.close();
+    await served;
+    assert.ok(
+      errors.some((e) => e.code === "TIMEOUT" && /shed: .*maxPendingConnections/.test(e.message)),
+      errors.map((e) => e.message).join("\n"),
+    );
+    // The oldest was the one shed.
+    assert.equal(silent[0]!.closedByServer(), true);
+  } finally {
+    server.close();
+    for (const c of silent) await c.stop();
+  }
+  clearCacheAndAssertNoLeaks();
+});
+
+test("listener: clientHelloTimeout closes a connection that never sends its ClientHello", async () => {
+  const errors: TlsError[] = [];
+  const server = listen(localServerOptions({
+    clientHelloTimeout: 300,
+    handshakeTimeout: 30_000,
+    onError: (error) => errors.push(error),
+  }));
+  try {
+    const silent = await startRawClient(server.addr.port, "silent");
+    await silent.closed; // closed by the server long before the 30 s handshake timeout
+    assert.equal(silent.closedByServer(), true);
+    await until("the report", () => errors.length > 0);
+    assert.equal(errors[0]!.code, "TIMEOUT");
+    assert.match(
+      errors[0]!.message,
+      /no complete ClientHello .* within 300 ms \(clientHelloTimeout\)/,
+    );
+    // A real client is not affected by the short limit.
+    const conn = await connect(localClientOptions(server.addr.port));
+    const accepted = await server.accept();
+    conn.close();
+    accepted.close();
+  } finally {
+    server.close();
+  }
+  clearCacheAndAssertNoLeaks();
+});
+
+test("listener: maxPendingPerAddress sheds that address's oldest silent connection", async () => {
+  const errors: TlsError[] = [];
+  const server = listen(localServerOptions({
+    maxPendingPerAddress: 5,
+    onError: (error) => errors.push(error),
+  }));
+  const silent: RawClient[] = [];
+  try {
+    const port = server.addr.port;
+    for (let i = 0; i < 5; i++) silent.push(await startRawClient(port, "silent"));
+    await until("5 handshakes pending", () => server.handshaking === 5);
+    // Silent for over a second: past the grace period that protects a ClientHello in flight.
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    // A sixth from the same address: the oldest silent one goes, the new one is served.
+    const conn = await connect(localClientOptions(port, { handshakeTimeout: 6_000 }));
+    const accepted = await server.accept();
+    assert.equal(server.handshaking, 4);
+    await until("the oldest closed", () => silent[0]!.closedByServer());
+    assert.ok(
+      errors.some((e) => e.code === "TIMEOUT" && /maxPendingPerAddress/.test(e.message)),
+      errors.map((e) => e.message).join("\n"),
+    );
+    conn.close();
+    accepted.close();
+  } finally {
+    server.close();
+    for (const c of silent) await c.stop();
+  }
+  clearCacheAndAssertNoLeaks();
+});
+
+test("listen: maxPendingPerAddress and clientHelloTimeout are checked", () => {
+  for (const bad of [0, -1, 1.5]) {
+    assert.throws(() => listen(localServerOptions({ maxPendingPerAddress: bad })), RangeError);
+  }
+  for (const bad of [0, -1, Number.NaN]) {
+    assert.throws(() => listen(localServerOptions({ clientHelloTimeout: bad })), RangeError);
+  }
 });

@@ -150,6 +150,8 @@ const ENTRY_POINTS: Readonly<Record<EntryPoint, { name: string; callKeys: readon
       "context",
       "onError",
       "maxPendingConnections",
+      "maxPendingPerAddress",
+      "clientHelloTimeout",
     ],
   },
   TlsContext: { name: "TlsContext", callKeys: [] },
