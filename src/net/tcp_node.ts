@@ -213,15 +213,16 @@ type Listen2 = (
  *   Node.js 22 to 26): for an IP literal we call it directly, as `listen()` would, minus the
  *   lookup. A host name still goes through `listen()` (bound a tick later).
  */
-function bind(server: net.Server, hostname: string, port: number): void {
+function bind(server: net.Server, hostname: string, port: number): boolean {
   const family = net.isIP(hostname);
   const listen2 = (server as unknown as { _listen2?: Listen2 })._listen2;
   if (!("Bun" in globalThis) && family !== 0 && typeof listen2 === "function") {
     // Node's defaults: backlog 511, no fd, no flags (dual-stack on "::", as listen() gives).
     listen2.call(server, hostname, port, family, 511, undefined, 0);
-    return;
+    return true;
   }
   server.listen({ host: hostname, port });
+  return "Bun" in globalThis;
 }
 
 class NodeTcpListener implements TcpListener {
@@ -250,7 +251,18 @@ class NodeTcpListener implements TcpListener {
       this.#error ??= error;
       this.#wake();
     });
-    bind(this.#server, options.hostname, options.port);
+    const synchronous = bind(this.#server, options.hostname, options.port);
+    if (synchronous && this.#server.address() === null) {
+      // The bind failed; node:net says why only in an 'error' event a tick later (handled above,
+      // so never uncaught). Failing now gives listen() one behaviour on every runtime, as
+      // Deno.listen throws at once.
+      this.#closed = true;
+      this.#server.close();
+      throw new Error(
+        `cannot bind ${options.hostname}:${options.port}: the address is in use or not ` +
+          "available to this process (EADDRINUSE / EADDRNOTAVAIL / EACCES)",
+      );
+    }
   }
 
   #wake(): void {
