@@ -196,6 +196,13 @@ function parseArgs(args: string[]): Config {
       case "--alpn":
         config.alpn = value().split(",").filter((p) => p !== "");
         if (config.alpn.length === 0) throw new UsageError("--alpn needs at least one protocol");
+        // It answers in HTTP/1.1 only: agreeing on h2 would leave an h2 client (curl) with a
+        // reply it cannot read.
+        if (config.alpn.includes("h2")) {
+          throw new UsageError(
+            "--alpn: this example speaks HTTP/1.1 only, so it must not offer h2 (use --alpn http/1.1)",
+          );
+        }
         break;
       case "--tls1.2":
         config.version = "TLSv1.2";
@@ -437,8 +444,14 @@ async function answerHttp(conn: Connection, received: Uint8Array, buf: Uint8Arra
     "Content-Type: text/plain; charset=utf-8\r\n" +
     `Content-Length: ${bodyBytes.length}\r\n` +
     "Connection: close\r\n\r\n";
-  await conn.write(new TextEncoder().encode(response));
-  if (!requestLine.startsWith("HEAD ")) await conn.write(bodyBytes);
+  // Head and body in one write: one TLS record (two writes would be two records, and two
+  // packets on the wire).
+  const headBytes = new TextEncoder().encode(response);
+  const withBody = !requestLine.startsWith("HEAD ");
+  const out = new Uint8Array(headBytes.length + (withBody ? bodyBytes.length : 0));
+  out.set(headBytes);
+  if (withBody) out.set(bodyBytes, headBytes.length);
+  await conn.write(out);
   await conn.closeWrite(); // close_notify: the response is complete
   // Lingering close: read what the client still sends (a request body, its close_notify) for a
   // moment, so that closing with unread data does not reset the connection under the response.
@@ -632,7 +645,13 @@ async function run(config: Config, demoHint: ((port: number) => void) | null): P
     const extras = [
       config.version ?? "TLSv1.2-1.3",
       `ALPN ${config.alpn?.join(",") ?? "(none)"}`,
-      `client certificates ${config.clientCert === false ? "not requested" : config.clientCert}`,
+      `client certificates ${
+        config.clientCert === false
+          ? "not requested"
+          : config.clientCert === "require"
+          ? "required"
+          : "optional"
+      }`,
       ...(config.sni.length > 0 ? [`SNI ${config.sni.map((e) => e.name).join(", ")}`] : []),
       ...(stapling === null ? [] : [stapling]),
       ...(pskKeys === null ? [] : [

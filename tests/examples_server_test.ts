@@ -537,6 +537,10 @@ test(
     const bad = await run(["--cert", "c.pem", "--key", "k.pem", "--bogus"]);
     assert.equal(bad.code, 2);
     assert.match(bad.err, /unexpected argument --bogus/);
+    // It speaks HTTP/1.1 only: offering h2 would make an h2 client pick it and read nothing.
+    const h2 = await run([...serverArgs(), "--alpn", "h2,http/1.1"]);
+    assert.equal(h2.code, 2);
+    assert.match(h2.err, /--alpn: this example speaks HTTP\/1\.1 only/);
     const badSni = await run([...serverArgs(), "--sni", "nocomma"]);
     assert.equal(badSni.code, 2);
     assert.match(badSni.err, /--sni takes NAME=CERT,KEY/);
