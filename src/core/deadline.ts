@@ -22,8 +22,9 @@ export function abortedError(signal: AbortSignal): TlsError {
  * ```ts
  * import { Deadline } from "./deadline.ts";
  * const deadline = new Deadline(5_000, undefined);
+ * const slow = new Promise((resolve) => setTimeout(resolve, 10_000));
  * try {
- *   await deadline.race(fetchSomething()); // rejects with TIMEOUT after 5 s
+ *   await deadline.race(slow); // rejects with TIMEOUT after 5 s
  * } finally {
  *   deadline.dispose();
  * }

@@ -119,6 +119,8 @@ function chainOf(identity: Identity): readonly Certificate[] {
  * @example
  * ```ts
  * import { matchesAcceptableIssuers } from "../../mod.ts";
+ * const clientChainPem = await Deno.readTextFile("client-chain.pem");
+ * const clientKeyPem = await Deno.readTextFile("client.key");
  * const ok = matchesAcceptableIssuers(
  *   { cert: clientChainPem, key: clientKeyPem },
  *   { acceptableIssuers: [{ name: "CN=Corp Root,O=Corp", der: new Uint8Array() }], serverName: "x" },
@@ -159,6 +161,10 @@ export interface IdentityChoiceOptions {
  * @example
  * ```ts
  * import { connect, identityForAcceptableIssuers } from "../../mod.ts";
+ * const corpChainPem = await Deno.readTextFile("corp-chain.pem");
+ * const corpKeyPem = await Deno.readTextFile("corp.key");
+ * const labChainPem = await Deno.readTextFile("lab-chain.pem");
+ * const labKeyPem = await Deno.readTextFile("lab.key");
  * const conn = await connect({
  *   hostname: "internal.example",
  *   port: 443,

@@ -133,7 +133,7 @@ export function engineWithCheckedOptions(
  *
  * @example
  * ```ts
- * import { TlsContext, TlsEngine } from "../mod.ts";
+ * import { TlsContext, TlsEngine } from "../../mod.ts";
  * const caPem = await Deno.readTextFile("ca.pem");
  * const certPem = await Deno.readTextFile("server.pem");
  * const keyPem = await Deno.readTextFile("server.key");
