@@ -295,10 +295,26 @@ function describeOcsp(r: OcspResponse): string[] {
   return lines;
 }
 
+const SELF_EXPLAINING = new Set<string>([
+  "BAD_PASSPHRASE",
+  "INVALID_KEY",
+  "INVALID_CERTIFICATE",
+  "CERT_VERIFY_FAILED",
+  "CERT_REVOKED",
+  "OCSP_INVALID",
+  "TIMEOUT",
+  "NETWORK_ERROR",
+]);
+
 /** A TlsError as the lines the command prints (to stderr, or stdout in the demo). */
 function describeError(error: TlsError): string[] {
   const lines = [`TLS error ${error.code}: ${error.message}`];
-  if (error.verifyCode !== undefined) lines.push(`  verify error ${error.verifyCode}`);
+  // The message names the verify error already when there is one; say it once.
+  if (
+    error.verifyCode !== undefined && !error.message.includes(`verify error ${error.verifyCode}`)
+  ) {
+    lines.push(`  verify error ${error.verifyCode}`);
+  }
   if (error.alert !== undefined) {
     lines.push(`  alert ${error.alert.code} (${error.alert.description})`);
   }
@@ -306,7 +322,13 @@ function describeError(error: TlsError): string[] {
     const [first, ...rest] = describeOcsp(error.ocsp);
     lines.push(`  OCSP staple: ${first}`, ...rest.map((l) => `               ${l}`));
   }
-  for (const e of error.openssl) lines.push(`  ${e.text}`);
+  // OpenSSL's own error lines add nothing to errors the message already explains in full (a
+  // bad passphrase, a broken certificate, a verification failure): only for the others.
+  if (!SELF_EXPLAINING.has(error.code)) {
+    for (const e of error.openssl) {
+      lines.push(`  ${e.text}`);
+    }
+  }
   return lines;
 }
 

@@ -199,6 +199,9 @@ test(
       });
       assert.equal(wrong.status, 1);
       assert.match(wrong.stderr, /TLS error CERT_VERIFY_FAILED/);
+      // Said once, in the message, and no OpenSSL error lines after a self-explaining error.
+      assert.equal(wrong.stderr.match(/verify error \d+/g)?.length ?? 0, 1, wrong.stderr);
+      assert.doesNotMatch(wrong.stderr, /error:[0-9A-F]{8}:/);
     } finally {
       await server.stop();
       rmSync(dir, { recursive: true, force: true });
