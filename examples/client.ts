@@ -134,6 +134,8 @@ interface Parsed {
   pin: string | null;
   /** --reconnect: connect a second time with the first connection's session (resumption). */
   reconnect: boolean;
+  /** The demo: show only the lines of s_server's status page that are about us. */
+  brief?: boolean;
 }
 
 const NO_FLAGS = {
@@ -456,8 +458,22 @@ async function run(target: Target, parsed: Parsed): Promise<void> {
   console.log(`--- response ---`);
   const decoder = new TextDecoder();
   const buf = new Uint8Array(64 * 1024);
+  let page = "";
   for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
-    process.stdout.write(decoder.decode(buf.subarray(0, n), { stream: true }));
+    const text = decoder.decode(buf.subarray(0, n), { stream: true });
+    if (parsed.brief === true) page += text;
+    else process.stdout.write(text);
+  }
+  if (parsed.brief === true) {
+    // s_server -www answers with ~130 lines about itself: its status line, and what it says
+    // about the client certificate it got, tell the story.
+    const lines = page.split("\n");
+    const shown = lines.filter((line, i) =>
+      i === 0 || /^Client certificate|^\s+Subject:|^New, TLS/.test(line) ||
+      /^no client certificate/i.test(line)
+    );
+    console.log(shown.map((l) => l.trimEnd()).join("\n"));
+    console.log(`(${lines.length - shown.length} more lines of the server's page not shown)`);
   }
   console.log(`\n--- end of stream (close_notify received) ---`);
   if (parsed.reconnect) {
@@ -698,6 +714,7 @@ async function demo(): Promise<void> {
       options: { caCerts: [ca], alpnProtocols: ["h2", "http/1.1"], ocsp: "require" },
       request: "GET / HTTP/1.0\r\n\r\n",
       identities: files.identities,
+      brief: true,
     });
 
     console.log();
