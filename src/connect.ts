@@ -126,8 +126,9 @@ export async function establish<A extends NetAddr | null>(
  *
  * @example
  * ```ts
+ * import { readFileSync } from "node:fs";
  * import { connect } from "../mod.ts";
- * const caPem = await Deno.readTextFile("ca.pem");
+ * const caPem = readFileSync("ca.pem", "utf8");
  * await using conn = await connect({ hostname: "localhost", port: 8443, caCerts: [caPem] });
  * console.log(conn.protocol, conn.cipher, conn.peerCertificate?.subject);
  * ```

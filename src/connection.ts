@@ -688,9 +688,10 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
    *
    * @example
    * ```ts
+   * import { readFileSync } from "node:fs";
    * import { connect } from "../mod.ts";
-   * const cert = await Deno.readTextFile("client.pem");
-   * const key = await Deno.readTextFile("client.key");
+   * const cert = readFileSync("client.pem", "utf8");
+   * const key = readFileSync("client.key", "utf8");
    * await using conn = await connect({ hostname: "localhost", port: 8443, cert, key });
    * console.log(conn.localCertificate?.subject, conn.localCertificate?.notAfter);
    * ```

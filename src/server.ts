@@ -235,9 +235,10 @@ export async function startTlsServer(
  *
  * @example
  * ```ts
+ * import { readFileSync } from "node:fs";
  * import { listen } from "../mod.ts";
- * const cert = await Deno.readTextFile("server.pem");
- * const key = await Deno.readTextFile("server.key");
+ * const cert = readFileSync("server.pem", "utf8");
+ * const key = readFileSync("server.key", "utf8");
  * await using server = listen({ port: 8443, cert, key, alpnProtocols: ["http/1.1"] });
  * console.log("listening on", server.addr.port);
  * for await (const conn of server) {
@@ -317,9 +318,10 @@ export class TlsListener implements AsyncIterable<Connection<NetAddr>> {
    *
    * @example
    * ```ts
+   * import { readFileSync } from "node:fs";
    * import { listen } from "../mod.ts";
-   * const cert = await Deno.readTextFile("server.pem");
-   * const key = await Deno.readTextFile("server.key");
+   * const cert = readFileSync("server.pem", "utf8");
+   * const key = readFileSync("server.key", "utf8");
    * await using server = listen({ port: 8443, cert, key });
    * server.rotateTicketKeys(); // fresh random key; pass 80 bytes to set one
    * ```
@@ -606,9 +608,10 @@ export class TlsListener implements AsyncIterable<Connection<NetAddr>> {
  *
  * @example
  * ```ts
+ * import { readFileSync } from "node:fs";
  * import { listen } from "../mod.ts";
- * const cert = await Deno.readTextFile("server.pem"); // leaf, then its chain
- * const key = await Deno.readTextFile("server.key");
+ * const cert = readFileSync("server.pem", "utf8"); // leaf, then its chain
+ * const key = readFileSync("server.key", "utf8");
  * const server = listen({ port: 0, hostname: "127.0.0.1", cert, key, alpnProtocols: ["h2", "http/1.1"] });
  * console.log(`listening on ${server.addr.port}`);
  * for await (const conn of server) {

@@ -39,9 +39,10 @@ export interface StartTlsOptions extends TlsClientOptions {
  * ```
  * @example
  * ```ts
+ * import { readFileSync } from "node:fs";
  * import { startTls } from "../mod.ts";
- * const cert = await Deno.readTextFile("server.pem");
- * const key = await Deno.readTextFile("server.key");
+ * const cert = readFileSync("server.pem", "utf8");
+ * const key = readFileSync("server.key", "utf8");
  * using tcpListener = Deno.listen({ port: 2525 });
  * const tcp = await tcpListener.accept();
  * // ... answer "STARTTLS" with "220 Ready to start TLS" ...

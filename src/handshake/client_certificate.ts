@@ -118,9 +118,10 @@ function chainOf(identity: Identity): readonly Certificate[] {
  *
  * @example
  * ```ts
+ * import { readFileSync } from "node:fs";
  * import { matchesAcceptableIssuers } from "../../mod.ts";
- * const clientChainPem = await Deno.readTextFile("client-chain.pem");
- * const clientKeyPem = await Deno.readTextFile("client.key");
+ * const clientChainPem = readFileSync("client-chain.pem", "utf8");
+ * const clientKeyPem = readFileSync("client.key", "utf8");
  * const ok = matchesAcceptableIssuers(
  *   { cert: clientChainPem, key: clientKeyPem },
  *   { acceptableIssuers: [{ name: "CN=Corp Root,O=Corp", der: new Uint8Array() }], serverName: "x" },
@@ -160,11 +161,12 @@ export interface IdentityChoiceOptions {
  *
  * @example
  * ```ts
+ * import { readFileSync } from "node:fs";
  * import { connect, identityForAcceptableIssuers } from "../../mod.ts";
- * const corpChainPem = await Deno.readTextFile("corp-chain.pem");
- * const corpKeyPem = await Deno.readTextFile("corp.key");
- * const labChainPem = await Deno.readTextFile("lab-chain.pem");
- * const labKeyPem = await Deno.readTextFile("lab.key");
+ * const corpChainPem = readFileSync("corp-chain.pem", "utf8");
+ * const corpKeyPem = readFileSync("corp.key", "utf8");
+ * const labChainPem = readFileSync("lab-chain.pem", "utf8");
+ * const labKeyPem = readFileSync("lab.key", "utf8");
  * const conn = await connect({
  *   hostname: "internal.example",
  *   port: 443,

@@ -52,11 +52,12 @@ export interface ServeHttpOptions extends NodeSocketOptions {
  *
  * @example
  * ```ts
+ * import { readFileSync } from "node:fs";
  * import { createServer } from "node:http";
  * import { listen, type NodeTlsSocket, serveHttp } from "../../mod.ts";
- * const cert = await Deno.readTextFile("server.pem");
- * const key = await Deno.readTextFile("server.key");
- * const caPem = await Deno.readTextFile("ca.pem");
+ * const cert = readFileSync("server.pem", "utf8");
+ * const key = readFileSync("server.key", "utf8");
+ * const caPem = readFileSync("ca.pem", "utf8");
  * const server = createServer((req, res) => {
  *   const peer = (req.socket as unknown as NodeTlsSocket).getPeerCertificate();
  *   res.end(`hello ${peer !== null && "subject" in peer ? peer.subject.CN : "stranger"}\n`);

@@ -73,9 +73,10 @@ export function connectInBackground(socket: NodeTlsSocket, options: ConnectOptio
  *
  * @example
  * ```ts
+ * import { readFileSync } from "node:fs";
  * import WebSocket from "ws";
  * import { nodeConnect } from "../../mod.ts";
- * const caPem = await Deno.readTextFile("ca.pem");
+ * const caPem = readFileSync("ca.pem", "utf8");
  * const ws = new WebSocket("wss://localhost:8443/chat", {
  *   // ws calls it with Node's option names; its types want a net.Socket.
  *   createConnection: (() =>

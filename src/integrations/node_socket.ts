@@ -651,10 +651,11 @@ export class NodeTlsSocket extends Duplex {
  *
  * @example
  * ```ts
+ * import { readFileSync } from "node:fs";
  * import { createServer } from "node:http";
  * import { listen, toNodeSocket } from "../../mod.ts";
- * const cert = await Deno.readTextFile("server.pem");
- * const key = await Deno.readTextFile("server.key");
+ * const cert = readFileSync("server.pem", "utf8");
+ * const key = readFileSync("server.key", "utf8");
  * const http = createServer((req, res) => res.end(`hello ${req.socket.remoteAddress}\n`));
  * for await (const conn of listen({ port: 8443, cert, key, alpnProtocols: ["http/1.1"] })) {
  *   http.emit("connection", toNodeSocket(conn));

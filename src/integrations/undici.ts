@@ -67,11 +67,12 @@ export interface TlsConnectorOptions extends TlsClientOptions, NodeSocketOptions
  *
  * @example
  * ```ts
+ * import { readFileSync } from "node:fs";
  * import { Agent, fetch } from "undici";
  * import { tlsConnector } from "../../mod.ts";
- * const caPem = await Deno.readTextFile("ca.pem");
- * const cert = await Deno.readTextFile("client.pem");
- * const key = await Deno.readTextFile("client.key");
+ * const caPem = readFileSync("ca.pem", "utf8");
+ * const cert = readFileSync("client.pem", "utf8");
+ * const key = readFileSync("client.key", "utf8");
  * const agent = new Agent({
  *   allowH2: true,
  *   connect: tlsConnector({ caCerts: [caPem], onClientCertificate: () => ({ cert, key }), ocsp: "require" }),

@@ -265,11 +265,12 @@ function derOf(input: PemOrDer | Certificate): PemOrDer {
  *
  * @example
  * ```ts
+ * import { readFileSync } from "node:fs";
  * import { parseOcspResponse } from "../../mod.ts";
  * const der = await Deno.readFile("staple.der");
  * const info = parseOcspResponse(der, {
- *   certificate: await Deno.readTextFile("server.pem"),
- *   issuer: await Deno.readTextFile("intermediate.pem"),
+ *   certificate: readFileSync("server.pem", "utf8"),
+ *   issuer: readFileSync("intermediate.pem", "utf8"),
  * });
  * console.log(info.status, info.thisUpdate, info.nextUpdate, info.revocationReason);
  * ```

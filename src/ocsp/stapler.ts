@@ -92,9 +92,10 @@ export function buildOcspRequest(certificate: PemOrDer, issuer: PemOrDer): Uint8
  *
  * @example
  * ```ts
+ * import { readFileSync } from "node:fs";
  * import { listen, OcspStapler } from "../../mod.ts";
- * const cert = await Deno.readTextFile("server-chain.pem"); // leaf, then its issuer
- * const key = await Deno.readTextFile("server.key");
+ * const cert = readFileSync("server-chain.pem", "utf8"); // leaf, then its issuer
+ * const key = readFileSync("server.key", "utf8");
  * const stapler = new OcspStapler({ certificate: cert, onError: (e) => console.warn(e.message) });
  * await stapler.start(); // first response now, then refreshed in the background
  * const server = listen({ port: 8443, cert, key, ocspStaple: stapler.staple });

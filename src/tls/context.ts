@@ -57,8 +57,9 @@ function validate(role: Role, given: TlsContextOptions): TlsContextOptions {
  *
  * @example
  * ```ts
+ * import { readFileSync } from "node:fs";
  * import { TlsContext, TlsEngine } from "../../mod.ts";
- * const caPem = await Deno.readTextFile("ca.pem");
+ * const caPem = readFileSync("ca.pem", "utf8");
  * using context = new TlsContext("client", { caCerts: [caPem] });
  * using engine = new TlsEngine(context, { servername: "localhost" });
  * engine.handshake(); // "want-read": send engine.outgoing() to the server, feed its reply back
@@ -136,9 +137,10 @@ export class TlsContext {
    *
    * @example
    * ```ts
+   * import { readFileSync } from "node:fs";
    * import { generateTicketKeys, listen } from "../../mod.ts";
-   * const cert = await Deno.readTextFile("server.pem");
-   * const key = await Deno.readTextFile("server.key");
+   * const cert = readFileSync("server.pem", "utf8");
+   * const key = readFileSync("server.key", "utf8");
    * const server = listen({ port: 8443, cert, key, ticketKeys: generateTicketKeys() });
    * setInterval(() => server.rotateTicketKeys(), 60 * 60 * 1000); // hourly
    * ```
@@ -177,8 +179,9 @@ export class TlsContext {
  *
  * @example
  * ```ts
+ * import { readFileSync } from "node:fs";
  * import { connect, SecureContext } from "../../mod.ts";
- * const caPem = await Deno.readTextFile("ca.pem");
+ * const caPem = readFileSync("ca.pem", "utf8");
  * using shared = new SecureContext("client", { caCerts: [caPem] });
  * await using a = await connect({ hostname: "localhost", port: 8443, context: shared });
  * await using b = await connect({ hostname: "localhost", port: 8443, context: shared });

@@ -133,10 +133,11 @@ export function engineWithCheckedOptions(
  *
  * @example
  * ```ts
+ * import { readFileSync } from "node:fs";
  * import { TlsContext, TlsEngine } from "../../mod.ts";
- * const caPem = await Deno.readTextFile("ca.pem");
- * const certPem = await Deno.readTextFile("server.pem");
- * const keyPem = await Deno.readTextFile("server.key");
+ * const caPem = readFileSync("ca.pem", "utf8");
+ * const certPem = readFileSync("server.pem", "utf8");
+ * const keyPem = readFileSync("server.key", "utf8");
  * using clientCtx = new TlsContext("client", { caCerts: [caPem] });
  * using serverCtx = new TlsContext("server", { cert: certPem, key: keyPem });
  * using client = new TlsEngine(clientCtx, { servername: "localhost" });

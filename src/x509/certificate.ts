@@ -322,8 +322,9 @@ function fieldsOf(x509: Pointer): CertificateFields {
  *
  * @example
  * ```ts
+ * import { readFileSync } from "node:fs";
  * import { Certificate } from "../../mod.ts";
- * const pem = await Deno.readTextFile("cert.pem");
+ * const pem = readFileSync("cert.pem", "utf8");
  * const cert = Certificate.fromPem(pem);
  * console.log(cert.subject, cert.subjectAltNames, cert.notAfter, cert.fingerprint256);
  * ```
