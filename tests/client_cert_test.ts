@@ -15,6 +15,7 @@ import {
   type Connection,
   type ConnectOptions,
   type Identity,
+  identityForAcceptableIssuers,
   liveNativeObjects,
   type PemOrDer,
   TlsError,
@@ -585,6 +586,31 @@ test("a static cert/key in the options takes precedence: onClientCertificate is 
       assert.equal(called, 0);
     } finally {
       conn.close();
+    }
+  } finally {
+    await server.stop();
+  }
+  finish();
+});
+
+test("identityForAcceptableIssuers: a server that names no CA gets the first identity, or none", async () => {
+  // s_server asking for a certificate (-verify 1: asked, not required) without -CAfile names
+  // no acceptable CA, as Mosquitto 2.0 does; whenNoIssuersNamed decides what goes out.
+  const server = await startServer({ clientAuth: false, verify: "request" });
+  try {
+    for (const [mode, sent] of [["first", true], ["none", false]] as const) {
+      const seen: CertificateRequest[] = [];
+      const choose = identityForAcceptableIssuers([clientIdentity], { whenNoIssuersNamed: mode });
+      const conn = await connect({
+        ...target(server.port),
+        caCerts: ca,
+        onClientCertificate: (request) => (seen.push(request), choose(request)),
+      });
+      const page = await getPage(conn);
+      conn.close();
+      assert.deepEqual(seen.map((r) => r.acceptableIssuers.length), [0], mode);
+      if (sent) assertClientCertificateShown(page);
+      else assert.match(page, /no client certificate available/, mode);
     }
   } finally {
     await server.stop();

@@ -8,12 +8,7 @@
 
 import assert from "node:assert/strict";
 import { MqttClient } from "mqtt";
-import {
-  type CertificateRequest,
-  type ConnectOptions,
-  identityForAcceptableIssuers,
-  nodeConnect,
-} from "../mod.ts";
+import { type ConnectOptions, nodeConnect } from "../mod.ts";
 import { test } from "./harness.ts";
 import { clearCacheAndAssertNoLeaks } from "./support/leaks.ts";
 import { startMosquitto } from "./support/mosquitto_peer.ts";
@@ -76,35 +71,5 @@ test("MQTT.js through nodeConnect: Mosquitto TLS-PSK listener", async () => {
     psk: { identity: "device-7", key: Uint8Array.from(key.match(/../g)!, (h) => parseInt(h, 16)) },
   }, "sensors/psk");
   assert.equal(message, "sensors/psk: hello over libssl-ffi");
-  clearCacheAndAssertNoLeaks();
-});
-
-test("identityForAcceptableIssuers against Mosquitto, which names no CA: the explicit fallback", async () => {
-  // Mosquitto's cafile is its trust store, not a CA list it sends: the certificate request
-  // names no acceptable issuer, and whenNoIssuersNamed decides what goes out.
-  await using broker = await startMosquitto({
-    tls: { cert: pki.server.chainPath, key: pki.server.keyPath, ca: pki.rootCaPath },
-  });
-  const seen: CertificateRequest[] = [];
-  const options = (whenNoIssuersNamed: "first" | "none"): ConnectOptions => {
-    const choose = identityForAcceptableIssuers([
-      { cert: pki.client.chainPem, key: pki.client.key },
-    ], { whenNoIssuersNamed });
-    return {
-      hostname: "127.0.0.1",
-      servername: "localhost",
-      port: broker.port,
-      caCerts: [pki.rootCa.cert],
-      onClientCertificate: (request) => (seen.push(request), choose(request)),
-    };
-  };
-  assert.equal(
-    await roundTrip(options("first"), "fallback/first"),
-    "fallback/first: hello over libssl-ffi",
-  );
-  assert.deepEqual(seen.map((r) => r.acceptableIssuers.length), [0]);
-  // "none": no certificate, and mosquitto (require_certificate true) refuses the handshake.
-  await assert.rejects(roundTrip(options("none"), "fallback/none"));
-  assert.equal(seen.length, 2);
   clearCacheAndAssertNoLeaks();
 });
