@@ -106,6 +106,8 @@ export type {
   PskServerRequest,
 } from "./src/handshake/psk_keys.ts";
 export type { HandshakeEvent, TraceOptions } from "./src/handshake/trace.ts";
+export type { ChannelBindingType, UpdateKeysOptions } from "./src/handshake/keying.ts";
+export type { AlgorithmsOptions } from "./src/handshake/algorithms.ts";
 
 // Certificates, keys, OCSP.
 export { Certificate } from "./src/x509/certificate.ts";

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { algorithms, type AlgorithmsOptions } from "./algorithms.ts";
 import { alpn, type AlpnClientOptions, type AlpnOptions } from "./alpn.ts";
 import { clientCertificate, type ClientCertificateOptions } from "./client_certificate.ts";
 import { clientHello } from "./client_hello.ts";
@@ -41,6 +42,7 @@ export const FEATURES: readonly AnyFeature[] = [
   sessions, // session, onSession, tickets (before psk: its TLS 1.2 resumption hook runs first)
   psk, // psk, pskIdentityHint, pskKeyExchange (after protocol: replaces the default ciphers)
   trace, // onHandshakeEvent, onKeylog, SSLKEYLOGFILE
+  algorithms, // sigalgs, maxSendFragment
   clientHello, // the client-hello callback, for the features above that want it
 ];
 
@@ -58,7 +60,8 @@ export interface ClientFeatureOptions
     OcspClientOptions,
     SessionClientOptions,
     PskClientOptions,
-    TraceOptions {}
+    TraceOptions,
+    AlgorithmsOptions {}
 
 /**
  * Every feature's server options: what `listen()` and `startTls({ role: "server" })` take.
@@ -77,7 +80,8 @@ export interface ServerFeatureOptions<Context>
     OcspServerOptions,
     SessionServerOptions,
     PskServerOptions,
-    TraceOptions {}
+    TraceOptions,
+    AlgorithmsOptions {}
 
 /** Every feature's context options, of both sides: what `TlsContext` takes. */
 export interface ContextFeatureOptions<Context>
@@ -95,4 +99,5 @@ export interface ContextFeatureOptions<Context>
     OcspServerOptions,
     SessionServerOptions,
     PskOptions,
-    TraceOptions {}
+    TraceOptions,
+    AlgorithmsOptions {}
