@@ -72,11 +72,13 @@ export function exportKeyingMaterial(
     );
   }
   if (typeof label !== "string" || label.length === 0) {
-    throw new TypeError("label must be a non-empty string (e.g. \"EXPORTER-my-protocol\")");
+    throw new TypeError('label must be a non-empty string (e.g. "EXPORTER-my-protocol")');
   }
   const labelBytes = new TextEncoder().encode(label);
   if (labelBytes.length > MAX_LABEL_BYTES) {
-    throw new RangeError(`label must be at most ${MAX_LABEL_BYTES} bytes, got ${labelBytes.length}`);
+    throw new RangeError(
+      `label must be at most ${MAX_LABEL_BYTES} bytes, got ${labelBytes.length}`,
+    );
   }
   if (context !== undefined && !(context instanceof Uint8Array)) {
     throw new TypeError("context must be a Uint8Array (or left out)");

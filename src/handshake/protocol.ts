@@ -83,7 +83,10 @@ function setCiphersuites(ctx: Pointer, suites: string): void {
   const o = openssl();
   for (const name of suites.split(":")) {
     if (o.SSL_CTX_set_ciphersuites(ctx, cString(name)) !== 1) {
-      fail(`"${name}" in ciphers is not a TLS 1.3 cipher suite ${o.versionText} knows`, "HANDSHAKE_FAILED");
+      fail(
+        `"${name}" in ciphers is not a TLS 1.3 cipher suite ${o.versionText} knows`,
+        "HANDSHAKE_FAILED",
+      );
     }
   }
   if (o.SSL_CTX_set_ciphersuites(ctx, cString(suites)) !== 1) {
