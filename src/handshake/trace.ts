@@ -57,6 +57,12 @@ export interface HandshakeEvent {
   };
 }
 
+/**
+ * Per connection (while it has `onHandshakeEvent`): the type of the KeyUpdate OpenSSL is about to
+ * send (`SSL_get_key_update_type`), seen at the state change before the one that sends it.
+ */
+const pendingKeyUpdate = new WeakMap<Link, number>();
+
 /** OpenSSL's short state names of a KeyUpdate being written / read (`SSL_state_string`). */
 const KEY_UPDATE_WRITTEN = new Set(["TWCKU", "TWSKU"]);
 const KEY_UPDATE_READ = new Set(["TRCKU", "TRSKU"]);
@@ -113,10 +119,15 @@ function onInfo(link: Link, _ssl: Pointer | null, where: number, ret: number): v
     // shows as the KeyUpdate OpenSSL sends in answer.
     event = { type: "keyUpdate", ...base, keyUpdate: { sent: false } };
   } else if ((where & SSL_CB.LOOP) !== 0 && KEY_UPDATE_WRITTEN.has(base.state)) {
-    // Called before the message is built: the type about to be sent is still pending.
-    const requestPeer = o.SSL_get_key_update_type(link.ssl) === SSL_KEY_UPDATE.REQUESTED;
+    // Called once the message is written, when OpenSSL no longer says which type it was: the
+    // type pending at the state change before it (see below) is the one that was sent.
+    const requestPeer = pendingKeyUpdate.get(link) === SSL_KEY_UPDATE.REQUESTED;
+    pendingKeyUpdate.delete(link);
     event = { type: "keyUpdate", ...base, keyUpdate: { sent: true, requestPeer } };
   } else if ((where & SSL_CB.LOOP) !== 0) {
+    // Before OpenSSL moves on to write a KeyUpdate, its type is still pending: remember it.
+    const pending = o.SSL_get_key_update_type(link.ssl);
+    if (pending !== SSL_KEY_UPDATE.NONE) pendingKeyUpdate.set(link, pending);
     event = { type: "loop", ...base };
   } else if ((where & SSL_CB.EXIT) !== 0) {
     event = { type: "exit", ...base };
