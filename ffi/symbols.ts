@@ -327,6 +327,8 @@ export const sslSymbols = {
   SSL_do_handshake: { args: ["ptr"], ret: "i32" },
   // int SSL_read(SSL *ssl, void *buf, int num);
   SSL_read: { args: ["ptr", "buf", "i32"], ret: "i32" },
+  // int SSL_peek(SSL *ssl, void *buf, int num);  (as SSL_read, but the data stays to be read)
+  SSL_peek: { args: ["ptr", "buf", "i32"], ret: "i32" },
   // int SSL_write(SSL *ssl, const void *buf, int num);
   SSL_write: { args: ["ptr", "buf", "i32"], ret: "i32" },
   // int SSL_shutdown(SSL *ssl);

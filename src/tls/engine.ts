@@ -106,7 +106,7 @@ const DONE: HandshakeStep = Object.freeze({ status: "done" });
 const WANT_READ: HandshakeStep = Object.freeze({ status: "want-read" });
 
 /** The four `SSL_*` operations, made through {@link TlsEngine}'s one call path. */
-const Op = { Handshake: 0, Read: 1, Write: 2, Shutdown: 3 } as const;
+const Op = { Handshake: 0, Read: 1, Write: 2, Shutdown: 3, Peek: 4 } as const;
 type Op = typeof Op[keyof typeof Op];
 
 /**
@@ -363,6 +363,9 @@ export class TlsEngine {
         case Op.Write:
           r = o.SSL_write(ssl, buf!, length);
           break;
+        case Op.Peek:
+          r = o.SSL_peek(ssl, buf!, length);
+          break;
         case Op.Shutdown:
           r = o.SSL_shutdown(ssl);
           break;
@@ -444,12 +447,28 @@ export class TlsEngine {
    * `ALERT_RECEIVED`, `PROTOCOL_ERROR`, `CLOSED`.
    */
   read(into: Uint8Array): number | null {
+    return this.#readOp(Op.Read, into);
+  }
+
+  /**
+   * Like {@link read}, but what it returns stays to be read: processes the received records (a
+   * session ticket, a KeyUpdate, an alert) without consuming application data (`SSL_peek`).
+   * Returns the byte count available (> 0), `0` when more ciphertext is needed, `null` at a clean
+   * end of stream.
+   *
+   * @throws {TlsError} as {@link read}: `ALERT_RECEIVED` when the peer's next record is an alert.
+   */
+  peek(into: Uint8Array): number | null {
+    return this.#readOp(Op.Peek, into);
+  }
+
+  #readOp(op: typeof Op.Read | typeof Op.Peek, into: Uint8Array): number | null {
     if (!(into instanceof Uint8Array)) throw new TypeError("into must be a Uint8Array");
     this.#usable();
     this.#requireHandshake("read");
     if (this.#receivedCloseNotify) return null;
     if (into.length === 0) return 0;
-    const n = this.#call(Op.Read, "read", into, Math.min(into.length, MAX_CHUNK));
+    const n = this.#call(op, "read", into, Math.min(into.length, MAX_CHUNK));
     if (n > 0) return n;
     const e = this.#sslError;
     switch (e) {
