@@ -318,3 +318,42 @@ test("maxSendFragment against s_server: data arrives whole in small records", as
   await conn[Symbol.asyncDispose]();
   finish();
 });
+
+test("ciphers with TLS 1.3 suites and a PSK: the suite chosen stands, TLS 1.2 keeps its PSK suites", async () => {
+  const key = new Uint8Array(32).fill(7);
+  const hexKey = Array.from(key, (b) => b.toString(16).padStart(2, "0")).join("");
+  const psk = { identity: "alice", key };
+  {
+    await using server = await startOpensslServer({
+      tls: "1.3",
+      quiet: true,
+      extraArgs: ["-nocert", "-psk", hexKey, "-psk_identity", "alice"],
+    });
+    await using conn = await connect({
+      hostname: "127.0.0.1",
+      port: server.port,
+      psk,
+      ciphers: "TLS_CHACHA20_POLY1305_SHA256",
+    });
+    assert.equal(conn.cipher, "TLS_CHACHA20_POLY1305_SHA256");
+    assert.equal(conn.pskIdentity, "alice");
+  }
+  {
+    // Only TLS 1.3 names: TLS 1.2 still gets the PSK feature's default list.
+    await using server = await startOpensslServer({
+      tls: "1.2",
+      cipher: "PSK",
+      quiet: true,
+      extraArgs: ["-nocert", "-psk", hexKey, "-psk_identity", "alice"],
+    });
+    await using conn = await connect({
+      hostname: "127.0.0.1",
+      port: server.port,
+      psk,
+      ciphers: "TLS_AES_128_GCM_SHA256",
+    });
+    assert.equal(conn.protocol, "TLSv1.2");
+    assert.match(conn.cipher, /PSK/);
+  }
+  finish();
+});
