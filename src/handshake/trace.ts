@@ -62,6 +62,8 @@ export interface HandshakeEvent {
  * send (`SSL_get_key_update_type`), seen at the state change before the one that sends it.
  */
 const pendingKeyUpdate = new WeakMap<Link, number>();
+/** Per connection (while it has `onHandshakeEvent`): the state of its last "loop" report. */
+const lastLoopState = new WeakMap<Link, string>();
 
 /** OpenSSL's short state names of a KeyUpdate being written / read (`SSL_state_string`). */
 const KEY_UPDATE_WRITTEN = new Set(["TWCKU", "TWSKU"]);
@@ -114,21 +116,27 @@ function onInfo(link: Link, _ssl: Pointer | null, where: number, ret: number): v
     event = { type: "start", ...base };
   } else if ((where & SSL_CB.HANDSHAKE_DONE) !== 0) {
     event = { type: "done", ...base };
-  } else if ((where & SSL_CB.LOOP) !== 0 && KEY_UPDATE_READ.has(base.state)) {
-    // Called as the message is read, before OpenSSL processes it: whether it requests an update
-    // shows as the KeyUpdate OpenSSL sends in answer.
-    event = { type: "keyUpdate", ...base, keyUpdate: { sent: false } };
-  } else if ((where & SSL_CB.LOOP) !== 0 && KEY_UPDATE_WRITTEN.has(base.state)) {
-    // Called once the message is written, when OpenSSL no longer says which type it was: the
-    // type pending at the state change before it (see below) is the one that was sent.
-    const requestPeer = pendingKeyUpdate.get(link) === SSL_KEY_UPDATE.REQUESTED;
-    pendingKeyUpdate.delete(link);
-    event = { type: "keyUpdate", ...base, keyUpdate: { sent: true, requestPeer } };
   } else if ((where & SSL_CB.LOOP) !== 0) {
-    // Before OpenSSL moves on to write a KeyUpdate, its type is still pending: remember it.
-    const pending = o.SSL_get_key_update_type(link.ssl);
-    if (pending !== SSL_KEY_UPDATE.NONE) pendingKeyUpdate.set(link, pending);
-    event = { type: "loop", ...base };
+    // One KeyUpdate is one event even if a release reports its state twice in a row (as it
+    // enters the state and as it leaves it): consecutive reports of the same state are one.
+    const repeated = lastLoopState.get(link) === base.state;
+    lastLoopState.set(link, base.state);
+    if (KEY_UPDATE_READ.has(base.state) && !repeated) {
+      // Reported as the message is read, before OpenSSL processes it: whether it requests an
+      // update shows as the KeyUpdate OpenSSL sends in answer.
+      event = { type: "keyUpdate", ...base, keyUpdate: { sent: false } };
+    } else if (KEY_UPDATE_WRITTEN.has(base.state) && !repeated) {
+      // Reported once the message is written (OpenSSL 3.0), when OpenSSL no longer says which
+      // type it was: the type pending at the state change before it is the one that was sent.
+      const requestPeer = pendingKeyUpdate.get(link) === SSL_KEY_UPDATE.REQUESTED;
+      pendingKeyUpdate.delete(link);
+      event = { type: "keyUpdate", ...base, keyUpdate: { sent: true, requestPeer } };
+    } else {
+      // Before OpenSSL moves on to write a KeyUpdate, its type is still pending: remember it.
+      const pending = o.SSL_get_key_update_type(link.ssl);
+      if (pending !== SSL_KEY_UPDATE.NONE) pendingKeyUpdate.set(link, pending);
+      event = { type: "loop", ...base };
+    }
   } else if ((where & SSL_CB.EXIT) !== 0) {
     event = { type: "exit", ...base };
   } else {
