@@ -25,6 +25,7 @@ import { startGnutlsServer } from "./support/gnutls_peer.ts";
 import { opensslClient } from "./support/clients.ts";
 import { localClientOptions, localServerOptions } from "./support/listener.ts";
 import { clearCacheAndAssertNoLeaks as finish } from "./support/leaks.ts";
+import { runScript } from "./support/subprocess.ts";
 
 const pki = sharedTestPki();
 const LABEL = "EXPORTER-libssl-ffi-test";
@@ -270,4 +271,17 @@ test("keying methods: clear errors for bad arguments, before the handshake and a
     });
   }
   finish();
+});
+
+test("examples/channel_binding.ts: both sides agree, the keys update, the echo comes back", () => {
+  const r = runScript("examples/channel_binding.ts", [], { timeout: 30_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /signed with ecdsa_secp256r1_sha256/);
+  assert.match(r.stdout, /keying material: equal \([0-9a-f]{64}\)/);
+  assert.match(r.stdout, /tls-exporter: equal \([0-9a-f]{64}\)/);
+  assert.match(
+    r.stdout,
+    /client sent a KeyUpdate \(update requested\)\n {2}server read a KeyUpdate\n {2}server sent a KeyUpdate\n {2}client read a KeyUpdate/,
+  );
+  assert.match(r.stdout, /echo after the update: ping/);
 });
