@@ -357,3 +357,34 @@ test("ciphers with TLS 1.3 suites and a PSK: the suite chosen stands, TLS 1.2 ke
   }
   finish();
 });
+
+test("peerSignatureAlgorithm on a server: the scheme of the client's CertificateVerify (s_client -cert)", async () => {
+  const server = listen(
+    localServerOptions({ requestClientCert: "require", caCerts: [pki.rootCa.cert] }),
+  );
+  try {
+    for (const tls of ["1.3", "1.2"] as const) {
+      const accepted = server.accept();
+      const client = opensslClient({
+        port: server.addr.port,
+        caFile: pki.rootCaPath,
+        tls,
+        cert: pki.client.certPath,
+        key: pki.client.keyPath,
+        chain: pki.intermediateCa.certPath,
+      });
+      try {
+        const conn = await accepted;
+        await conn.handshake();
+        assert.equal(conn.peerSignatureAlgorithm, "ecdsa_secp256r1_sha256", `TLS ${tls}`);
+        conn.close();
+        await client.result;
+      } finally {
+        await client.stop();
+      }
+    }
+  } finally {
+    server.close();
+  }
+  finish();
+});
