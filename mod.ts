@@ -69,6 +69,7 @@ export type {
   VerifyCertificateInfo,
 } from "./src/handshake/verification.ts";
 export type { Identity, IdentityOptions } from "./src/handshake/identity.ts";
+export type { CrlCheck, RevocationOptions } from "./src/handshake/revocation.ts";
 export {
   identityForAcceptableIssuers,
   matchesAcceptableIssuers,
