@@ -130,11 +130,6 @@ export const REFUSED_NAMES: Readonly<Record<string, { origin: string; instead: s
       origin: "Node.js",
       instead: "use alpnProtocols: (offered) => name | null (a selection function)",
     },
-    pfx: {
-      origin: "Node.js",
-      instead: "PKCS#12 is not supported: convert it (openssl pkcs12 -in x.pfx -nodes) and " +
-        "pass cert and key (PEM)",
-    },
     secureContext: {
       origin: "Node.js",
       instead: "use context: a TlsContext (also exported as SecureContext)",
