@@ -91,6 +91,12 @@ const CLIENT_CASES: ClientCase[] = [
     verifyCode: 23,
   },
   {
+    name: "revoked leaf, Node's crl (alias of crls), one PEM",
+    leaf: pki.revokedServer,
+    options: { crl: pki.intermediateCrl.pem, crlCheck: "leaf" },
+    verifyCode: 23,
+  },
+  {
     name: "revoked leaf without crls or crlCheck: not checked",
     leaf: pki.revokedServer,
     options: {},

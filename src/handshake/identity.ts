@@ -20,7 +20,20 @@ import type { Feature, SchemaOf } from "./feature.ts";
  */
 export type Identity = PemIdentity | Pkcs12Identity;
 
-/** A certificate (optionally followed by its chain, leaf first) and its private key. */
+/**
+ * A certificate (optionally followed by its chain, leaf first) and its private key.
+ *
+ * @example
+ * ```ts
+ * import { readFileSync } from "node:fs";
+ * import type { PemIdentity } from "../../mod.ts";
+ * const id: PemIdentity = {
+ *   cert: readFileSync("client-chain.pem", "utf8"),
+ *   key: readFileSync("client.key", "utf8"),
+ * };
+ * console.log(id.cert.length);
+ * ```
+ */
 export interface PemIdentity {
   /** The certificate, PEM (may hold the chain after the leaf) or DER. */
   cert: PemOrDer;

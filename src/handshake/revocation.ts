@@ -20,6 +20,18 @@ import { verifiesPeer } from "./verification.ts";
  * Which certificates of the peer's chain need a valid CRL from their issuer: `"leaf"` only the
  * peer's own certificate (`X509_V_FLAG_CRL_CHECK`); `"chain"` every certificate, intermediates
  * included (`X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL`).
+ *
+ * @example
+ * ```ts
+ * import { readFileSync } from "node:fs";
+ * import { type CrlCheck, TlsContext } from "../../mod.ts";
+ * const crlCheck: CrlCheck = "leaf"; // only the issuing CA's CRL is at hand
+ * using context = new TlsContext("client", {
+ *   caCerts: [readFileSync("root.pem", "utf8")],
+ *   crls: [readFileSync("issuing-ca.crl.pem", "utf8")],
+ *   crlCheck,
+ * });
+ * ```
  */
 export type CrlCheck = "leaf" | "chain";
 

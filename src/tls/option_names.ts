@@ -24,6 +24,8 @@ export interface OptionAliases {
   privateKey?: PemOrDer;
   /** @deprecated Node's name for `caCerts` (one certificate or several): use `caCerts`. */
   ca?: PemOrDer | readonly PemOrDer[];
+  /** @deprecated Node's name for `crls` (one CRL or several, PEM or DER): use `crls`. */
+  crl?: PemOrDer | readonly PemOrDer[];
   /** @deprecated Node's name for `alpnProtocols` (a list of strings): use `alpnProtocols`. */
   ALPNProtocols?: readonly string[];
   /**
@@ -62,6 +64,7 @@ export const ALIASES: Readonly<Record<string, Alias>> = Object.freeze({
   ca: { canonical: "caCerts", origin: "Node.js", wrapInArray: true },
   host: { canonical: "hostname", origin: "Node.js" },
   ALPNProtocols: { canonical: "alpnProtocols", origin: "Node.js" },
+  crl: { canonical: "crls", origin: "Node.js" },
 });
 
 /**
