@@ -41,11 +41,11 @@ import {
   Certificate,
   connect,
   type ConnectOptions,
-  type Identity,
   matchesAcceptableIssuers,
   type OcspMode,
   type OcspResponse,
   opensslVersion,
+  type PemIdentity,
   TlsError,
 } from "../mod.ts";
 import { DemoPki } from "./demo_pki.ts";
@@ -335,8 +335,8 @@ function describeError(error: TlsError): string[] {
 }
 
 /** Reads `NAME.pem` + `NAME.key` pairs from a directory. */
-function loadIdentities(dir: string): { name: string; identity: Identity }[] {
-  const out: { name: string; identity: Identity }[] = [];
+function loadIdentities(dir: string): { name: string; identity: PemIdentity }[] {
+  const out: { name: string; identity: PemIdentity }[] = [];
   for (const file of readdirSync(dir).sort()) {
     if (!file.endsWith(".pem")) continue;
     const name = file.slice(0, -4);
