@@ -97,6 +97,21 @@ const CLIENT_CASES: ClientCase[] = [
     verifyCode: 23,
   },
   {
+    name: "revoked leaf, crlCheck leaf, the CRL inside the caCerts PEM (no crls)",
+    leaf: pki.revokedServer,
+    options: { caCerts: [pki.root.cert + pki.intermediateCrl.pem], crlCheck: "leaf" },
+    verifyCode: 23,
+  },
+  {
+    name: "good leaf, crlCheck chain, both CRLs inside the caCerts PEM (no crls)",
+    leaf: pki.server,
+    options: {
+      caCerts: [pki.rootCrl.pem + pki.root.cert + pki.intermediateCrl.pem],
+      crlCheck: "chain",
+    },
+    verifyCode: null,
+  },
+  {
     name: "revoked leaf without crls or crlCheck: not checked",
     leaf: pki.revokedServer,
     options: {},

@@ -68,13 +68,24 @@ export interface RevocationOptions {
   /**
    * Check revocation by CRL: `"leaf"` (the peer's own certificate) or `"chain"` (every
    * certificate of its chain). Default: `"chain"` when `crls` is given, else off. Without
-   * `crls`, the CRLs come from the trust store itself: the `c_rehash`/`openssl rehash` `.r0`
-   * files of the system store's directory (`SSL_CERT_DIR`).
+   * `crls`, the CRLs come from the trust store itself: `X509 CRL` blocks in `caCerts` PEM text
+   * (as in OpenSSL's CA files), or the `openssl rehash` `.r0` files of the system store's
+   * directory (`SSL_CERT_DIR`).
    */
   crlCheck?: CrlCheck;
 }
 
-type Options = RevocationOptions & Parameters<typeof verifiesPeer>[1];
+type Options = RevocationOptions & Parameters<typeof verifiesPeer>[1] & {
+  caCerts?: readonly PemOrDer[];
+};
+
+const decoder = new TextDecoder();
+
+/** Whether PEM text (or PEM bytes) holds an `X509 CRL` block. */
+function holdsPemCrl(input: PemOrDer): boolean {
+  const text = typeof input === "string" ? input : decoder.decode(input);
+  return text.includes("-----BEGIN X509 CRL-----");
+}
 
 /** `crls` as an array. */
 function crlList(crls: PemOrDer | readonly PemOrDer[]): readonly PemOrDer[] {
@@ -111,12 +122,21 @@ export const revocation: Feature<Options> = {
     const mode = options.crlCheck ?? (options.crls === undefined ? undefined : "chain");
     if (mode === undefined) return;
     const o = openssl();
+    // CRL blocks in a caCerts PEM bundle count too, as in OpenSSL's own CA files
+    // (X509_load_cert_crl_file): the CRLs that are "in the trust store" given as text.
+    const sources: [PemOrDer, string][] = (options.caCerts ?? [])
+      .map((input, i): [PemOrDer, string] => [input, `caCerts[${i}]`])
+      .filter(([input]) => holdsPemCrl(input));
     if (options.crls !== undefined) {
+      const many = Array.isArray(options.crls);
+      for (const [i, input] of crlList(options.crls).entries()) {
+        sources.push([input, many ? `crls[${i}]` : "crls"]);
+      }
+    }
+    if (sources.length > 0) {
       const store = o.SSL_CTX_get_cert_store(ctx);
       if (store === null) fail("SSL_CTX_get_cert_store failed");
-      const list = crlList(options.crls);
-      for (const [i, input] of list.entries()) {
-        const label = Array.isArray(options.crls) ? `crls[${i}]` : "crls";
+      for (const [input, label] of sources) {
         for (const crl of loadCrls(input, label)) {
           try {
             // Takes its own reference; the same CRL twice is not an error.
