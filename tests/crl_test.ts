@@ -357,3 +357,48 @@ test("a bad CRL is a clear error naming the option", () => {
   );
   clearCacheAndAssertNoLeaks();
 });
+
+// ---- the client example -----------------------------------------------------------------------
+
+test("examples/client.ts --crl / --crl-check against s_server -www: revoked refused (23), good served, bad usage 2", async () => {
+  for (
+    const [leaf, flags, status, pattern] of [
+      [
+        pki.revokedServer,
+        ["--crl", pki.intermediateCrl.path, "--crl-check", "leaf"],
+        1,
+        /TLS error CERT_VERIFY_FAILED: .*certificate revoked \(verify error 23\)/,
+      ],
+      [
+        pki.server,
+        ["--crl", pki.rootCrl.path, "--crl", pki.intermediateCrl.path],
+        0,
+        /HTTP\/1\.0 200 ok/,
+      ],
+    ] as const
+  ) {
+    const server = await startOpensslServer({
+      cert: leaf.certPath,
+      key: leaf.keyPath,
+      chain: leaf.intermediatePath,
+      www: true,
+    });
+    try {
+      const r = runScript("examples/client.ts", [
+        `localhost:${server.port}`,
+        "--ca",
+        pki.root.certPath,
+        ...flags,
+        "--request",
+        "GET / HTTP/1.0\\r\\n\\r\\n",
+      ]);
+      assert.equal(r.status, status, r.stdout + r.stderr);
+      assert.match(r.stdout + r.stderr, pattern);
+    } finally {
+      await server.stop();
+    }
+  }
+  const usage = runScript("examples/client.ts", ["localhost:1", "--crl-check", "all"]);
+  assert.equal(usage.status, 2, usage.stderr);
+  assert.match(usage.stderr, /--crl-check takes leaf or chain, got all/);
+});

@@ -321,3 +321,32 @@ test("a legacy file when the legacy provider cannot load: a message that says so
   assert.equal(ok.status, 0, ok.stderr);
   assert.deepEqual(JSON.parse(ok.stdout.trim().split("\n").at(-1)!), { ok: true });
 });
+
+// ---- the client example -----------------------------------------------------------------------
+
+test("examples/client.ts --pfx --pass against s_server -Verify -www: the PKCS#12 identity is accepted", async () => {
+  const path = join(pki.dir, "client-modern.p12");
+  const server = await startOpensslServer({
+    cert: pki.server.certPath,
+    key: pki.server.keyPath,
+    chain: pki.intermediateCa.certPath,
+    caFile: pki.rootCaPath,
+    verify: "require",
+    www: true,
+  });
+  try {
+    const base = [`localhost:${server.port}`, "--ca", pki.rootCaPath, "--pfx", path];
+    const request = ["--request", "GET / HTTP/1.0\\r\\n\\r\\n"];
+    const r = runScript("examples/client.ts", [...base, "--pass", PASS, ...request]);
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /HTTP\/1\.0 200 ok/);
+    const wrong = runScript("examples/client.ts", [...base, "--pass", "nope", ...request]);
+    assert.equal(wrong.status, 1, wrong.stdout + wrong.stderr);
+    assert.match(
+      wrong.stderr,
+      /BAD_PASSPHRASE: pfx: the passphrase does not open the PKCS#12 file/,
+    );
+  } finally {
+    await server.stop();
+  }
+});
