@@ -282,6 +282,37 @@ test("wrong or missing passphrase: BAD_PASSPHRASE; not PKCS#12: INVALID_CERTIFIC
     assert.match(e.message, /^pfx: not a PKCS#12 file/);
     return true;
   });
+  // A legacy file: the MAC (SHA-1) is checked before any legacy cipher is needed.
+  assert.throws(make({ pfx: serverLegacy, passphrase: "nope" }), (e) => {
+    assert.ok(e instanceof TlsError && e.code === "BAD_PASSPHRASE", String(e));
+    return true;
+  });
+  // A passphrase function is asked once; its throw is CALLBACK_ERROR with the cause.
+  let asked = 0;
+  new TlsContext("server", {
+    pfx: files.serverModern,
+    passphrase: ({ maxLength }) => {
+      asked++;
+      assert.ok(maxLength >= 64);
+      return PASS;
+    },
+  }).close();
+  assert.equal(asked, 1);
+  const boom = new Error("no keychain");
+  assert.throws(
+    make({
+      pfx: files.serverModern,
+      passphrase: () => {
+        throw boom;
+      },
+    }),
+    (e) => {
+      assert.ok(e instanceof TlsError && e.code === "CALLBACK_ERROR", String(e));
+      assert.equal(e.cause, boom);
+      assert.match(e.message, /^pfx: the passphrase function failed: no keychain/);
+      return true;
+    },
+  );
   // The empty-passphrase file opens with "" too.
   new TlsContext("server", { pfx: files.serverNoPass, passphrase: "" }).close();
   assert.throws(

@@ -118,10 +118,12 @@ export function loadPkcs12(
   }
   const o = openssl();
   clearErrorQueue();
-  const bio = memoryBioFrom(input);
-  let p12: NativeHandle | undefined;
+  // Asked first: a passphrase function that throws leaves nothing native behind.
   const pass = passphraseBytes(passphrase, label);
+  let bio: NativeHandle | undefined;
+  let p12: NativeHandle | undefined;
   try {
+    bio = memoryBioFrom(input);
     const ptr = o.d2i_PKCS12_bio(bio.ptr, null);
     if (ptr === null) {
       throw new TlsError(
@@ -171,7 +173,7 @@ export function loadPkcs12(
     pass.fill(0);
     if (passphrase instanceof Uint8Array && !keepPassphrase) passphrase.fill(0);
     p12?.close();
-    bio.close();
+    bio?.close();
   }
 }
 
