@@ -13,6 +13,7 @@ import { groups, type GroupsOptions } from "./groups.ts";
 import { identity, type IdentityOptions } from "./identity.ts";
 import { ocsp, type OcspClientOptions, type OcspServerOptions } from "./ocsp.ts";
 import { protocol, type ProtocolOptions } from "./protocol.ts";
+import { revocation, type RevocationOptions } from "./revocation.ts";
 import { psk, type PskClientOptions, type PskOptions, type PskServerOptions } from "./psk.ts";
 import {
   serverName,
@@ -33,6 +34,7 @@ export const FEATURES: readonly AnyFeature[] = [
   protocol, // versions, ciphers, secure defaults
   groups, // key exchange groups
   verification, // trust anchors, verify mode, onVerifyCertificate
+  revocation, // crls, crlCheck (after verification: adds to its trust store)
   identity, // cert, key, passphrase
   clientCertificate, // onClientCertificate
   serverName, // servername (SNI, name checks), onServerName
@@ -51,6 +53,7 @@ export interface ClientFeatureOptions
     GroupsOptions,
     VerificationOptions,
     ClientVerificationOptions,
+    RevocationOptions,
     IdentityOptions,
     ClientCertificateOptions,
     ServerNameClientOptions,
@@ -71,6 +74,7 @@ export interface ServerFeatureOptions<Context>
     GroupsOptions,
     VerificationOptions,
     ServerVerificationOptions,
+    RevocationOptions,
     IdentityOptions,
     ServerNameServerOptions<Context>,
     AlpnOptions,
@@ -87,6 +91,7 @@ export interface ContextFeatureOptions<Context>
     VerificationOptions,
     ClientVerificationOptions,
     ServerVerificationOptions,
+    RevocationOptions,
     IdentityOptions,
     ClientCertificateOptions,
     ServerNameServerOptions<Context>,
