@@ -68,7 +68,13 @@ export type {
   VerificationOptions,
   VerifyCertificateInfo,
 } from "./src/handshake/verification.ts";
-export type { Identity, IdentityOptions } from "./src/handshake/identity.ts";
+export type {
+  Identity,
+  IdentityOptions,
+  PemIdentity,
+  Pkcs12Identity,
+} from "./src/handshake/identity.ts";
+export type { CrlCheck, RevocationOptions } from "./src/handshake/revocation.ts";
 export {
   identityForAcceptableIssuers,
   matchesAcceptableIssuers,

@@ -118,6 +118,9 @@ export const X509_V = {
   ERR_IP_ADDRESS_MISMATCH: 64,
 } as const;
 
+/** `X509_V_FLAG_CRL_CHECK` / `X509_V_FLAG_CRL_CHECK_ALL` (x509_vfy.h): CRLs for the leaf / every certificate. */
+export const X509_V_FLAG_CRL = { CHECK: 0x4, CHECK_ALL: 0x8 } as const;
+
 /** `XN_FLAG_RFC2253` for `X509_NAME_print_ex` (x509.h): `CN=leaf,O=Org` order and escaping. */
 export const XN_FLAG_RFC2253 = 0x1110317;
 

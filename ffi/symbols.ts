@@ -158,6 +158,31 @@ export const cryptoSymbols = {
   // void X509_email_free(STACK_OF(OPENSSL_STRING) *sk);
   X509_email_free: { args: ["ptr"], ret: "void" },
 
+  // ---- Revocation (CRLs) and PKCS#12 (src/handshake/revocation.ts, src/x509/pkcs12.ts) ----
+  // X509_CRL *PEM_read_bio_X509_CRL(BIO *bp, X509_CRL **x, pem_password_cb *cb, void *u);
+  PEM_read_bio_X509_CRL: { args: ["ptr", "ptr", "ptr", "ptr"], ret: "ptr" },
+  // X509_CRL *d2i_X509_CRL_bio(BIO *bp, X509_CRL **crl);
+  d2i_X509_CRL_bio: { args: ["ptr", "ptr"], ret: "ptr" },
+  // void X509_CRL_free(X509_CRL *a);
+  X509_CRL_free: { args: ["ptr"], ret: "void" },
+  // int X509_STORE_add_crl(X509_STORE *ctx, X509_CRL *x);  (takes its own reference)
+  X509_STORE_add_crl: { args: ["ptr", "ptr"], ret: "i32" },
+  // int X509_VERIFY_PARAM_set_flags(X509_VERIFY_PARAM *param, unsigned long flags);  (ORs them in)
+  X509_VERIFY_PARAM_set_flags: { args: ["ptr", "u64"], ret: "i32" },
+  // PKCS12 *d2i_PKCS12_bio(BIO *bp, PKCS12 **p12);
+  d2i_PKCS12_bio: { args: ["ptr", "ptr"], ret: "ptr" },
+  // int PKCS12_parse(PKCS12 *p12, const char *pass, EVP_PKEY **pkey, X509 **cert,
+  //                  STACK_OF(X509) **ca);  (pass: NUL-terminated; the three out-cells are
+  //                  8-byte cells, *ca NULL on entry or the certificates are appended to it)
+  PKCS12_parse: { args: ["ptr", "buf", "buf", "buf", "buf"], ret: "i32" },
+  // void PKCS12_free(PKCS12 *a);
+  PKCS12_free: { args: ["ptr"], ret: "void" },
+  // OSSL_PROVIDER *OSSL_PROVIDER_load(OSSL_LIB_CTX *libctx, const char *name);  (3.0+; NULL
+  // libctx: the default library context; loaded for the rest of the process)
+  OSSL_PROVIDER_load: { args: ["ptr", "buf"], ret: "ptr", optional: true },
+  // int OSSL_PROVIDER_available(OSSL_LIB_CTX *libctx, const char *name);  (3.0+)
+  OSSL_PROVIDER_available: { args: ["ptr", "buf"], ret: "i32", optional: true },
+
   // OCSP_RESPONSE *d2i_OCSP_RESPONSE(OCSP_RESPONSE **a, const unsigned char **in, long len);
   // (`in`: an 8-byte cell holding the address of the DER; advanced past what was read)
   d2i_OCSP_RESPONSE: { args: ["ptr", "buf", "i64"], ret: "ptr" },
@@ -351,6 +376,8 @@ export const sslSymbols = {
   SSL_set_hostflags: { args: ["ptr", "u32"], ret: "void" },
   // X509_VERIFY_PARAM *SSL_get0_param(SSL *ssl);
   SSL_get0_param: { args: ["ptr"], ret: "ptr" },
+  // X509_VERIFY_PARAM *SSL_CTX_get0_param(SSL_CTX *ctx);  (borrowed; revocation.ts sets CRL flags)
+  SSL_CTX_get0_param: { args: ["ptr"], ret: "ptr" },
   // long SSL_get_verify_result(const SSL *ssl);
   SSL_get_verify_result: { args: ["ptr"], ret: "i64" },
   // const char *SSL_get_version(const SSL *ssl);

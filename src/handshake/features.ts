@@ -14,6 +14,7 @@ import { groups, type GroupsOptions } from "./groups.ts";
 import { identity, type IdentityOptions } from "./identity.ts";
 import { ocsp, type OcspClientOptions, type OcspServerOptions } from "./ocsp.ts";
 import { protocol, type ProtocolOptions } from "./protocol.ts";
+import { revocation, type RevocationOptions } from "./revocation.ts";
 import { psk, type PskClientOptions, type PskOptions, type PskServerOptions } from "./psk.ts";
 import {
   serverName,
@@ -34,6 +35,7 @@ export const FEATURES: readonly AnyFeature[] = [
   protocol, // versions, ciphers, secure defaults
   groups, // key exchange groups
   verification, // trust anchors, verify mode, onVerifyCertificate
+  revocation, // crls, crlCheck (after verification: adds to its trust store)
   identity, // cert, key, passphrase
   clientCertificate, // onClientCertificate
   serverName, // servername (SNI, name checks), onServerName
@@ -53,6 +55,7 @@ export interface ClientFeatureOptions
     GroupsOptions,
     VerificationOptions,
     ClientVerificationOptions,
+    RevocationOptions,
     IdentityOptions,
     ClientCertificateOptions,
     ServerNameClientOptions,
@@ -74,6 +77,7 @@ export interface ServerFeatureOptions<Context>
     GroupsOptions,
     VerificationOptions,
     ServerVerificationOptions,
+    RevocationOptions,
     IdentityOptions,
     ServerNameServerOptions<Context>,
     AlpnOptions,
@@ -91,6 +95,7 @@ export interface ContextFeatureOptions<Context>
     VerificationOptions,
     ClientVerificationOptions,
     ServerVerificationOptions,
+    RevocationOptions,
     IdentityOptions,
     ClientCertificateOptions,
     ServerNameServerOptions<Context>,
