@@ -47,10 +47,14 @@ export interface HandshakeEvent {
    * For `"keyUpdate"` events (TLS 1.3, after the handshake; states `TWCKU` / `TWSKU` written,
    * `TRCKU` / `TRSKU` read). A peer's KeyUpdate changed the keys its records are read with; one
    * sent changed this side's sending keys. A peer's KeyUpdate that requested an update is
-   * answered at once: an event with `sent: true, requestPeer: false` follows it.
+   * answered by OpenSSL (3.0: with this side's next read or write): an event with
+   * `sent: true, requestPeer: false` follows it.
    */
   readonly keyUpdate?: {
-    /** `true`: this side sent it (`updateKeys()`, or the answer to a peer's request); `false`: the peer's was read. */
+    /**
+     * `true`: this side sent it (`updateKeys()`, or the answer to a peer's request); `false`:
+     * the peer's was read.
+     */
     readonly sent: boolean;
     /** For sent ones: whether it asks the peer to update its keys too (`update_requested`). */
     readonly requestPeer?: boolean;
