@@ -519,6 +519,8 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
             if (more === null || more === 0) break;
             n += more;
           }
+          // The last of those reads may have answered a peer's KeyUpdate (keying): send it now.
+          if (this.#engine.pendingOutgoing > 0) await this.#flush("a read");
           return n;
         }
         await this.#receive("a read");

@@ -47,7 +47,7 @@ export interface HandshakeEvent {
    * For `"keyUpdate"` events (TLS 1.3, after the handshake; states `TWCKU` / `TWSKU` written,
    * `TRCKU` / `TRSKU` read). A peer's KeyUpdate changed the keys its records are read with; one
    * sent changed this side's sending keys. A peer's KeyUpdate that requested an update is
-   * answered by OpenSSL (3.0: with this side's next read or write): an event with
+   * answered as soon as it is read (by the read that needs more input after it): an event with
    * `sent: true, requestPeer: false` follows it.
    */
   readonly keyUpdate?: {

@@ -22,7 +22,7 @@ import { TlsError } from "../core/errors.ts";
 import { clearErrorQueue, drainErrorQueue } from "../core/error_queue.ts";
 import type { OcspResponse } from "../core/ocsp_response.ts";
 import { NativeHandle } from "../core/ownership.ts";
-import { openssl, type Pointer, SSL_ERROR } from "../core/native.ts";
+import { openssl, type Pointer, SSL_ERROR, SSL_KEY_UPDATE } from "../core/native.ts";
 import { messageOf } from "../core/values.ts";
 import type { AlpnClientOptions } from "../handshake/alpn.ts";
 import type { AnyFeature, Link } from "../handshake/feature.ts";
@@ -477,6 +477,7 @@ export class TlsEngine {
         return null;
       case SSL_ERROR.WANT_READ:
       case SSL_ERROR.WANT_WRITE:
+        this.#answerKeyUpdate();
         return 0;
       default:
         throw this.#setFatal(this.#failure(e, "read"));
@@ -673,6 +674,30 @@ export class TlsEngine {
     const e = this.#sslError;
     if (e !== SSL_ERROR.WANT_READ && e !== SSL_ERROR.WANT_WRITE) {
       throw this.#setFatal(this.#failure(e, "write"));
+    }
+  }
+
+  /**
+   * After a read that needs more input: a peer's KeyUpdate that requested ours leaves the answer
+   * pending in OpenSSL 3.0 until this side's next `SSL_write` (only `ssl3_write_bytes` puts the
+   * connection back "in init" for it). Send it now, so it goes out with this read's output even
+   * if this side never writes: `SSL_key_update` with the pending type does what that write would
+   * (the same single KeyUpdate), and `SSL_do_handshake` sends it. One `SSL_get_key_update_type`
+   * call per read that waits for the network.
+   */
+  #answerKeyUpdate(): void {
+    if (this.#sentCloseNotify) return; // nothing more may be sent
+    const o = openssl();
+    const pending = o.SSL_get_key_update_type(this.#ssl.ptr);
+    if (pending === SSL_KEY_UPDATE.NONE) return;
+    if (o.SSL_key_update(this.#ssl.ptr, pending) !== 1) {
+      drainErrorQueue(); // e.g. a release that already sent it: nothing to do
+      return;
+    }
+    if (this.#call(Op.Handshake, "read", null, 0) === 1) return;
+    const e = this.#sslError;
+    if (e !== SSL_ERROR.WANT_READ && e !== SSL_ERROR.WANT_WRITE) {
+      throw this.#setFatal(this.#failure(e, "read"));
     }
   }
 
