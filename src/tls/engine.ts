@@ -690,10 +690,9 @@ export class TlsEngine {
     const o = openssl();
     const pending = o.SSL_get_key_update_type(this.#ssl.ptr);
     if (pending === SSL_KEY_UPDATE.NONE) return;
-    if (o.SSL_key_update(this.#ssl.ptr, pending) !== 1) {
-      drainErrorQueue(); // e.g. a release that already sent it: nothing to do
-      return;
-    }
+    // Refused when a release already put the connection in init for it: then the
+    // SSL_do_handshake below sends it all the same.
+    if (o.SSL_key_update(this.#ssl.ptr, pending) !== 1) drainErrorQueue();
     if (this.#call(Op.Handshake, "read", null, 0) === 1) return;
     const e = this.#sslError;
     if (e !== SSL_ERROR.WANT_READ && e !== SSL_ERROR.WANT_WRITE) {
