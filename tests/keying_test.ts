@@ -26,6 +26,7 @@ import { opensslClient } from "./support/clients.ts";
 import { localClientOptions, localServerOptions } from "./support/listener.ts";
 import { clearCacheAndAssertNoLeaks as finish } from "./support/leaks.ts";
 import { runScript } from "./support/subprocess.ts";
+import { handshakePair, makePair } from "./support/memory_pair.ts";
 
 const pki = sharedTestPki();
 const LABEL = "EXPORTER-libssl-ffi-test";
@@ -284,4 +285,39 @@ test("examples/channel_binding.ts: both sides agree, the keys update, the echo c
     /client sent a KeyUpdate \(update requested\)\n {2}server read a KeyUpdate\n {2}server sent a KeyUpdate\n {2}client read a KeyUpdate/,
   );
   assert.match(r.stdout, /echo after the update: ping/);
+});
+
+test("the sans-I/O engines agree on keying material, bindings and Finished messages", async () => {
+  for (const maxVersion of VERSIONS) {
+    const pair = makePair({ caCerts: [pki.rootCa.cert], maxVersion }, {
+      cert: pki.server.chainPem,
+      key: pki.server.key,
+    });
+    try {
+      const { client, server } = pair;
+      await handshakePair(client, server);
+      const context = new Uint8Array([1, 2, 3]);
+      assert.deepEqual(
+        client.exportKeyingMaterial(40, LABEL, context),
+        server.exportKeyingMaterial(40, LABEL, context),
+      );
+      assert.deepEqual(
+        client.channelBinding("tls-exporter"),
+        server.channelBinding("tls-exporter"),
+      );
+      assert.deepEqual(client.finished, server.peerFinished);
+      assert.deepEqual(client.peerFinished, server.finished);
+      if (maxVersion === "TLSv1.2") {
+        assert.deepEqual(client.channelBinding("tls-unique"), client.finished);
+        assert.deepEqual(server.channelBinding("tls-unique"), client.finished);
+      } else {
+        assert.throws(() => server.channelBinding("tls-unique"), RangeError);
+      }
+      assert.equal(client.peerSignatureAlgorithm, "ecdsa_secp256r1_sha256");
+      assert.equal(server.peerSignatureAlgorithm, null);
+    } finally {
+      pair.close();
+    }
+  }
+  finish();
 });
