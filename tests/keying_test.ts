@@ -134,6 +134,15 @@ test("our client and server agree on keying material; TLS 1.2 tells no context f
       if (maxVersion === "TLSv1.3") assert.equal(none, empty);
       else assert.notEqual(none, empty);
       assert.notEqual(hex(client.exportKeyingMaterial(32, LABEL, context)), none);
+      // TLS 1.2 reserves the labels of its own PRF uses (RFC 5705 4); TLS 1.3 has none.
+      if (maxVersion === "TLSv1.2") {
+        assert.throws(() => client.exportKeyingMaterial(16, "master secret"), {
+          name: "TypeError",
+          message: /OpenSSL refused.*"master secret"/,
+        });
+      } else {
+        assert.equal(client.exportKeyingMaterial(16, "master secret").length, 16);
+      }
       // tls-exporter: the same on both sides, and exactly the RFC 9266 export.
       const binding = client.channelBinding("tls-exporter");
       assert.equal(binding.length, 32);
