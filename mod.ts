@@ -106,6 +106,10 @@ export type {
   PskServerRequest,
 } from "./src/handshake/psk_keys.ts";
 export type { HandshakeEvent, TraceOptions } from "./src/handshake/trace.ts";
+// TLS 1.3 post-handshake client authentication.
+export type { PostHandshakeAuthClientOptions } from "./src/handshake/post_handshake_auth.ts";
+export { DEFAULT_CLIENT_CERTIFICATE_TIMEOUT } from "./src/client_certificate_request.ts";
+export type { RequestClientCertificateOptions } from "./src/client_certificate_request.ts";
 
 // Certificates, keys, OCSP.
 export { Certificate } from "./src/x509/certificate.ts";

@@ -240,3 +240,15 @@ export const TLS13_CIPHER_SUITES: Readonly<
   TLS_AES_128_CCM_SHA256: { id: [0x13, 0x04], hashNid: 672 },
   TLS_AES_128_CCM_8_SHA256: { id: [0x13, 0x05], hashNid: 672 },
 };
+
+/**
+ * `SSL_R_*` reasons `SSL_verify_client_post_handshake` fails with (sslerr.h): the client did not
+ * offer post-handshake authentication, a request is already queued or sent, the server's verify
+ * mode does not ask for a certificate.
+ */
+export const SSL_R_POST_HANDSHAKE = {
+  EXTENSION_NOT_RECEIVED: 279,
+  INVALID_CONFIG: 283,
+  REQUEST_PENDING: 285,
+  REQUEST_SENT: 286,
+} as const;

@@ -455,6 +455,17 @@ export const sslSymbols = {
   //     unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX *ctx, EVP_MAC_CTX *hctx,
   //     int enc));  (3.0; 1.1.1 has only the HMAC_CTX form)
   SSL_CTX_set_tlsext_ticket_key_evp_cb: { args: ["ptr", "cb"], ret: "i32", optional: true },
+
+  // ---- TLS 1.3 post-handshake client authentication (SSL_verify_client_post_handshake(3)) ----
+  // void SSL_CTX_set_post_handshake_auth(SSL_CTX *ctx, int val);  (clients: offer it)
+  SSL_CTX_set_post_handshake_auth: { args: ["ptr", "i32"], ret: "void" },
+  // int SSL_verify_client_post_handshake(SSL *s);  (servers: queue a CertificateRequest)
+  SSL_verify_client_post_handshake: { args: ["ptr"], ret: "i32" },
+  // void SSL_set_verify(SSL *s, int mode, SSL_verify_cb cb);  (cb NULL keeps the context's)
+  SSL_set_verify: { args: ["ptr", "i32", "cb"], ret: "void" },
+  // size_t SSL_get_peer_finished(const SSL *s, void *buf, size_t count);  (the peer's latest
+  // Finished; returns its full length, copies at most count bytes)
+  SSL_get_peer_finished: { args: ["ptr", "buf", "usize"], ret: "usize" },
 } as const satisfies SymbolTable;
 
 type ArgOf<T> = T extends "ptr" | "cb" ? Pointer | null

@@ -12,6 +12,7 @@ import type { AnyFeature } from "./feature.ts";
 import { groups, type GroupsOptions } from "./groups.ts";
 import { identity, type IdentityOptions } from "./identity.ts";
 import { ocsp, type OcspClientOptions, type OcspServerOptions } from "./ocsp.ts";
+import { postHandshakeAuth, type PostHandshakeAuthClientOptions } from "./post_handshake_auth.ts";
 import { protocol, type ProtocolOptions } from "./protocol.ts";
 import { psk, type PskClientOptions, type PskOptions, type PskServerOptions } from "./psk.ts";
 import {
@@ -41,6 +42,7 @@ export const FEATURES: readonly AnyFeature[] = [
   sessions, // session, onSession, tickets (before psk: its TLS 1.2 resumption hook runs first)
   psk, // psk, pskIdentityHint, pskKeyExchange (after protocol: replaces the default ciphers)
   trace, // onHandshakeEvent, onKeylog, SSLKEYLOGFILE
+  postHandshakeAuth, // postHandshakeAuth (clients), requestClientCertificate (servers)
   clientHello, // the client-hello callback, for the features above that want it
 ];
 
@@ -58,7 +60,8 @@ export interface ClientFeatureOptions
     OcspClientOptions,
     SessionClientOptions,
     PskClientOptions,
-    TraceOptions {}
+    TraceOptions,
+    PostHandshakeAuthClientOptions {}
 
 /**
  * Every feature's server options: what `listen()` and `startTls({ role: "server" })` take.
@@ -95,4 +98,5 @@ export interface ContextFeatureOptions<Context>
     OcspServerOptions,
     SessionServerOptions,
     PskOptions,
-    TraceOptions {}
+    TraceOptions,
+    PostHandshakeAuthClientOptions {}

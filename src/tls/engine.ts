@@ -39,6 +39,7 @@ import {
   verifiedChainOf,
 } from "../handshake/negotiated.ts";
 import { stapleOf } from "../handshake/ocsp.ts";
+import { requestAnswered, startRequest } from "../handshake/post_handshake_auth.ts";
 import { pskIdentityOf } from "../handshake/psk.ts";
 import { registerSsl, unregisterSsl } from "../handshake/routing.ts";
 import type { ServerNameClientOptions } from "../handshake/server_name.ts";
@@ -450,6 +451,13 @@ export class TlsEngine {
       case SSL_ERROR.WANT_READ:
       case SSL_ERROR.WANT_WRITE:
         return 0;
+      case SSL_ERROR.WANT_X509_LOOKUP: {
+        // Post-handshake authentication (clients): an async onClientCertificate is pending.
+        const until = this.#callbacks.pending();
+        if (until === null) throw this.#setFatal(this.#failure(e, "read"));
+        this.#readSuspension = until;
+        return 0;
+      }
       default:
         throw this.#setFatal(this.#failure(e, "read"));
     }
@@ -493,6 +501,50 @@ export class TlsEngine {
   /** Whether the peer's close_notify has been read. */
   get receivedCloseNotify(): boolean {
     return this.#receivedCloseNotify;
+  }
+
+  // ---- post-handshake client authentication (handshake/post_handshake_auth.ts) --------------
+
+  /** Set when a read returned 0 because a user callback is pending (see {@link takeReadSuspension}). */
+  #readSuspension: Promise<void> | null = null;
+
+  /**
+   * @internal After a {@link read} that returned 0: a Promise that settles once the user
+   * callback that read waits on has settled (then read again), or `null` when the read needs
+   * more ciphertext as usual. Clients: an async `onClientCertificate` answering a post-handshake
+   * CertificateRequest.
+   */
+  takeReadSuspension(): Promise<void> | null {
+    const until = this.#readSuspension;
+    this.#readSuspension = null;
+    return until;
+  }
+
+  /**
+   * @internal Servers, TLS 1.3: sends a CertificateRequest after the handshake
+   * (`SSL_verify_client_post_handshake`, then `SSL_do_handshake` writes it: send
+   * {@link outgoing}). The client's answer is processed by later {@link read}s;
+   * {@link clientCertificateAnswered} says when it has been.
+   *
+   * @throws {TypeError} | {@link TlsError} as `startRequest` in post_handshake_auth.ts.
+   */
+  requestClientCertificate(require: boolean): void {
+    this.#usable();
+    this.#requireHandshake("requestClientCertificate");
+    startRequest(this.#link, require);
+    const r = this.#call(Op.Handshake, "requestClientCertificate", null, 0);
+    const e = this.#sslError;
+    if (r !== 1 && e !== SSL_ERROR.WANT_READ && e !== SSL_ERROR.WANT_WRITE) {
+      throw this.#setFatal(this.#failure(e, "read"));
+    }
+  }
+
+  /**
+   * @internal Servers: whether the client's answer to {@link requestClientCertificate} has been
+   * processed (by a read since). True once per request.
+   */
+  clientCertificateAnswered(): boolean {
+    return !this.#closed && requestAnswered(this.#link);
   }
 
   // ---- what was negotiated ----------------------------------------------------------------
