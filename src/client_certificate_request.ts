@@ -244,7 +244,8 @@ export class ClientCertificateRequests {
           this.#keptBytes += n;
         }
         this.afterRead();
-        if (n > 0) continue; // more may be decryptable already
+        if (n > 0) continue; // more may be decryptable already (the loop checks for the end)
+        if (!this.#outstanding || this.#pending === null) return;
         const until = engine.takeReadSuspension();
         if (until !== null) await until;
         else await io.receive();
