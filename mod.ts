@@ -41,6 +41,7 @@ export type {
   StartTlsServerOptions,
   TlsServerOptions,
 } from "./src/server.ts";
+export type { ListenerContextOptions } from "./src/listener_context.ts";
 export { Connection } from "./src/connection.ts";
 export type { HandshakeInfo } from "./src/connection.ts";
 export type { NetAddr } from "./src/net/stream.ts";
