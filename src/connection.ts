@@ -548,11 +548,15 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
     if (this.#info === null) await this.handshake();
     for (let off = 0; off < p.length; off += WRITE_CHUNK_SIZE) {
       this.#assertWritable();
-      this.#engine.write(
-        off === 0 && p.length <= WRITE_CHUNK_SIZE
-          ? p
-          : p.subarray(off, Math.min(p.length, off + WRITE_CHUNK_SIZE)),
-      );
+      const piece = off === 0 && p.length <= WRITE_CHUNK_SIZE
+        ? p
+        : p.subarray(off, Math.min(p.length, off + WRITE_CHUNK_SIZE));
+      for (let done = this.#engine.write(piece); done < piece.length;) {
+        // Post-handshake auth half done (client_certificate_request.ts): write the rest after it.
+        await this.#engine.takeWriteSuspension();
+        this.#assertWritable();
+        done += this.#engine.write(piece.subarray(done));
+      }
       await this.#flush("a write");
     }
     return p.length;

@@ -30,6 +30,7 @@ import { test } from "./harness.ts";
 import { type ClientProcess, spawnClient, stopAllClients } from "./support/clients.ts";
 import { clearCacheAndAssertNoLeaks } from "./support/leaks.ts";
 import { localClientOptions, localServerOptions, until } from "./support/listener.ts";
+import { handshakePair, makePair, readAll, transfer } from "./support/memory_pair.ts";
 import { startOpensslServer } from "./support/openssl_peer.ts";
 import { sharedTestPki } from "./support/pki.ts";
 
@@ -412,4 +413,78 @@ test("ours: refusals and failures: no certificate, an untrusted one, close, misu
       }
     }
   });
+});
+
+test("ours: the client writes while its async onClientCertificate is choosing: sent after it", async () => {
+  await withServer(async (server) => {
+    let choosing = false;
+    const { client, conn } = await pair(server, {
+      onClientCertificate: async () => {
+        choosing = true;
+        await new Promise((r) => setTimeout(r, 200));
+        choosing = false;
+        return { cert: pki.client.chainPem, key: pki.client.key };
+      },
+    });
+    try {
+      const request = conn.requestClientCertificate();
+      const clientReads = readText(client, "bye"); // receives the request, asks the callback
+      await until("the callback to run", () => choosing);
+      // OpenSSL cannot write in the middle of the exchange (SSL_write: WANT_X509_LOOKUP): the
+      // write waits for the callback, then goes out after the answer.
+      await client.write(text("while choosing"));
+      assert.equal(choosing, false);
+      assert.equal((await request)?.subject, CLIENT_SUBJECT);
+      assert.equal(await readText(conn, "while choosing"), "while choosing");
+      await conn.write(text("bye"));
+      assert.equal(await clientReads, "bye");
+    } finally {
+      client.close();
+      conn.close();
+    }
+  });
+});
+
+test("engine: a server write with half the client's answer read waits for the rest", async () => {
+  const p = makePair(
+    {
+      caCerts: [pki.rootCa.cert],
+      postHandshakeAuth: true,
+      cert: pki.client.chainPem,
+      key: pki.client.key,
+    },
+    { cert: pki.server.chainPem, key: pki.server.key, caCerts: [pki.rootCa.cert] },
+  );
+  try {
+    await handshakePair(p.client, p.server);
+    transfer(p.server, p.client);
+    readAll(p.client); // the tickets
+    p.server.requestClientCertificate(true);
+    transfer(p.server, p.client);
+    assert.equal(readAll(p.client)!.length, 0); // the request, answered at once
+    const answer = p.client.outgoing()!;
+    // Certificate, CertificateVerify, Finished: one record each. Deliver the first and 3 bytes.
+    const firstRecord = 5 + ((answer[3]! << 8) | answer[4]!);
+    p.server.receive(answer.subarray(0, firstRecord + 3));
+    assert.equal(p.server.read(new Uint8Array(64)), 0);
+    assert.equal(p.server.clientCertificateAnswered(), false);
+    // SSL_write would have to finish reading the answer first (WANT_READ): nothing written yet.
+    const data = text("after the answer");
+    assert.equal(p.server.write(data), 0);
+    const until = p.server.takeWriteSuspension();
+    assert.ok(until !== null);
+    let resumed = false;
+    void until.then(() => (resumed = true));
+    p.server.receive(answer.subarray(firstRecord + 3));
+    assert.equal(p.server.read(new Uint8Array(64)), 0);
+    assert.equal(p.server.clientCertificateAnswered(), true);
+    await until;
+    assert.equal(resumed, true);
+    assert.equal(p.server.write(data), data.length);
+    transfer(p.server, p.client);
+    assert.equal(decoder.decode(readAll(p.client)!), "after the answer");
+  } finally {
+    p.close();
+  }
+  clearCacheAndAssertNoLeaks();
 });

@@ -442,6 +442,7 @@ export class TlsEngine {
     if (this.#receivedCloseNotify) return null;
     if (into.length === 0) return 0;
     const n = this.#call(Op.Read, "read", into, Math.min(into.length, MAX_CHUNK));
+    this.#readProgress?.(); // post-handshake auth: a write waiting for the answer may go on
     if (n > 0) return n;
     const e = this.#sslError;
     switch (e) {
@@ -465,7 +466,11 @@ export class TlsEngine {
 
   /**
    * Encrypts all of `data` into the outgoing buffer and returns `data.length`. (Memory BIOs never
-   * push back, so a write is always complete; send {@link outgoing} afterwards.)
+   * push back, so a write is always complete; send {@link outgoing} afterwards.) One exception:
+   * while a TLS 1.3 post-handshake authentication is half done (a client's async
+   * `onClientCertificate` choosing; a server that has read part of the client's answer),
+   * OpenSSL cannot write: then it returns how many bytes it did write, and
+   * {@link takeWriteSuspension} says when to write the rest.
    *
    * @throws {TlsError} `CLOSED` after {@link closeWrite}; `PROTOCOL_ERROR`.
    */
@@ -479,7 +484,14 @@ export class TlsEngine {
         ? data
         : data.subarray(off, Math.min(data.length, off + MAX_CHUNK));
       const n = this.#call(Op.Write, "write", chunk, chunk.length);
-      if (n <= 0) throw this.#setFatal(this.#failure(this.#sslError, "write"));
+      if (n <= 0) {
+        const until = this.#postHandshakeWriteWait(this.#sslError);
+        if (until !== null) {
+          this.#writeSuspension = until;
+          return off;
+        }
+        throw this.#setFatal(this.#failure(this.#sslError, "write"));
+      }
       off += n;
     }
     return data.length;
@@ -507,6 +519,40 @@ export class TlsEngine {
 
   /** Set when a read returned 0 because a user callback is pending (see {@link takeReadSuspension}). */
   #readSuspension: Promise<void> | null = null;
+  /** Set when a write stopped short (see {@link takeWriteSuspension}). */
+  #writeSuspension: Promise<void> | null = null;
+  /** Resolves the Promise writes wait on for the next read (see {@link #postHandshakeWriteWait}). */
+  #readProgress: (() => void) | null = null;
+
+  /**
+   * After an `SSL_write` that failed with `sslError`: what a post-handshake authentication in
+   * progress lets the write wait for, or `null` (a real failure). OpenSSL runs the unfinished
+   * exchange inside `SSL_write` first: a client whose async `onClientCertificate` is pending gets
+   * `WANT_X509_LOOKUP` (wait for the callback), a server that has read part of the client's
+   * answer gets `WANT_READ` (wait for the next read, which brings the rest).
+   */
+  #postHandshakeWriteWait(sslError: number): Promise<void> | null {
+    if (sslError === SSL_ERROR.WANT_X509_LOOKUP) return this.#callbacks.pending();
+    if (sslError !== SSL_ERROR.WANT_READ && sslError !== SSL_ERROR.WANT_WRITE) return null;
+    return new Promise<void>((resolve) => {
+      const previous = this.#readProgress;
+      this.#readProgress = () => {
+        this.#readProgress = null;
+        previous?.();
+        resolve();
+      };
+    });
+  }
+
+  /**
+   * @internal After a {@link write} that returned less than its input: a Promise that settles
+   * when the rest may be written (a post-handshake authentication went on), else `null`.
+   */
+  takeWriteSuspension(): Promise<void> | null {
+    const until = this.#writeSuspension;
+    this.#writeSuspension = null;
+    return until;
+  }
 
   /**
    * @internal After a {@link read} that returned 0: a Promise that settles once the user
