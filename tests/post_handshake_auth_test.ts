@@ -488,3 +488,29 @@ test("engine: a server write with half the client's answer read waits for the re
   }
   clearCacheAndAssertNoLeaks();
 });
+
+test("engine: a write waiting for the rest of the answer is let go when the engine closes", async () => {
+  const p = makePair(
+    { caCerts: [pki.rootCa.cert], postHandshakeAuth: true },
+    { cert: pki.server.chainPem, key: pki.server.key, caCerts: [pki.rootCa.cert] },
+  );
+  try {
+    await handshakePair(p.client, p.server);
+    transfer(p.server, p.client);
+    readAll(p.client);
+    p.server.requestClientCertificate(false);
+    transfer(p.server, p.client);
+    readAll(p.client);
+    const answer = p.client.outgoing()!; // an empty Certificate, then Finished
+    p.server.receive(answer.subarray(0, 5 + ((answer[3]! << 8) | answer[4]!) + 1));
+    assert.equal(p.server.read(new Uint8Array(64)), 0);
+    assert.equal(p.server.write(text("x")), 0);
+    const until = p.server.takeWriteSuspension()!;
+    p.server.close();
+    await until; // settles: the caller's next step reports CLOSED
+    assert.throws(() => p.server.write(text("x")), isTlsError("CLOSED"));
+  } finally {
+    p.close();
+  }
+  clearCacheAndAssertNoLeaks();
+});

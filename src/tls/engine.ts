@@ -750,6 +750,7 @@ export class TlsEngine {
       }
     }
     this.#bios?.forget(); // (absent if the constructor failed) OpenSSL is gone: nothing reads the lent bytes any more
+    this.#readProgress?.(); // post-handshake auth: a write waiting for a read goes on (to CLOSED)
   }
 
   /** Whether {@link close} has been called. */
