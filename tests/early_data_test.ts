@@ -208,6 +208,21 @@ test("earlyData never goes as 0-RTT without a session allowing it; it still arri
       earlyData: text("too long\n"),
     });
     assert.deepEqual([big.reused, big.accepted], [true, false]);
+    // TLS 1.2 (no early data in it) with a server reading early data: just a handshake.
+    const tls12 = await exchange(small.server.addr.port, "v.\n", {
+      maxVersion: "TLSv1.2",
+      earlyData: text("E3\n"),
+    });
+    const tls12Again = await exchange(small.server.addr.port, "u.\n", {
+      maxVersion: "TLSv1.2",
+      session: tls12.session,
+      earlyData: text("E4\n"),
+    });
+    assert.deepEqual([tls12.accepted, tls12Again.reused, tls12Again.accepted], [
+      false,
+      true,
+      false,
+    ]);
     assert.deepEqual(off.seen.map((s) => [s.earlyData, s.firstRead]), [
       [null, "E1\nx.\n"],
       [null, "E2\ny.\n"],
@@ -215,6 +230,8 @@ test("earlyData never goes as 0-RTT without a session allowing it; it still arri
     assert.deepEqual(small.seen.map((s) => [s.earlyData, s.firstRead]), [
       [null, "z.\n"],
       [null, "too long\nw.\n"],
+      [null, "E3\nv.\n"],
+      [null, "E4\nu.\n"],
     ]);
   } finally {
     await off.stop();

@@ -31,7 +31,24 @@ import { EARLY_DATA, openssl, type Pointer } from "../core/native.ts";
 import type { Feature, Link, SchemaOf } from "./feature.ts";
 import { sessionHostname } from "./session_codec.ts";
 
-/** Per-connection client options. */
+/**
+ * Per-connection client options.
+ *
+ * @example
+ * ```ts
+ * import { readFileSync } from "node:fs";
+ * import { connect } from "../../mod.ts";
+ * const session = new Uint8Array(readFileSync("session.der")); // conn.session, stored earlier
+ * const conn = await connect({
+ *   hostname: "example.com",
+ *   port: 443,
+ *   session,
+ *   earlyData: new TextEncoder().encode("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"),
+ * });
+ * console.log(conn.earlyDataAccepted);
+ * conn.close();
+ * ```
+ */
 export interface EarlyDataClientOptions {
   /**
    * Bytes to send first. With a resumed TLS 1.3 `session` whose server allows early data (and
@@ -46,7 +63,25 @@ export interface EarlyDataClientOptions {
   earlyData?: Uint8Array;
 }
 
-/** Server options. */
+/**
+ * Server options.
+ *
+ * @example
+ * ```ts
+ * import { readFileSync } from "node:fs";
+ * import { listen } from "../../mod.ts";
+ * const server = listen({
+ *   port: 8443,
+ *   cert: readFileSync("server-chain.pem", "utf8"),
+ *   key: readFileSync("server.key", "utf8"),
+ *   maxEarlyData: 16384,
+ * });
+ * for await (const conn of server) {
+ *   console.log(conn.earlyData); // 0-RTT bytes (maybe a replay), or null
+ *   conn.close();
+ * }
+ * ```
+ */
 export interface EarlyDataServerOptions {
   /**
    * TLS 1.3: accept up to this many bytes of 0-RTT early data from clients resuming a session

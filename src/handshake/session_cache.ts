@@ -48,10 +48,42 @@ import { linkOf, routedCallback } from "./routing.ts";
 import { decodeSession, encodeSession } from "./session_codec.ts";
 import { sessionIdContextOf } from "./sessions.ts";
 
-/** What a cache lookup may answer: the session's bytes, or none. */
+/**
+ * What a cache lookup may answer: the session's bytes, or none.
+ *
+ * @example
+ * ```ts
+ * import type { CachedSession } from "../../mod.ts";
+ * const store = new Map<string, Uint8Array>();
+ * const lookUp = (key: string): CachedSession => store.get(key) ?? null;
+ * console.log(lookUp("00"));
+ * ```
+ */
 export type CachedSession = Uint8Array | null | undefined;
 
-/** Server options: an external session cache shared by several servers. */
+/**
+ * Server options: an external session cache shared by several servers.
+ *
+ * @example
+ * ```ts
+ * import { readFileSync } from "node:fs";
+ * import { listen, type SessionCacheServerOptions } from "../../mod.ts";
+ * const store = new Map<string, Uint8Array>();
+ * const key = (id: Uint8Array) => Array.from(id).join(",");
+ * const cache: SessionCacheServerOptions = {
+ *   onNewSession: (id, session) => void store.set(key(id), session),
+ *   onResumeSession: async (id) => store.get(key(id)) ?? null,
+ *   onSessionCacheError: (error, operation) => console.error(operation, error),
+ * };
+ * const server = listen({
+ *   port: 8443,
+ *   cert: readFileSync("server-chain.pem", "utf8"),
+ *   key: readFileSync("server.key", "utf8"),
+ *   ...cache,
+ * });
+ * server.close();
+ * ```
+ */
 export interface SessionCacheServerOptions {
   /**
    * Called with each new session the server makes (TLS 1.2: at the end of a full handshake;
