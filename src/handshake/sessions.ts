@@ -163,9 +163,9 @@ function onNewSession(link: Link, session: Pointer): void {
   if (o.SSL_SESSION_is_resumable(session) !== 1) return;
   // OpenSSL records the name only when the server acknowledged SNI (never for IP addresses):
   // write it ourselves. On a client OpenSSL reads a session's host name only for early data
-  // (early_data.ts sends it only when the name matches the SNI sent), so this changes nothing
-  // else. A connection whose server
-  // sent no certificate (a PSK handshake) verified none: its sessions carry no name.
+  // (early_data.ts sends early data only when the name is the SNI sent), so this changes nothing
+  // else. A connection whose server sent no certificate (a PSK handshake) verified none: its
+  // sessions carry no name.
   const get = o.SSL_get1_peer_certificate ?? o.SSL_get_peer_certificate;
   const peer = get === null ? null : get(link.ssl);
   if (peer !== null) o.X509_free(peer); // get1: a reference of our own
