@@ -274,6 +274,36 @@ test("cache: ids and bytes are copies; garbage and throws mean a full handshake 
   }
 });
 
+test("cache: a session from a server with another client-certificate policy does not resume", async () => {
+  const store = new Map<string, Uint8Array>();
+  const key = (id: Uint8Array) => Array.from(id).join(",");
+  const cache: Partial<ListenOptions> = {
+    onNewSession: (id, session) => void store.set(key(id), session),
+    onResumeSession: (id) => store.get(key(id)) ?? null,
+  };
+  const a = greeter(cache);
+  // Asks for (optional) client certificates: another session id context, so OpenSSL refuses
+  // A's sessions there even though the shared cache hands them over.
+  const b = greeter({ ...cache, requestClientCert: "optional", caCerts: [pki.rootCa.cert] });
+  try {
+    for (const version of ["TLSv1.3", "TLSv1.2"] as const) {
+      const first = await visit(a.server.addr.port, { maxVersion: version });
+      const other = await visit(b.server.addr.port, {
+        maxVersion: version,
+        session: first.session,
+      });
+      assert.equal(other.reused, false, version);
+      assert.equal(other.greeting, "hello\n");
+      const same = await visit(a.server.addr.port, { maxVersion: version, session: first.session });
+      assert.equal(same.reused, true, version);
+    }
+  } finally {
+    await a.stop();
+    await b.stop();
+    finish();
+  }
+});
+
 test("cache: a throwing or rejecting onNewSession is reported; the handshake goes on", async () => {
   const errors: string[] = [];
   let calls = 0;
