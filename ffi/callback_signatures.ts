@@ -181,5 +181,17 @@ export const SERVER_NEW_SESSION_CB: CallbackSignature = {
   failure: 0,
 };
 
+/**
+ * `void remove_session_cb(SSL_CTX *ctx, SSL_SESSION *sess)` (SSL_CTX_sess_set_remove_cb(3)): a
+ * server's session is no longer to be resumed: a connection that used it ended without sending
+ * close_notify, or with a fatal alert (`ssl_clear_bad_session`, `ssl3_send_alert`), or it was
+ * removed from the cache. Called with the session context, not an `SSL` (also from `SSL_free`).
+ */
+export const REMOVE_SESSION_CB: CallbackSignature = {
+  args: ["ptr", "ptr"],
+  ret: "void",
+  failure: null,
+};
+
 /** `int (*compar)(const void *, const void *)`: used by the backend conformance test only. */
 export const COMPARE_CB: CallbackSignature = { args: ["ptr", "ptr"], ret: "i32", failure: 0 };

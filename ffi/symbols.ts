@@ -461,6 +461,9 @@ export const sslSymbols = {
   // void SSL_CTX_sess_set_get_cb(SSL_CTX *ctx, SSL_SESSION *(*get_session_cb)(SSL *,
   //     const unsigned char *data, int len, int *copy));
   SSL_CTX_sess_set_get_cb: { args: ["ptr", "cb"], ret: "void" },
+  // void SSL_CTX_sess_set_remove_cb(SSL_CTX *ctx, void (*remove_session_cb)(SSL_CTX *ctx,
+  //     SSL_SESSION *sess));
+  SSL_CTX_sess_set_remove_cb: { args: ["ptr", "cb"], ret: "void" },
   // const unsigned char *SSL_SESSION_get_id(const SSL_SESSION *s, unsigned int *len);  (borrowed)
   SSL_SESSION_get_id: { args: ["ptr", "buf"], ret: "ptr" },
   // size_t SSL_client_hello_get0_session_id(SSL *s, const unsigned char **out);  (borrowed)

@@ -328,6 +328,64 @@ test("cache: a throwing or rejecting onNewSession is reported; the handshake goe
   }
 });
 
+test("cache: onRemoveSession hears of a session whose connection ended without close_notify", async () => {
+  const store = new Map<string, Uint8Array>();
+  const removed: string[] = [];
+  const key = (id: Uint8Array) => Array.from(id).join(",");
+  let abortNext = false;
+  const server = listen(localServerOptions({
+    handshakeTimeout: 5_000,
+    onNewSession: (id, session) => void store.set(key(id), session),
+    onResumeSession: (id) => store.get(key(id)) ?? null,
+    onRemoveSession: (id) => {
+      removed.push(key(id));
+      store.delete(key(id));
+    },
+  }));
+  const loop = (async () => {
+    for await (const conn of server) {
+      if (abortNext) {
+        conn.abort(); // no close_notify: OpenSSL calls the session bad
+        continue;
+      }
+      await conn.write(new TextEncoder().encode("hello\n")).catch(() => {});
+      await conn.closeWrite().catch(() => {});
+      await conn.read(new Uint8Array(64)).catch(() => null);
+      conn.close();
+    }
+  })();
+  try {
+    const port = server.addr.port;
+    const first = await visit(port, { maxVersion: "TLSv1.2" });
+    assert.equal(store.size, 1);
+    const [id] = [...store.keys()];
+    assert.equal(
+      (await visit(port, { maxVersion: "TLSv1.2", session: first.session })).reused,
+      true,
+    );
+    assert.deepEqual(removed, [], "connections closed with close_notify keep their session");
+
+    abortNext = true;
+    const conn = await connect(client(port, { maxVersion: "TLSv1.2", session: first.session }));
+    assert.equal(conn.sessionReused, true);
+    await conn.read(new Uint8Array(64)).catch(() => null); // the server dropped it
+    conn.close();
+    abortNext = false;
+    await until("onRemoveSession", () => removed.length > 0);
+    assert.deepEqual(removed, [id]);
+    assert.equal(store.size, 0);
+    // The store forgot it: a full handshake.
+    assert.equal(
+      (await visit(port, { maxVersion: "TLSv1.2", session: first.session })).reused,
+      false,
+    );
+  } finally {
+    await server[Symbol.asyncDispose]();
+    await loop;
+    finish();
+  }
+});
+
 test("cache: option checks", () => {
   const base = localServerOptions();
   assert.throws(
@@ -337,6 +395,10 @@ test("cache: option checks", () => {
   assert.throws(
     () => listen({ ...base, onSessionCacheError: () => {} }),
     /onSessionCacheError needs onNewSession or onResumeSession/,
+  );
+  assert.throws(
+    () => listen({ ...base, onRemoveSession: () => {} }),
+    /onRemoveSession needs onNewSession or onResumeSession/,
   );
   assert.throws(
     () => listen({ ...base, onNewSession: () => {}, ticketKeys: new Uint8Array(80) }),

@@ -2,7 +2,8 @@
  * The external server session cache: `onNewSession(id, session)` hands each new session to the
  * application (a shared store: Redis, memcached, a database), `onResumeSession(id)` asks it for
  * one, synchronously or with a Promise, so that several processes or machines resume each
- * other's TLS 1.2 sessions and TLS 1.3 (stateful) tickets.
+ * other's TLS 1.2 sessions and TLS 1.3 (stateful) tickets; `onRemoveSession(id)` tells it of
+ * sessions OpenSSL no longer wants resumed.
  *
  * How OpenSSL runs it (SSL_CTX_sess_set_new_cb(3), SSL_CTX_sess_set_get_cb(3),
  * SSL_CTX_set_session_cache_mode(3), SSL_CTX_set_options(3)):
@@ -34,6 +35,7 @@ import {
   GET_SESSION_CB,
   openssl,
   type Pointer,
+  REMOVE_SESSION_CB,
   SERVER_NEW_SESSION_CB,
   SSL_CLIENT_HELLO,
   SSL_OP,
@@ -107,13 +109,36 @@ export interface SessionCacheServerOptions {
    */
   onResumeSession?: (id: Uint8Array) => CachedSession | Promise<CachedSession>;
   /**
-   * Told of every failure of {@link onNewSession} / {@link onResumeSession} (`operation`
-   * `"store"` / `"lookup"`): a throw, a rejection, or a lookup that answered something that is
-   * not a session. The handshake goes on either way (a lookup failure means a full handshake).
-   * Default: a `console.warn` line. A throw from here is reported as an uncaught error.
+   * Called with the id of a session OpenSSL says must not be resumed any more: a connection that
+   * used it failed (a fatal alert, sent or received) or ended without this server sending
+   * close_notify (`conn.abort()`, a dropped client; SSL_CTX_sess_set_remove_cb(3)). Delete it
+   * from the store. Called after OpenSSL's call returned (in a microtask), never inside it; a
+   * throw or rejection goes to {@link onSessionCacheError}. `id` is a copy.
    */
-  onSessionCacheError?: (error: unknown, operation: "store" | "lookup") => void;
+  onRemoveSession?: (id: Uint8Array) => void | Promise<void>;
+  /**
+   * Told of every failure of {@link onNewSession} / {@link onResumeSession} /
+   * {@link onRemoveSession} (`operation` `"store"` / `"lookup"` / `"remove"`): a throw, a
+   * rejection, or a lookup that answered something that is not a session. The handshake goes on
+   * either way (a lookup failure means a full handshake). Default: a `console.warn` line. A throw
+   * from here is reported as an uncaught error.
+   */
+  onSessionCacheError?: (error: unknown, operation: SessionCacheOperation) => void;
 }
+
+/**
+ * What failed, for {@link SessionCacheServerOptions.onSessionCacheError}.
+ *
+ * @example
+ * ```ts
+ * import type { SessionCacheOperation } from "../../mod.ts";
+ * const failures = new Map<SessionCacheOperation, number>();
+ * const onSessionCacheError = (_error: unknown, operation: SessionCacheOperation) =>
+ *   void failures.set(operation, (failures.get(operation) ?? 0) + 1);
+ * console.log(onSessionCacheError);
+ * ```
+ */
+export type SessionCacheOperation = "store" | "lookup" | "remove";
 
 type Options = SessionCacheServerOptions & Parameters<typeof sessionIdContextOf>[0] & {
   maxVersion?: string;
@@ -124,8 +149,16 @@ export function usesSessionCache(options: Readonly<SessionCacheServerOptions>): 
   return options.onNewSession !== undefined || options.onResumeSession !== undefined;
 }
 
-function report(link: Link, error: unknown, operation: "store" | "lookup"): void {
-  const handler = (link.options as Options).onSessionCacheError;
+function report(link: Link, error: unknown, operation: SessionCacheOperation): void {
+  reportTo(link.options as Options, error, operation);
+}
+
+function reportTo(
+  options: Readonly<Options>,
+  error: unknown,
+  operation: SessionCacheOperation,
+): void {
+  const handler = options.onSessionCacheError;
   if (handler === undefined) {
     console.warn(`libssl-ffi: the session cache's ${operation} failed: ${messageOf(error)}`);
     return;
@@ -299,22 +332,66 @@ function onNewSession(link: Link, _ssl: Pointer | null, session: Pointer | null)
   return 0;
 }
 
-/** `onNewSession`, `onResumeSession`, `onSessionCacheError` (servers). */
-export const sessionCache: Feature<Options> = {
+/**
+ * The options of each server context with `onRemoveSession`, by `SSL_CTX` address: the remove
+ * callback gets the session context, not an `SSL` (and runs inside `SSL_free`, after the
+ * connection's route is gone). Weak: the options live as long as the context or a connection of
+ * it; a reused address is overwritten by the next context's `configure`.
+ */
+const removeRoutes = new Map<number, WeakRef<SessionCacheState>>();
+
+/** Per context: its options, for the remove callback (see {@link removeRoutes}). */
+interface SessionCacheState {
+  readonly options: Readonly<Options>;
+}
+
+/** The remove callback: the id, copied, goes to `onRemoveSession` in a microtask. */
+function onRemove(ctx: Pointer | null, session: Pointer | null): void {
+  if (ctx === null || session === null) return;
+  const o = openssl();
+  const address = o.backend.address(ctx);
+  const options = removeRoutes.get(address)?.deref()?.options;
+  if (options === undefined) {
+    removeRoutes.delete(address);
+    return;
+  }
+  const handler = options.onRemoveSession;
+  const length = new Uint32Array(1);
+  const p = o.SSL_SESSION_get_id(session, length);
+  if (handler === undefined || p === null || length[0] === 0) return;
+  const id = o.backend.readBytes(p, 0, length[0]!);
+  queueMicrotask(() => {
+    try {
+      const result = handler(id);
+      if (isThenable(result)) {
+        Promise.resolve(result).catch((error) => reportTo(options, error, "remove"));
+      }
+    } catch (error) {
+      reportTo(options, error, "remove");
+    }
+  });
+}
+
+/** `onNewSession`, `onResumeSession`, `onRemoveSession`, `onSessionCacheError` (servers). */
+export const sessionCache: Feature<Options, SessionCacheState> = {
   name: "external session cache",
   options: {
     onNewSession: { role: "server", scope: "context" },
     onResumeSession: { role: "server", scope: "context" },
+    onRemoveSession: { role: "server", scope: "context" },
     onSessionCacheError: { role: "server", scope: "context" },
   } satisfies SchemaOf<Record<never, never>, SessionCacheServerOptions>,
   validate(_role, options) {
-    for (const key of ["onNewSession", "onResumeSession", "onSessionCacheError"] as const) {
+    const keys = ["onNewSession", "onResumeSession", "onRemoveSession", "onSessionCacheError"];
+    for (const key of keys as (keyof SessionCacheServerOptions)[]) {
       if (options[key] !== undefined && typeof options[key] !== "function") {
         throw new TypeError(`${key} must be a function`);
       }
     }
-    if (options.onSessionCacheError !== undefined && !usesSessionCache(options)) {
-      throw new TypeError("onSessionCacheError needs onNewSession or onResumeSession");
+    for (const key of ["onRemoveSession", "onSessionCacheError"] as const) {
+      if (options[key] !== undefined && !usesSessionCache(options)) {
+        throw new TypeError(`${key} needs onNewSession or onResumeSession`);
+      }
     }
     if (usesSessionCache(options) && options.ticketKeys !== undefined) {
       throw new TypeError(
@@ -323,7 +400,8 @@ export const sessionCache: Feature<Options> = {
       );
     }
   },
-  configure({ role, ctx, options }) {
+  contextState: (_role, options) => ({ options }),
+  configure({ role, ctx, options, stateOf }) {
     if (role !== "server" || !usesSessionCache(options)) return;
     const o = openssl();
     o.SSL_CTX_set_session_cache_mode(
@@ -339,6 +417,11 @@ export const sessionCache: Feature<Options> = {
     }
     if (options.onNewSession !== undefined) {
       o.SSL_CTX_sess_set_new_cb(ctx, routedCallback(SERVER_NEW_SESSION_CB, onNewSession));
+    }
+    if (options.onRemoveSession !== undefined) {
+      // The state lives as long as the context (and its connections, whose links hold it).
+      removeRoutes.set(o.backend.address(ctx), new WeakRef(stateOf(sessionCache)));
+      o.SSL_CTX_sess_set_remove_cb(ctx, trampoline(REMOVE_SESSION_CB, onRemove as never));
     }
     if (options.onResumeSession !== undefined) {
       o.SSL_CTX_sess_set_get_cb(
