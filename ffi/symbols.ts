@@ -484,6 +484,34 @@ export const sslSymbols = {
   //     unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX *ctx, EVP_MAC_CTX *hctx,
   //     int enc));  (3.0; 1.1.1 has only the HMAC_CTX form)
   SSL_CTX_set_tlsext_ticket_key_evp_cb: { args: ["ptr", "cb"], ret: "i32", optional: true },
+
+  // ---- External server session cache and 0-RTT early data (SSL_CTX_sess_set_get_cb(3),
+  // SSL_read_early_data(3)); all in 1.1.1, 3.0, 3.5 and 4.0 ----
+  // void SSL_CTX_sess_set_get_cb(SSL_CTX *ctx, SSL_SESSION *(*get_session_cb)(SSL *,
+  //     const unsigned char *data, int len, int *copy));
+  SSL_CTX_sess_set_get_cb: { args: ["ptr", "cb"], ret: "void" },
+  // void SSL_CTX_sess_set_remove_cb(SSL_CTX *ctx, void (*remove_session_cb)(SSL_CTX *ctx,
+  //     SSL_SESSION *sess));
+  SSL_CTX_sess_set_remove_cb: { args: ["ptr", "cb"], ret: "void" },
+  // const unsigned char *SSL_SESSION_get_id(const SSL_SESSION *s, unsigned int *len);  (borrowed)
+  SSL_SESSION_get_id: { args: ["ptr", "buf"], ret: "ptr" },
+  // size_t SSL_client_hello_get0_session_id(SSL *s, const unsigned char **out);  (borrowed)
+  SSL_client_hello_get0_session_id: { args: ["ptr", "buf"], ret: "usize" },
+  // int SSL_CTX_set_max_early_data(SSL_CTX *ctx, uint32_t max_early_data);
+  SSL_CTX_set_max_early_data: { args: ["ptr", "u32"], ret: "i32" },
+  // int SSL_CTX_set_recv_max_early_data(SSL_CTX *ctx, uint32_t recv_max_early_data);
+  SSL_CTX_set_recv_max_early_data: { args: ["ptr", "u32"], ret: "i32" },
+  // uint32_t SSL_SESSION_get_max_early_data(const SSL_SESSION *s);
+  SSL_SESSION_get_max_early_data: { args: ["ptr"], ret: "u32" },
+  // void SSL_SESSION_get0_alpn_selected(const SSL_SESSION *s, const unsigned char **alpn,
+  //     size_t *len);  (borrowed)
+  SSL_SESSION_get0_alpn_selected: { args: ["ptr", "buf", "buf"], ret: "void" },
+  // int SSL_write_early_data(SSL *s, const void *buf, size_t num, size_t *written);
+  SSL_write_early_data: { args: ["ptr", "buf", "usize", "buf"], ret: "i32" },
+  // int SSL_read_early_data(SSL *s, void *buf, size_t num, size_t *readbytes);
+  SSL_read_early_data: { args: ["ptr", "buf", "usize", "buf"], ret: "i32" },
+  // int SSL_get_early_data_status(const SSL *s);
+  SSL_get_early_data_status: { args: ["ptr"], ret: "i32" },
 } as const satisfies SymbolTable;
 
 type ArgOf<T> = T extends "ptr" | "cb" ? Pointer | null

@@ -749,6 +749,29 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
     return this.#infoOrThrow().pskIdentity;
   }
 
+  // ---- 0-RTT early data (src/handshake/early_data.ts) ----
+
+  /**
+   * Whether the server accepted this connection's TLS 1.3 early data. Clients: `earlyData` went
+   * out as 0-RTT data and was taken; when `false`, it was sent as ordinary data right after the
+   * handshake instead. Servers: {@link earlyData} holds it.
+   */
+  get earlyDataAccepted(): boolean {
+    this.#infoOrThrow();
+    return this.#engine.earlyDataAccepted;
+  }
+
+  /**
+   * Servers with `maxEarlyData`: the 0-RTT early data the client sent and this server accepted,
+   * or `null` (none, rejected; always on clients). It is not repeated in the stream `read()`
+   * returns. It may be a replay (from another server, or from before): act on it only if doing
+   * so twice is harmless.
+   */
+  get earlyData(): Uint8Array | null {
+    this.#infoOrThrow();
+    return this.#engine.earlyData;
+  }
+
   /** `"client"` or `"server"`. */
   get role(): "client" | "server" {
     return this.#engine.role;

@@ -8,6 +8,11 @@
 import { alpn, type AlpnClientOptions, type AlpnOptions } from "./alpn.ts";
 import { clientCertificate, type ClientCertificateOptions } from "./client_certificate.ts";
 import { clientHello } from "./client_hello.ts";
+import {
+  earlyData,
+  type EarlyDataClientOptions,
+  type EarlyDataServerOptions,
+} from "./early_data.ts";
 import type { AnyFeature } from "./feature.ts";
 import { groups, type GroupsOptions } from "./groups.ts";
 import { identity, type IdentityOptions } from "./identity.ts";
@@ -20,6 +25,7 @@ import {
   type ServerNameClientOptions,
   type ServerNameServerOptions,
 } from "./server_name.ts";
+import { sessionCache, type SessionCacheServerOptions } from "./session_cache.ts";
 import { type SessionClientOptions, sessions, type SessionServerOptions } from "./sessions.ts";
 import { trace, type TraceOptions } from "./trace.ts";
 import {
@@ -41,6 +47,8 @@ export const FEATURES: readonly AnyFeature[] = [
   alpn, // alpnProtocols
   ocsp, // ocsp, ocspStaple
   sessions, // session, onSession, tickets (before psk: its TLS 1.2 resumption hook runs first)
+  sessionCache, // onNewSession, onResumeSession (after sessions: replaces its id context)
+  earlyData, // earlyData, maxEarlyData (after sessions: sends early data with the offered session)
   psk, // psk, pskIdentityHint, pskKeyExchange (after protocol: replaces the default ciphers)
   trace, // onHandshakeEvent, onKeylog, SSLKEYLOGFILE
   clientHello, // the client-hello callback, for the features above that want it
@@ -60,6 +68,7 @@ export interface ClientFeatureOptions
     AlpnClientOptions,
     OcspClientOptions,
     SessionClientOptions,
+    EarlyDataClientOptions,
     PskClientOptions,
     TraceOptions {}
 
@@ -80,6 +89,8 @@ export interface ServerFeatureOptions<Context>
     AlpnOptions,
     OcspServerOptions,
     SessionServerOptions,
+    SessionCacheServerOptions,
+    EarlyDataServerOptions,
     PskServerOptions,
     TraceOptions {}
 
@@ -99,5 +110,7 @@ export interface ContextFeatureOptions<Context>
     OcspClientOptions,
     OcspServerOptions,
     SessionServerOptions,
+    SessionCacheServerOptions,
+    EarlyDataServerOptions,
     PskOptions,
     TraceOptions {}

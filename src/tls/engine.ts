@@ -25,6 +25,12 @@ import { NativeHandle } from "../core/ownership.ts";
 import { openssl, type Pointer, SSL_ERROR } from "../core/native.ts";
 import { messageOf } from "../core/values.ts";
 import type { AlpnClientOptions } from "../handshake/alpn.ts";
+import {
+  earlyDataAcceptedOf,
+  type EarlyDataClientOptions,
+  earlyDataOf,
+  handshakeStep,
+} from "../handshake/early_data.ts";
 import type { AnyFeature, Link } from "../handshake/feature.ts";
 import { appliesTo, scopeOf, wrongSideError } from "../handshake/feature.ts";
 import { FEATURES } from "../handshake/features.ts";
@@ -55,7 +61,11 @@ import { FEATURE_OPTIONS, normalizeOptions } from "./options.ts";
  * feature's interface). A server engine takes none: its options are its context's.
  */
 export interface TlsEngineOptions
-  extends ServerNameClientOptions, AlpnClientOptions, SessionClientOptions {}
+  extends
+    ServerNameClientOptions,
+    AlpnClientOptions,
+    SessionClientOptions,
+    EarlyDataClientOptions {}
 
 /**
  * Validates per-connection options for a context of `role` (TypeError / RangeError): each key
@@ -346,7 +356,8 @@ export class TlsEngine {
     try {
       switch (op) {
         case Op.Handshake:
-          r = o.SSL_do_handshake(ssl);
+          // 0-RTT early data: its own calls first, then SSL_do_handshake (early_data.ts).
+          r = handshakeStep(this.#link) ?? o.SSL_do_handshake(ssl);
           break;
         case Op.Read:
           r = o.SSL_read(ssl, buf!, length);
@@ -581,6 +592,25 @@ export class TlsEngine {
    */
   get session(): Uint8Array | null {
     return this.role === "client" ? sessionOf(this.#link) : null;
+  }
+
+  // ---- 0-RTT early data (handshake/early_data.ts) ----
+
+  /**
+   * Whether the server accepted this connection's TLS 1.3 early data (`SSL_get_early_data_status`;
+   * after the handshake). Clients: the `earlyData` went out as 0-RTT data and was taken (if not,
+   * the engine already resent it as ordinary data). Servers: {@link earlyData} holds it.
+   */
+  get earlyDataAccepted(): boolean {
+    return earlyDataAcceptedOf(this.#link);
+  }
+
+  /**
+   * Servers: the 0-RTT early data the client sent and this server accepted (`maxEarlyData`), or
+   * `null` (none, rejected, or clients). It is not repeated in the stream {@link read} returns.
+   */
+  get earlyData(): Uint8Array | null {
+    return earlyDataOf(this.#link);
   }
 
   /** OpenSSL's verification result for the peer (`SSL_get_verify_result`; 0 = OK). */
