@@ -69,7 +69,13 @@ export type {
   VerificationOptions,
   VerifyCertificateInfo,
 } from "./src/handshake/verification.ts";
-export type { Identity, IdentityOptions } from "./src/handshake/identity.ts";
+export type {
+  Identity,
+  IdentityOptions,
+  PemIdentity,
+  Pkcs12Identity,
+} from "./src/handshake/identity.ts";
+export type { CrlCheck, RevocationOptions } from "./src/handshake/revocation.ts";
 export {
   identityForAcceptableIssuers,
   matchesAcceptableIssuers,
@@ -94,6 +100,12 @@ export type {
 } from "./src/handshake/ocsp.ts";
 export type { SessionClientOptions, SessionServerOptions } from "./src/handshake/sessions.ts";
 export { generateTicketKeys } from "./src/handshake/session_codec.ts";
+export type {
+  CachedSession,
+  SessionCacheOperation,
+  SessionCacheServerOptions,
+} from "./src/handshake/session_cache.ts";
+export type { EarlyDataClientOptions, EarlyDataServerOptions } from "./src/handshake/early_data.ts";
 export type { PskClientOptions, PskOptions, PskServerOptions } from "./src/handshake/psk.ts";
 export { DEFAULT_PSK_CIPHER_SUITE, DEFAULT_PSK_TLS12_CIPHERS } from "./src/handshake/psk_keys.ts";
 export type {

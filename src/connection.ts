@@ -28,6 +28,7 @@ import type { ByteStream, NetAddr } from "./net/stream.ts";
 import type { TlsContext } from "./tls/context.ts";
 import type { TlsEngine } from "./tls/engine.ts";
 import type { Certificate } from "./x509/certificate.ts";
+import { BATCH_LIMIT, WriteBatch } from "./write_batch.ts";
 
 /** The key of {@link Connection}'s listener-only "still waiting for a ClientHello?" check. */
 export const AWAITING_CLIENT_HELLO: unique symbol = Symbol("awaitingClientHello");
@@ -111,6 +112,8 @@ const MAX_POOLED_READS = 8;
 const readPool: Uint8Array[] = [];
 
 const noop = () => {};
+/** What a write is called in its errors. */
+const WRITING = "a write";
 
 /**
  * How long {@link Connection.close} may keep the transport open to deliver what was written before
@@ -196,6 +199,8 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
   #reads = new Queue();
   /** Writes, closeWrite, the close_notify of close(): never interleaved. */
   #writes = new Queue();
+  /** The batch small writes still join: queued on #writes, not started yet. */
+  #batch: WriteBatch | null = null;
   /** close() or abort() was called (or the handshake failed): no new operations. */
   #closed = false;
   /** The native objects are freed (the engine, an owned context). */
@@ -260,11 +265,17 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
     if (error instanceof TlsError) return error;
     if (this.#closed) return this.#closedError(error);
     if (isReset(error)) {
-      return new TlsError(
-        "UNEXPECTED_EOF",
-        `the connection was reset by the peer during ${during} (truncation)`,
-        { cause: error },
-      );
+      // A reset while reading cuts the data short: a truncation. While writing it only says the
+      // peer is gone; #write looks for the alert it may have sent first (see #alertBeforeReset).
+      return during === WRITING
+        ? new TlsError("NETWORK_ERROR", `the peer reset the connection during ${during}`, {
+          cause: error,
+        })
+        : new TlsError(
+          "UNEXPECTED_EOF",
+          `the connection was reset by the peer during ${during} (truncation)`,
+          { cause: error },
+        );
     }
     return new TlsError("NETWORK_ERROR", `network error during ${during}: ${messageOf(error)}`, {
       cause: error,
@@ -541,25 +552,83 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
   write(p: Uint8Array): Promise<number> {
     if (!(p instanceof Uint8Array)) return Promise.reject(new TypeError("p must be a Uint8Array"));
     if (this.#closed) return Promise.reject(this.#closedError());
-    return this.#writes.run(() => this.#write(p));
+    if (p.length > BATCH_LIMIT) {
+      this.#batch = null; // later small writes go after this one
+      return this.#writes.run(() => this.#write(p));
+    }
+    // Small writes of the same tick (or made while earlier writes are still going out) join one
+    // batch: one record, one socket write. See src/write_batch.ts.
+    const open = this.#batch;
+    if (open !== null && open.add(p)) return open.done.then(() => p.length);
+    const batch = new WriteBatch(p);
+    this.#batch = batch;
+    batch.done = this.#writes.run(async () => {
+      // Started at once when the queue was idle: let the rest of this tick's writes join first.
+      await null;
+      if (this.#batch === batch) this.#batch = null;
+      try {
+        await this.#write(batch.bytes());
+      } finally {
+        batch.release();
+      }
+    });
+    return batch.done.then(() => p.length);
   }
 
   async #write(p: Uint8Array): Promise<number> {
     if (this.#info === null) await this.handshake();
-    for (let off = 0; off < p.length; off += WRITE_CHUNK_SIZE) {
-      this.#assertWritable();
-      const piece = off === 0 && p.length <= WRITE_CHUNK_SIZE
-        ? p
-        : p.subarray(off, Math.min(p.length, off + WRITE_CHUNK_SIZE));
-      for (let done = this.#engine.write(piece); done < piece.length;) {
-        // Post-handshake auth half done (client_certificate_request.ts): write the rest after it.
-        await this.#engine.takeWriteSuspension();
+    try {
+      for (let off = 0; off < p.length; off += WRITE_CHUNK_SIZE) {
         this.#assertWritable();
-        done += this.#engine.write(piece.subarray(done));
+        const piece = off === 0 && p.length <= WRITE_CHUNK_SIZE
+          ? p
+          : p.subarray(off, Math.min(p.length, off + WRITE_CHUNK_SIZE));
+        for (let done = this.#engine.write(piece); done < piece.length;) {
+          // Post-handshake auth half done (client_certificate_request.ts): the rest after it.
+          await this.#engine.takeWriteSuspension();
+          this.#assertWritable();
+          done += this.#engine.write(piece.subarray(done));
+        }
+        await this.#flush(WRITING);
       }
-      await this.#flush("a write");
+    } catch (error) {
+      throw await this.#alertBeforeReset(error);
     }
     return p.length;
+  }
+
+  /**
+   * The error of a write that met a reset: the alert the peer sent before it closed, when it
+   * sent one, else the reset. A TLS 1.3 server checks our certificate only after our side of the
+   * handshake is done, so its refusal (an alert, then close) reaches a client that is already
+   * writing; the alert is what the user must see, at the write as at the next read, however the
+   * reset races it (node:net on Bun usually reports the reset at the first write, Deno at the
+   * second). The bytes that arrived before the reset are still readable: they go into the
+   * engine and are processed without consuming application data (`SSL_peek`); an alert then
+   * fails the connection as a read would, while data or a close_notify stay for the next read.
+   * Only when no read is running: that read reports the alert itself.
+   */
+  async #alertBeforeReset(error: unknown): Promise<unknown> {
+    const reset = error instanceof TlsError && error.code === "NETWORK_ERROR" &&
+      isReset(error.cause);
+    if (!reset || !this.#reads.idle || this.#nativeFreed || this.#closed) return error;
+    const alert = await this.#reads.run(async () => {
+      const probe = new Uint8Array(1);
+      try {
+        // A few socket reads at most: the alert is the first thing after the handshake.
+        for (let i = 0; i < 4; i++) {
+          if (this.#engine.peek(probe) !== 0) return null; // data or close_notify come first
+          if (!(await this.#receive(WRITING))) return null; // ended: nothing more to find
+        }
+      } catch (found) {
+        if (found instanceof TlsError && found.code === "ALERT_RECEIVED") return found;
+      }
+      return null;
+    });
+    if (alert === null) return error;
+    this.#failure = alert;
+    this.#abortNow();
+    return alert;
   }
 
   /**
@@ -568,6 +637,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
    */
   closeWrite(): Promise<void> {
     if (this.#closed) return Promise.reject(this.#closedError());
+    this.#batch = null; // a write after closeWrite() must not join a batch sent before it
     return this.#writes.run(async () => {
       await this.handshake();
       this.#assertWritable();
@@ -697,6 +767,29 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
   /** The PSK identity this connection used, or `null`; see {@link HandshakeInfo.pskIdentity}. */
   get pskIdentity(): string | Uint8Array | null {
     return this.#infoOrThrow().pskIdentity;
+  }
+
+  // ---- 0-RTT early data (src/handshake/early_data.ts) ----
+
+  /**
+   * Whether the server accepted this connection's TLS 1.3 early data. Clients: `earlyData` went
+   * out as 0-RTT data and was taken; when `false`, it was sent as ordinary data right after the
+   * handshake instead. Servers: {@link earlyData} holds it.
+   */
+  get earlyDataAccepted(): boolean {
+    this.#infoOrThrow();
+    return this.#engine.earlyDataAccepted;
+  }
+
+  /**
+   * Servers with `maxEarlyData`: the 0-RTT early data the client sent and this server accepted,
+   * or `null` (none, rejected; always on clients). It is not repeated in the stream `read()`
+   * returns. It may be a replay (from another server, or from before): act on it only if doing
+   * so twice is harmless.
+   */
+  get earlyData(): Uint8Array | null {
+    this.#infoOrThrow();
+    return this.#engine.earlyData;
   }
 
   /** `"client"` or `"server"`. */

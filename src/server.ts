@@ -155,8 +155,11 @@ function prepareServer(options: TlsServerOptions, share: boolean): PreparedServe
   if (options.context !== undefined) {
     return { context: options.context, owned: false, timeout, idleTimeout };
   }
-  if ((options.cert === undefined || options.key === undefined) && options.psk === undefined) {
-    throw new TypeError("a server needs cert and key (or psk, or a server context)");
+  if (
+    (options.cert === undefined || options.key === undefined) && options.pfx === undefined &&
+    options.psk === undefined
+  ) {
+    throw new TypeError("a server needs cert and key (or pfx, or psk, or a server context)");
   }
   if (!share) {
     return {

@@ -22,7 +22,7 @@ import type { OcspResponse } from "./ocsp_response.ts";
  * | `UNEXPECTED_EOF` | the peer closed without close_notify: a truncation, never a clean end |
  * | `PROTOCOL_ERROR` | a TLS error after the handshake (e.g. a corrupted record) |
  * | `CALLBACK_ERROR` | a user callback threw or rejected; the user's error is `cause` |
- * | `INVALID_CERTIFICATE` | a certificate could not be parsed (PEM/DER) |
+ * | `INVALID_CERTIFICATE` | a certificate, CRL or PKCS#12 file could not be parsed (PEM/DER) |
  * | `INVALID_KEY` | a private key could not be parsed, or does not match its certificate |
  * | `BAD_PASSPHRASE` | an encrypted private key could not be decrypted with the passphrase given |
  * | `NETWORK_ERROR` | the transport failed (connection refused, host not found, I/O error); see `cause` |

@@ -25,6 +25,12 @@ import { NativeHandle } from "../core/ownership.ts";
 import { openssl, type Pointer, SSL_ERROR } from "../core/native.ts";
 import { messageOf } from "../core/values.ts";
 import type { AlpnClientOptions } from "../handshake/alpn.ts";
+import {
+  earlyDataAcceptedOf,
+  type EarlyDataClientOptions,
+  earlyDataOf,
+  handshakeStep,
+} from "../handshake/early_data.ts";
 import type { AnyFeature, Link } from "../handshake/feature.ts";
 import { appliesTo, scopeOf, wrongSideError } from "../handshake/feature.ts";
 import { FEATURES } from "../handshake/features.ts";
@@ -56,7 +62,11 @@ import { FEATURE_OPTIONS, normalizeOptions } from "./options.ts";
  * feature's interface). A server engine takes none: its options are its context's.
  */
 export interface TlsEngineOptions
-  extends ServerNameClientOptions, AlpnClientOptions, SessionClientOptions {}
+  extends
+    ServerNameClientOptions,
+    AlpnClientOptions,
+    SessionClientOptions,
+    EarlyDataClientOptions {}
 
 /**
  * Validates per-connection options for a context of `role` (TypeError / RangeError): each key
@@ -98,7 +108,7 @@ const DONE: HandshakeStep = Object.freeze({ status: "done" });
 const WANT_READ: HandshakeStep = Object.freeze({ status: "want-read" });
 
 /** The four `SSL_*` operations, made through {@link TlsEngine}'s one call path. */
-const Op = { Handshake: 0, Read: 1, Write: 2, Shutdown: 3 } as const;
+const Op = { Handshake: 0, Read: 1, Write: 2, Shutdown: 3, Peek: 4 } as const;
 type Op = typeof Op[keyof typeof Op];
 
 /**
@@ -347,13 +357,17 @@ export class TlsEngine {
     try {
       switch (op) {
         case Op.Handshake:
-          r = o.SSL_do_handshake(ssl);
+          // 0-RTT early data: its own calls first, then SSL_do_handshake (early_data.ts).
+          r = handshakeStep(this.#link) ?? o.SSL_do_handshake(ssl);
           break;
         case Op.Read:
           r = o.SSL_read(ssl, buf!, length);
           break;
         case Op.Write:
           r = o.SSL_write(ssl, buf!, length);
+          break;
+        case Op.Peek:
+          r = o.SSL_peek(ssl, buf!, length);
           break;
         case Op.Shutdown:
           r = o.SSL_shutdown(ssl);
@@ -436,12 +450,28 @@ export class TlsEngine {
    * `ALERT_RECEIVED`, `PROTOCOL_ERROR`, `CLOSED`.
    */
   read(into: Uint8Array): number | null {
+    return this.#readOp(Op.Read, into);
+  }
+
+  /**
+   * Like {@link read}, but what it returns stays to be read: processes the received records (a
+   * session ticket, a KeyUpdate, an alert) without consuming application data (`SSL_peek`).
+   * Returns the byte count available (> 0), `0` when more ciphertext is needed, `null` at a clean
+   * end of stream.
+   *
+   * @throws {TlsError} as {@link read}: `ALERT_RECEIVED` when the peer's next record is an alert.
+   */
+  peek(into: Uint8Array): number | null {
+    return this.#readOp(Op.Peek, into);
+  }
+
+  #readOp(op: typeof Op.Read | typeof Op.Peek, into: Uint8Array): number | null {
     if (!(into instanceof Uint8Array)) throw new TypeError("into must be a Uint8Array");
     this.#usable();
     this.#requireHandshake("read");
     if (this.#receivedCloseNotify) return null;
     if (into.length === 0) return 0;
-    const n = this.#call(Op.Read, "read", into, Math.min(into.length, MAX_CHUNK));
+    const n = this.#call(op, "read", into, Math.min(into.length, MAX_CHUNK));
     this.#readProgress?.(); // post-handshake auth: a write waiting for the answer may go on
     if (n > 0) return n;
     const e = this.#sslError;
@@ -660,6 +690,25 @@ export class TlsEngine {
    */
   get session(): Uint8Array | null {
     return this.role === "client" ? sessionOf(this.#link) : null;
+  }
+
+  // ---- 0-RTT early data (handshake/early_data.ts) ----
+
+  /**
+   * Whether the server accepted this connection's TLS 1.3 early data (`SSL_get_early_data_status`;
+   * after the handshake). Clients: the `earlyData` went out as 0-RTT data and was taken (if not,
+   * the engine already resent it as ordinary data). Servers: {@link earlyData} holds it.
+   */
+  get earlyDataAccepted(): boolean {
+    return earlyDataAcceptedOf(this.#link);
+  }
+
+  /**
+   * Servers: the 0-RTT early data the client sent and this server accepted (`maxEarlyData`), or
+   * `null` (none, rejected, or clients). It is not repeated in the stream {@link read} returns.
+   */
+  get earlyData(): Uint8Array | null {
+    return earlyDataOf(this.#link);
   }
 
   /** OpenSSL's verification result for the peer (`SSL_get_verify_result`; 0 = OK). */
