@@ -514,3 +514,29 @@ test("engine: a write waiting for the rest of the answer is let go when the engi
   }
   clearCacheAndAssertNoLeaks();
 });
+
+test("ours: a server read made while the request waits gets the data at once, before the answer", async () => {
+  await withServer(async (server) => {
+    const { client, conn } = await pair(server, {
+      cert: pki.client.chainPem,
+      key: pki.client.key,
+    });
+    try {
+      const request = conn.requestClientCertificate();
+      let settled = false;
+      void request.then(() => (settled = true), () => (settled = true));
+      // The request is reading by itself; this read queues behind it.
+      const serverRead = readText(conn, "hello");
+      await client.write(text("hello")); // the client does not read: no answer yet
+      assert.equal(await serverRead, "hello"); // handed over at once, the request still waits
+      assert.equal(settled, false);
+      const clientReads = readText(client, "bye"); // now it answers
+      assert.equal((await request)?.subject, CLIENT_SUBJECT);
+      await conn.write(text("bye"));
+      assert.equal(await clientReads, "bye");
+    } finally {
+      client.close();
+      conn.close();
+    }
+  });
+});
