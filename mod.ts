@@ -41,6 +41,7 @@ export type {
   StartTlsServerOptions,
   TlsServerOptions,
 } from "./src/server.ts";
+export type { ListenerContextOptions } from "./src/listener_context.ts";
 export { Connection } from "./src/connection.ts";
 export type { HandshakeInfo } from "./src/connection.ts";
 export type { NetAddr } from "./src/net/stream.ts";
@@ -99,6 +100,12 @@ export type {
 } from "./src/handshake/ocsp.ts";
 export type { SessionClientOptions, SessionServerOptions } from "./src/handshake/sessions.ts";
 export { generateTicketKeys } from "./src/handshake/session_codec.ts";
+export type {
+  CachedSession,
+  SessionCacheOperation,
+  SessionCacheServerOptions,
+} from "./src/handshake/session_cache.ts";
+export type { EarlyDataClientOptions, EarlyDataServerOptions } from "./src/handshake/early_data.ts";
 export type { PskClientOptions, PskOptions, PskServerOptions } from "./src/handshake/psk.ts";
 export { DEFAULT_PSK_CIPHER_SUITE, DEFAULT_PSK_TLS12_CIPHERS } from "./src/handshake/psk_keys.ts";
 export type {
@@ -114,6 +121,10 @@ export type {
 export type { HandshakeEvent, TraceOptions } from "./src/handshake/trace.ts";
 export type { ChannelBindingType, UpdateKeysOptions } from "./src/handshake/keying.ts";
 export type { AlgorithmsOptions } from "./src/handshake/algorithms.ts";
+// TLS 1.3 post-handshake client authentication.
+export type { PostHandshakeAuthClientOptions } from "./src/handshake/post_handshake_auth.ts";
+export { DEFAULT_CLIENT_CERTIFICATE_TIMEOUT } from "./src/client_certificate_request.ts";
+export type { RequestClientCertificateOptions } from "./src/client_certificate_request.ts";
 
 // Certificates, keys, OCSP.
 export { Certificate } from "./src/x509/certificate.ts";

@@ -265,3 +265,33 @@ export const SIGNATURE_NID = {
   sha384: 673,
   sha512: 674,
 } as const;
+
+/**
+ * External server session cache and early data (ssl.h): `SSL_get_early_data_status` results,
+ * `SSL_read_early_data` results, and `SSL_MAX_SSL_SESSION_ID_LENGTH` (the longest session id; a
+ * TLS 1.3 stateful ticket is a session id, so OpenSSL looks up only PSK identities this short in
+ * the session cache). `TLSEXT_TYPE_supported_versions` (tls1.h) is the extension a TLS 1.3
+ * ClientHello lists its versions in.
+ */
+export const EARLY_DATA = {
+  NOT_SENT: 0,
+  REJECTED: 1,
+  ACCEPTED: 2,
+  READ_ERROR: 0,
+  READ_SUCCESS: 1,
+  READ_FINISH: 2,
+  MAX_SESSION_ID_LENGTH: 32,
+  TLSEXT_TYPE_supported_versions: 43,
+} as const;
+
+/**
+ * `SSL_R_*` reasons `SSL_verify_client_post_handshake` fails with (sslerr.h): the client did not
+ * offer post-handshake authentication, a request is already queued or sent, the server's verify
+ * mode does not ask for a certificate.
+ */
+export const SSL_R_POST_HANDSHAKE = {
+  EXTENSION_NOT_RECEIVED: 279,
+  INVALID_CONFIG: 283,
+  REQUEST_PENDING: 285,
+  REQUEST_SENT: 286,
+} as const;

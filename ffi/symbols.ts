@@ -503,8 +503,6 @@ export const sslSymbols = {
   // size_t SSL_get_finished(const SSL *s, void *buf, size_t count);  (declared i32: the total
   // length of the last Finished sent, at most EVP_MAX_MD_SIZE; copies min(count, total))
   SSL_get_finished: { args: ["ptr", "buf", "usize"], ret: "i32" },
-  // size_t SSL_get_peer_finished(const SSL *s, void *buf, size_t count);  (the last received)
-  SSL_get_peer_finished: { args: ["ptr", "buf", "usize"], ret: "i32" },
   // int SSL_key_update(SSL *s, int updatetype);  (TLS 1.3; sent by the next SSL_write,
   // SSL_read or SSL_do_handshake)
   SSL_key_update: { args: ["ptr", "i32"], ret: "i32" },
@@ -516,6 +514,45 @@ export const sslSymbols = {
   // int SSL_get0_peer_signature_name(const SSL *s, const char **sigalg);  (3.5+: the IANA
   // name of the scheme the peer signed with; borrowed)
   SSL_get0_peer_signature_name: { args: ["ptr", "buf"], ret: "i32", optional: true },
+
+  // ---- External server session cache and 0-RTT early data (SSL_CTX_sess_set_get_cb(3),
+  // SSL_read_early_data(3)); all in 1.1.1, 3.0, 3.5 and 4.0 ----
+  // void SSL_CTX_sess_set_get_cb(SSL_CTX *ctx, SSL_SESSION *(*get_session_cb)(SSL *,
+  //     const unsigned char *data, int len, int *copy));
+  SSL_CTX_sess_set_get_cb: { args: ["ptr", "cb"], ret: "void" },
+  // void SSL_CTX_sess_set_remove_cb(SSL_CTX *ctx, void (*remove_session_cb)(SSL_CTX *ctx,
+  //     SSL_SESSION *sess));
+  SSL_CTX_sess_set_remove_cb: { args: ["ptr", "cb"], ret: "void" },
+  // const unsigned char *SSL_SESSION_get_id(const SSL_SESSION *s, unsigned int *len);  (borrowed)
+  SSL_SESSION_get_id: { args: ["ptr", "buf"], ret: "ptr" },
+  // size_t SSL_client_hello_get0_session_id(SSL *s, const unsigned char **out);  (borrowed)
+  SSL_client_hello_get0_session_id: { args: ["ptr", "buf"], ret: "usize" },
+  // int SSL_CTX_set_max_early_data(SSL_CTX *ctx, uint32_t max_early_data);
+  SSL_CTX_set_max_early_data: { args: ["ptr", "u32"], ret: "i32" },
+  // int SSL_CTX_set_recv_max_early_data(SSL_CTX *ctx, uint32_t recv_max_early_data);
+  SSL_CTX_set_recv_max_early_data: { args: ["ptr", "u32"], ret: "i32" },
+  // uint32_t SSL_SESSION_get_max_early_data(const SSL_SESSION *s);
+  SSL_SESSION_get_max_early_data: { args: ["ptr"], ret: "u32" },
+  // void SSL_SESSION_get0_alpn_selected(const SSL_SESSION *s, const unsigned char **alpn,
+  //     size_t *len);  (borrowed)
+  SSL_SESSION_get0_alpn_selected: { args: ["ptr", "buf", "buf"], ret: "void" },
+  // int SSL_write_early_data(SSL *s, const void *buf, size_t num, size_t *written);
+  SSL_write_early_data: { args: ["ptr", "buf", "usize", "buf"], ret: "i32" },
+  // int SSL_read_early_data(SSL *s, void *buf, size_t num, size_t *readbytes);
+  SSL_read_early_data: { args: ["ptr", "buf", "usize", "buf"], ret: "i32" },
+  // int SSL_get_early_data_status(const SSL *s);
+  SSL_get_early_data_status: { args: ["ptr"], ret: "i32" },
+
+  // ---- TLS 1.3 post-handshake client authentication (SSL_verify_client_post_handshake(3)) ----
+  // void SSL_CTX_set_post_handshake_auth(SSL_CTX *ctx, int val);  (clients: offer it)
+  SSL_CTX_set_post_handshake_auth: { args: ["ptr", "i32"], ret: "void" },
+  // int SSL_verify_client_post_handshake(SSL *s);  (servers: queue a CertificateRequest)
+  SSL_verify_client_post_handshake: { args: ["ptr"], ret: "i32" },
+  // void SSL_set_verify(SSL *s, int mode, SSL_verify_cb cb);  (cb NULL keeps the context's)
+  SSL_set_verify: { args: ["ptr", "i32", "cb"], ret: "void" },
+  // size_t SSL_get_peer_finished(const SSL *s, void *buf, size_t count);  (the peer's latest
+  // Finished; returns its full length, copies at most count bytes)
+  SSL_get_peer_finished: { args: ["ptr", "buf", "usize"], ret: "usize" },
 } as const satisfies SymbolTable;
 
 type ArgOf<T> = T extends "ptr" | "cb" ? Pointer | null

@@ -30,6 +30,7 @@ import type { OcspResponse } from "./ocsp_response.ts";
  * | `ABORTED` | an `AbortSignal` fired; its reason is `cause` |
  * | `CLOSED` | the object was used after `close()` |
  * | `INTERNAL` | OpenSSL failed where it should not (e.g. out of memory) |
+ * | `NOT_SUPPORTED` | the peer or the negotiated protocol cannot do what was asked (e.g. `requestClientCertificate()` on TLS 1.2, or with a client that did not offer post-handshake authentication) |
  */
 export const TLS_ERROR_CODES = [
   "LIBRARY_NOT_FOUND",
@@ -51,6 +52,7 @@ export const TLS_ERROR_CODES = [
   "ABORTED",
   "CLOSED",
   "INTERNAL",
+  "NOT_SUPPORTED",
 ] as const;
 
 /** One of {@link TLS_ERROR_CODES}. */

@@ -35,7 +35,8 @@ export interface ClientCertificateOptions {
   /**
    * Called when the server asks for a certificate and no static `cert` was given. Return an
    * {@link Identity}, `null` to send none, or a Promise of either (the handshake suspends until it
-   * settles). Called at most once per handshake.
+   * settles). Called at most once per handshake, and once per post-handshake request (TLS 1.3,
+   * with `postHandshakeAuth: true`).
    */
   onClientCertificate?: (
     request: CertificateRequest,
@@ -67,6 +68,8 @@ function onCert(link: Link): number {
   if (options.cert !== undefined || options.pfx !== undefined) return 1;
   const settled = link.callbacks.settle("clientCertificate", () => handler(requestOf(link)));
   if (!settled.done) return CERT_CB_SUSPEND;
+  // A post-handshake request (post_handshake_auth.ts): forget the answer, the next one asks anew.
+  if (link.established) link.callbacks.reset();
   const chosen = settled.value;
   if (chosen === null) return 1; // send no certificate
   try {

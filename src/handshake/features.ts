@@ -9,10 +9,16 @@ import { algorithms, type AlgorithmsOptions } from "./algorithms.ts";
 import { alpn, type AlpnClientOptions, type AlpnOptions } from "./alpn.ts";
 import { clientCertificate, type ClientCertificateOptions } from "./client_certificate.ts";
 import { clientHello } from "./client_hello.ts";
+import {
+  earlyData,
+  type EarlyDataClientOptions,
+  type EarlyDataServerOptions,
+} from "./early_data.ts";
 import type { AnyFeature } from "./feature.ts";
 import { groups, type GroupsOptions } from "./groups.ts";
 import { identity, type IdentityOptions } from "./identity.ts";
 import { ocsp, type OcspClientOptions, type OcspServerOptions } from "./ocsp.ts";
+import { postHandshakeAuth, type PostHandshakeAuthClientOptions } from "./post_handshake_auth.ts";
 import { protocol, type ProtocolOptions } from "./protocol.ts";
 import { revocation, type RevocationOptions } from "./revocation.ts";
 import { psk, type PskClientOptions, type PskOptions, type PskServerOptions } from "./psk.ts";
@@ -21,6 +27,7 @@ import {
   type ServerNameClientOptions,
   type ServerNameServerOptions,
 } from "./server_name.ts";
+import { sessionCache, type SessionCacheServerOptions } from "./session_cache.ts";
 import { type SessionClientOptions, sessions, type SessionServerOptions } from "./sessions.ts";
 import { trace, type TraceOptions } from "./trace.ts";
 import {
@@ -42,8 +49,11 @@ export const FEATURES: readonly AnyFeature[] = [
   alpn, // alpnProtocols
   ocsp, // ocsp, ocspStaple
   sessions, // session, onSession, tickets (before psk: its TLS 1.2 resumption hook runs first)
+  sessionCache, // onNewSession, onResumeSession (after sessions: replaces its id context)
+  earlyData, // earlyData, maxEarlyData (after sessions: sends early data with the offered session)
   psk, // psk, pskIdentityHint, pskKeyExchange (after protocol: replaces the default ciphers)
   trace, // onHandshakeEvent, onKeylog, SSLKEYLOGFILE
+  postHandshakeAuth, // postHandshakeAuth (clients), requestClientCertificate (servers)
   algorithms, // sigalgs, maxSendFragment
   clientHello, // the client-hello callback, for the features above that want it
 ];
@@ -62,8 +72,10 @@ export interface ClientFeatureOptions
     AlpnClientOptions,
     OcspClientOptions,
     SessionClientOptions,
+    EarlyDataClientOptions,
     PskClientOptions,
     TraceOptions,
+    PostHandshakeAuthClientOptions,
     AlgorithmsOptions {}
 
 /**
@@ -83,6 +95,8 @@ export interface ServerFeatureOptions<Context>
     AlpnOptions,
     OcspServerOptions,
     SessionServerOptions,
+    SessionCacheServerOptions,
+    EarlyDataServerOptions,
     PskServerOptions,
     TraceOptions,
     AlgorithmsOptions {}
@@ -103,6 +117,9 @@ export interface ContextFeatureOptions<Context>
     OcspClientOptions,
     OcspServerOptions,
     SessionServerOptions,
+    SessionCacheServerOptions,
+    EarlyDataServerOptions,
     PskOptions,
     TraceOptions,
+    PostHandshakeAuthClientOptions,
     AlgorithmsOptions {}
