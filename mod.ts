@@ -34,16 +34,16 @@ export {
   DEFAULT_SERVER_HANDSHAKE_TIMEOUT,
   listen,
   TlsListener,
-} from "./src/server.ts";
+} from "./src/server/server.ts";
 export type {
   ListenerErrorInfo,
   ListenOptions,
   StartTlsServerOptions,
   TlsServerOptions,
-} from "./src/server.ts";
-export type { ListenerContextOptions } from "./src/listener_context.ts";
-export { Connection } from "./src/connection.ts";
-export type { HandshakeInfo } from "./src/connection.ts";
+} from "./src/server/server.ts";
+export type { ListenerContextOptions } from "./src/server/listener_context.ts";
+export { Connection } from "./src/connection/connection.ts";
+export type { HandshakeInfo } from "./src/connection/connection.ts";
 export type { NetAddr } from "./src/net/stream.ts";
 
 // Contexts and the sans-I/O engine.
@@ -123,8 +123,8 @@ export type { ChannelBindingType, UpdateKeysOptions } from "./src/handshake/keyi
 export type { AlgorithmsOptions } from "./src/handshake/algorithms.ts";
 // TLS 1.3 post-handshake client authentication.
 export type { PostHandshakeAuthClientOptions } from "./src/handshake/post_handshake_auth.ts";
-export { DEFAULT_CLIENT_CERTIFICATE_TIMEOUT } from "./src/client_certificate_request.ts";
-export type { RequestClientCertificateOptions } from "./src/client_certificate_request.ts";
+export { DEFAULT_CLIENT_CERTIFICATE_TIMEOUT } from "./src/connection/client_certificate_request.ts";
+export type { RequestClientCertificateOptions } from "./src/connection/client_certificate_request.ts";
 
 // Certificates, keys, OCSP.
 export { Certificate } from "./src/x509/certificate.ts";

@@ -11,7 +11,7 @@ import type { ClientFeatureOptions } from "./handshake/features.ts";
 import { isIpAddress, stripBrackets } from "./net/address.ts";
 import type { ByteStream, NetAddr } from "./net/stream.ts";
 import { connectTcp } from "./net/tcp.ts";
-import { Connection } from "./connection.ts";
+import { Connection } from "./connection/connection.ts";
 import type { TlsContext, TlsContextOptions } from "./tls/context.ts";
 import { contextFor } from "./tls/context_cache.ts";
 import type { OptionAliases } from "./tls/option_names.ts";

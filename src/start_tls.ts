@@ -8,9 +8,9 @@
 import { abortedError, Deadline } from "./core/deadline.ts";
 import { stripBrackets } from "./net/address.ts";
 import { webByteStream, type WebTransport } from "./net/web_stream.ts";
-import type { Connection } from "./connection.ts";
+import type { Connection } from "./connection/connection.ts";
 import { establish, prepareClient, type PreparedClient, type TlsClientOptions } from "./connect.ts";
-import { startTlsServer, type StartTlsServerOptions } from "./server.ts";
+import { startTlsServer, type StartTlsServerOptions } from "./server/server.ts";
 import type { NetAddr } from "./net/stream.ts";
 import { checkCallOptions, normalizeOptions } from "./tls/options.ts";
 

@@ -10,7 +10,7 @@
  *   and queues it (`SSL_verify_client_post_handshake`), the engine writes it, and the client's
  *   Certificate, CertificateVerify and Finished are processed inside later `SSL_read` calls. The
  *   connection-level part (reading while the user does not, keeping the data that arrives
- *   meanwhile) is `src/client_certificate_request.ts`.
+ *   meanwhile) is `src/connection/client_certificate_request.ts`.
  *
  * OpenSSL has no call that says "the client's answer has been processed". Its Finished message
  * ends the answer, and OpenSSL keeps the peer's latest Finished (`SSL_get_peer_finished`): it is

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Connection } from "../connection.ts";
+import type { Connection } from "../connection/connection.ts";
 import {
   checkSocketOptions,
   type NodeSocketOptions,

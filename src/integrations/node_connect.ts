@@ -6,7 +6,7 @@
  * @module
  */
 import { connect, type ConnectOptions } from "../connect.ts";
-import type { Connection } from "../connection.ts";
+import type { Connection } from "../connection/connection.ts";
 import { isIpAddress, stripBrackets } from "../net/address.ts";
 import {
   checkSocketOptions,

@@ -14,7 +14,7 @@ import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { Duplex } from "node:stream";
 import { clearTimeout, setTimeout } from "node:timers";
-import type { Connection } from "../connection.ts";
+import type { Connection } from "../connection/connection.ts";
 import type { Certificate } from "../x509/certificate.ts";
 
 /** The largest single read the socket makes from its connection, in bytes. */

@@ -8,28 +8,28 @@
  *
  * @module
  */
-import { abortedError, Deadline } from "./core/deadline.ts";
-import { TlsError } from "./core/errors.ts";
-import { unrefTimer } from "./core/timers.ts";
-import { messageOf, reportUncaught } from "./core/values.ts";
-import type { ServerFeatureOptions } from "./handshake/features.ts";
-import { stripBrackets } from "./net/address.ts";
-import type { ByteStream, NetAddr, TcpListener } from "./net/stream.ts";
-import { listenTcp } from "./net/tcp.ts";
-import { webByteStream, type WebTransport } from "./net/web_stream.ts";
-import { AWAITING_CLIENT_HELLO, Connection } from "./connection.ts";
+import { abortedError, Deadline } from "../core/deadline.ts";
+import { TlsError } from "../core/errors.ts";
+import { unrefTimer } from "../core/timers.ts";
+import { messageOf, reportUncaught } from "../core/values.ts";
+import type { ServerFeatureOptions } from "../handshake/features.ts";
+import { stripBrackets } from "../net/address.ts";
+import type { ByteStream, NetAddr, TcpListener } from "../net/stream.ts";
+import { listenTcp } from "../net/tcp.ts";
+import { webByteStream, type WebTransport } from "../net/web_stream.ts";
+import { AWAITING_CLIENT_HELLO, Connection } from "../connection/connection.ts";
 import { type ListenerContextOptions, replacementContext } from "./listener_context.ts";
-import { TlsContext, type TlsContextOptions } from "./tls/context.ts";
-import { contextFor } from "./tls/context_cache.ts";
-import { TlsEngine } from "./tls/engine.ts";
-import type { OptionAliases } from "./tls/option_names.ts";
+import { TlsContext, type TlsContextOptions } from "../tls/context.ts";
+import { contextFor } from "../tls/context_cache.ts";
+import { TlsEngine } from "../tls/engine.ts";
+import type { OptionAliases } from "../tls/option_names.ts";
 import {
   checkCallOptions,
   checkIdleTimeout,
   DEFAULT_HANDSHAKE_TIMEOUT,
   normalizeOptions,
   splitOptions,
-} from "./tls/options.ts";
+} from "../tls/options.ts";
 
 /** The default for {@link TlsServerOptions.handshakeTimeout}: 30 seconds. */
 export const DEFAULT_SERVER_HANDSHAKE_TIMEOUT: number = DEFAULT_HANDSHAKE_TIMEOUT;
@@ -240,7 +240,7 @@ export async function startTlsServer(
  * @example
  * ```ts
  * import { readFileSync } from "node:fs";
- * import { listen } from "../mod.ts";
+ * import { listen } from "../../mod.ts";
  * const cert = readFileSync("server.pem", "utf8");
  * const key = readFileSync("server.key", "utf8");
  * await using server = listen({ port: 8443, cert, key, alpnProtocols: ["http/1.1"] });
@@ -323,7 +323,7 @@ export class TlsListener implements AsyncIterable<Connection<NetAddr>> {
    * @example
    * ```ts
    * import { readFileSync } from "node:fs";
-   * import { listen } from "../mod.ts";
+   * import { listen } from "../../mod.ts";
    * const cert = readFileSync("server.pem", "utf8");
    * const key = readFileSync("server.key", "utf8");
    * await using server = listen({ port: 8443, cert, key });
@@ -352,7 +352,7 @@ export class TlsListener implements AsyncIterable<Connection<NetAddr>> {
    * @example
    * ```ts
    * import { readFileSync } from "node:fs";
-   * import { listen } from "../mod.ts";
+   * import { listen } from "../../mod.ts";
    * const server = listen({
    *   port: 8443,
    *   cert: readFileSync("chain.pem", "utf8"),
@@ -657,7 +657,7 @@ export class TlsListener implements AsyncIterable<Connection<NetAddr>> {
  * @example
  * ```ts
  * import { readFileSync } from "node:fs";
- * import { listen } from "../mod.ts";
+ * import { listen } from "../../mod.ts";
  * const cert = readFileSync("server.pem", "utf8"); // leaf, then its chain
  * const key = readFileSync("server.key", "utf8");
  * const server = listen({ port: 0, hostname: "127.0.0.1", cert, key, alpnProtocols: ["h2", "http/1.1"] });

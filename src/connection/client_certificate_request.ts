@@ -15,17 +15,17 @@
  *
  * @module
  */
-import { TlsError } from "./core/errors.ts";
-import { unrefTimer } from "./core/timers.ts";
-import type { TlsEngine } from "./tls/engine.ts";
-import type { Certificate } from "./x509/certificate.ts";
+import { TlsError } from "../core/errors.ts";
+import { unrefTimer } from "../core/timers.ts";
+import type { TlsEngine } from "../tls/engine.ts";
+import type { Certificate } from "../x509/certificate.ts";
 
 /**
  * Options for `conn.requestClientCertificate()`.
  *
  * @example
  * ```ts
- * import type { RequestClientCertificateOptions } from "../mod.ts";
+ * import type { RequestClientCertificateOptions } from "../../mod.ts";
  * const options: RequestClientCertificateOptions = { require: false, timeout: 10_000 };
  * console.log(options);
  * ```

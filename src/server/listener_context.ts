@@ -9,9 +9,9 @@
  *
  * @module
  */
-import type { ServerFeatureOptions } from "./handshake/features.ts";
-import { TlsContext, type TlsContextOptions } from "./tls/context.ts";
-import type { OptionAliases } from "./tls/option_names.ts";
+import type { ServerFeatureOptions } from "../handshake/features.ts";
+import { TlsContext, type TlsContextOptions } from "../tls/context.ts";
+import type { OptionAliases } from "../tls/option_names.ts";
 
 /**
  * What `listener.setContext()` takes besides a `TlsContext`: the TLS options of `listen()`
@@ -21,7 +21,7 @@ import type { OptionAliases } from "./tls/option_names.ts";
  * @example
  * ```ts
  * import { readFileSync } from "node:fs";
- * import type { ListenerContextOptions } from "../mod.ts";
+ * import type { ListenerContextOptions } from "../../mod.ts";
  * const options: ListenerContextOptions = {
  *   cert: readFileSync("renewed-chain.pem", "utf8"),
  *   key: readFileSync("renewed.key", "utf8"),

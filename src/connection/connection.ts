@@ -18,17 +18,17 @@ import {
   ClientCertificateRequests,
   type RequestClientCertificateOptions,
 } from "./client_certificate_request.ts";
-import { TlsError } from "./core/errors.ts";
-import type { Deadline } from "./core/deadline.ts";
-import type { OcspResponse } from "./core/ocsp_response.ts";
-import { unrefTimer } from "./core/timers.ts";
-import { messageOf } from "./core/values.ts";
-import { checkIdleTimeout } from "./tls/options.ts";
-import type { ByteStream, NetAddr } from "./net/stream.ts";
-import type { TlsContext } from "./tls/context.ts";
-import type { TlsEngine } from "./tls/engine.ts";
-import type { Certificate } from "./x509/certificate.ts";
-import type { ChannelBindingType, UpdateKeysOptions } from "./handshake/keying.ts";
+import { TlsError } from "../core/errors.ts";
+import type { Deadline } from "../core/deadline.ts";
+import type { OcspResponse } from "../core/ocsp_response.ts";
+import { unrefTimer } from "../core/timers.ts";
+import { messageOf } from "../core/values.ts";
+import { checkIdleTimeout } from "../tls/options.ts";
+import type { ByteStream, NetAddr } from "../net/stream.ts";
+import type { TlsContext } from "../tls/context.ts";
+import type { TlsEngine } from "../tls/engine.ts";
+import type { Certificate } from "../x509/certificate.ts";
+import type { ChannelBindingType, UpdateKeysOptions } from "../handshake/keying.ts";
 import { BATCH_LIMIT, WriteBatch } from "./write_batch.ts";
 
 /** The key of {@link Connection}'s listener-only "still waiting for a ClientHello?" check. */
@@ -166,7 +166,7 @@ function isReset(error: unknown): boolean {
  *
  * @example
  * ```ts
- * import { connect } from "../mod.ts";
+ * import { connect } from "../../mod.ts";
  * await using conn = await connect({ hostname: "example.com", port: 443, alpnProtocols: ["http/1.1"] });
  * console.log(conn.protocol, conn.cipher, conn.peerCertificate?.subject);
  * await conn.write(new TextEncoder().encode("GET / HTTP/1.0\r\nHost: example.com\r\n\r\n"));
@@ -560,7 +560,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
       return this.#writes.run(() => this.#write(p));
     }
     // Small writes of the same tick (or made while earlier writes are still going out) join one
-    // batch: one record, one socket write. See src/write_batch.ts.
+    // batch: one record, one socket write. See write_batch.ts.
     const open = this.#batch;
     if (open !== null && open.add(p)) return open.done.then(() => p.length);
     const batch = new WriteBatch(p);
@@ -811,7 +811,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
    * @example
    * ```ts
    * import { readFileSync } from "node:fs";
-   * import { connect } from "../mod.ts";
+   * import { connect } from "../../mod.ts";
    * const cert = readFileSync("client.pem", "utf8");
    * const key = readFileSync("client.key", "utf8");
    * await using conn = await connect({ hostname: "localhost", port: 8443, cert, key });
@@ -858,7 +858,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
    *
    * @example
    * ```ts
-   * import { connect } from "../mod.ts";
+   * import { connect } from "../../mod.ts";
    * await using conn = await connect({ hostname: "example.com", port: 443 });
    * const key = conn.exportKeyingMaterial(32, "EXPORTER-my-protocol", new Uint8Array([1, 2]));
    * console.log(key.length); // 32
@@ -876,7 +876,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
    *
    * @example
    * ```ts
-   * import { connect } from "../mod.ts";
+   * import { connect } from "../../mod.ts";
    * await using conn = await connect({ hostname: "example.com", port: 443 });
    * console.log(conn.finished?.length, conn.peerFinished?.length);
    * ```
@@ -903,7 +903,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
    *
    * @example
    * ```ts
-   * import { connect } from "../mod.ts";
+   * import { connect } from "../../mod.ts";
    * await using conn = await connect({ hostname: "example.com", port: 443 });
    * const cb = conn.protocol === "TLSv1.3"
    *   ? conn.channelBinding("tls-exporter")
@@ -926,7 +926,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
    *
    * @example
    * ```ts
-   * import { connect } from "../mod.ts";
+   * import { connect } from "../../mod.ts";
    * await using conn = await connect({ hostname: "example.com", port: 443 });
    * await conn.updateKeys({ requestPeer: true });
    * ```
@@ -951,7 +951,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
    *
    * @example
    * ```ts
-   * import { connect } from "../mod.ts";
+   * import { connect } from "../../mod.ts";
    * await using conn = await connect({ hostname: "example.com", port: 443 });
    * console.log(conn.peerSignatureAlgorithm); // e.g. "rsa_pss_rsae_sha256"
    * ```
@@ -985,7 +985,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
    *
    * @example
    * ```ts
-   * import { connect } from "../mod.ts";
+   * import { connect } from "../../mod.ts";
    * const conn = await connect({ hostname: "example.com", port: 443 });
    * conn.unref();
    * conn.ref(); // a pending read keeps the process alive again
@@ -1007,7 +1007,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
    *
    * @example
    * ```ts
-   * import { connect } from "../mod.ts";
+   * import { connect } from "../../mod.ts";
    * const conn = await connect({ hostname: "example.com", port: 443 });
    * conn.unref();
    * conn.read(new Uint8Array(1024)).catch(() => {}); // the program may end while this waits
@@ -1027,7 +1027,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
    *
    * @example
    * ```ts
-   * import { connect } from "../mod.ts";
+   * import { connect } from "../../mod.ts";
    * await using conn = await connect({ hostname: "example.com", port: 443 });
    * conn.setNoDelay(false); // let the kernel coalesce small writes (Nagle)
    * ```
@@ -1047,7 +1047,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
    *
    * @example
    * ```ts
-   * import { connect } from "../mod.ts";
+   * import { connect } from "../../mod.ts";
    * await using conn = await connect({ hostname: "example.com", port: 443 });
    * conn.setKeepAlive(); // a dead peer is noticed even on an idle connection
    * ```
@@ -1070,7 +1070,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
    *
    * @example
    * ```ts
-   * import { connect } from "../mod.ts";
+   * import { connect } from "../../mod.ts";
    * await using conn = await connect({ hostname: "example.com", port: 443 });
    * conn.setIdleTimeout(60_000); // a minute without traffic ends it
    * ```
@@ -1129,7 +1129,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
    * @example
    * ```ts
    * import { readFileSync } from "node:fs";
-   * import { listen } from "../mod.ts";
+   * import { listen } from "../../mod.ts";
    * const cert = readFileSync("server.pem", "utf8");
    * const key = readFileSync("server.key", "utf8");
    * const clientCa = readFileSync("client-ca.pem", "utf8");
@@ -1242,7 +1242,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
    *
    * @example
    * ```ts
-   * import { connect } from "../mod.ts";
+   * import { connect } from "../../mod.ts";
    * const conn = await connect({ hostname: "example.com", port: 443 });
    * await conn.write(new TextEncoder().encode("GET / HTTP/1.0\r\nHost: example.com\r\n\r\n"));
    * conn.close(); // the request goes out first, then close_notify
@@ -1344,7 +1344,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
    *
    * @example
    * ```ts
-   * import { connect } from "../mod.ts";
+   * import { connect } from "../../mod.ts";
    * {
    *   using conn = await connect({ hostname: "example.com", port: 443 });
    *   await conn.write(new TextEncoder().encode("GET / HTTP/1.0\r\nHost: example.com\r\n\r\n"));
@@ -1360,7 +1360,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
    *
    * @example
    * ```ts
-   * import { connect } from "../mod.ts";
+   * import { connect } from "../../mod.ts";
    * {
    *   await using conn = await connect({ hostname: "example.com", port: 443 });
    *   await conn.write(new TextEncoder().encode("GET / HTTP/1.0\r\nHost: example.com\r\n\r\n"));
