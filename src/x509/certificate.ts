@@ -99,14 +99,37 @@ export function describe(input: PemOrDer, what: string): string {
 }
 
 /**
- * Parses one or more certificates. PEM input may hold several (a chain, leaf first); DER input
- * holds exactly one. Returns owned `X509` handles; the caller closes them.
+ * What {@link loadObjects} needs to know about one kind of object (certificates, CRLs).
  *
- * @param label What the input is called in error messages: the option, e.g. `"caCerts[1]"`.
- * @throws {TlsError} `INVALID_CERTIFICATE` if nothing parses or the input has trailing garbage;
- * for text without a PEM block the message says so (and when it looks like a file path).
+ * @internal
  */
-export function loadCertificates(input: PemOrDer, label = "certificate"): NativeHandle[] {
+export interface PemObjectKind {
+  /** The native object's type, for ownership and leak counts, e.g. `"X509"`. */
+  type: "X509" | "X509_CRL";
+  /** The PEM block name, e.g. `"CERTIFICATE"`. */
+  pemBlock: string;
+  /** What one is called in messages, e.g. `"certificate"`. */
+  noun: string;
+  /** The message when PEM text holds no block of this kind (null: the generic parse error). */
+  noneFound: string | null;
+  /** `PEM_read_bio_*`: the next object, or null at the end (other block types are skipped). */
+  readPem(bio: Pointer): Pointer | null;
+  /** `d2i_*_bio`: one object from DER, or null. */
+  readDer(bio: Pointer): Pointer | null;
+  /** `*_free`. */
+  free(p: Pointer): void;
+}
+
+/**
+ * Parses one or more objects of `kind`: PEM input may hold several, DER input exactly one.
+ * Returns owned handles; the caller closes them.
+ *
+ * @internal
+ * @throws {TlsError} `INVALID_CERTIFICATE` if nothing parses, a block is broken, or DER input
+ * has trailing bytes; for text without a PEM block the message says so (and when it looks like
+ * a file path). Every message names `label`.
+ */
+export function loadObjects(input: PemOrDer, label: string, kind: PemObjectKind): NativeHandle[] {
   if (typeof input !== "string" && !(input instanceof Uint8Array)) {
     throw new TypeError(`${label} must be a PEM string or a Uint8Array`);
   }
@@ -114,21 +137,22 @@ export function loadCertificates(input: PemOrDer, label = "certificate"): Native
   const bytes = toBytes(input);
   // Text is PEM or nothing: parsing it as DER would only say "could not parse as DER".
   if (typeof input === "string" && !isPem(bytes)) {
-    throw notPemError(input, label, "CERTIFICATE", "INVALID_CERTIFICATE");
+    throw notPemError(input, label, kind.pemBlock, "INVALID_CERTIFICATE");
   }
+  const own = (p: Pointer) => new NativeHandle(kind.type, p, kind.free);
   const out: NativeHandle[] = [];
   clearErrorQueue();
   const bio = memoryBioFrom(bytes);
   try {
     if (isPem(bytes)) {
       for (;;) {
-        const x = o.PEM_read_bio_X509(bio.ptr, null, null, null);
+        const x = kind.readPem(bio.ptr);
         if (x === null) break;
-        out.push(new NativeHandle("X509", x, (p) => o.X509_free(p)));
+        out.push(own(x));
       }
       // The loop ends with PEM_R_NO_START_LINE at the end of input: expected. Any other error
-      // means a block failed to parse (a broken certificate after good ones must not be
-      // silently dropped).
+      // means a block failed to parse (a broken one after good ones must not be silently
+      // dropped).
       const errors = drainErrorQueue();
       const broken = errors.some((e) =>
         !(e.library === ERR_LIB_PEM && e.reason === PEM_R_NO_START_LINE)
@@ -137,26 +161,50 @@ export function loadCertificates(input: PemOrDer, label = "certificate"): Native
         for (const h of out) h.close();
         throw new TlsError(
           "INVALID_CERTIFICATE",
-          `${label}: could not parse ${describe(input, "certificate")} as PEM`,
+          out.length === 0 && !broken && kind.noneFound !== null
+            ? `${label}: ${kind.noneFound}`
+            : `${label}: could not parse ${describe(input, kind.noun)} as PEM`,
           { openssl: errors },
         );
       }
     } else {
-      const x = o.d2i_X509_bio(bio.ptr, null);
+      const x = kind.readDer(bio.ptr);
       if (x === null || o.BIO_ctrl_pending(bio.ptr) !== 0) {
-        if (x !== null) o.X509_free(x);
+        if (x !== null) kind.free(x);
         throw new TlsError(
           "INVALID_CERTIFICATE",
-          `${label}: could not parse ${describe(input, "certificate")} as DER`,
+          `${label}: could not parse ${describe(input, kind.noun)} as DER`,
           { openssl: drainErrorQueue() },
         );
       }
-      out.push(new NativeHandle("X509", x, (p) => o.X509_free(p)));
+      out.push(own(x));
     }
   } finally {
     bio.close();
   }
   return out;
+}
+
+const CERTIFICATES: PemObjectKind = {
+  type: "X509",
+  pemBlock: "CERTIFICATE",
+  noun: "certificate",
+  noneFound: null,
+  readPem: (bio) => openssl().PEM_read_bio_X509(bio, null, null, null),
+  readDer: (bio) => openssl().d2i_X509_bio(bio, null),
+  free: (p) => openssl().X509_free(p),
+};
+
+/**
+ * Parses one or more certificates. PEM input may hold several (a chain, leaf first); DER input
+ * holds exactly one. Returns owned `X509` handles; the caller closes them.
+ *
+ * @param label What the input is called in error messages: the option, e.g. `"caCerts[1]"`.
+ * @throws {TlsError} `INVALID_CERTIFICATE` if nothing parses or the input has trailing garbage;
+ * for text without a PEM block the message says so (and when it looks like a file path).
+ */
+export function loadCertificates(input: PemOrDer, label = "certificate"): NativeHandle[] {
+  return loadObjects(input, label, CERTIFICATES);
 }
 
 /** `X509_NAME_print_ex(..., XN_FLAG_RFC2253)`: e.g. `"CN=localhost,O=Test"`. */
