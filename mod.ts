@@ -43,6 +43,12 @@ export type {
 } from "./src/server.ts";
 export { Connection } from "./src/connection.ts";
 export type { HandshakeInfo } from "./src/connection.ts";
+// DTLS (issue #19): datagram connections over UDP.
+export { connectDtls } from "./src/dtls/connect.ts";
+export type { DtlsConnectOptions } from "./src/dtls/connect.ts";
+export { DtlsConnection } from "./src/dtls/connection.ts";
+export type { DtlsUdpOptions } from "./src/dtls/options.ts";
+export type { UdpAddr } from "./src/net/udp.ts";
 export type { NetAddr } from "./src/net/stream.ts";
 
 // Contexts and the sans-I/O engine.

@@ -49,6 +49,10 @@ export const cryptoSymbols = {
   // long BIO_ctrl(BIO *bp, int cmd, long larg, void *parg);  (parg as bytes, e.g. the char **
   // out-cell of BIO_get_mem_data)
   BIO_ctrl_buf: { symbol: "BIO_ctrl", args: ["ptr", "i32", "i64", "buf"], ret: "i64" },
+  // BIO_ADDR *BIO_ADDR_new(void);  (DTLSv1_listen's out-parameter)
+  BIO_ADDR_new: { args: [], ret: "ptr" },
+  // void BIO_ADDR_free(BIO_ADDR *ap);
+  BIO_ADDR_free: { args: ["ptr"], ret: "void" },
   // size_t BIO_ctrl_pending(BIO *b);  (declared i32: memory BIO contents stay far below 2 GiB)
   BIO_ctrl_pending: { args: ["ptr"], ret: "i32" },
 
@@ -457,6 +461,21 @@ export const sslSymbols = {
   //     unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX *ctx, EVP_MAC_CTX *hctx,
   //     int enc));  (3.0; 1.1.1 has only the HMAC_CTX form)
   SSL_CTX_set_tlsext_ticket_key_evp_cb: { args: ["ptr", "cb"], ret: "i32", optional: true },
+
+  // ---- DTLS (DTLS_method(3), DTLSv1_listen(3), SSL_CTX_set_cookie_generate_cb(3)) ----
+  // const SSL_METHOD *DTLS_method(void);  (version-flexible: DTLS 1.2, and 1.3 where built in)
+  DTLS_method: { args: [], ret: "ptr" },
+  // int DTLSv1_listen(SSL *ssl, BIO_ADDR *peer);  (1 cookie verified, 0 retry, < 0 error)
+  DTLSv1_listen: { args: ["ptr", "ptr"], ret: "i32" },
+  // size_t DTLS_get_data_mtu(const SSL *s);  (the largest plaintext one record of the current
+  // cipher carries within the MTU; 0 when unknown)
+  DTLS_get_data_mtu: { args: ["ptr"], ret: "i32" },
+  // void SSL_CTX_set_cookie_generate_cb(SSL_CTX *ctx, int (*app_gen_cookie_cb)(SSL *ssl,
+  //     unsigned char *cookie, unsigned int *cookie_len));
+  SSL_CTX_set_cookie_generate_cb: { args: ["ptr", "cb"], ret: "void" },
+  // void SSL_CTX_set_cookie_verify_cb(SSL_CTX *ctx, int (*app_verify_cookie_cb)(SSL *ssl,
+  //     const unsigned char *cookie, unsigned int cookie_len));
+  SSL_CTX_set_cookie_verify_cb: { args: ["ptr", "cb"], ret: "void" },
 } as const satisfies SymbolTable;
 
 type ArgOf<T> = T extends "ptr" | "cb" ? Pointer | null

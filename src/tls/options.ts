@@ -156,6 +156,23 @@ const ENTRY_POINTS: Readonly<Record<EntryPoint, { name: string; callKeys: readon
   },
   TlsContext: { name: "TlsContext", callKeys: [] },
   TlsEngine: { name: "TlsEngine", callKeys: [] },
+  // DTLS (src/dtls/)
+  connectDtls: {
+    name: "connectDtls()",
+    callKeys: ["hostname", "port", "signal", "handshakeTimeout", "idleTimeout", "mtu"],
+  },
+  listenDtls: {
+    name: "listenDtls()",
+    callKeys: [
+      "hostname",
+      "port",
+      "handshakeTimeout",
+      "idleTimeout",
+      "mtu",
+      "maxConnections",
+      "onError",
+    ],
+  },
 };
 
 /** Whether `entry` takes the schema option `spec` for `role`. */
