@@ -47,6 +47,14 @@ export type { HandshakeInfo } from "./src/connection.ts";
 export { connectDtls } from "./src/dtls/connect.ts";
 export type { DtlsConnectOptions } from "./src/dtls/connect.ts";
 export { DtlsConnection } from "./src/dtls/connection.ts";
+export {
+  DEFAULT_DTLS_IDLE_TIMEOUT,
+  DEFAULT_DTLS_MAX_CONNECTIONS,
+  DtlsListener,
+  listenDtls,
+} from "./src/dtls/listen.ts";
+export type { DtlsListenOptions } from "./src/dtls/listen.ts";
+export { DEFAULT_DTLS_MTU } from "./src/dtls/options.ts";
 export type { DtlsUdpOptions } from "./src/dtls/options.ts";
 export type { UdpAddr } from "./src/net/udp.ts";
 export type { NetAddr } from "./src/net/stream.ts";

@@ -6,6 +6,7 @@
  * @module
  */
 import dgram from "node:dgram";
+import { unrefTimer } from "../core/timers.ts";
 import { isIpAddress } from "./address.ts";
 
 /** A UDP peer: IP address and port. */
@@ -56,6 +57,13 @@ export function bindUdp(options: BindUdpOptions): Promise<UdpSocket> {
     (options.hostname === undefined ? 4 : familyOf(options.hostname));
   const socket = dgram.createSocket({ type: family === 6 ? "udp6" : "udp4" });
   let closed = false;
+  let inFlight = 0;
+  let finished = false;
+  const finish = () => {
+    if (finished) return;
+    finished = true;
+    socket.close();
+  };
   return new Promise<UdpSocket>((resolve, reject) => {
     const onBindError = (error: Error) => {
       closed = true;
@@ -81,14 +89,19 @@ export function bindUdp(options: BindUdpOptions): Promise<UdpSocket> {
         localAddr: { transport: "udp", hostname: a.address, port: a.port },
         send(datagram, to) {
           if (closed) return;
+          inFlight++;
           socket.send(datagram, to.port, to.hostname, (error) => {
+            inFlight--;
             if (error && !closed) options.onError?.(error);
+            if (closed && inFlight === 0) finish();
           });
         },
         close() {
           if (closed) return;
           closed = true;
-          socket.close();
+          // Sends are asynchronous: closing at once would drop the last ones (a close_notify).
+          if (inFlight === 0) finish();
+          else unrefTimer(setTimeout(finish, 1000)); // in case a send callback never comes
         },
       });
     });
