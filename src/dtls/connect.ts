@@ -145,7 +145,7 @@ export async function connectDtls(given: DtlsConnectOptions): Promise<DtlsConnec
     try {
       return dtlsContext("client", contextOptions);
     } catch (error) {
-      socket.close();
+      void socket.close();
       deadline.dispose();
       throw error;
     }
@@ -155,7 +155,7 @@ export async function connectDtls(given: DtlsConnectOptions): Promise<DtlsConnec
     openssl().SSL_set_mtu(engine.dtlsSsl, mtu);
   } catch (error) {
     context.close();
-    socket.close();
+    void socket.close();
     deadline.dispose();
     throw error;
   }

@@ -27,8 +27,11 @@ const READ_BUFFER_SIZE = 16 * 1024 + 2048;
 export interface DatagramLink {
   /** Sends one datagram to the peer. */
   send(datagram: Uint8Array): void;
-  /** Releases the transport (the client's socket; a server's slot in its listener). */
-  release(): void;
+  /**
+   * Releases the transport (the client's socket; a server's slot in its listener); resolves
+   * once what was sent is handed to the OS.
+   */
+  release(): Promise<void> | void;
   /** Local address. */
   readonly localAddr: UdpAddr;
   /** The peer's address. */
@@ -259,7 +262,7 @@ export class DtlsConnection {
       if (idle >= this.#idleMs) {
         this.#idleTimer = undefined;
         const error = new TlsError("TIMEOUT", `no datagram for ${this.#idleMs} ms: closed`);
-        this.close();
+        void this.close();
         this.#error ??= error;
         return;
       }
@@ -287,6 +290,8 @@ export class DtlsConnection {
     this.#settleWaiters();
   }
 
+  #released: Promise<void> | void = undefined;
+
   #release(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -295,7 +300,7 @@ export class DtlsConnection {
     this.#inbox.length = 0;
     this.#engine.close();
     this.#ownedContext?.close();
-    this.#link.release();
+    this.#released = this.#link.release();
   }
 
   // ---- datagrams ------------------------------------------------------------------------------
@@ -438,10 +443,12 @@ export class DtlsConnection {
   /**
    * Sends close_notify (after a completed handshake) and releases everything: the `SSL`, the
    * timers and the socket (clients) or the listener's slot (servers). Idempotent. Pending
-   * {@link receive} calls reject with `CLOSED`.
+   * {@link receive} calls reject with `CLOSED`. Everything is released at once; the promise
+   * resolves once the close_notify is handed to the OS (await it before `process.exit()`: UDP
+   * sends are asynchronous).
    */
-  close(): void {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve(this.#released);
     if (this.#info !== null && this.#error === null) {
       try {
         this.#engine.closeWrite();
@@ -457,16 +464,16 @@ export class DtlsConnection {
       if (this.#receivedCloseNotify) waiter.resolve(null);
       else waiter.reject(this.#error ?? error);
     }
+    return Promise.resolve(this.#released);
   }
 
-  /** Same as {@link close}. */
+  /** Same as {@link close} (without waiting for the close_notify to leave). */
   [Symbol.dispose](): void {
-    this.close();
+    void this.close();
   }
 
   /** Same as {@link close}. */
   [Symbol.asyncDispose](): Promise<void> {
-    this.close();
-    return Promise.resolve();
+    return this.close();
   }
 }

@@ -209,6 +209,7 @@ export class DtlsListener {
   #waiters: { resolve(c: DtlsConnection): void; reject(e: unknown): void }[] = [];
   #dropped = 0;
   #closed = false;
+  #socketClosed: Promise<void> = Promise.resolve();
 
   /** @internal Made by {@link listenDtls}. */
   constructor(context: TlsContext, socket: UdpSocket, settings: Settings) {
@@ -312,7 +313,7 @@ export class DtlsListener {
 
   #established(conn: DtlsConnection): void {
     if (this.#closed) {
-      conn.close();
+      void conn.close();
       return;
     }
     const waiter = this.#waiters.shift();
@@ -375,14 +376,15 @@ export class DtlsListener {
   /**
    * Stops listening and closes every connection made by this listener (close_notify to each
    * that completed its handshake), then the UDP socket. Idempotent. Pending {@link accept} calls
-   * reject with `CLOSED`.
+   * reject with `CLOSED`. Everything is released at once; the promise resolves once the socket
+   * has sent what it was given (the close_notify alerts) and is closed.
    */
-  close(): void {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    if (this.#closed) return this.#socketClosed;
     this.#closed = true;
-    for (const conn of [...this.#sessions.values()]) conn.close();
+    for (const conn of [...this.#sessions.values()]) void conn.close();
     this.#sessions.clear();
-    for (const conn of this.#ready.splice(0)) conn.close();
+    for (const conn of this.#ready.splice(0)) void conn.close();
     if (this.#listening !== null) {
       forgetCookiePeer(this.#listening.dtlsSsl);
       this.#listening.close();
@@ -390,19 +392,19 @@ export class DtlsListener {
     }
     this.#peerAddr.close();
     this.#context.close();
-    this.#socket.close();
+    this.#socketClosed = this.#socket.close();
     const error = new TlsError("CLOSED", "the DTLS listener is closed");
     for (const waiter of this.#waiters.splice(0)) waiter.reject(error);
+    return this.#socketClosed;
   }
 
-  /** Same as {@link close}. */
+  /** Same as {@link close} (without waiting for the socket). */
   [Symbol.dispose](): void {
-    this.close();
+    void this.close();
   }
 
   /** Same as {@link close}. */
   [Symbol.asyncDispose](): Promise<void> {
-    this.close();
-    return Promise.resolve();
+    return this.close();
   }
 }

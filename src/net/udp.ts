@@ -28,8 +28,12 @@ export interface UdpSocket {
   readonly localAddr: UdpAddr;
   /** Sends one datagram to `to` (errors go to `onError`: UDP gives no delivery report anyway). */
   send(datagram: Uint8Array, to: UdpAddr): void;
-  /** Closes the socket. Idempotent. */
-  close(): void;
+  /**
+   * Closes the socket once the datagrams already given to {@link send} are handed to the OS
+   * (sends are asynchronous: closing at once would drop the last ones, e.g. a close_notify).
+   * Idempotent; resolves when it is closed.
+   */
+  close(): Promise<void>;
 }
 
 /** Options for {@link bindUdp}. */
@@ -59,10 +63,13 @@ export function bindUdp(options: BindUdpOptions): Promise<UdpSocket> {
   let closed = false;
   let inFlight = 0;
   let finished = false;
+  let onClosed: () => void = () => {};
+  const closedPromise = new Promise<void>((resolve) => (onClosed = resolve));
   const finish = () => {
     if (finished) return;
     finished = true;
     socket.close();
+    onClosed();
   };
   return new Promise<UdpSocket>((resolve, reject) => {
     const onBindError = (error: Error) => {
@@ -97,11 +104,11 @@ export function bindUdp(options: BindUdpOptions): Promise<UdpSocket> {
           });
         },
         close() {
-          if (closed) return;
+          if (closed) return closedPromise;
           closed = true;
-          // Sends are asynchronous: closing at once would drop the last ones (a close_notify).
           if (inFlight === 0) finish();
           else unrefTimer(setTimeout(finish, 1000)); // in case a send callback never comes
+          return closedPromise;
         },
       });
     });
