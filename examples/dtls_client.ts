@@ -22,7 +22,8 @@ import process from "node:process";
 import { createInterface } from "node:readline";
 import { connectDtls, type DtlsConnectOptions, TlsError } from "../mod.ts";
 
-const USAGE = `usage: dtls_client.ts HOST:PORT [--ca FILE] [--servername NAME] [--cert FILE --key FILE]
+const USAGE =
+  `usage: dtls_client.ts HOST:PORT [--ca FILE] [--servername NAME] [--cert FILE --key FILE]
        [--psk ID:HEXKEY] [--mtu N] [--alpn a,b] [--send TEXT] [--timeout MS]`;
 
 function usage(message?: string): never {

@@ -40,7 +40,12 @@ function readPskFile(file: string): Map<string, Uint8Array> {
     if (line === "" || line.startsWith("#")) return;
     const m = /^([^:]+):((?:[0-9a-fA-F]{2})+)$/.exec(line);
     if (m === null) throw new Error(`${file}:${i + 1}: expected identity:hexkey`);
-    if (!keys.has(m[1]!)) keys.set(m[1]!, Uint8Array.from(m[2]!.match(/../g)!, (b) => parseInt(b, 16)));
+    if (!keys.has(m[1]!)) {
+      keys.set(
+        m[1]!,
+        Uint8Array.from(m[2]!.match(/../g)!, (b) => parseInt(b, 16)),
+      );
+    }
   });
   if (keys.size === 0) throw new Error(`${file}: no keys`);
   return keys;

@@ -57,7 +57,10 @@ test("connectDtls: s_server -dtls1_2 with a certificate chain; verified; data bo
     assert.equal(conn.peerCertificateChain.length, 3);
     assert.equal(conn.role, "client");
     assert.equal(conn.remoteAddr.port, peer.port);
-    assert.ok(conn.maxDatagramSize > 1000 && conn.maxDatagramSize < 1200, `${conn.maxDatagramSize}`);
+    assert.ok(
+      conn.maxDatagramSize > 1000 && conn.maxDatagramSize < 1200,
+      `${conn.maxDatagramSize}`,
+    );
     conn.send(text("hello over dtls\n"));
     await peer.waitFor(/hello over dtls/);
     peer.send("hello from s_server\n");

@@ -101,49 +101,53 @@ test("examples: dtls_server --psk-file with dtls_client --psk and s_client -psk"
   }
 }, { timeout: 60_000 });
 
-test("examples: dtls_server --cert served to s_client (verified); dtls_client --ca against gnutls-serv", async () => {
-  const { server, port } = await startServerExample([
-    "--cert",
-    pki.serverChainPath,
-    "--key",
-    pki.server.keyPath,
-    "--once",
-  ]);
-  try {
-    await using s = startDtlsClient("openssl", port, [
-      "-CAfile",
-      pki.rootCaPath,
-      "-servername",
-      "localhost",
-      "-verify_return_error",
+test(
+  "examples: dtls_server --cert served to s_client (verified); dtls_client --ca against gnutls-serv",
+  async () => {
+    const { server, port } = await startServerExample([
+      "--cert",
+      pki.serverChainPath,
+      "--key",
+      pki.server.keyPath,
+      "--once",
     ]);
-    await s.waitFor(/Verify return code: 0 \(ok\)/);
-    s.send("echo me\n");
-    await s.waitFor(/^echo me$/m);
-    s.send("Q\n"); // s_client: close_notify and quit; the --once server then exits
-    await s.exited;
-  } finally {
-    const r = await server.done; // --once: exits after s_client closes (killed by the dispose)
-    assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /DTLSv1\.2 ECDHE-/);
-  }
-  await using peer = await startDtlsServer("gnutls", [
-    "--echo",
-    "--x509certfile",
-    pki.serverChainPath,
-    "--x509keyfile",
-    pki.server.keyPath,
-  ]);
-  const client = await run("examples/dtls_client.ts", [
-    `127.0.0.1:${peer.port}`,
-    "--ca",
-    pki.rootCaPath,
-    "--servername",
-    "localhost",
-    "--send",
-    "to gnutls",
-  ]).done;
-  assert.equal(client.code, 0, client.stderr);
-  assert.match(client.stdout, /peer CN=localhost/);
-  assert.match(client.stdout, /received: to gnutls/);
-}, { timeout: 60_000 });
+    try {
+      await using s = startDtlsClient("openssl", port, [
+        "-CAfile",
+        pki.rootCaPath,
+        "-servername",
+        "localhost",
+        "-verify_return_error",
+      ]);
+      await s.waitFor(/Verify return code: 0 \(ok\)/);
+      s.send("echo me\n");
+      await s.waitFor(/^echo me$/m);
+      s.send("Q\n"); // s_client: close_notify and quit; the --once server then exits
+      await s.exited;
+    } finally {
+      const r = await server.done; // --once: exits after s_client closes (killed by the dispose)
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /DTLSv1\.2 ECDHE-/);
+    }
+    await using peer = await startDtlsServer("gnutls", [
+      "--echo",
+      "--x509certfile",
+      pki.serverChainPath,
+      "--x509keyfile",
+      pki.server.keyPath,
+    ]);
+    const client = await run("examples/dtls_client.ts", [
+      `127.0.0.1:${peer.port}`,
+      "--ca",
+      pki.rootCaPath,
+      "--servername",
+      "localhost",
+      "--send",
+      "to gnutls",
+    ]).done;
+    assert.equal(client.code, 0, client.stderr);
+    assert.match(client.stdout, /peer CN=localhost/);
+    assert.match(client.stdout, /received: to gnutls/);
+  },
+  { timeout: 60_000 },
+);

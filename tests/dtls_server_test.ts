@@ -218,100 +218,112 @@ test("listenDtls: ClientHellos without a valid cookie get a HelloVerifyRequest a
   }
 });
 
-test("listenDtls: maxConnections bounds the sessions; the extra client gets in once one closes", async () => {
-  try {
-    await using server = await listenDtls(serverOptions({ maxConnections: 1 }));
-    echo(server);
-    const opts = {
-      hostname: "127.0.0.1",
-      port: server.addr.port,
-      servername: "localhost",
-      caCerts: [pki.rootCa.cert],
-    };
-    const first = await connectDtls(opts);
-    const second = connectDtls({ ...opts, handshakeTimeout: 8_000 });
-    await delay(300);
-    assert.equal(server.connectionCount, 1);
-    assert.ok(server.droppedCount >= 1);
-    first.close(); // frees the slot; the second client's retransmitted ClientHello gets in
-    const conn = await second;
-    conn.send(text("second"));
-    assert.equal(str(await conn.receive()), "echo:second");
-    conn.close();
-  } finally {
-    finish();
-  }
-}, { timeout: 30_000 });
+test(
+  "listenDtls: maxConnections bounds the sessions; the extra client gets in once one closes",
+  async () => {
+    try {
+      await using server = await listenDtls(serverOptions({ maxConnections: 1 }));
+      echo(server);
+      const opts = {
+        hostname: "127.0.0.1",
+        port: server.addr.port,
+        servername: "localhost",
+        caCerts: [pki.rootCa.cert],
+      };
+      const first = await connectDtls(opts);
+      const second = connectDtls({ ...opts, handshakeTimeout: 8_000 });
+      await delay(300);
+      assert.equal(server.connectionCount, 1);
+      assert.ok(server.droppedCount >= 1);
+      first.close(); // frees the slot; the second client's retransmitted ClientHello gets in
+      const conn = await second;
+      conn.send(text("second"));
+      assert.equal(str(await conn.receive()), "echo:second");
+      conn.close();
+    } finally {
+      finish();
+    }
+  },
+  { timeout: 30_000 },
+);
 
-test("loss: 15% dropped, 10% duplicated, 10% reordered; handshakes complete, nothing hangs", async () => {
-  try {
-    await using server = await listenDtls(serverOptions());
-    echo(server);
-    for (const seed of [1, 2, 3]) {
+test(
+  "loss: 15% dropped, 10% duplicated, 10% reordered; handshakes complete, nothing hangs",
+  async () => {
+    try {
+      await using server = await listenDtls(serverOptions());
+      echo(server);
+      for (const seed of [1, 2, 3]) {
+        await using proxy = await startLossyProxy({
+          target: server.addr.port,
+          seed,
+          drop: 0.15,
+          duplicate: 0.1,
+          reorder: 0.1,
+        });
+        await using conn = await connectDtls({
+          hostname: "127.0.0.1",
+          port: proxy.port,
+          servername: "localhost",
+          caCerts: [pki.rootCa.cert],
+          mtu: 400, // fragmented handshake messages: more datagrams to lose
+          handshakeTimeout: 25_000,
+        });
+        // Data: each datagram is retried until its echo comes back (UDP may lose either way).
+        let next = conn.receive(); // one receive at a time: a pending one takes the next datagram
+        for (let i = 0; i < 3; i++) {
+          let answered = false;
+          for (let attempt = 0; attempt < 20 && !answered; attempt++) {
+            conn.send(text(`m${seed}.${i}`));
+            const reply = await Promise.race([next, delay(250).then(() => undefined)]);
+            if (reply === undefined) continue;
+            next = conn.receive();
+            assert.match(str(reply) ?? "", /^echo:m\d\.\d$/);
+            answered = str(reply) === `echo:m${seed}.${i}`;
+          }
+          assert.ok(answered, `no echo for m${seed}.${i}`);
+        }
+        next.catch(() => {}); // rejects with CLOSED below
+        assert.ok(proxy.stats.dropped > 0, JSON.stringify(proxy.stats));
+      }
+    } finally {
+      finish();
+    }
+  },
+  { timeout: 90_000 },
+);
+
+test(
+  "loss: duplicated datagrams reach the application once (replay protection), in order",
+  async () => {
+    try {
+      await using server = await listenDtls(serverOptions());
+      const accepted = server.accept();
       await using proxy = await startLossyProxy({
         target: server.addr.port,
-        seed,
-        drop: 0.15,
-        duplicate: 0.1,
-        reorder: 0.1,
+        seed: 9,
+        drop: 0,
+        duplicate: 0.5,
+        reorder: 0,
       });
       await using conn = await connectDtls({
         hostname: "127.0.0.1",
         port: proxy.port,
         servername: "localhost",
         caCerts: [pki.rootCa.cert],
-        mtu: 400, // fragmented handshake messages: more datagrams to lose
-        handshakeTimeout: 25_000,
       });
-      // Data: each datagram is retried until its echo comes back (UDP may lose either way).
-      let next = conn.receive(); // one receive at a time: a pending one takes the next datagram
-      for (let i = 0; i < 3; i++) {
-        let answered = false;
-        for (let attempt = 0; attempt < 20 && !answered; attempt++) {
-          conn.send(text(`m${seed}.${i}`));
-          const reply = await Promise.race([next, delay(250).then(() => undefined)]);
-          if (reply === undefined) continue;
-          next = conn.receive();
-          assert.match(str(reply) ?? "", /^echo:m\d\.\d$/);
-          answered = str(reply) === `echo:m${seed}.${i}`;
-        }
-        assert.ok(answered, `no echo for m${seed}.${i}`);
-      }
-      next.catch(() => {}); // rejects with CLOSED below
-      assert.ok(proxy.stats.dropped > 0, JSON.stringify(proxy.stats));
+      const peer = await accepted;
+      for (let i = 0; i < 20; i++) conn.send(text(`d${i}`));
+      const got: string[] = [];
+      for (let i = 0; i < 20; i++) got.push(str(await peer.receive())!);
+      assert.deepEqual(got, Array.from({ length: 20 }, (_, i) => `d${i}`));
+      assert.ok(proxy.stats.duplicated >= 5, JSON.stringify(proxy.stats));
+      // Nothing more arrives: every duplicate was dropped.
+      const extra = await Promise.race([peer.receive(), delay(200).then(() => "none")]);
+      assert.equal(extra, "none");
+    } finally {
+      finish();
     }
-  } finally {
-    finish();
-  }
-}, { timeout: 90_000 });
-
-test("loss: duplicated datagrams reach the application once (replay protection), in order", async () => {
-  try {
-    await using server = await listenDtls(serverOptions());
-    const accepted = server.accept();
-    await using proxy = await startLossyProxy({
-      target: server.addr.port,
-      seed: 9,
-      drop: 0,
-      duplicate: 0.5,
-      reorder: 0,
-    });
-    await using conn = await connectDtls({
-      hostname: "127.0.0.1",
-      port: proxy.port,
-      servername: "localhost",
-      caCerts: [pki.rootCa.cert],
-    });
-    const peer = await accepted;
-    for (let i = 0; i < 20; i++) conn.send(text(`d${i}`));
-    const got: string[] = [];
-    for (let i = 0; i < 20; i++) got.push(str(await peer.receive())!);
-    assert.deepEqual(got, Array.from({ length: 20 }, (_, i) => `d${i}`));
-    assert.ok(proxy.stats.duplicated >= 5, JSON.stringify(proxy.stats));
-    // Nothing more arrives: every duplicate was dropped.
-    const extra = await Promise.race([peer.receive(), delay(200).then(() => "none")]);
-    assert.equal(extra, "none");
-  } finally {
-    finish();
-  }
-}, { timeout: 30_000 });
+  },
+  { timeout: 30_000 },
+);

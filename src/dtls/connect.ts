@@ -122,7 +122,7 @@ export async function connectDtls(given: DtlsConnectOptions): Promise<DtlsConnec
     });
   }
   const server: UdpAddr = { transport: "udp", hostname: address, port };
-  let conn: DtlsConnection | undefined;
+  const holder: { conn?: DtlsConnection } = {}; // the socket's handler runs before it exists
   let socket: UdpSocket;
   try {
     socket = await bindUdp({
@@ -130,7 +130,7 @@ export async function connectDtls(given: DtlsConnectOptions): Promise<DtlsConnec
       onDatagram: (datagram, from) => {
         // An unconnected socket: only the server's datagrams count.
         if (from.port === server.port && sameHost(from.hostname, server.hostname)) {
-          conn?.deliver(datagram);
+          holder.conn?.deliver(datagram);
         }
       },
     });
@@ -159,7 +159,7 @@ export async function connectDtls(given: DtlsConnectOptions): Promise<DtlsConnec
     deadline.dispose();
     throw error;
   }
-  conn = new DtlsConnection({
+  const conn = new DtlsConnection({
     engine,
     ownedContext: context,
     mtu,
@@ -171,6 +171,7 @@ export async function connectDtls(given: DtlsConnectOptions): Promise<DtlsConnec
       remoteAddr: server,
     },
   });
+  holder.conn = conn;
   await conn.handshake(deadline); // releases everything itself on failure
   return conn;
 }

@@ -11,12 +11,7 @@
  * @module
  */
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import {
-  COOKIE_GENERATE_CB,
-  COOKIE_VERIFY_CB,
-  openssl,
-  type Pointer,
-} from "../core/native.ts";
+import { COOKIE_GENERATE_CB, COOKIE_VERIFY_CB, openssl, type Pointer } from "../core/native.ts";
 import { trampoline } from "../core/trampolines.ts";
 
 const COOKIE_LENGTH = 16;

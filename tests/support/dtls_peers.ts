@@ -17,7 +17,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import dgram from "node:dgram";
-import { type ChildOutput, captureOutput, trackChild, waitForOutput } from "./children.ts";
+import { captureOutput, type ChildOutput, trackChild, waitForOutput } from "./children.ts";
 import { prng } from "./fuzz.ts";
 
 /**
@@ -148,7 +148,11 @@ export async function startDtlsServer(
  * await client.waitFor(/CONNECTED/);
  * ```
  */
-export function startDtlsClient(kind: "openssl" | "gnutls", port: number, args: string[]): DtlsPeer {
+export function startDtlsClient(
+  kind: "openssl" | "gnutls",
+  port: number,
+  args: string[],
+): DtlsPeer {
   return kind === "openssl"
     ? startPeer("openssl", ["s_client", "-dtls1_2", "-connect", `127.0.0.1:${port}`, ...args], port)
     : startPeer("gnutls-cli", ["--udp", "-p", String(port), ...args, "127.0.0.1"], port);
