@@ -261,9 +261,7 @@ export class DtlsConnection {
       const idle = Date.now() - this.#lastActivity;
       if (idle >= this.#idleMs) {
         this.#idleTimer = undefined;
-        const error = new TlsError("TIMEOUT", `no datagram for ${this.#idleMs} ms: closed`);
-        void this.close();
-        this.#error ??= error;
+        void this.#close(new TlsError("TIMEOUT", `no datagram for ${this.#idleMs} ms: closed`));
         return;
       }
       this.#idleTimer = unrefTimer(setTimeout(check, this.#idleMs - idle));
@@ -448,6 +446,11 @@ export class DtlsConnection {
    * sends are asynchronous).
    */
   close(): Promise<void> {
+    return this.#close(null);
+  }
+
+  /** {@link close}; `reason` (the idle timeout) becomes what pending and later calls reject with. */
+  #close(reason: TlsError | null): Promise<void> {
     if (this.#closed) return Promise.resolve(this.#released);
     if (this.#info !== null && this.#error === null) {
       try {
@@ -457,6 +460,7 @@ export class DtlsConnection {
         // closing anyway
       }
     }
+    if (reason !== null) this.#error ??= reason;
     const error = new TlsError("CLOSED", "the DTLS connection is closed");
     this.#rejectHandshake(error);
     this.#release();
