@@ -31,7 +31,7 @@ import { checkMtu, dtlsContext, type DtlsUdpOptions, refuseTlsOnly } from "./opt
  * Options for {@link connectDtls}: the client options of `connect()` (verification, `caCerts`,
  * `servername`, client certificates with `onClientCertificate`, `psk` with the server's hint,
  * `alpnProtocols`, `onKeylog`, `onHandshakeEvent`, `ciphers`, ...) with the same meaning, except
- * `minVersion`/`maxVersion` (DTLS 1.2 is the minimum; DTLS 1.3 where the loaded OpenSSL has it)
+ * `minVersion`/`maxVersion` (DTLS 1.2 only, for now)
  * and `context`; plus `mtu`.
  */
 export interface DtlsConnectOptions
@@ -58,7 +58,7 @@ export interface DtlsConnectOptions
  * Opens a DTLS association with a server over UDP and resolves once the handshake is done (so
  * certificate problems reject it). Secure by default, like `connect()`: the server's chain is
  * verified against `caCerts` (or the system store) and its name against `servername` (default
- * `hostname`). DTLS 1.2 (DTLS 1.3 where the loaded OpenSSL has it). Lost handshake flights are
+ * `hostname`). DTLS 1.2 (DTLS 1.3 not yet). Lost handshake flights are
  * retransmitted by OpenSSL's timer; datagrams that are not DTLS, or not from the server's
  * address, are dropped.
  *

@@ -52,7 +52,7 @@ export const DEFAULT_DTLS_MAX_CONNECTIONS = 1_000;
  * Options for {@link listenDtls}: the server options of `listen()` (`cert`/`key`, `psk` with
  * `pskIdentityHint`, `requestClientCert` with `caCerts`, `alpnProtocols`, `onKeylog`,
  * `onHandshakeEvent`, `ciphers`, ...) with the same meaning, except `minVersion`/`maxVersion`
- * (DTLS 1.2 minimum; DTLS 1.3 where the loaded OpenSSL has it) and `context`; plus the UDP ones.
+ * (DTLS 1.2 only, for now) and `context`; plus the UDP ones.
  */
 export interface DtlsListenOptions
   extends Omit<ServerFeatureOptions<TlsContext>, "minVersion" | "maxVersion">, DtlsUdpOptions {

@@ -41,16 +41,16 @@ export function checkMtu(value: unknown): number {
 }
 
 /**
- * Refuses the TLS options DTLS has no use for yet, with what to do instead: versions (DTLS 1.2,
- * and DTLS 1.3 where the loaded OpenSSL has it, are always on) and a shared `context` (DTLS
- * contexts are made per call).
+ * Refuses the TLS options DTLS has no use for yet, with what to do instead: versions (DTLS 1.2
+ * only, for now). (A shared `context` is not an option of the DTLS entry points: DTLS contexts
+ * are made per call.)
  */
 export function refuseTlsOnly(entry: string, options: Readonly<Record<string, unknown>>): void {
   for (const key of ["minVersion", "maxVersion"]) {
     if (options[key] !== undefined) {
       throw new TypeError(
-        `${entry} takes no ${key}: DTLS 1.2 is the minimum, and DTLS 1.3 is used where the ` +
-          "loaded OpenSSL has it",
+        `${entry} takes no ${key}: DTLS connections are DTLS 1.2 (DTLS 1.3 is not supported ` +
+          "yet)",
       );
     }
   }
