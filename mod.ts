@@ -41,6 +41,7 @@ export type {
   StartTlsServerOptions,
   TlsServerOptions,
 } from "./src/server.ts";
+export type { ListenerContextOptions } from "./src/listener_context.ts";
 export { Connection } from "./src/connection.ts";
 export type { HandshakeInfo } from "./src/connection.ts";
 // DTLS (issue #19): datagram connections over UDP.
@@ -82,7 +83,13 @@ export type {
   VerificationOptions,
   VerifyCertificateInfo,
 } from "./src/handshake/verification.ts";
-export type { Identity, IdentityOptions } from "./src/handshake/identity.ts";
+export type {
+  Identity,
+  IdentityOptions,
+  PemIdentity,
+  Pkcs12Identity,
+} from "./src/handshake/identity.ts";
+export type { CrlCheck, RevocationOptions } from "./src/handshake/revocation.ts";
 export {
   identityForAcceptableIssuers,
   matchesAcceptableIssuers,
@@ -107,6 +114,12 @@ export type {
 } from "./src/handshake/ocsp.ts";
 export type { SessionClientOptions, SessionServerOptions } from "./src/handshake/sessions.ts";
 export { generateTicketKeys } from "./src/handshake/session_codec.ts";
+export type {
+  CachedSession,
+  SessionCacheOperation,
+  SessionCacheServerOptions,
+} from "./src/handshake/session_cache.ts";
+export type { EarlyDataClientOptions, EarlyDataServerOptions } from "./src/handshake/early_data.ts";
 export type { PskClientOptions, PskOptions, PskServerOptions } from "./src/handshake/psk.ts";
 export { DEFAULT_PSK_CIPHER_SUITE, DEFAULT_PSK_TLS12_CIPHERS } from "./src/handshake/psk_keys.ts";
 export type {
@@ -120,6 +133,10 @@ export type {
   PskServerRequest,
 } from "./src/handshake/psk_keys.ts";
 export type { HandshakeEvent, TraceOptions } from "./src/handshake/trace.ts";
+// TLS 1.3 post-handshake client authentication.
+export type { PostHandshakeAuthClientOptions } from "./src/handshake/post_handshake_auth.ts";
+export { DEFAULT_CLIENT_CERTIFICATE_TIMEOUT } from "./src/client_certificate_request.ts";
+export type { RequestClientCertificateOptions } from "./src/client_certificate_request.ts";
 
 // Certificates, keys, OCSP.
 export { Certificate } from "./src/x509/certificate.ts";

@@ -9,7 +9,9 @@
  *   bun examples/client.ts ...                              # the same on Bun
  *
  * Flags: --ca FILE (repeatable), --servername NAME, --alpn LIST, --cert FILE --key FILE [--pass P],
- * --identity DIR (pick a client identity by the server's acceptable CAs), --trace, --keylog FILE,
+ * --pfx FILE [--pass P] (a PKCS#12 client identity), --crl FILE (repeatable) --crl-check leaf|chain
+ * (revocation by CRL), --identity DIR (pick a client identity by the server's acceptable CAs),
+ * --trace, --keylog FILE,
  * --pin SHA256, --tls1.2 / --tls1.3 (only that version), --groups LIST (key exchange groups, e.g.
  * X25519MLKEM768,X25519), --insecure (no verification: UNSAFE),
  * --ocsp request|require|off (OCSP stapling; default request), --psk HEX --psk-identity ID (a
@@ -41,11 +43,11 @@ import {
   Certificate,
   connect,
   type ConnectOptions,
-  type Identity,
   matchesAcceptableIssuers,
   type OcspMode,
   type OcspResponse,
   opensslVersion,
+  type PemIdentity,
   TlsError,
 } from "../mod.ts";
 import { DemoPki } from "./demo_pki.ts";
@@ -55,6 +57,10 @@ const USAGE = `usage: client.ts [host:port | https://host[:port]/path] [flags]
   --servername NAME  SNI and the name verified (default: the host)
   --alpn LIST        offer these ALPN protocols, e.g. h2,http/1.1
   --cert FILE --key FILE [--pass PASSPHRASE]   a client certificate
+  --pfx FILE [--pass PASSPHRASE]               a client certificate from a PKCS#12 file
+  --crl FILE         check the server's chain against this CRL (PEM or DER; repeatable)
+  --crl-check MODE   leaf (only the server's certificate) or chain (default with --crl: every
+                     CA of the chain needs its CRL)
   --tls1.2 | --tls1.3  only that protocol version
   --groups LIST      key exchange groups, most preferred first, e.g. X25519MLKEM768,X25519
                      (default: OpenSSL's; 3.5+ prefers the post-quantum hybrid X25519MLKEM768)
@@ -158,6 +164,7 @@ function parseArgs(args: string[]): Parsed {
   let reconnect = false;
   let certFile: string | undefined;
   let keyFile: string | undefined;
+  const crls: Uint8Array[] = [];
   let pskKey: Uint8Array | undefined;
   let pskIdentity: string | undefined;
   for (let i = 0; i < args.length; i++) {
@@ -186,6 +193,20 @@ function parseArgs(args: string[]): Parsed {
       case "--pass":
         options.passphrase = value();
         break;
+      case "--pfx":
+        options.pfx = new Uint8Array(readFileSync(value()));
+        break;
+      case "--crl":
+        crls.push(new Uint8Array(readFileSync(value()))); // PEM or DER: bytes either way
+        break;
+      case "--crl-check": {
+        const mode = value();
+        if (mode !== "leaf" && mode !== "chain") {
+          throw new UsageError(`--crl-check takes leaf or chain, got ${mode}`);
+        }
+        options.crlCheck = mode;
+        break;
+      }
       case "--tls1.2":
         options.minVersion = options.maxVersion = "TLSv1.2";
         break;
@@ -255,6 +276,7 @@ function parseArgs(args: string[]): Parsed {
     }
   }
   if (ca.length > 0) options.caCerts = ca;
+  if (crls.length > 0) options.crls = crls;
   if ((certFile === undefined) !== (keyFile === undefined)) {
     throw new UsageError("--cert and --key go together");
   }
@@ -335,8 +357,8 @@ function describeError(error: TlsError): string[] {
 }
 
 /** Reads `NAME.pem` + `NAME.key` pairs from a directory. */
-function loadIdentities(dir: string): { name: string; identity: Identity }[] {
-  const out: { name: string; identity: Identity }[] = [];
+function loadIdentities(dir: string): { name: string; identity: PemIdentity }[] {
+  const out: { name: string; identity: PemIdentity }[] = [];
   for (const file of readdirSync(dir).sort()) {
     if (!file.endsWith(".pem")) continue;
     const name = file.slice(0, -4);

@@ -157,6 +157,43 @@ export const TICKET_KEY_CB: CallbackSignature = {
 };
 
 /**
+ * `SSL_SESSION *get_session_cb(SSL *ssl, const unsigned char *data, int len, int *copy)`
+ * (SSL_CTX_sess_set_get_cb(3)): a server looks up session id (TLS 1.2) or stateful ticket
+ * (TLS 1.3) `data` in an external cache. Returns the session or NULL (a full handshake); with
+ * `*copy` set to 0 the returned reference becomes OpenSSL's. Mainline OpenSSL has no way to
+ * suspend here (`SSL_magic_pending_session_ptr` is BoringSSL's): async lookups run earlier, in the
+ * client-hello callback. A failure returns NULL.
+ */
+export const GET_SESSION_CB: CallbackSignature = {
+  args: ["ptr", "ptr", "i32", "ptr"],
+  ret: "ptr",
+  failure: null,
+};
+
+/**
+ * The server's `new_session_cb` (same C signature as {@link NEW_SESSION_CB}): a separate object
+ * because trampolines are made per signature object, and this one routes to the server's external
+ * session cache. Returns 0: the session is serialised during the call, no reference kept.
+ */
+export const SERVER_NEW_SESSION_CB: CallbackSignature = {
+  args: ["ptr", "ptr"],
+  ret: "i32",
+  failure: 0,
+};
+
+/**
+ * `void remove_session_cb(SSL_CTX *ctx, SSL_SESSION *sess)` (SSL_CTX_sess_set_remove_cb(3)): a
+ * server's session is no longer to be resumed: a connection that used it ended without sending
+ * close_notify, or with a fatal alert (`ssl_clear_bad_session`, `ssl3_send_alert`), or it was
+ * removed from the cache. Called with the session context, not an `SSL` (also from `SSL_free`).
+ */
+export const REMOVE_SESSION_CB: CallbackSignature = {
+  args: ["ptr", "ptr"],
+  ret: "void",
+  failure: null,
+};
+
+/**
  * `int app_gen_cookie_cb(SSL *ssl, unsigned char *cookie, unsigned int *cookie_len)`
  * (SSL_CTX_set_cookie_generate_cb(3)), called by `DTLSv1_listen` for a HelloVerifyRequest: write
  * at most `DTLS1_COOKIE_LENGTH` (255) bytes into `cookie`, their count into `*cookie_len`, and

@@ -118,6 +118,9 @@ export const X509_V = {
   ERR_IP_ADDRESS_MISMATCH: 64,
 } as const;
 
+/** `X509_V_FLAG_CRL_CHECK` / `X509_V_FLAG_CRL_CHECK_ALL` (x509_vfy.h): CRLs for the leaf / every certificate. */
+export const X509_V_FLAG_CRL = { CHECK: 0x4, CHECK_ALL: 0x8 } as const;
+
 /** `XN_FLAG_RFC2253` for `X509_NAME_print_ex` (x509.h): `CN=leaf,O=Org` order and escaping. */
 export const XN_FLAG_RFC2253 = 0x1110317;
 
@@ -240,6 +243,36 @@ export const TLS13_CIPHER_SUITES: Readonly<
   TLS_AES_128_CCM_SHA256: { id: [0x13, 0x04], hashNid: 672 },
   TLS_AES_128_CCM_8_SHA256: { id: [0x13, 0x05], hashNid: 672 },
 };
+
+/**
+ * External server session cache and early data (ssl.h): `SSL_get_early_data_status` results,
+ * `SSL_read_early_data` results, and `SSL_MAX_SSL_SESSION_ID_LENGTH` (the longest session id; a
+ * TLS 1.3 stateful ticket is a session id, so OpenSSL looks up only PSK identities this short in
+ * the session cache). `TLSEXT_TYPE_supported_versions` (tls1.h) is the extension a TLS 1.3
+ * ClientHello lists its versions in.
+ */
+export const EARLY_DATA = {
+  NOT_SENT: 0,
+  REJECTED: 1,
+  ACCEPTED: 2,
+  READ_ERROR: 0,
+  READ_SUCCESS: 1,
+  READ_FINISH: 2,
+  MAX_SESSION_ID_LENGTH: 32,
+  TLSEXT_TYPE_supported_versions: 43,
+} as const;
+
+/**
+ * `SSL_R_*` reasons `SSL_verify_client_post_handshake` fails with (sslerr.h): the client did not
+ * offer post-handshake authentication, a request is already queued or sent, the server's verify
+ * mode does not ask for a certificate.
+ */
+export const SSL_R_POST_HANDSHAKE = {
+  EXTENSION_NOT_RECEIVED: 279,
+  INVALID_CONFIG: 283,
+  REQUEST_PENDING: 285,
+  REQUEST_SENT: 286,
+} as const;
 
 /** DTLS protocol version numbers for min/max proto version (dtls1.h). */
 export const DTLS_VERSION = { DTLS1_2_VERSION: 0xfefd, DTLS1_3_VERSION: 0xfefc } as const;

@@ -162,6 +162,31 @@ export const cryptoSymbols = {
   // void X509_email_free(STACK_OF(OPENSSL_STRING) *sk);
   X509_email_free: { args: ["ptr"], ret: "void" },
 
+  // ---- Revocation (CRLs) and PKCS#12 (src/handshake/revocation.ts, src/x509/pkcs12.ts) ----
+  // X509_CRL *PEM_read_bio_X509_CRL(BIO *bp, X509_CRL **x, pem_password_cb *cb, void *u);
+  PEM_read_bio_X509_CRL: { args: ["ptr", "ptr", "ptr", "ptr"], ret: "ptr" },
+  // X509_CRL *d2i_X509_CRL_bio(BIO *bp, X509_CRL **crl);
+  d2i_X509_CRL_bio: { args: ["ptr", "ptr"], ret: "ptr" },
+  // void X509_CRL_free(X509_CRL *a);
+  X509_CRL_free: { args: ["ptr"], ret: "void" },
+  // int X509_STORE_add_crl(X509_STORE *ctx, X509_CRL *x);  (takes its own reference)
+  X509_STORE_add_crl: { args: ["ptr", "ptr"], ret: "i32" },
+  // int X509_VERIFY_PARAM_set_flags(X509_VERIFY_PARAM *param, unsigned long flags);  (ORs them in)
+  X509_VERIFY_PARAM_set_flags: { args: ["ptr", "u64"], ret: "i32" },
+  // PKCS12 *d2i_PKCS12_bio(BIO *bp, PKCS12 **p12);
+  d2i_PKCS12_bio: { args: ["ptr", "ptr"], ret: "ptr" },
+  // int PKCS12_parse(PKCS12 *p12, const char *pass, EVP_PKEY **pkey, X509 **cert,
+  //                  STACK_OF(X509) **ca);  (pass: NUL-terminated; the three out-cells are
+  //                  8-byte cells, *ca NULL on entry or the certificates are appended to it)
+  PKCS12_parse: { args: ["ptr", "buf", "buf", "buf", "buf"], ret: "i32" },
+  // void PKCS12_free(PKCS12 *a);
+  PKCS12_free: { args: ["ptr"], ret: "void" },
+  // OSSL_PROVIDER *OSSL_PROVIDER_load(OSSL_LIB_CTX *libctx, const char *name);  (3.0+; NULL
+  // libctx: the default library context; loaded for the rest of the process)
+  OSSL_PROVIDER_load: { args: ["ptr", "buf"], ret: "ptr", optional: true },
+  // int OSSL_PROVIDER_available(OSSL_LIB_CTX *libctx, const char *name);  (3.0+)
+  OSSL_PROVIDER_available: { args: ["ptr", "buf"], ret: "i32", optional: true },
+
   // OCSP_RESPONSE *d2i_OCSP_RESPONSE(OCSP_RESPONSE **a, const unsigned char **in, long len);
   // (`in`: an 8-byte cell holding the address of the DER; advanced past what was read)
   d2i_OCSP_RESPONSE: { args: ["ptr", "buf", "i64"], ret: "ptr" },
@@ -348,6 +373,8 @@ export const sslSymbols = {
   SSL_set_hostflags: { args: ["ptr", "u32"], ret: "void" },
   // X509_VERIFY_PARAM *SSL_get0_param(SSL *ssl);
   SSL_get0_param: { args: ["ptr"], ret: "ptr" },
+  // X509_VERIFY_PARAM *SSL_CTX_get0_param(SSL_CTX *ctx);  (borrowed; revocation.ts sets CRL flags)
+  SSL_CTX_get0_param: { args: ["ptr"], ret: "ptr" },
   // long SSL_get_verify_result(const SSL *ssl);
   SSL_get_verify_result: { args: ["ptr"], ret: "i64" },
   // const char *SSL_get_version(const SSL *ssl);
@@ -461,6 +488,45 @@ export const sslSymbols = {
   //     unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX *ctx, EVP_MAC_CTX *hctx,
   //     int enc));  (3.0; 1.1.1 has only the HMAC_CTX form)
   SSL_CTX_set_tlsext_ticket_key_evp_cb: { args: ["ptr", "cb"], ret: "i32", optional: true },
+
+  // ---- External server session cache and 0-RTT early data (SSL_CTX_sess_set_get_cb(3),
+  // SSL_read_early_data(3)); all in 1.1.1, 3.0, 3.5 and 4.0 ----
+  // void SSL_CTX_sess_set_get_cb(SSL_CTX *ctx, SSL_SESSION *(*get_session_cb)(SSL *,
+  //     const unsigned char *data, int len, int *copy));
+  SSL_CTX_sess_set_get_cb: { args: ["ptr", "cb"], ret: "void" },
+  // void SSL_CTX_sess_set_remove_cb(SSL_CTX *ctx, void (*remove_session_cb)(SSL_CTX *ctx,
+  //     SSL_SESSION *sess));
+  SSL_CTX_sess_set_remove_cb: { args: ["ptr", "cb"], ret: "void" },
+  // const unsigned char *SSL_SESSION_get_id(const SSL_SESSION *s, unsigned int *len);  (borrowed)
+  SSL_SESSION_get_id: { args: ["ptr", "buf"], ret: "ptr" },
+  // size_t SSL_client_hello_get0_session_id(SSL *s, const unsigned char **out);  (borrowed)
+  SSL_client_hello_get0_session_id: { args: ["ptr", "buf"], ret: "usize" },
+  // int SSL_CTX_set_max_early_data(SSL_CTX *ctx, uint32_t max_early_data);
+  SSL_CTX_set_max_early_data: { args: ["ptr", "u32"], ret: "i32" },
+  // int SSL_CTX_set_recv_max_early_data(SSL_CTX *ctx, uint32_t recv_max_early_data);
+  SSL_CTX_set_recv_max_early_data: { args: ["ptr", "u32"], ret: "i32" },
+  // uint32_t SSL_SESSION_get_max_early_data(const SSL_SESSION *s);
+  SSL_SESSION_get_max_early_data: { args: ["ptr"], ret: "u32" },
+  // void SSL_SESSION_get0_alpn_selected(const SSL_SESSION *s, const unsigned char **alpn,
+  //     size_t *len);  (borrowed)
+  SSL_SESSION_get0_alpn_selected: { args: ["ptr", "buf", "buf"], ret: "void" },
+  // int SSL_write_early_data(SSL *s, const void *buf, size_t num, size_t *written);
+  SSL_write_early_data: { args: ["ptr", "buf", "usize", "buf"], ret: "i32" },
+  // int SSL_read_early_data(SSL *s, void *buf, size_t num, size_t *readbytes);
+  SSL_read_early_data: { args: ["ptr", "buf", "usize", "buf"], ret: "i32" },
+  // int SSL_get_early_data_status(const SSL *s);
+  SSL_get_early_data_status: { args: ["ptr"], ret: "i32" },
+
+  // ---- TLS 1.3 post-handshake client authentication (SSL_verify_client_post_handshake(3)) ----
+  // void SSL_CTX_set_post_handshake_auth(SSL_CTX *ctx, int val);  (clients: offer it)
+  SSL_CTX_set_post_handshake_auth: { args: ["ptr", "i32"], ret: "void" },
+  // int SSL_verify_client_post_handshake(SSL *s);  (servers: queue a CertificateRequest)
+  SSL_verify_client_post_handshake: { args: ["ptr"], ret: "i32" },
+  // void SSL_set_verify(SSL *s, int mode, SSL_verify_cb cb);  (cb NULL keeps the context's)
+  SSL_set_verify: { args: ["ptr", "i32", "cb"], ret: "void" },
+  // size_t SSL_get_peer_finished(const SSL *s, void *buf, size_t count);  (the peer's latest
+  // Finished; returns its full length, copies at most count bytes)
+  SSL_get_peer_finished: { args: ["ptr", "buf", "usize"], ret: "usize" },
 
   // ---- DTLS (DTLS_method(3), DTLSv1_listen(3), SSL_CTX_set_cookie_generate_cb(3)) ----
   // const SSL_METHOD *DTLS_method(void);  (version-flexible: DTLS 1.2, and 1.3 where built in)

@@ -14,6 +14,10 @@
  *
  * @module
  */
+import {
+  ClientCertificateRequests,
+  type RequestClientCertificateOptions,
+} from "./client_certificate_request.ts";
 import { TlsError } from "./core/errors.ts";
 import type { Deadline } from "./core/deadline.ts";
 import type { OcspResponse } from "./core/ocsp_response.ts";
@@ -126,6 +130,11 @@ class Queue {
   /** Whether no operation is running or waiting. */
   get idle(): boolean {
     return this.#pending === 0;
+  }
+
+  /** How many operations are running or waiting. */
+  get waiting(): number {
+    return this.#pending;
   }
 
   run<T>(op: () => Promise<T>): Promise<T> {
@@ -493,6 +502,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
    * CLOSE-WAIT), `closed` turns true, and later calls report `CLOSED` with this error as cause.
    */
   #readFailed(error: unknown): never {
+    this.#certificateRequests?.fail(error); // post-handshake auth: the request fails with it
     if (error instanceof TlsError && error.code !== "CLOSED" && !this.#closed) {
       this.#failure = error;
       this.#abortNow();
@@ -506,9 +516,12 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
     try {
       if (this.#info === null) await this.handshake();
       if (p.length === 0) return 0;
+      // Post-handshake auth: what was read while a request waited comes first.
+      if (this.#certificateRequests?.hasKept) return this.#certificateRequests.takeKept(p);
       for (;;) {
         this.#assertOpen();
         let n = this.#engine.read(p);
+        this.#certificateRequests?.afterRead();
         if (this.#engine.pendingOutgoing > 0) await this.#flush("a read"); // e.g. KeyUpdate answer
         if (n === null) return null;
         if (n > 0) {
@@ -520,7 +533,10 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
           }
           return n;
         }
-        await this.#receive("a read");
+        // Post-handshake auth (clients): an async onClientCertificate is choosing.
+        const until = this.#engine.takeReadSuspension();
+        if (until !== null) await until;
+        else await this.#receive("a read");
       }
     } catch (error) {
       this.#readFailed(error);
@@ -564,11 +580,15 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
     try {
       for (let off = 0; off < p.length; off += WRITE_CHUNK_SIZE) {
         this.#assertWritable();
-        this.#engine.write(
-          off === 0 && p.length <= WRITE_CHUNK_SIZE
-            ? p
-            : p.subarray(off, Math.min(p.length, off + WRITE_CHUNK_SIZE)),
-        );
+        const piece = off === 0 && p.length <= WRITE_CHUNK_SIZE
+          ? p
+          : p.subarray(off, Math.min(p.length, off + WRITE_CHUNK_SIZE));
+        for (let done = this.#engine.write(piece); done < piece.length;) {
+          // Post-handshake auth half done (client_certificate_request.ts): the rest after it.
+          await this.#engine.takeWriteSuspension();
+          this.#assertWritable();
+          done += this.#engine.write(piece.subarray(done));
+        }
         await this.#flush(WRITING);
       }
     } catch (error) {
@@ -747,6 +767,29 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
   /** The PSK identity this connection used, or `null`; see {@link HandshakeInfo.pskIdentity}. */
   get pskIdentity(): string | Uint8Array | null {
     return this.#infoOrThrow().pskIdentity;
+  }
+
+  // ---- 0-RTT early data (src/handshake/early_data.ts) ----
+
+  /**
+   * Whether the server accepted this connection's TLS 1.3 early data. Clients: `earlyData` went
+   * out as 0-RTT data and was taken; when `false`, it was sent as ordinary data right after the
+   * handshake instead. Servers: {@link earlyData} holds it.
+   */
+  get earlyDataAccepted(): boolean {
+    this.#infoOrThrow();
+    return this.#engine.earlyDataAccepted;
+  }
+
+  /**
+   * Servers with `maxEarlyData`: the 0-RTT early data the client sent and this server accepted,
+   * or `null` (none, rejected; always on clients). It is not repeated in the stream `read()`
+   * returns. It may be a replay (from another server, or from before): act on it only if doing
+   * so twice is harmless.
+   */
+  get earlyData(): Uint8Array | null {
+    this.#infoOrThrow();
+    return this.#engine.earlyData;
   }
 
   /** `"client"` or `"server"`. */
@@ -942,6 +985,68 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
     this.close();
   }
 
+  // ---- post-handshake client authentication (client_certificate_request.ts) --------------------
+
+  /** Made by the first request (servers). */
+  #certificateRequests: ClientCertificateRequests | null = null;
+
+  /**
+   * Servers, TLS 1.3: asks the connected client for a certificate now (post-handshake
+   * authentication, `SSL_verify_client_post_handshake`), e.g. when it reaches a protected
+   * resource. Resolves to the client's verified certificate (checked against the listener's
+   * `caCerts` and `onVerifyCertificate`, as in the handshake), or `null` when the client sent
+   * none and `require` is `false`. Settles whether or not this side is reading: application data
+   * that arrives meanwhile is kept, in order, for the next reads. One request at a time.
+   * `peerCertificate` keeps reporting the handshake's certificate.
+   *
+   * The client must have offered it (`postHandshakeAuth: true` on this library's clients,
+   * `-enable_pha` for `openssl s_client`; browsers do not), and answers while it reads.
+   *
+   * @example
+   * ```ts
+   * import { readFileSync } from "node:fs";
+   * import { listen } from "../mod.ts";
+   * const cert = readFileSync("server.pem", "utf8");
+   * const key = readFileSync("server.key", "utf8");
+   * const clientCa = readFileSync("client-ca.pem", "utf8");
+   * await using server = listen({ port: 8443, cert, key, caCerts: [clientCa] });
+   * for await (const conn of server) {
+   *   const who = await conn.requestClientCertificate({ timeout: 10_000 });
+   *   console.log("client:", who?.subject);
+   *   conn.close();
+   * }
+   * ```
+   * @throws {TypeError} (rejects) on clients, before the handshake, while a request waits, for
+   * bad options. {@link TlsError} (rejects): `NOT_SUPPORTED` (TLS 1.2, or the client did not
+   * offer post-handshake authentication), `HANDSHAKE_FAILED` (no certificate and `require`),
+   * `CERT_VERIFY_FAILED`, `ALERT_RECEIVED`, `TIMEOUT`, `CLOSED`, `UNEXPECTED_EOF`,
+   * `NETWORK_ERROR`; all but `NOT_SUPPORTED` and `TIMEOUT` end the connection.
+   */
+  requestClientCertificate(options?: RequestClientCertificateOptions): Promise<Certificate | null> {
+    if (this.#closed) return Promise.reject(this.#closedError());
+    if (this.#info === null) {
+      return Promise.reject(
+        new TypeError("requestClientCertificate() before the handshake is done: await it first"),
+      );
+    }
+    this.#certificateRequests ??= new ClientCertificateRequests({
+      engine: this.#engine,
+      flush: () => this.#flush("requestClientCertificate"),
+      receive: () => this.#receive("requestClientCertificate"),
+      queueRead: (op) => void this.#reads.run(op),
+      readsWaiting: () => this.#reads.waiting > 1,
+      assertOpen: () => this.#assertOpen(),
+      failed: (error) => {
+        try {
+          this.#readFailed(error);
+        } catch {
+          // Reported by the request's Promise.
+        }
+      },
+    });
+    return this.#certificateRequests.request(options);
+  }
+
   // ---- lifetime -------------------------------------------------------------------------------
 
   /** Whether {@link close} was called (or the connection failed and closed itself). */
@@ -961,6 +1066,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
       }
     }
     this.#nativeFreed = true;
+    this.#certificateRequests?.fail(this.#closedError()); // post-handshake auth
     this.#engine.close();
     this.#ownedContext?.close();
     this.#ownedContext = null;

@@ -18,6 +18,7 @@ import type { ByteStream, NetAddr, TcpListener } from "./net/stream.ts";
 import { listenTcp } from "./net/tcp.ts";
 import { webByteStream, type WebTransport } from "./net/web_stream.ts";
 import { AWAITING_CLIENT_HELLO, Connection } from "./connection.ts";
+import { type ListenerContextOptions, replacementContext } from "./listener_context.ts";
 import { TlsContext, type TlsContextOptions } from "./tls/context.ts";
 import { contextFor } from "./tls/context_cache.ts";
 import { TlsEngine } from "./tls/engine.ts";
@@ -154,8 +155,11 @@ function prepareServer(options: TlsServerOptions, share: boolean): PreparedServe
   if (options.context !== undefined) {
     return { context: options.context, owned: false, timeout, idleTimeout };
   }
-  if ((options.cert === undefined || options.key === undefined) && options.psk === undefined) {
-    throw new TypeError("a server needs cert and key (or psk, or a server context)");
+  if (
+    (options.cert === undefined || options.key === undefined) && options.pfx === undefined &&
+    options.psk === undefined
+  ) {
+    throw new TypeError("a server needs cert and key (or pfx, or psk, or a server context)");
   }
   if (!share) {
     return {
@@ -329,6 +333,50 @@ export class TlsListener implements AsyncIterable<Connection<NetAddr>> {
    */
   rotateTicketKeys(keys?: Uint8Array): void {
     this.#context.rotateTicketKeys(keys);
+  }
+
+  // ---- replacing the context (listener_context.ts) ------------------------------------------------
+
+  /**
+   * Replaces this listener's identity, trust and TLS options without a restart (e.g. a renewed
+   * certificate): handshakes that start afterwards use `contextOrOptions`, a server
+   * {@link TlsContext} (used as it is; the caller keeps owning it) or the TLS options of
+   * {@link listen} (`cert`, `key`, `caCerts`, `requestClientCert`, ...; a context is made from
+   * them, owned by the listener). Connections already open, and handshakes already started, keep
+   * the context they began with; the replaced context, when the listener made it, is released
+   * now and freed by OpenSSL once no connection uses it. Session tickets sealed by the old
+   * context's key do not resume on the new one (unless both have the same `ticketKeys`).
+   * Options that belong to the listener (`port`, `hostname`, timeouts, `onError`, limits,
+   * `signal`) are refused. On any error nothing changes.
+   *
+   * @example
+   * ```ts
+   * import { readFileSync } from "node:fs";
+   * import { listen } from "../mod.ts";
+   * const server = listen({
+   *   port: 8443,
+   *   cert: readFileSync("chain.pem", "utf8"),
+   *   key: readFileSync("server.key", "utf8"),
+   * });
+   * // Later, once the certificate was renewed:
+   * server.setContext({
+   *   cert: readFileSync("chain.pem", "utf8"),
+   *   key: readFileSync("server.key", "utf8"),
+   * });
+   * server.close();
+   * ```
+   * @throws {TypeError | RangeError} for listener options, bad options, a client or closed
+   * context; {@link TlsError} `INVALID_CERTIFICATE`, `INVALID_KEY`, `BAD_PASSPHRASE`; `CLOSED`
+   * once the listener is closed.
+   */
+  setContext(contextOrOptions: TlsContext | ListenerContextOptions): void {
+    if (this.#closed) throw new TlsError("CLOSED", "the listener is closed");
+    const next = replacementContext(contextOrOptions);
+    const previous = this.#context;
+    const ownedPrevious = this.#ownsContext;
+    this.#context = next.context;
+    this.#ownsContext = next.owned;
+    if (ownedPrevious && previous !== next.context) previous.close();
   }
 
   /** How many handshakes are in progress right now. */

@@ -350,7 +350,6 @@ test("Deno's and Node's names that mean something else are refused, naming this 
     requestCert: /use requestClientCert: "require"/,
     SNICallback: /use onServerName/,
     ALPNCallback: /alpnProtocols: \(offered\) =>/,
-    pfx: /PKCS#12 is not supported.*pass cert and key/,
     secureContext: /use context/,
     secureProtocol: /minVersion \/ maxVersion/,
     ecdhCurve: /use groups/,

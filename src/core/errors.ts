@@ -22,7 +22,7 @@ import type { OcspResponse } from "./ocsp_response.ts";
  * | `UNEXPECTED_EOF` | the peer closed without close_notify: a truncation, never a clean end |
  * | `PROTOCOL_ERROR` | a TLS error after the handshake (e.g. a corrupted record) |
  * | `CALLBACK_ERROR` | a user callback threw or rejected; the user's error is `cause` |
- * | `INVALID_CERTIFICATE` | a certificate could not be parsed (PEM/DER) |
+ * | `INVALID_CERTIFICATE` | a certificate, CRL or PKCS#12 file could not be parsed (PEM/DER) |
  * | `INVALID_KEY` | a private key could not be parsed, or does not match its certificate |
  * | `BAD_PASSPHRASE` | an encrypted private key could not be decrypted with the passphrase given |
  * | `NETWORK_ERROR` | the transport failed (connection refused, host not found, I/O error); see `cause` |
@@ -30,6 +30,7 @@ import type { OcspResponse } from "./ocsp_response.ts";
  * | `ABORTED` | an `AbortSignal` fired; its reason is `cause` |
  * | `CLOSED` | the object was used after `close()` |
  * | `INTERNAL` | OpenSSL failed where it should not (e.g. out of memory) |
+ * | `NOT_SUPPORTED` | the peer or the negotiated protocol cannot do what was asked (e.g. `requestClientCertificate()` on TLS 1.2, or with a client that did not offer post-handshake authentication) |
  */
 export const TLS_ERROR_CODES = [
   "LIBRARY_NOT_FOUND",
@@ -51,6 +52,7 @@ export const TLS_ERROR_CODES = [
   "ABORTED",
   "CLOSED",
   "INTERNAL",
+  "NOT_SUPPORTED",
 ] as const;
 
 /** One of {@link TLS_ERROR_CODES}. */

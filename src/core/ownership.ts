@@ -20,7 +20,9 @@ export type NativeKind =
   | "OCSP_BASICRESP"
   | "OCSP_CERTID"
   | "SSL_SESSION"
-  | "PSK_IDENTITY";
+  | "PSK_IDENTITY"
+  | "X509_CRL"
+  | "PKCS12";
 
 const live = new Map<NativeKind, number>();
 let finalizedCount = 0;

@@ -9,6 +9,7 @@
 import { TlsError } from "../core/errors.ts";
 import { CERT_CB, CERT_CB_SUSPEND, openssl } from "../core/native.ts";
 import { Certificate, nameToDer, nameToString } from "../x509/certificate.ts";
+import { loadPkcs12 } from "../x509/pkcs12.ts";
 import type { Feature, Link, SchemaOf } from "./feature.ts";
 import { type Identity, useIdentity } from "./identity.ts";
 import { routedCallback } from "./routing.ts";
@@ -34,14 +35,15 @@ export interface ClientCertificateOptions {
   /**
    * Called when the server asks for a certificate and no static `cert` was given. Return an
    * {@link Identity}, `null` to send none, or a Promise of either (the handshake suspends until it
-   * settles). Called at most once per handshake.
+   * settles). Called at most once per handshake, and once per post-handshake request (TLS 1.3,
+   * with `postHandshakeAuth: true`).
    */
   onClientCertificate?: (
     request: CertificateRequest,
   ) => Identity | null | Promise<Identity | null>;
 }
 
-type Options = ClientCertificateOptions & { cert?: unknown };
+type Options = ClientCertificateOptions & { cert?: unknown; pfx?: unknown };
 
 function requestOf(link: Link): CertificateRequest {
   const o = openssl();
@@ -63,9 +65,11 @@ function onCert(link: Link): number {
   const handler = options.onClientCertificate;
   if (handler === undefined || link.role !== "client") return 1;
   // A static identity in the context wins; OpenSSL sends it.
-  if (options.cert !== undefined) return 1;
+  if (options.cert !== undefined || options.pfx !== undefined) return 1;
   const settled = link.callbacks.settle("clientCertificate", () => handler(requestOf(link)));
   if (!settled.done) return CERT_CB_SUSPEND;
+  // A post-handshake request (post_handshake_auth.ts): forget the answer, the next one asks anew.
+  if (link.established) link.callbacks.reset();
   const chosen = settled.value;
   if (chosen === null) return 1; // send no certificate
   try {
@@ -102,10 +106,26 @@ export const clientCertificate: Feature<Options> = {
 
 const chains = new WeakMap<Identity, readonly Certificate[]>();
 
+/**
+ * The certificates of a PKCS#12 identity (opening it needs the passphrase, which is kept: the
+ * identity may be used afterwards).
+ */
+function pkcs12Chain(pfx: Uint8Array, identity: Identity): Certificate[] {
+  const { key, certs } = loadPkcs12(pfx, identity.passphrase, "pfx", true);
+  try {
+    return certs.map((c) => Certificate.fromX509(c.ptr));
+  } finally {
+    key.close();
+    for (const c of certs) c.close();
+  }
+}
+
 function chainOf(identity: Identity): readonly Certificate[] {
   let chain = chains.get(identity);
   if (chain === undefined) {
-    chain = Certificate.parseAll(identity.cert);
+    chain = identity.pfx !== undefined
+      ? pkcs12Chain(identity.pfx, identity)
+      : Certificate.parseAll(identity.cert);
     chains.set(identity, chain);
   }
   return chain;

@@ -8,17 +8,25 @@
 import { alpn, type AlpnClientOptions, type AlpnOptions } from "./alpn.ts";
 import { clientCertificate, type ClientCertificateOptions } from "./client_certificate.ts";
 import { clientHello } from "./client_hello.ts";
+import {
+  earlyData,
+  type EarlyDataClientOptions,
+  type EarlyDataServerOptions,
+} from "./early_data.ts";
 import type { AnyFeature } from "./feature.ts";
 import { groups, type GroupsOptions } from "./groups.ts";
 import { identity, type IdentityOptions } from "./identity.ts";
 import { ocsp, type OcspClientOptions, type OcspServerOptions } from "./ocsp.ts";
+import { postHandshakeAuth, type PostHandshakeAuthClientOptions } from "./post_handshake_auth.ts";
 import { protocol, type ProtocolOptions } from "./protocol.ts";
+import { revocation, type RevocationOptions } from "./revocation.ts";
 import { psk, type PskClientOptions, type PskOptions, type PskServerOptions } from "./psk.ts";
 import {
   serverName,
   type ServerNameClientOptions,
   type ServerNameServerOptions,
 } from "./server_name.ts";
+import { sessionCache, type SessionCacheServerOptions } from "./session_cache.ts";
 import { type SessionClientOptions, sessions, type SessionServerOptions } from "./sessions.ts";
 import { trace, type TraceOptions } from "./trace.ts";
 import {
@@ -33,14 +41,18 @@ export const FEATURES: readonly AnyFeature[] = [
   protocol, // versions, ciphers, secure defaults
   groups, // key exchange groups
   verification, // trust anchors, verify mode, onVerifyCertificate
+  revocation, // crls, crlCheck (after verification: adds to its trust store)
   identity, // cert, key, passphrase
   clientCertificate, // onClientCertificate
   serverName, // servername (SNI, name checks), onServerName
   alpn, // alpnProtocols
   ocsp, // ocsp, ocspStaple
   sessions, // session, onSession, tickets (before psk: its TLS 1.2 resumption hook runs first)
+  sessionCache, // onNewSession, onResumeSession (after sessions: replaces its id context)
+  earlyData, // earlyData, maxEarlyData (after sessions: sends early data with the offered session)
   psk, // psk, pskIdentityHint, pskKeyExchange (after protocol: replaces the default ciphers)
   trace, // onHandshakeEvent, onKeylog, SSLKEYLOGFILE
+  postHandshakeAuth, // postHandshakeAuth (clients), requestClientCertificate (servers)
   clientHello, // the client-hello callback, for the features above that want it
 ];
 
@@ -51,14 +63,17 @@ export interface ClientFeatureOptions
     GroupsOptions,
     VerificationOptions,
     ClientVerificationOptions,
+    RevocationOptions,
     IdentityOptions,
     ClientCertificateOptions,
     ServerNameClientOptions,
     AlpnClientOptions,
     OcspClientOptions,
     SessionClientOptions,
+    EarlyDataClientOptions,
     PskClientOptions,
-    TraceOptions {}
+    TraceOptions,
+    PostHandshakeAuthClientOptions {}
 
 /**
  * Every feature's server options: what `listen()` and `startTls({ role: "server" })` take.
@@ -71,11 +86,14 @@ export interface ServerFeatureOptions<Context>
     GroupsOptions,
     VerificationOptions,
     ServerVerificationOptions,
+    RevocationOptions,
     IdentityOptions,
     ServerNameServerOptions<Context>,
     AlpnOptions,
     OcspServerOptions,
     SessionServerOptions,
+    SessionCacheServerOptions,
+    EarlyDataServerOptions,
     PskServerOptions,
     TraceOptions {}
 
@@ -87,6 +105,7 @@ export interface ContextFeatureOptions<Context>
     VerificationOptions,
     ClientVerificationOptions,
     ServerVerificationOptions,
+    RevocationOptions,
     IdentityOptions,
     ClientCertificateOptions,
     ServerNameServerOptions<Context>,
@@ -94,5 +113,8 @@ export interface ContextFeatureOptions<Context>
     OcspClientOptions,
     OcspServerOptions,
     SessionServerOptions,
+    SessionCacheServerOptions,
+    EarlyDataServerOptions,
     PskOptions,
-    TraceOptions {}
+    TraceOptions,
+    PostHandshakeAuthClientOptions {}

@@ -131,9 +131,9 @@ function sessionScope(options: Readonly<Options>): Uint8Array {
 /**
  * A server's session id context derived from what decides whether a session may resume there:
  * its identity and its client-certificate policy (and trust). Servers configured alike get the
- * same.
+ * same (shared `ticketKeys`, and the external session cache of `session_cache.ts`).
  */
-function sessionIdContextOf(options: Readonly<Options>): Uint8Array {
+export function sessionIdContextOf(options: Readonly<Options>): Uint8Array {
   const hash = createHash("sha256");
   hash.update("libssl-ffi session id context v1\0");
   const add = (part: unknown) => {
@@ -162,9 +162,10 @@ function onNewSession(link: Link, session: Pointer): void {
   const o = openssl();
   if (o.SSL_SESSION_is_resumable(session) !== 1) return;
   // OpenSSL records the name only when the server acknowledged SNI (never for IP addresses):
-  // write it ourselves. On a client OpenSSL reads a session's host name only for early data,
-  // which this library never sends, so this changes nothing else. A connection whose server
-  // sent no certificate (a PSK handshake) verified none: its sessions carry no name.
+  // write it ourselves. On a client OpenSSL reads a session's host name only for early data
+  // (early_data.ts sends early data only when the name is the SNI sent), so this changes nothing
+  // else. A connection whose server sent no certificate (a PSK handshake) verified none: its
+  // sessions carry no name.
   const get = o.SSL_get1_peer_certificate ?? o.SSL_get_peer_certificate;
   const peer = get === null ? null : get(link.ssl);
   if (peer !== null) o.X509_free(peer); // get1: a reference of our own

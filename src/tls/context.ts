@@ -43,8 +43,11 @@ function validate(role: Role, given: TlsContextOptions): TlsContextOptions {
   }
   const options = normalizeOptions("TlsContext", role, given);
   // The one rule across features: a server authenticates with a certificate, a PSK, or both.
-  if (role === "server" && options.cert === undefined && options.psk === undefined) {
-    throw new TypeError("a server context needs cert and key (or psk)");
+  if (
+    role === "server" && options.cert === undefined && options.pfx === undefined &&
+    options.psk === undefined
+  ) {
+    throw new TypeError("a server context needs cert and key (or pfx, or psk)");
   }
   for (const feature of FEATURES) feature.validate?.(role, options);
   return options;

@@ -25,6 +25,12 @@ import { NativeHandle } from "../core/ownership.ts";
 import { openssl, type Pointer, SSL_ERROR } from "../core/native.ts";
 import { messageOf } from "../core/values.ts";
 import type { AlpnClientOptions } from "../handshake/alpn.ts";
+import {
+  earlyDataAcceptedOf,
+  type EarlyDataClientOptions,
+  earlyDataOf,
+  handshakeStep,
+} from "../handshake/early_data.ts";
 import type { AnyFeature, Link } from "../handshake/feature.ts";
 import { appliesTo, scopeOf, wrongSideError } from "../handshake/feature.ts";
 import { FEATURES } from "../handshake/features.ts";
@@ -39,6 +45,7 @@ import {
   verifiedChainOf,
 } from "../handshake/negotiated.ts";
 import { stapleOf } from "../handshake/ocsp.ts";
+import { requestAnswered, startRequest } from "../handshake/post_handshake_auth.ts";
 import { pskIdentityOf } from "../handshake/psk.ts";
 import { registerSsl, unregisterSsl } from "../handshake/routing.ts";
 import type { ServerNameClientOptions } from "../handshake/server_name.ts";
@@ -55,7 +62,11 @@ import { FEATURE_OPTIONS, normalizeOptions } from "./options.ts";
  * feature's interface). A server engine takes none: its options are its context's.
  */
 export interface TlsEngineOptions
-  extends ServerNameClientOptions, AlpnClientOptions, SessionClientOptions {}
+  extends
+    ServerNameClientOptions,
+    AlpnClientOptions,
+    SessionClientOptions,
+    EarlyDataClientOptions {}
 
 /**
  * Validates per-connection options for a context of `role` (TypeError / RangeError): each key
@@ -346,7 +357,8 @@ export class TlsEngine {
     try {
       switch (op) {
         case Op.Handshake:
-          r = o.SSL_do_handshake(ssl);
+          // 0-RTT early data: its own calls first, then SSL_do_handshake (early_data.ts).
+          r = handshakeStep(this.#link) ?? o.SSL_do_handshake(ssl);
           break;
         case Op.Read:
           r = o.SSL_read(ssl, buf!, length);
@@ -460,6 +472,7 @@ export class TlsEngine {
     if (this.#receivedCloseNotify) return null;
     if (into.length === 0) return 0;
     const n = this.#call(op, "read", into, Math.min(into.length, MAX_CHUNK));
+    this.#readProgress?.(); // post-handshake auth: a write waiting for the answer may go on
     if (n > 0) return n;
     const e = this.#sslError;
     switch (e) {
@@ -469,6 +482,13 @@ export class TlsEngine {
       case SSL_ERROR.WANT_READ:
       case SSL_ERROR.WANT_WRITE:
         return 0;
+      case SSL_ERROR.WANT_X509_LOOKUP: {
+        // Post-handshake authentication (clients): an async onClientCertificate is pending.
+        const until = this.#callbacks.pending();
+        if (until === null) throw this.#setFatal(this.#failure(e, "read"));
+        this.#readSuspension = until;
+        return 0;
+      }
       default:
         throw this.#setFatal(this.#failure(e, "read"));
     }
@@ -476,7 +496,11 @@ export class TlsEngine {
 
   /**
    * Encrypts all of `data` into the outgoing buffer and returns `data.length`. (Memory BIOs never
-   * push back, so a write is always complete; send {@link outgoing} afterwards.)
+   * push back, so a write is always complete; send {@link outgoing} afterwards.) One exception:
+   * while a TLS 1.3 post-handshake authentication is half done (a client's async
+   * `onClientCertificate` choosing; a server that has read part of the client's answer),
+   * OpenSSL cannot write: then it returns how many bytes it did write, and
+   * {@link takeWriteSuspension} says when to write the rest.
    *
    * @throws {TlsError} `CLOSED` after {@link closeWrite}; `PROTOCOL_ERROR`.
    */
@@ -490,7 +514,14 @@ export class TlsEngine {
         ? data
         : data.subarray(off, Math.min(data.length, off + MAX_CHUNK));
       const n = this.#call(Op.Write, "write", chunk, chunk.length);
-      if (n <= 0) throw this.#setFatal(this.#failure(this.#sslError, "write"));
+      if (n <= 0) {
+        const until = this.#postHandshakeWriteWait(this.#sslError);
+        if (until !== null) {
+          this.#writeSuspension = until;
+          return off;
+        }
+        throw this.#setFatal(this.#failure(this.#sslError, "write"));
+      }
       off += n;
     }
     return data.length;
@@ -512,6 +543,84 @@ export class TlsEngine {
   /** Whether the peer's close_notify has been read. */
   get receivedCloseNotify(): boolean {
     return this.#receivedCloseNotify;
+  }
+
+  // ---- post-handshake client authentication (handshake/post_handshake_auth.ts) --------------
+
+  /** Set when a read returned 0 because a user callback is pending (see {@link takeReadSuspension}). */
+  #readSuspension: Promise<void> | null = null;
+  /** Set when a write stopped short (see {@link takeWriteSuspension}). */
+  #writeSuspension: Promise<void> | null = null;
+  /** Resolves the Promise writes wait on for the next read (see {@link #postHandshakeWriteWait}). */
+  #readProgress: (() => void) | null = null;
+
+  /**
+   * After an `SSL_write` that failed with `sslError`: what a post-handshake authentication in
+   * progress lets the write wait for, or `null` (a real failure). OpenSSL runs the unfinished
+   * exchange inside `SSL_write` first: a client whose async `onClientCertificate` is pending gets
+   * `WANT_X509_LOOKUP` (wait for the callback), a server that has read part of the client's
+   * answer gets `WANT_READ` (wait for the next read, which brings the rest).
+   */
+  #postHandshakeWriteWait(sslError: number): Promise<void> | null {
+    if (sslError === SSL_ERROR.WANT_X509_LOOKUP) return this.#callbacks.pending();
+    if (sslError !== SSL_ERROR.WANT_READ && sslError !== SSL_ERROR.WANT_WRITE) return null;
+    return new Promise<void>((resolve) => {
+      const previous = this.#readProgress;
+      this.#readProgress = () => {
+        this.#readProgress = null;
+        previous?.();
+        resolve();
+      };
+    });
+  }
+
+  /**
+   * @internal After a {@link write} that returned less than its input: a Promise that settles
+   * when the rest may be written (a post-handshake authentication went on), else `null`.
+   */
+  takeWriteSuspension(): Promise<void> | null {
+    const until = this.#writeSuspension;
+    this.#writeSuspension = null;
+    return until;
+  }
+
+  /**
+   * @internal After a {@link read} that returned 0: a Promise that settles once the user
+   * callback that read waits on has settled (then read again), or `null` when the read needs
+   * more ciphertext as usual. Clients: an async `onClientCertificate` answering a post-handshake
+   * CertificateRequest.
+   */
+  takeReadSuspension(): Promise<void> | null {
+    const until = this.#readSuspension;
+    this.#readSuspension = null;
+    return until;
+  }
+
+  /**
+   * @internal Servers, TLS 1.3: sends a CertificateRequest after the handshake
+   * (`SSL_verify_client_post_handshake`, then `SSL_do_handshake` writes it: send
+   * {@link outgoing}). The client's answer is processed by later {@link read}s;
+   * {@link clientCertificateAnswered} says when it has been.
+   *
+   * @throws {TypeError} | {@link TlsError} as `startRequest` in post_handshake_auth.ts.
+   */
+  requestClientCertificate(require: boolean): void {
+    this.#usable();
+    this.#requireHandshake("requestClientCertificate");
+    startRequest(this.#link, require);
+    const r = this.#call(Op.Handshake, "requestClientCertificate", null, 0);
+    const e = this.#sslError;
+    if (r !== 1 && e !== SSL_ERROR.WANT_READ && e !== SSL_ERROR.WANT_WRITE) {
+      throw this.#setFatal(this.#failure(e, "read"));
+    }
+  }
+
+  /**
+   * @internal Servers: whether the client's answer to {@link requestClientCertificate} has been
+   * processed (by a read since). True once per request.
+   */
+  clientCertificateAnswered(): boolean {
+    return !this.#closed && requestAnswered(this.#link);
   }
 
   // ---- what was negotiated ----------------------------------------------------------------
@@ -581,6 +690,25 @@ export class TlsEngine {
    */
   get session(): Uint8Array | null {
     return this.role === "client" ? sessionOf(this.#link) : null;
+  }
+
+  // ---- 0-RTT early data (handshake/early_data.ts) ----
+
+  /**
+   * Whether the server accepted this connection's TLS 1.3 early data (`SSL_get_early_data_status`;
+   * after the handshake). Clients: the `earlyData` went out as 0-RTT data and was taken (if not,
+   * the engine already resent it as ordinary data). Servers: {@link earlyData} holds it.
+   */
+  get earlyDataAccepted(): boolean {
+    return earlyDataAcceptedOf(this.#link);
+  }
+
+  /**
+   * Servers: the 0-RTT early data the client sent and this server accepted (`maxEarlyData`), or
+   * `null` (none, rejected, or clients). It is not repeated in the stream {@link read} returns.
+   */
+  get earlyData(): Uint8Array | null {
+    return earlyDataOf(this.#link);
   }
 
   /** OpenSSL's verification result for the peer (`SSL_get_verify_result`; 0 = OK). */
@@ -671,6 +799,7 @@ export class TlsEngine {
       }
     }
     this.#bios?.forget(); // (absent if the constructor failed) OpenSSL is gone: nothing reads the lent bytes any more
+    this.#readProgress?.(); // post-handshake auth: a write waiting for a read goes on (to CLOSED)
   }
 
   /** Whether {@link close} has been called. */

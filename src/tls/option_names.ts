@@ -24,6 +24,8 @@ export interface OptionAliases {
   privateKey?: PemOrDer;
   /** @deprecated Node's name for `caCerts` (one certificate or several): use `caCerts`. */
   ca?: PemOrDer | readonly PemOrDer[];
+  /** @deprecated Node's name for `crls` (one CRL or several, PEM or DER): use `crls`. */
+  crl?: PemOrDer | readonly PemOrDer[];
   /** @deprecated Node's name for `alpnProtocols` (a list of strings): use `alpnProtocols`. */
   ALPNProtocols?: readonly string[];
   /**
@@ -64,6 +66,7 @@ export const ALIASES: Readonly<Record<string, Alias>> = Object.freeze({
   ca: { canonical: "caCerts", origin: "Node.js", wrapInArray: true },
   host: { canonical: "hostname", origin: "Node.js" },
   ALPNProtocols: { canonical: "alpnProtocols", origin: "Node.js" },
+  crl: { canonical: "crls", origin: "Node.js" },
 });
 
 /**
@@ -131,11 +134,6 @@ export const REFUSED_NAMES: Readonly<Record<string, { origin: string; instead: s
     ALPNCallback: {
       origin: "Node.js",
       instead: "use alpnProtocols: (offered) => name | null (a selection function)",
-    },
-    pfx: {
-      origin: "Node.js",
-      instead: "PKCS#12 is not supported: convert it (openssl pkcs12 -in x.pfx -nodes) and " +
-        "pass cert and key (PEM)",
     },
     secureContext: {
       origin: "Node.js",
