@@ -327,3 +327,61 @@ test(
   },
   { timeout: 30_000 },
 );
+
+test("listenDtls: 200 concurrent clients on one server socket, each echoed", async () => {
+  try {
+    await using server = await listenDtls(serverOptions());
+    echo(server);
+    const clients = await Promise.all(
+      Array.from({ length: 200 }, () =>
+        connectDtls({
+          hostname: "127.0.0.1",
+          port: server.addr.port,
+          servername: "localhost",
+          caCerts: [pki.rootCa.cert],
+          handshakeTimeout: 30_000,
+        })),
+    );
+    assert.equal(server.connectionCount, 200);
+    const replies = clients.map((c) => c.receive());
+    clients.forEach((c, i) => c.send(text(`c${i}`)));
+    const got = (await Promise.all(replies)).map(str);
+    assert.deepEqual(got, clients.map((_, i) => `echo:c${i}`));
+    await Promise.all(clients.map((c) => c.close()));
+    for (let i = 0; i < 100 && server.connectionCount > 0; i++) await delay(20);
+    assert.equal(server.connectionCount, 0);
+  } finally {
+    finish();
+  }
+}, { timeout: 60_000 });
+
+test("listenDtls: an answer to a vanished client does not cost the next client a retransmission", async () => {
+  try {
+    const hello = await captureClientHello();
+    await using server = await listenDtls(serverOptions());
+    echo(server);
+    for (let i = 0; i < 3; i++) {
+      // A client that sends its ClientHello and is gone before the HelloVerifyRequest arrives:
+      // the server's answer meets a closed port (ICMP port unreachable), which Bun reports as
+      // the server socket's NEXT send failing with ECONNREFUSED.
+      const gone = dgram.createSocket("udp4");
+      await new Promise<void>((resolve) => gone.bind(0, "127.0.0.1", resolve));
+      await new Promise<void>((resolve) =>
+        gone.send(hello, server.addr.port, "127.0.0.1", () => gone.close(() => resolve()))
+      );
+      const started = Date.now(); // at once: Bun's error is found by the very next send
+      await using conn = await connectDtls({
+        hostname: "127.0.0.1",
+        port: server.addr.port,
+        servername: "localhost",
+        caCerts: [pki.rootCa.cert],
+      });
+      // OpenSSL's first retransmission comes after 1 s: a lost datagram would show.
+      assert.ok(Date.now() - started < 800, `handshake ${i} took ${Date.now() - started} ms`);
+      conn.send(text(`next${i}`));
+      assert.equal(str(await conn.receive()), `echo:next${i}`);
+    }
+  } finally {
+    finish();
+  }
+});

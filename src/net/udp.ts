@@ -96,12 +96,20 @@ export function bindUdp(options: BindUdpOptions): Promise<UdpSocket> {
         localAddr: { transport: "udp", hostname: a.address, port: a.port },
         send(datagram, to) {
           if (closed) return;
-          inFlight++;
-          socket.send(datagram, to.port, to.hostname, (error) => {
-            inFlight--;
-            if (error && !closed) options.onError?.(error);
-            if (closed && inFlight === 0) finish();
-          });
+          const attempt = (retry: boolean) => {
+            inFlight++;
+            socket.send(datagram, to.port, to.hostname, (error) => {
+              inFlight--;
+              // Bun reports an ICMP port-unreachable for an EARLIER datagram (e.g. a
+              // close_notify to a client that has gone) as this send's ECONNREFUSED, and this
+              // datagram was not sent: send it again, once.
+              if (retry && (error as { code?: string } | null)?.code === "ECONNREFUSED") {
+                attempt(false);
+              } else if (error && !closed) options.onError?.(error);
+              if (closed && inFlight === 0) finish();
+            });
+          };
+          attempt(true);
         },
         close() {
           if (closed) return closedPromise;
