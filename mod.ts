@@ -133,6 +133,8 @@ export type {
   PskServerRequest,
 } from "./src/handshake/psk_keys.ts";
 export type { HandshakeEvent, TraceOptions } from "./src/handshake/trace.ts";
+export type { ChannelBindingType, UpdateKeysOptions } from "./src/handshake/keying.ts";
+export type { AlgorithmsOptions } from "./src/handshake/algorithms.ts";
 // TLS 1.3 post-handshake client authentication.
 export type { PostHandshakeAuthClientOptions } from "./src/handshake/post_handshake_auth.ts";
 export { DEFAULT_CLIENT_CERTIFICATE_TIMEOUT } from "./src/client_certificate_request.ts";

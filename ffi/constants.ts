@@ -244,6 +244,28 @@ export const TLS13_CIPHER_SUITES: Readonly<
   TLS_AES_128_CCM_8_SHA256: { id: [0x13, 0x05], hashNid: 672 },
 };
 
+// ---- keying material, KeyUpdate, signature algorithms ----
+
+/** `SSL_KEY_UPDATE_*` (ssl.h): the `updatetype` of `SSL_key_update`. */
+export const SSL_KEY_UPDATE = { NONE: -1, NOT_REQUESTED: 0, REQUESTED: 1 } as const;
+
+/**
+ * NIDs (obj_mac.h) that `SSL_get_peer_signature_type_nid` / `SSL_get_peer_signature_nid` report:
+ * key types (`EVP_PKEY_*` are these NIDs) and digests.
+ */
+export const SIGNATURE_NID = {
+  rsaEncryption: 6,
+  rsassaPss: 912,
+  ecPublicKey: 408,
+  ED25519: 1087,
+  ED448: 1088,
+  sha1: 64,
+  sha224: 675,
+  sha256: 672,
+  sha384: 673,
+  sha512: 674,
+} as const;
+
 /**
  * External server session cache and early data (ssl.h): `SSL_get_early_data_status` results,
  * `SSL_read_early_data` results, and `SSL_MAX_SSL_SESSION_ID_LENGTH` (the longest session id; a

@@ -32,6 +32,11 @@ const SSL_CTRL_SET_MAX_PROTO_VERSION = 124;
 const SSL_CTRL_SET_DH_AUTO = 118;
 const SSL_CTRL_SET_RETRY_VERIFY = 136;
 const TLSEXT_NAMETYPE_host_name = 0;
+// keying material, KeyUpdate, algorithms
+const SSL_CTRL_SET_MAX_SEND_FRAGMENT = 52;
+const SSL_CTRL_SET_SIGALGS_LIST = 98;
+const SSL_CTRL_GET_PEER_SIGNATURE_NID = 108;
+const SSL_CTRL_GET_EXTMS_SUPPORT = 122;
 const SSL_CTRL_SET_MTU = 17;
 // dtls1.h
 const DTLS_CTRL_GET_TIMEOUT = 73;
@@ -180,6 +185,25 @@ export interface Macros {
   OPENSSL_malloc(n: number): Pointer | null;
   /** `OPENSSL_free(p)`. */
   OPENSSL_free(p: Pointer | null): void;
+  // ---- keying material, KeyUpdate, algorithms ----
+  /**
+   * `SSL_get_extms_support(ssl)`: 1 when the handshake used the extended master secret
+   * (RFC 7627), 0 when not, -1 before the handshake.
+   */
+  SSL_get_extms_support(ssl: Pointer): number;
+  /**
+   * `SSL_CTX_set1_sigalgs_list(ctx, "ecdsa_secp256r1_sha256:rsa_pss_rsae_sha256")`: the
+   * signature algorithms offered (clients; servers also for client certificates) and accepted for
+   * this side's own signatures. 1 on success, 0 for a name this OpenSSL does not know.
+   */
+  SSL_CTX_set1_sigalgs_list(ctx: Pointer, list: string): number;
+  /** `SSL_CTX_set_max_send_fragment(ctx, n)`: the largest plaintext per record (512..16384). */
+  SSL_CTX_set_max_send_fragment(ctx: Pointer, n: number): number;
+  /**
+   * `SSL_get_peer_signature_nid(ssl, &nid)`: the NID of the digest the peer signed the handshake
+   * with, or `null` when it signed nothing (PSK, resumption) or the handshake is not done.
+   */
+  SSL_get_peer_signature_nid(ssl: Pointer): number | null;
 }
 
 /** Builds the {@link Macros} over a loaded library. */
@@ -300,5 +324,17 @@ export function createMacros(lib: Lib, memory: MacroMemory): Macros {
     DTLS_set_link_mtu: (ssl, mtu) => lib.SSL_ctrl(ssl, DTLS_CTRL_SET_LINK_MTU, mtu, null),
     OPENSSL_malloc: (n) => lib.CRYPTO_malloc(n, null, 0),
     OPENSSL_free: (p) => lib.CRYPTO_free(p, null, 0),
+    // ---- keying material, KeyUpdate, algorithms ----
+    SSL_get_extms_support: (ssl) => lib.SSL_ctrl(ssl, SSL_CTRL_GET_EXTMS_SUPPORT, 0, null),
+    SSL_CTX_set1_sigalgs_list: (ctx, list) =>
+      lib.SSL_CTX_ctrl_buf(ctx, SSL_CTRL_SET_SIGALGS_LIST, 0, cString(list)),
+    SSL_CTX_set_max_send_fragment: (ctx, n) =>
+      lib.SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MAX_SEND_FRAGMENT, n, null),
+    SSL_get_peer_signature_nid: (ssl) => {
+      const cell = new Int32Array(1); // int *
+      return lib.SSL_ctrl_buf(ssl, SSL_CTRL_GET_PEER_SIGNATURE_NID, 0, cell) === 1
+        ? cell[0]!
+        : null;
+    },
   };
 }

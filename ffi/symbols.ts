@@ -261,6 +261,13 @@ export const cryptoSymbols = {
   EVP_MD_get_type: { args: ["ptr"], ret: "i32", optional: true },
   // int EVP_MD_type(const EVP_MD *md);  (1.1.1's name; a macro over EVP_MD_get_type in 3.0)
   EVP_MD_type: { args: ["ptr"], ret: "i32", optional: true },
+
+  // ---- the peer's key type, for its signature scheme's name (algorithms.ts) ----
+  // EVP_PKEY *X509_get0_pubkey(const X509 *x);  (borrowed)
+  X509_get0_pubkey: { args: ["ptr"], ret: "ptr" },
+  // int EVP_PKEY_get_base_id(const EVP_PKEY *pkey);  (3.0; the key type's NID, e.g.
+  // NID_rsaEncryption 6 or NID_rsassaPss 912)
+  EVP_PKEY_get_base_id: { args: ["ptr"], ret: "i32", optional: true },
 } as const satisfies SymbolTable;
 
 /** Functions exported by libssl. */
@@ -488,6 +495,29 @@ export const sslSymbols = {
   //     unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX *ctx, EVP_MAC_CTX *hctx,
   //     int enc));  (3.0; 1.1.1 has only the HMAC_CTX form)
   SSL_CTX_set_tlsext_ticket_key_evp_cb: { args: ["ptr", "cb"], ret: "i32", optional: true },
+
+  // ---- Keying material, Finished, KeyUpdate, signature algorithms (SSL_export_keying_material(3),
+  // SSL_get_finished(3), SSL_key_update(3), SSL_get_peer_signature_nid(3)) ----
+  // int SSL_export_keying_material(SSL *s, unsigned char *out, size_t olen, const char *label,
+  //     size_t llen, const unsigned char *context, size_t contextlen, int use_context);
+  SSL_export_keying_material: {
+    args: ["ptr", "buf", "usize", "buf", "usize", "buf", "usize", "i32"],
+    ret: "i32",
+  },
+  // size_t SSL_get_finished(const SSL *s, void *buf, size_t count);  (declared i32: the total
+  // length of the last Finished sent, at most EVP_MAX_MD_SIZE; copies min(count, total))
+  SSL_get_finished: { args: ["ptr", "buf", "usize"], ret: "i32" },
+  // int SSL_key_update(SSL *s, int updatetype);  (TLS 1.3; sent by the next SSL_write,
+  // SSL_read or SSL_do_handshake)
+  SSL_key_update: { args: ["ptr", "i32"], ret: "i32" },
+  // int SSL_get_key_update_type(const SSL *s);  (the KeyUpdate waiting to be sent, or -1)
+  SSL_get_key_update_type: { args: ["ptr"], ret: "i32" },
+  // int SSL_get_peer_signature_type_nid(const SSL *s, int *pnid);  (the key type's NID, or
+  // EVP_PKEY_RSA_PSS for either rsa_pss_* scheme)
+  SSL_get_peer_signature_type_nid: { args: ["ptr", "buf"], ret: "i32" },
+  // int SSL_get0_peer_signature_name(const SSL *s, const char **sigalg);  (3.5+: the IANA
+  // name of the scheme the peer signed with; borrowed)
+  SSL_get0_peer_signature_name: { args: ["ptr", "buf"], ret: "i32", optional: true },
 
   // ---- External server session cache and 0-RTT early data (SSL_CTX_sess_set_get_cb(3),
   // SSL_read_early_data(3)); all in 1.1.1, 3.0, 3.5 and 4.0 ----

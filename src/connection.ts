@@ -28,6 +28,7 @@ import type { ByteStream, NetAddr } from "./net/stream.ts";
 import type { TlsContext } from "./tls/context.ts";
 import type { TlsEngine } from "./tls/engine.ts";
 import type { Certificate } from "./x509/certificate.ts";
+import type { ChannelBindingType, UpdateKeysOptions } from "./handshake/keying.ts";
 import { BATCH_LIMIT, WriteBatch } from "./write_batch.ts";
 
 /** The key of {@link Connection}'s listener-only "still waiting for a ClientHello?" check. */
@@ -531,6 +532,8 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
             if (more === null || more === 0) break;
             n += more;
           }
+          // The last of those reads may have answered a peer's KeyUpdate (keying): send it now.
+          if (this.#engine.pendingOutgoing > 0) await this.#flush("a read");
           return n;
         }
         // Post-handshake auth (clients): an async onClientCertificate is choosing.
@@ -835,6 +838,127 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
   /** The remote address: as {@link localAddr}, for the peer. */
   get remoteAddr(): A {
     return this.#stream.remoteAddr;
+  }
+
+  // ---- keying material, channel binding, KeyUpdate, peer signature (handshake/keying.ts,
+  // handshake/algorithms.ts): thin delegations to the engine ----------------------------------
+
+  /** The engine, once the handshake is done and while it is not freed. */
+  #negotiated(): TlsEngine {
+    this.#infoOrThrow();
+    if (this.#nativeFreed) throw this.#closedError();
+    return this.#engine;
+  }
+
+  /**
+   * Keying material (`SSL_export_keying_material`; RFC 5705, RFC 8446 7.5): `length` bytes both
+   * sides derive alike from this connection's secrets, a `label` naming their purpose and an
+   * optional `context`. In TLS 1.2 "no context" and an empty context give different bytes; in
+   * TLS 1.3 they are the same.
+   *
+   * @example
+   * ```ts
+   * import { connect } from "../mod.ts";
+   * await using conn = await connect({ hostname: "example.com", port: 443 });
+   * const key = conn.exportKeyingMaterial(32, "EXPORTER-my-protocol", new Uint8Array([1, 2]));
+   * console.log(key.length); // 32
+   * ```
+   * @throws {TypeError} before the handshake, or for a bad label or context; {@link RangeError}
+   * for a length outside 1..8160; {@link TlsError} `CLOSED` after {@link close}.
+   */
+  exportKeyingMaterial(length: number, label: string, context?: Uint8Array): Uint8Array {
+    return this.#negotiated().exportKeyingMaterial(length, label, context);
+  }
+
+  /**
+   * The last Finished message this side sent (`SSL_get_finished`): its verify_data, 12 bytes in
+   * TLS 1.2, the hash length in TLS 1.3. See {@link channelBinding} for what to bind to.
+   *
+   * @example
+   * ```ts
+   * import { connect } from "../mod.ts";
+   * await using conn = await connect({ hostname: "example.com", port: 443 });
+   * console.log(conn.finished?.length, conn.peerFinished?.length);
+   * ```
+   * @throws {TypeError} before the handshake; {@link TlsError} `CLOSED` after {@link close}.
+   */
+  get finished(): Uint8Array | null {
+    return this.#negotiated().finished;
+  }
+
+  /** The last Finished message the peer sent (`SSL_get_peer_finished`); see {@link finished}. */
+  get peerFinished(): Uint8Array | null {
+    return this.#negotiated().peerFinished;
+  }
+
+  /**
+   * The channel binding of this connection, for an authentication protocol above TLS (SCRAM's
+   * `-PLUS` mechanisms, GSS-API) to bind to it:
+   *
+   * - `"tls-exporter"` (RFC 9266): 32 bytes exported with label "EXPORTER-Channel-Binding" and
+   *   no context. TLS 1.3; TLS 1.2 only when the handshake used the extended master secret (a
+   *   RangeError otherwise).
+   * - `"tls-unique"` (RFC 5929): the first Finished message of the handshake (the client's on a
+   *   full handshake, the server's on a resumed one). TLS 1.2 only (a RangeError on TLS 1.3).
+   *
+   * @example
+   * ```ts
+   * import { connect } from "../mod.ts";
+   * await using conn = await connect({ hostname: "example.com", port: 443 });
+   * const cb = conn.protocol === "TLSv1.3"
+   *   ? conn.channelBinding("tls-exporter")
+   *   : conn.channelBinding("tls-unique");
+   * console.log(cb.length);
+   * ```
+   * @throws {TypeError} before the handshake or for an unknown type; {@link RangeError} when the
+   * type is not defined for this connection; {@link TlsError} `CLOSED` after {@link close}.
+   */
+  channelBinding(type: ChannelBindingType): Uint8Array {
+    return this.#negotiated().channelBinding(type);
+  }
+
+  /**
+   * Sends a TLS 1.3 KeyUpdate (`SSL_key_update`): from now on this side encrypts with new keys.
+   * With `requestPeer: true` the peer is asked to change its sending keys too (it answers with a
+   * KeyUpdate of its own, read with the data that follows). Resolves once the KeyUpdate was
+   * handed to the transport, in order with writes. Key updates from either side show as
+   * `onHandshakeEvent` events of type `"keyUpdate"`.
+   *
+   * @example
+   * ```ts
+   * import { connect } from "../mod.ts";
+   * await using conn = await connect({ hostname: "example.com", port: 443 });
+   * await conn.updateKeys({ requestPeer: true });
+   * ```
+   * @throws {RangeError} on TLS 1.2 (no KeyUpdate there); {@link TlsError} `CLOSED`,
+   * `NETWORK_ERROR`.
+   */
+  updateKeys(options?: UpdateKeysOptions): Promise<void> {
+    if (this.#closed) return Promise.reject(this.#closedError());
+    this.#batch = null; // later small writes go after the KeyUpdate, under the new keys
+    return this.#writes.run(async () => {
+      if (this.#info === null) await this.handshake();
+      this.#assertWritable();
+      this.#engine.updateKeys(options);
+      await this.#flush("updateKeys");
+    });
+  }
+
+  /**
+   * The signature scheme the peer signed the handshake with, by its IANA name, e.g.
+   * `"ecdsa_secp256r1_sha256"`, `"rsa_pss_rsae_sha256"` or `"ed25519"`; `null` when it signed
+   * none (a resumed session, a PSK; a server whose client sent no certificate).
+   *
+   * @example
+   * ```ts
+   * import { connect } from "../mod.ts";
+   * await using conn = await connect({ hostname: "example.com", port: 443 });
+   * console.log(conn.peerSignatureAlgorithm); // e.g. "rsa_pss_rsae_sha256"
+   * ```
+   * @throws {TypeError} before the handshake; {@link TlsError} `CLOSED` after {@link close}.
+   */
+  get peerSignatureAlgorithm(): string | null {
+    return this.#negotiated().peerSignatureAlgorithm;
   }
 
   // ---- the transport's controls (Deno.Conn / Deno.TcpConn) --------------------------------------

@@ -696,7 +696,7 @@ test("options: bad identities and keys are TypeError/RangeError before connectin
       new TlsContext("client", { psk: { identity: "a", key: KEY }, pskKeyExchange: "x" as never }),
     TypeError,
   );
-  assert.throws(() => new TlsContext("server", {}), /cert and key \(or psk\)/);
+  assert.throws(() => new TlsContext("server", {}), /cert and key \(or pfx, or psk\)/);
   assert.throws(() => listen(server({})), TypeError);
   // connect() validates before any I/O (port 1 is never dialled).
   await assert.rejects(

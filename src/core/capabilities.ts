@@ -16,7 +16,7 @@ interface CapabilityEntry {
 }
 
 /** A feature of OpenSSL that not every supported release has. */
-export type Capability = "groupName" | "groupToName" | "ticketKeyEvp";
+export type Capability = "groupName" | "groupToName" | "ticketKeyEvp" | "peerSignatureName";
 
 const ENTRIES: Readonly<Record<Capability, CapabilityEntry>> = {
   /** `SSL_get0_group_name`: the negotiated group by name, hybrids included (3.2). */
@@ -28,6 +28,8 @@ const ENTRIES: Readonly<Record<Capability, CapabilityEntry>> = {
     since: "3.0",
     detect: (o) => o.SSL_CTX_set_tlsext_ticket_key_evp_cb !== null,
   },
+  /** `SSL_get0_peer_signature_name`: the peer's signature scheme by its IANA name (3.5). */
+  peerSignatureName: { since: "3.5", detect: (o) => o.SSL_get0_peer_signature_name !== null },
 };
 
 /** Which {@link Capability} the loaded OpenSSL has. */

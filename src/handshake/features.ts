@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { algorithms, type AlgorithmsOptions } from "./algorithms.ts";
 import { alpn, type AlpnClientOptions, type AlpnOptions } from "./alpn.ts";
 import { clientCertificate, type ClientCertificateOptions } from "./client_certificate.ts";
 import { clientHello } from "./client_hello.ts";
@@ -53,6 +54,7 @@ export const FEATURES: readonly AnyFeature[] = [
   psk, // psk, pskIdentityHint, pskKeyExchange (after protocol: replaces the default ciphers)
   trace, // onHandshakeEvent, onKeylog, SSLKEYLOGFILE
   postHandshakeAuth, // postHandshakeAuth (clients), requestClientCertificate (servers)
+  algorithms, // sigalgs, maxSendFragment
   clientHello, // the client-hello callback, for the features above that want it
 ];
 
@@ -73,7 +75,8 @@ export interface ClientFeatureOptions
     EarlyDataClientOptions,
     PskClientOptions,
     TraceOptions,
-    PostHandshakeAuthClientOptions {}
+    PostHandshakeAuthClientOptions,
+    AlgorithmsOptions {}
 
 /**
  * Every feature's server options: what `listen()` and `startTls({ role: "server" })` take.
@@ -95,7 +98,8 @@ export interface ServerFeatureOptions<Context>
     SessionCacheServerOptions,
     EarlyDataServerOptions,
     PskServerOptions,
-    TraceOptions {}
+    TraceOptions,
+    AlgorithmsOptions {}
 
 /** Every feature's context options, of both sides: what `TlsContext` takes. */
 export interface ContextFeatureOptions<Context>
@@ -117,4 +121,5 @@ export interface ContextFeatureOptions<Context>
     EarlyDataServerOptions,
     PskOptions,
     TraceOptions,
-    PostHandshakeAuthClientOptions {}
+    PostHandshakeAuthClientOptions,
+    AlgorithmsOptions {}

@@ -25,8 +25,17 @@ export interface ProtocolOptions {
   minVersion?: TlsVersion;
   /** Highest protocol version allowed. Default: the highest OpenSSL supports (TLS 1.3). */
   maxVersion?: TlsVersion;
-  /** The TLS 1.2 cipher list (OpenSSL syntax). Default: ECDHE and (servers with automatic
-   * FFDHE parameters) DHE, with AES-GCM or ChaCha20. */
+  /**
+   * The cipher suites, in OpenSSL's colon-separated syntax, for both versions as Node's
+   * `ciphers`: names starting with `TLS_` are TLS 1.3 suites (`SSL_CTX_set_ciphersuites`, e.g.
+   * `"TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"`), the others the TLS 1.2 cipher list
+   * (`SSL_CTX_set_cipher_list`, e.g. `"ECDHE-ECDSA-AES128-GCM-SHA256"`). Unlike Node, a version
+   * the string names nothing for keeps its default (to turn TLS 1.3 or 1.2 off, use
+   * `maxVersion` / `minVersion`). Defaults: TLS 1.3, OpenSSL's three suites (AES-256-GCM,
+   * ChaCha20-Poly1305, AES-128-GCM); TLS 1.2, ECDHE and (servers with automatic FFDHE
+   * parameters) DHE, with AES-GCM or ChaCha20. A list in which OpenSSL finds no usable suite is
+   * a `TlsError` `HANDSHAKE_FAILED`.
+   */
   ciphers?: string;
 }
 
@@ -62,6 +71,37 @@ export function setCipherList(ctx: Pointer, ciphers: string, given: string | und
   }
 }
 
+/**
+ * `ciphers` split as Node splits it: the TLS 1.3 suites (names starting with `TLS_`) and the
+ * TLS 1.2 list (the rest, OpenSSL's syntax: `!`, `+`, `@SECLEVEL=` and all), each `undefined`
+ * when the string has none.
+ */
+export function splitCiphers(
+  ciphers: string | undefined,
+): { tls13: string | undefined; tls12: string | undefined } {
+  if (ciphers === undefined) return { tls13: undefined, tls12: undefined };
+  const parts = ciphers.split(":").filter((p) => p.length > 0);
+  const tls13 = parts.filter((p) => p.startsWith("TLS_")).join(":");
+  const tls12 = parts.filter((p) => !p.startsWith("TLS_")).join(":");
+  return { tls13: tls13 === "" ? undefined : tls13, tls12: tls12 === "" ? undefined : tls12 };
+}
+
+/** `SSL_CTX_set_ciphersuites`, or a TlsError naming the suite OpenSSL does not know. */
+function setCiphersuites(ctx: Pointer, suites: string): void {
+  const o = openssl();
+  for (const name of suites.split(":")) {
+    if (o.SSL_CTX_set_ciphersuites(ctx, cString(name)) !== 1) {
+      fail(
+        `"${name}" in ciphers is not a TLS 1.3 cipher suite ${o.versionText} knows`,
+        "HANDSHAKE_FAILED",
+      );
+    }
+  }
+  if (o.SSL_CTX_set_ciphersuites(ctx, cString(suites)) !== 1) {
+    fail(`no usable TLS 1.3 cipher suite in "${suites}"`, "HANDSHAKE_FAILED");
+  }
+}
+
 /** Versions, ciphers and the secure defaults. */
 export const protocol: Feature<ProtocolOptions> = {
   name: "protocol",
@@ -81,6 +121,9 @@ export const protocol: Feature<ProtocolOptions> = {
     }
     if (options.ciphers !== undefined && typeof options.ciphers !== "string") {
       throw new TypeError("ciphers must be a string");
+    }
+    if (options.ciphers !== undefined && options.ciphers.split(":").every((p) => p === "")) {
+      throw new TypeError("ciphers must name at least one cipher suite");
     }
   },
   configure({ ctx, options, datagram }) {
@@ -117,6 +160,10 @@ export const protocol: Feature<ProtocolOptions> = {
     // for RSA-2048); clients ignore the setting.
     if (o.SSL_CTX_set_dh_auto(ctx, 1) !== 1) fail("cannot enable automatic DH parameters");
     // The PSK feature replaces the default list with one that has PSK suites too.
-    setCipherList(ctx, options.ciphers ?? DEFAULT_TLS12_CIPHERS, options.ciphers);
+    const { tls13, tls12 } = splitCiphers(options.ciphers);
+    setCipherList(ctx, tls12 ?? DEFAULT_TLS12_CIPHERS, tls12 ?? options.ciphers);
+    // TLS 1.3 suites come from their own list (SSL_CTX_set_cipher_list ignores TLS_ names). It
+    // accepts a list with unknown names as long as one is known: check that all of them are.
+    if (tls13 !== undefined) setCiphersuites(ctx, tls13);
   },
 };

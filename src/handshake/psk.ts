@@ -32,7 +32,7 @@ import {
 } from "../core/native.ts";
 import { isThenable } from "../core/values.ts";
 import type { Feature, Link, SchemaOf } from "./feature.ts";
-import { DEFAULT_TLS12_CIPHERS, setCipherList } from "./protocol.ts";
+import { DEFAULT_TLS12_CIPHERS, setCipherList, splitCiphers } from "./protocol.ts";
 import {
   ciphersuitesFor,
   DEFAULT_PSK_CIPHER_SUITE,
@@ -433,7 +433,8 @@ export const psk: Feature<Options, undefined, PskState> = {
     const o = openssl();
     // TLS 1.2 needs PSK cipher suites (none are in the default list). Clients put them first, so
     // a server that also has a certificate does not pick a certificate suite over them.
-    if (options.ciphers === undefined) {
+    // (`ciphers` with only TLS 1.3 suites leaves the TLS 1.2 list to its default: this one.)
+    if (splitCiphers(options.ciphers).tls12 === undefined) {
       const list = role === "client"
         ? `${DEFAULT_PSK_TLS12_CIPHERS}:${DEFAULT_TLS12_CIPHERS}`
         : `${DEFAULT_TLS12_CIPHERS}:${DEFAULT_PSK_TLS12_CIPHERS}`;
@@ -445,7 +446,11 @@ export const psk: Feature<Options, undefined, PskState> = {
       const suite = typeof options.psk === "function"
         ? DEFAULT_PSK_CIPHER_SUITE
         : options.psk.cipherSuite ?? DEFAULT_PSK_CIPHER_SUITE;
-      if (o.SSL_CTX_set_ciphersuites(ctx, cString(ciphersuitesFor(suite))) !== 1) {
+      // (Unless `ciphers` chose the TLS 1.3 suites: then the user's order stands.)
+      if (
+        splitCiphers(options.ciphers).tls13 === undefined &&
+        o.SSL_CTX_set_ciphersuites(ctx, cString(ciphersuitesFor(suite))) !== 1
+      ) {
         fail("SSL_CTX_set_ciphersuites failed");
       }
       o.SSL_CTX_set_psk_use_session_callback(

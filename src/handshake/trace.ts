@@ -7,7 +7,14 @@
  */
 import { appendFileSync } from "node:fs";
 import { alertName } from "../core/errors.ts";
-import { INFO_CB, KEYLOG_CB, openssl, type Pointer, SSL_CB } from "../core/native.ts";
+import {
+  INFO_CB,
+  KEYLOG_CB,
+  openssl,
+  type Pointer,
+  SSL_CB,
+  SSL_KEY_UPDATE,
+} from "../core/native.ts";
 import type { Feature, Link, SchemaOf } from "./feature.ts";
 import { routedCallback } from "./routing.ts";
 
@@ -16,9 +23,11 @@ export interface HandshakeEvent {
   /**
    * `"start"` / `"done"`: a handshake begins / completes; `"loop"`: a state change;
    * `"exit"`: a handshake function returned (also while waiting for data); `"alert"`: an alert
-   * was sent or received.
+   * was sent or received; `"keyUpdate"`: a TLS 1.3 KeyUpdate was sent or read (see
+   * {@link HandshakeEvent.keyUpdate}; OpenSSL reports it as a state change, which this event
+   * replaces).
    */
-  readonly type: "start" | "loop" | "exit" | "done" | "alert";
+  readonly type: "start" | "loop" | "exit" | "done" | "alert" | "keyUpdate";
   /** OpenSSL's short state name (`SSL_state_string`), e.g. `"TRSH"`. */
   readonly state: string;
   /** OpenSSL's long state name (`SSL_state_string_long`), e.g. `"SSLv3/TLS read server hello"`. */
@@ -34,7 +43,35 @@ export interface HandshakeEvent {
     /** `true` if we sent it, `false` if the peer did. */
     readonly sent: boolean;
   };
+  /**
+   * For `"keyUpdate"` events (TLS 1.3, after the handshake; states `TWCKU` / `TWSKU` written,
+   * `TRCKU` / `TRSKU` read). A peer's KeyUpdate changed the keys its records are read with; one
+   * sent changed this side's sending keys. A peer's KeyUpdate that requested an update is
+   * answered as soon as it is read (by the read that needs more input after it): an event with
+   * `sent: true, requestPeer: false` follows it.
+   */
+  readonly keyUpdate?: {
+    /**
+     * `true`: this side sent it (`updateKeys()`, or the answer to a peer's request); `false`:
+     * the peer's was read.
+     */
+    readonly sent: boolean;
+    /** For sent ones: whether it asks the peer to update its keys too (`update_requested`). */
+    readonly requestPeer?: boolean;
+  };
 }
+
+/**
+ * Per connection (while it has `onHandshakeEvent`): the type of the KeyUpdate OpenSSL is about to
+ * send (`SSL_get_key_update_type`), seen at the state change before the one that sends it.
+ */
+const pendingKeyUpdate = new WeakMap<Link, number>();
+/** Per connection (while it has `onHandshakeEvent`): the state of its last "loop" report. */
+const lastLoopState = new WeakMap<Link, string>();
+
+/** OpenSSL's short state names of a KeyUpdate being written / read (`SSL_state_string`). */
+const KEY_UPDATE_WRITTEN = new Set(["TWCKU", "TWSKU"]);
+const KEY_UPDATE_READ = new Set(["TRCKU", "TRSKU"]);
 
 /** Tracing options of both sides. */
 export interface TraceOptions {
@@ -84,7 +121,26 @@ function onInfo(link: Link, _ssl: Pointer | null, where: number, ret: number): v
   } else if ((where & SSL_CB.HANDSHAKE_DONE) !== 0) {
     event = { type: "done", ...base };
   } else if ((where & SSL_CB.LOOP) !== 0) {
-    event = { type: "loop", ...base };
+    // One KeyUpdate is one event even if a release reports its state twice in a row (as it
+    // enters the state and as it leaves it): consecutive reports of the same state are one.
+    const repeated = lastLoopState.get(link) === base.state;
+    lastLoopState.set(link, base.state);
+    if (KEY_UPDATE_READ.has(base.state) && !repeated) {
+      // Reported as the message is read, before OpenSSL processes it: whether it requests an
+      // update shows as the KeyUpdate OpenSSL sends in answer.
+      event = { type: "keyUpdate", ...base, keyUpdate: { sent: false } };
+    } else if (KEY_UPDATE_WRITTEN.has(base.state) && !repeated) {
+      // Reported once the message is written (OpenSSL 3.0), when OpenSSL no longer says which
+      // type it was: the type pending at the state change before it is the one that was sent.
+      const requestPeer = pendingKeyUpdate.get(link) === SSL_KEY_UPDATE.REQUESTED;
+      pendingKeyUpdate.delete(link);
+      event = { type: "keyUpdate", ...base, keyUpdate: { sent: true, requestPeer } };
+    } else {
+      // Before OpenSSL moves on to write a KeyUpdate, its type is still pending: remember it.
+      const pending = o.SSL_get_key_update_type(link.ssl);
+      if (pending !== SSL_KEY_UPDATE.NONE) pendingKeyUpdate.set(link, pending);
+      event = { type: "loop", ...base };
+    }
   } else if ((where & SSL_CB.EXIT) !== 0) {
     event = { type: "exit", ...base };
   } else {

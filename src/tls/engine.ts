@@ -22,7 +22,7 @@ import { TlsError } from "../core/errors.ts";
 import { clearErrorQueue, drainErrorQueue } from "../core/error_queue.ts";
 import type { OcspResponse } from "../core/ocsp_response.ts";
 import { NativeHandle } from "../core/ownership.ts";
-import { openssl, type Pointer, SSL_ERROR } from "../core/native.ts";
+import { openssl, type Pointer, SSL_ERROR, SSL_KEY_UPDATE } from "../core/native.ts";
 import { messageOf } from "../core/values.ts";
 import type { AlpnClientOptions } from "../handshake/alpn.ts";
 import {
@@ -35,6 +35,15 @@ import type { AnyFeature, Link } from "../handshake/feature.ts";
 import { appliesTo, scopeOf, wrongSideError } from "../handshake/feature.ts";
 import { FEATURES } from "../handshake/features.ts";
 import { negotiatedGroup } from "../handshake/groups.ts";
+import { peerSignatureAlgorithmOf } from "../handshake/algorithms.ts";
+import {
+  channelBindingOf,
+  type ChannelBindingType,
+  exportKeyingMaterial,
+  finishedOf,
+  queueKeyUpdate,
+  type UpdateKeysOptions,
+} from "../handshake/keying.ts";
 import {
   cipherOf,
   localCertificateOf,
@@ -481,6 +490,7 @@ export class TlsEngine {
         return null;
       case SSL_ERROR.WANT_READ:
       case SSL_ERROR.WANT_WRITE:
+        this.#answerKeyUpdate();
         return 0;
       case SSL_ERROR.WANT_X509_LOOKUP: {
         // Post-handshake authentication (clients): an async onClientCertificate is pending.
@@ -732,6 +742,100 @@ export class TlsEngine {
   /** The verified chain, leaf first (empty if the peer was not verified). */
   get peerCertificateChain(): Certificate[] {
     return verifiedChainOf(this.#ssl.ptr);
+  }
+
+  // ---- keying material, channel binding, KeyUpdate, peer signature (keying.ts, algorithms.ts)
+
+  /**
+   * `length` bytes of keying material derived from this connection's secrets, `label` and
+   * `context` (`SSL_export_keying_material`; RFC 5705, RFC 8446 7.5): the peer gets the same
+   * bytes from the same arguments. See `exportKeyingMaterial` in `handshake/keying.ts`.
+   *
+   * @throws {TypeError} before the handshake, or for bad arguments; {@link RangeError} for a
+   * length outside 1..8160; {@link TlsError} `CLOSED`.
+   */
+  exportKeyingMaterial(length: number, label: string, context?: Uint8Array): Uint8Array {
+    this.#usable();
+    this.#requireHandshake("exportKeyingMaterial");
+    return exportKeyingMaterial(this.#ssl.ptr, length, label, context);
+  }
+
+  /** The last Finished message this side sent (its verify_data), or `null` before the handshake. */
+  get finished(): Uint8Array | null {
+    this.#usable();
+    return this.#established ? finishedOf(this.#ssl.ptr, false) : null;
+  }
+
+  /** The last Finished message the peer sent (its verify_data), or `null` before the handshake. */
+  get peerFinished(): Uint8Array | null {
+    this.#usable();
+    return this.#established ? finishedOf(this.#ssl.ptr, true) : null;
+  }
+
+  /**
+   * The channel binding of this connection: `"tls-exporter"` (RFC 9266) or `"tls-unique"`
+   * (RFC 5929, TLS 1.2 only). See `channelBindingOf` in `handshake/keying.ts`.
+   *
+   * @throws {TypeError} before the handshake or for an unknown type; {@link RangeError} when the
+   * type is not defined for this connection; {@link TlsError} `CLOSED`.
+   */
+  channelBinding(type: ChannelBindingType): Uint8Array {
+    this.#usable();
+    this.#requireHandshake("channelBinding");
+    return channelBindingOf(this.#ssl.ptr, this.role, this.sessionReused, type);
+  }
+
+  /**
+   * Sends a TLS 1.3 KeyUpdate (`SSL_key_update`, then `SSL_do_handshake`, which writes it): this
+   * side's sending keys change now; with `requestPeer` the peer is asked to change its own (its
+   * answer arrives with a later {@link read}). Send {@link outgoing} afterwards.
+   *
+   * @throws {TypeError} before the handshake or for bad options; {@link RangeError} on TLS 1.2;
+   * {@link TlsError} `CLOSED` (also after {@link closeWrite}).
+   */
+  updateKeys(options?: UpdateKeysOptions): void {
+    this.#usable();
+    this.#requireHandshake("updateKeys");
+    if (this.#sentCloseNotify) throw new TlsError("CLOSED", "updateKeys() after closeWrite()");
+    queueKeyUpdate(this.#ssl.ptr, options);
+    if (this.#call(Op.Handshake, "updateKeys", null, 0) === 1) return;
+    const e = this.#sslError;
+    if (e !== SSL_ERROR.WANT_READ && e !== SSL_ERROR.WANT_WRITE) {
+      throw this.#setFatal(this.#failure(e, "write"));
+    }
+  }
+
+  /**
+   * After a read that needs more input: a peer's KeyUpdate that requested ours leaves the answer
+   * pending in OpenSSL 3.0 until this side's next `SSL_write` (only `ssl3_write_bytes` puts the
+   * connection back "in init" for it). Send it now, so it goes out with this read's output even
+   * if this side never writes: `SSL_key_update` with the pending type does what that write would
+   * (the same single KeyUpdate), and `SSL_do_handshake` sends it. One `SSL_get_key_update_type`
+   * call per read that waits for the network.
+   */
+  #answerKeyUpdate(): void {
+    if (this.#sentCloseNotify) return; // nothing more may be sent
+    const o = openssl();
+    const pending = o.SSL_get_key_update_type(this.#ssl.ptr);
+    if (pending === SSL_KEY_UPDATE.NONE) return;
+    // Refused when a release already put the connection in init for it: then the
+    // SSL_do_handshake below sends it all the same.
+    if (o.SSL_key_update(this.#ssl.ptr, pending) !== 1) drainErrorQueue();
+    if (this.#call(Op.Handshake, "read", null, 0) === 1) return;
+    const e = this.#sslError;
+    if (e !== SSL_ERROR.WANT_READ && e !== SSL_ERROR.WANT_WRITE) {
+      throw this.#setFatal(this.#failure(e, "read"));
+    }
+  }
+
+  /**
+   * The signature scheme the peer signed the handshake with, by its IANA name (e.g.
+   * `"ecdsa_secp256r1_sha256"`, `"rsa_pss_rsae_sha256"`), or `null` when it signed none (a
+   * resumed session, a PSK, a client without a certificate) or before the handshake.
+   */
+  get peerSignatureAlgorithm(): string | null {
+    this.#usableEvenIfFailed();
+    return this.#established ? peerSignatureAlgorithmOf(this.#ssl.ptr) : null;
   }
 
   // ---- errors and lifetime ----------------------------------------------------------------
