@@ -57,6 +57,7 @@ export {
 export type { DtlsListenOptions } from "./src/dtls/listen.ts";
 export { DEFAULT_DTLS_MTU } from "./src/dtls/options.ts";
 export type { DtlsUdpOptions } from "./src/dtls/options.ts";
+export type { DtlsSrtpOptions, SrtpProfile } from "./src/dtls/srtp.ts";
 export type { UdpAddr } from "./src/net/udp.ts";
 export type { NetAddr } from "./src/net/stream.ts";
 

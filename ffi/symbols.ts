@@ -572,6 +572,12 @@ export const sslSymbols = {
   // void SSL_CTX_set_cookie_verify_cb(SSL_CTX *ctx, int (*app_verify_cookie_cb)(SSL *ssl,
   //     const unsigned char *cookie, unsigned int cookie_len));
   SSL_CTX_set_cookie_verify_cb: { args: ["ptr", "cb"], ret: "void" },
+  // int SSL_CTX_set_tlsext_use_srtp(SSL_CTX *ctx, const char *profiles);  (DTLS-SRTP, RFC 5764;
+  // "SRTP_AES128_CM_SHA1_80:..."; NOTE: 0 on success, 1 on failure)
+  SSL_CTX_set_tlsext_use_srtp: { args: ["ptr", "buf"], ret: "i32" },
+  // SRTP_PROTECTION_PROFILE *SSL_get_selected_srtp_profile(SSL *s);  (borrowed; NULL when none;
+  // struct { const char *name; unsigned long id; })
+  SSL_get_selected_srtp_profile: { args: ["ptr"], ret: "ptr" },
 } as const satisfies SymbolTable;
 
 type ArgOf<T> = T extends "ptr" | "cb" ? Pointer | null

@@ -26,6 +26,7 @@ import {
 } from "../tls/options.ts";
 import { DtlsConnection } from "./connection.ts";
 import { checkMtu, dtlsContext, type DtlsUdpOptions, refuseTlsOnly } from "./options.ts";
+import { checkSrtpProfiles, type DtlsSrtpOptions } from "./srtp.ts";
 
 /**
  * Options for {@link connectDtls}: the client options of `connect()` (verification, `caCerts`,
@@ -35,7 +36,7 @@ import { checkMtu, dtlsContext, type DtlsUdpOptions, refuseTlsOnly } from "./opt
  * and `context`; plus `mtu`.
  */
 export interface DtlsConnectOptions
-  extends Omit<ClientFeatureOptions, "minVersion" | "maxVersion">, DtlsUdpOptions {
+  extends Omit<ClientFeatureOptions, "minVersion" | "maxVersion">, DtlsUdpOptions, DtlsSrtpOptions {
   /** Host name or IP address of the server. */
   hostname: string;
   /** UDP port. */
@@ -99,6 +100,7 @@ export async function connectDtls(given: DtlsConnectOptions): Promise<DtlsConnec
     throw new RangeError(`port must be an integer from 1 to 65535, got ${port}`);
   }
   const mtu = checkMtu(options.mtu);
+  const srtpProfiles = checkSrtpProfiles(options.srtpProfiles);
   const timeout = checkCallOptions(options);
   const idleTimeout = checkIdleTimeout(options.idleTimeout);
   const signal = options.signal;
@@ -143,7 +145,7 @@ export async function connectDtls(given: DtlsConnectOptions): Promise<DtlsConnec
   let engine: TlsEngine;
   const context = (() => {
     try {
-      return dtlsContext("client", contextOptions);
+      return dtlsContext("client", contextOptions, srtpProfiles);
     } catch (error) {
       void socket.close();
       deadline.dispose();

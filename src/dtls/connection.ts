@@ -19,6 +19,8 @@ import type { UdpAddr } from "../net/udp.ts";
 import type { TlsContext } from "../tls/context.ts";
 import type { TlsEngine } from "../tls/engine.ts";
 import { packRecords } from "./records.ts";
+import { srtpOf, type SrtpProfile, type SrtpResult } from "./srtp.ts";
+import { exportKeyingMaterial } from "../handshake/keying.ts";
 
 /** The largest UDP payload: a DTLS record's plaintext is at most 2^14 bytes anyway. */
 const READ_BUFFER_SIZE = 16 * 1024 + 2048;
@@ -90,6 +92,7 @@ export class DtlsConnection {
   #receivedCloseNotify = false;
   #info: HandshakeInfo | null = null;
   #maxDatagramSize = 0;
+  #srtp: SrtpResult | null = null;
   #error: TlsError | null = null;
   #closed = false;
   #handshakeDone: Promise<void>;
@@ -216,6 +219,7 @@ export class DtlsConnection {
     });
     // The plaintext one record of the negotiated cipher carries within the MTU.
     this.#maxDatagramSize = openssl().DTLS_get_data_mtu(e.dtlsSsl);
+    this.#srtp = srtpOf(e.dtlsSsl);
     this.#resolveHandshake();
   }
 
@@ -414,6 +418,57 @@ export class DtlsConnection {
   /** `"client"` or `"server"`. */
   get role(): "client" | "server" {
     return this.#engine.role;
+  }
+
+  /** DTLS-SRTP: the protection profile agreed on (`srtpProfiles`), or `null`. */
+  get srtpProfile(): SrtpProfile | null {
+    this.#infoOrThrow();
+    return this.#srtp?.profile ?? null;
+  }
+
+  /**
+   * DTLS-SRTP: the SRTP master keys and salts for {@link srtpProfile} (RFC 5764 4.2: client
+   * key, server key, client salt, server salt; "EXTRACTOR-dtls_srtp"), or `null` without
+   * DTLS-SRTP. Equal on both sides; it is a secret.
+   *
+   * @example
+   * ```ts
+   * import { connectDtls } from "../../mod.ts";
+   * const key = new Uint8Array(16).fill(1);
+   * await using conn = await connectDtls({
+   *   hostname: "127.0.0.1", port: 5004, psk: { identity: "cam", key },
+   *   srtpProfiles: ["SRTP_AES128_CM_SHA1_80"],
+   * });
+   * const m = conn.srtpKeyingMaterial!; // 60 bytes for SRTP_AES128_CM_SHA1_80
+   * const clientKey = m.subarray(0, 16), serverKey = m.subarray(16, 32);
+   * const clientSalt = m.subarray(32, 46), serverSalt = m.subarray(46, 60);
+   * console.log(conn.srtpProfile, clientKey, serverKey, clientSalt, serverSalt);
+   * ```
+   */
+  get srtpKeyingMaterial(): Uint8Array | null {
+    this.#infoOrThrow();
+    return this.#srtp?.keyingMaterial?.slice() ?? null;
+  }
+
+  /**
+   * Keying material (`SSL_export_keying_material`, RFC 5705): `length` bytes both sides derive
+   * alike from this association's secrets, `label` and `context`.
+   *
+   * @example
+   * ```ts
+   * import { readFileSync } from "node:fs";
+   * import { connectDtls } from "../../mod.ts";
+   * const caPem = readFileSync("ca.pem", "utf8");
+   * await using conn = await connectDtls({ hostname: "localhost", port: 4433, caCerts: [caPem] });
+   * console.log(conn.exportKeyingMaterial(32, "EXPORTER-my-protocol"));
+   * ```
+   * @throws {TypeError | RangeError} for a bad label, length or context (see `Connection`);
+   * {@link TlsError} `CLOSED` after {@link close}.
+   */
+  exportKeyingMaterial(length: number, label: string, context?: Uint8Array): Uint8Array {
+    this.#infoOrThrow();
+    if (this.#closed) throw new TlsError("CLOSED", "the DTLS connection is closed");
+    return exportKeyingMaterial(this.#engine.dtlsSsl, length, label, context);
   }
 
   /** The local UDP address. */

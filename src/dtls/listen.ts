@@ -43,6 +43,7 @@ import {
   setCookiePeer,
 } from "./cookies.ts";
 import { checkMtu, dtlsContext, type DtlsUdpOptions, refuseTlsOnly } from "./options.ts";
+import { checkSrtpProfiles, type DtlsSrtpOptions } from "./srtp.ts";
 import { packRecords } from "./records.ts";
 
 /** The default `idleTimeout` of DTLS servers: UDP has no FIN, so vanished clients time out. */
@@ -57,7 +58,10 @@ export const DEFAULT_DTLS_MAX_CONNECTIONS = 1_000;
  * (DTLS 1.2 only, for now) and `context`; plus the UDP ones.
  */
 export interface DtlsListenOptions
-  extends Omit<ServerFeatureOptions<TlsContext>, "minVersion" | "maxVersion">, DtlsUdpOptions {
+  extends
+    Omit<ServerFeatureOptions<TlsContext>, "minVersion" | "maxVersion">,
+    DtlsUdpOptions,
+    DtlsSrtpOptions {
   /** The address to listen on. Default `"0.0.0.0"`. */
   hostname?: string;
   /** The UDP port; 0 (the default) picks a free one (read it from {@link DtlsListener.addr}). */
@@ -136,8 +140,9 @@ export async function listenDtls(given: DtlsListenOptions): Promise<DtlsListener
     maxConnections: checkMaxConnections(options.maxConnections),
     onError: options.onError,
   };
+  const srtpProfiles = checkSrtpProfiles(options.srtpProfiles);
   const split = splitOptions("server", raw);
-  const context = dtlsContext("server", split.context as TlsContextOptions);
+  const context = dtlsContext("server", split.context as TlsContextOptions, srtpProfiles);
   try {
     installCookieCallbacks(internalsOf(context).ctx());
   } catch (error) {

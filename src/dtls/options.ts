@@ -8,6 +8,7 @@ import { DTLS, openssl } from "../core/native.ts";
 import type { Role } from "../handshake/feature.ts";
 import { TlsContext, type TlsContextOptions } from "../tls/context.ts";
 import { internalsOf } from "../tls/native_context.ts";
+import { configureSrtp, type SrtpProfile } from "./srtp.ts";
 
 /** The default UDP payload limit: fits IPv6's minimum MTU (1280) with room for tunnels. */
 export const DEFAULT_DTLS_MTU = 1200;
@@ -56,11 +57,25 @@ export function refuseTlsOnly(entry: string, options: Readonly<Record<string, un
   }
 }
 
-/** A DTLS context for `role`: `DTLS_method`, no MTU query (memory BIOs know no MTU). */
-export function dtlsContext(role: Role, options: TlsContextOptions): TlsContext {
+/**
+ * A DTLS context for `role`: `DTLS_method`, no MTU query (memory BIOs know no MTU), and the
+ * DTLS-SRTP profiles, if any.
+ */
+export function dtlsContext(
+  role: Role,
+  options: TlsContextOptions,
+  srtpProfiles: readonly SrtpProfile[] | undefined,
+): TlsContext {
   const context = new TlsContext(role, options, true);
-  // A memory BIO answers no BIO_CTRL_DGRAM_QUERY_MTU: the MTU is set per SSL (SSL_set_mtu), and
-  // SSL_OP_NO_QUERY_MTU also keeps it across the SSL_clear inside DTLSv1_listen (dtls1_clear).
-  openssl().SSL_CTX_set_options(internalsOf(context).ctx(), DTLS.OP_NO_QUERY_MTU);
+  try {
+    const ctx = internalsOf(context).ctx();
+    // A memory BIO answers no BIO_CTRL_DGRAM_QUERY_MTU: the MTU is set per SSL (SSL_set_mtu), and
+    // SSL_OP_NO_QUERY_MTU also keeps it across the SSL_clear inside DTLSv1_listen (dtls1_clear).
+    openssl().SSL_CTX_set_options(ctx, DTLS.OP_NO_QUERY_MTU);
+    if (srtpProfiles !== undefined) configureSrtp(ctx, srtpProfiles);
+  } catch (error) {
+    context.close();
+    throw error;
+  }
   return context;
 }

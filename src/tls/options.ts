@@ -159,7 +159,15 @@ const ENTRY_POINTS: Readonly<Record<EntryPoint, { name: string; callKeys: readon
   // DTLS (src/dtls/)
   connectDtls: {
     name: "connectDtls()",
-    callKeys: ["hostname", "port", "signal", "handshakeTimeout", "idleTimeout", "mtu"],
+    callKeys: [
+      "hostname",
+      "port",
+      "signal",
+      "handshakeTimeout",
+      "idleTimeout",
+      "mtu",
+      "srtpProfiles",
+    ],
   },
   listenDtls: {
     name: "listenDtls()",
@@ -169,6 +177,7 @@ const ENTRY_POINTS: Readonly<Record<EntryPoint, { name: string; callKeys: readon
       "handshakeTimeout",
       "idleTimeout",
       "mtu",
+      "srtpProfiles",
       "maxConnections",
       "onError",
     ],
