@@ -116,3 +116,23 @@ test("DTLS: a server session that stays silent is closed by idleTimeout (TIMEOUT
     finish();
   }
 });
+
+test("DTLS: closing the listener from inside its own handshake callback is safe", async () => {
+  try {
+    let events = 0;
+    const server = await listenDtls({
+      ...serverBase,
+      onHandshakeEvent: () => {
+        if (events++ === 0) void server.close(); // inside an OpenSSL call on the server
+      },
+    });
+    await assert.rejects(
+      connectDtls(clientTo(server.addr.port, { handshakeTimeout: 1_500 })),
+      (e: TlsError) => e.code === "TIMEOUT",
+    );
+    assert.ok(events >= 1);
+    assert.equal(server.closed, true);
+  } finally {
+    finish();
+  }
+});

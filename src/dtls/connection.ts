@@ -93,6 +93,8 @@ export class DtlsConnection {
   #info: HandshakeInfo | null = null;
   #maxDatagramSize = 0;
   #srtp: SrtpResult | null = null;
+  /** Inside `DTLSv1_handle_timeout` (user callbacks may run there). */
+  #inTimeoutCall = false;
   #error: TlsError | null = null;
   #closed = false;
   #handshakeDone: Promise<void>;
@@ -245,8 +247,20 @@ export class DtlsConnection {
     this.#retransmitTimer = undefined;
     if (this.#closed) return;
     // Resends the last flight into the write BIO (-1: too many retransmissions; OpenSSL gives
-    // up after 12 by default; the handshake timeout usually comes first).
-    if (openssl().DTLSv1_handle_timeout(this.#engine.dtlsSsl) < 0) {
+    // up after 12 by default; the handshake timeout usually comes first). Outside the engine's
+    // call path: a close() from a callback in there (onHandshakeEvent) waits until it returns.
+    let r: number;
+    this.#inTimeoutCall = true;
+    try {
+      r = openssl().DTLSv1_handle_timeout(this.#engine.dtlsSsl);
+    } finally {
+      this.#inTimeoutCall = false;
+    }
+    if (this.#closed) {
+      this.#engine.close(); // deferred by #release
+      return;
+    }
+    if (r < 0) {
       this.#fail(
         new TlsError("TIMEOUT", "the DTLS peer stopped answering (retransmissions exhausted)"),
       );
@@ -300,7 +314,7 @@ export class DtlsConnection {
     clearTimeout(this.#retransmitTimer);
     clearTimeout(this.#idleTimer);
     this.#inbox.length = 0;
-    this.#engine.close();
+    if (!this.#inTimeoutCall) this.#engine.close(); // else once DTLSv1_handle_timeout returned
     this.#ownedContext?.close();
     this.#released = this.#link.release();
   }

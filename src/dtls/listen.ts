@@ -217,6 +217,8 @@ export class DtlsListener {
   #dropped = 0;
   #closed = false;
   #socketClosed: Promise<void> = Promise.resolve();
+  /** Inside `DTLSv1_listen` (user callbacks may run there, e.g. onHandshakeEvent). */
+  #inListen = false;
 
   /** @internal Made by {@link listenDtls}. */
   constructor(context: TlsContext, socket: UdpSocket, settings: Settings) {
@@ -265,7 +267,19 @@ export class DtlsListener {
     clearErrorQueue();
     const ssl = engine.dtlsSsl;
     setCookiePeer(ssl, this.#secret, key);
-    const r = o.DTLSv1_listen(ssl, this.#peerAddr.ptr);
+    let r: number;
+    this.#inListen = true; // a close() from a callback in there waits until it returns
+    try {
+      r = o.DTLSv1_listen(ssl, this.#peerAddr.ptr);
+    } finally {
+      this.#inListen = false;
+    }
+    if (this.#closed) {
+      forgetCookiePeer(ssl);
+      engine.close(); // deferred by close()
+      this.#peerAddr.close();
+      return;
+    }
     // The HelloVerifyRequest, if one was written.
     const out = engine.outgoing();
     if (out !== null) {
@@ -392,12 +406,12 @@ export class DtlsListener {
     for (const conn of [...this.#sessions.values()]) void conn.close();
     this.#sessions.clear();
     for (const conn of this.#ready.splice(0)) void conn.close();
-    if (this.#listening !== null) {
+    if (this.#listening !== null && !this.#inListen) {
       forgetCookiePeer(this.#listening.dtlsSsl);
       this.#listening.close();
       this.#listening = null;
     }
-    this.#peerAddr.close();
+    if (!this.#inListen) this.#peerAddr.close(); // else once DTLSv1_listen returned
     this.#context.close();
     this.#socketClosed = this.#socket.close();
     const error = new TlsError("CLOSED", "the DTLS listener is closed");
