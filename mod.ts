@@ -44,6 +44,21 @@ export type {
 export type { ListenerContextOptions } from "./src/server/listener_context.ts";
 export { Connection } from "./src/connection/connection.ts";
 export type { HandshakeInfo } from "./src/connection/connection.ts";
+// DTLS (issue #19): datagram connections over UDP.
+export { connectDtls } from "./src/dtls/connect.ts";
+export type { DtlsConnectOptions } from "./src/dtls/connect.ts";
+export { DtlsConnection } from "./src/dtls/connection.ts";
+export {
+  DEFAULT_DTLS_IDLE_TIMEOUT,
+  DEFAULT_DTLS_MAX_CONNECTIONS,
+  DtlsListener,
+  listenDtls,
+} from "./src/dtls/listen.ts";
+export type { DtlsListenOptions } from "./src/dtls/listen.ts";
+export { DEFAULT_DTLS_MTU } from "./src/dtls/options.ts";
+export type { DtlsUdpOptions } from "./src/dtls/options.ts";
+export type { DtlsSrtpOptions, SrtpProfile } from "./src/dtls/srtp.ts";
+export type { UdpAddr } from "./src/net/udp.ts";
 export type { NetAddr } from "./src/net/stream.ts";
 
 // Contexts and the sans-I/O engine.

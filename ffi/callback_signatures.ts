@@ -193,5 +193,28 @@ export const REMOVE_SESSION_CB: CallbackSignature = {
   failure: null,
 };
 
+/**
+ * `int app_gen_cookie_cb(SSL *ssl, unsigned char *cookie, unsigned int *cookie_len)`
+ * (SSL_CTX_set_cookie_generate_cb(3)), called by `DTLSv1_listen` for a HelloVerifyRequest: write
+ * at most `DTLS1_COOKIE_LENGTH` (255) bytes into `cookie`, their count into `*cookie_len`, and
+ * return 1; 0 fails.
+ */
+export const COOKIE_GENERATE_CB: CallbackSignature = {
+  args: ["ptr", "ptr", "ptr"],
+  ret: "i32",
+  failure: 0,
+};
+
+/**
+ * `int app_verify_cookie_cb(SSL *ssl, const unsigned char *cookie, unsigned int cookie_len)`
+ * (SSL_CTX_set_cookie_verify_cb(3)): 1 the cookie is valid, 0 it is not (another
+ * HelloVerifyRequest is sent).
+ */
+export const COOKIE_VERIFY_CB: CallbackSignature = {
+  args: ["ptr", "ptr", "u32"],
+  ret: "i32",
+  failure: 0,
+};
+
 /** `int (*compar)(const void *, const void *)`: used by the backend conformance test only. */
 export const COMPARE_CB: CallbackSignature = { args: ["ptr", "ptr"], ret: "i32", failure: 0 };

@@ -295,3 +295,19 @@ export const SSL_R_POST_HANDSHAKE = {
   REQUEST_PENDING: 285,
   REQUEST_SENT: 286,
 } as const;
+
+/** DTLS protocol version numbers for min/max proto version (dtls1.h). */
+export const DTLS_VERSION = { DTLS1_2_VERSION: 0xfefd, DTLS1_3_VERSION: 0xfefc } as const;
+
+/**
+ * DTLS constants (dtls1.h, ssl.h): the record header length (type, version 2, epoch 2, sequence
+ * 6, length 2), the longest cookie, and the options a memory-BIO transport needs.
+ */
+export const DTLS = {
+  RT_HEADER_LENGTH: 13,
+  COOKIE_LENGTH: 255,
+  /** `SSL_OP_NO_QUERY_MTU`: do not ask the BIO for the MTU (a memory BIO knows none). */
+  OP_NO_QUERY_MTU: 0x1000n,
+  /** `SSL_OP_COOKIE_EXCHANGE`: servers send a HelloVerifyRequest. */
+  OP_COOKIE_EXCHANGE: 0x2000n,
+} as const;

@@ -37,6 +37,11 @@ const SSL_CTRL_SET_MAX_SEND_FRAGMENT = 52;
 const SSL_CTRL_SET_SIGALGS_LIST = 98;
 const SSL_CTRL_GET_PEER_SIGNATURE_NID = 108;
 const SSL_CTRL_GET_EXTMS_SUPPORT = 122;
+const SSL_CTRL_SET_MTU = 17;
+// dtls1.h
+const DTLS_CTRL_GET_TIMEOUT = 73;
+const DTLS_CTRL_HANDLE_TIMEOUT = 74;
+const DTLS_CTRL_SET_LINK_MTU = 120;
 // bio.h
 const BIO_CTRL_PENDING = 10;
 const BIO_C_SET_BUF_MEM_EOF_RETURN = 130;
@@ -162,6 +167,20 @@ export interface Macros {
   sk_num(sk: Pointer | null): number;
   /** `sk_value(sk, i)` for any `STACK_OF(T)`. */
   sk_value(sk: Pointer, i: number): Pointer | null;
+  /**
+   * `DTLSv1_get_timeout(ssl, &tv)`: milliseconds until the DTLS retransmission timer expires
+   * (0: expired now), or -1 when no timer runs.
+   */
+  DTLSv1_get_timeout(ssl: Pointer): number;
+  /**
+   * `DTLSv1_handle_timeout(ssl)`: after the timer expired, retransmits the last flight into the
+   * write BIO. 1 retransmitted, 0 nothing to do, -1 failed (too many retransmissions).
+   */
+  DTLSv1_handle_timeout(ssl: Pointer): number;
+  /** `SSL_set_mtu(ssl, mtu)`: the datagram payload size, without IP/UDP headers. 1 on success. */
+  SSL_set_mtu(ssl: Pointer, mtu: number): number;
+  /** `DTLS_set_link_mtu(ssl, mtu)`: the link MTU (payload plus IP/UDP headers). 1 on success. */
+  DTLS_set_link_mtu(ssl: Pointer, mtu: number): number;
   /** `OPENSSL_malloc(n)`: memory OpenSSL may later free itself. */
   OPENSSL_malloc(n: number): Pointer | null;
   /** `OPENSSL_free(p)`. */
@@ -295,6 +314,14 @@ export function createMacros(lib: Lib, memory: MacroMemory): Macros {
     BIO_pending: (bio) => lib.BIO_ctrl(bio, BIO_CTRL_PENDING, 0, null),
     sk_num: (sk) => (sk === null ? 0 : Math.max(0, lib.OPENSSL_sk_num(sk))),
     sk_value: (sk, i) => lib.OPENSSL_sk_value(sk, i),
+    DTLSv1_get_timeout: (ssl) => {
+      const tv = new BigInt64Array(2); // struct timeval { time_t tv_sec; suseconds_t tv_usec; } (LP64)
+      if (lib.SSL_ctrl_buf(ssl, DTLS_CTRL_GET_TIMEOUT, 0, tv) !== 1) return -1;
+      return Math.ceil(Number(tv[0]!) * 1000 + Number(tv[1]!) / 1000);
+    },
+    DTLSv1_handle_timeout: (ssl) => lib.SSL_ctrl(ssl, DTLS_CTRL_HANDLE_TIMEOUT, 0, null),
+    SSL_set_mtu: (ssl, mtu) => lib.SSL_ctrl(ssl, SSL_CTRL_SET_MTU, mtu, null),
+    DTLS_set_link_mtu: (ssl, mtu) => lib.SSL_ctrl(ssl, DTLS_CTRL_SET_LINK_MTU, mtu, null),
     OPENSSL_malloc: (n) => lib.CRYPTO_malloc(n, null, 0),
     OPENSSL_free: (p) => lib.CRYPTO_free(p, null, 0),
     // ---- keying material, KeyUpdate, algorithms ----

@@ -49,6 +49,10 @@ export const cryptoSymbols = {
   // long BIO_ctrl(BIO *bp, int cmd, long larg, void *parg);  (parg as bytes, e.g. the char **
   // out-cell of BIO_get_mem_data)
   BIO_ctrl_buf: { symbol: "BIO_ctrl", args: ["ptr", "i32", "i64", "buf"], ret: "i64" },
+  // BIO_ADDR *BIO_ADDR_new(void);  (DTLSv1_listen's out-parameter)
+  BIO_ADDR_new: { args: [], ret: "ptr" },
+  // void BIO_ADDR_free(BIO_ADDR *ap);
+  BIO_ADDR_free: { args: ["ptr"], ret: "void" },
   // size_t BIO_ctrl_pending(BIO *b);  (declared i32: memory BIO contents stay far below 2 GiB)
   BIO_ctrl_pending: { args: ["ptr"], ret: "i32" },
 
@@ -553,6 +557,27 @@ export const sslSymbols = {
   // size_t SSL_get_peer_finished(const SSL *s, void *buf, size_t count);  (the peer's latest
   // Finished; returns its full length, copies at most count bytes)
   SSL_get_peer_finished: { args: ["ptr", "buf", "usize"], ret: "usize" },
+
+  // ---- DTLS (DTLS_method(3), DTLSv1_listen(3), SSL_CTX_set_cookie_generate_cb(3)) ----
+  // const SSL_METHOD *DTLS_method(void);  (version-flexible: DTLS 1.2, and 1.3 where built in)
+  DTLS_method: { args: [], ret: "ptr" },
+  // int DTLSv1_listen(SSL *ssl, BIO_ADDR *peer);  (1 cookie verified, 0 retry, < 0 error)
+  DTLSv1_listen: { args: ["ptr", "ptr"], ret: "i32" },
+  // size_t DTLS_get_data_mtu(const SSL *s);  (the largest plaintext one record of the current
+  // cipher carries within the MTU; 0 when unknown)
+  DTLS_get_data_mtu: { args: ["ptr"], ret: "i32" },
+  // void SSL_CTX_set_cookie_generate_cb(SSL_CTX *ctx, int (*app_gen_cookie_cb)(SSL *ssl,
+  //     unsigned char *cookie, unsigned int *cookie_len));
+  SSL_CTX_set_cookie_generate_cb: { args: ["ptr", "cb"], ret: "void" },
+  // void SSL_CTX_set_cookie_verify_cb(SSL_CTX *ctx, int (*app_verify_cookie_cb)(SSL *ssl,
+  //     const unsigned char *cookie, unsigned int cookie_len));
+  SSL_CTX_set_cookie_verify_cb: { args: ["ptr", "cb"], ret: "void" },
+  // int SSL_CTX_set_tlsext_use_srtp(SSL_CTX *ctx, const char *profiles);  (DTLS-SRTP, RFC 5764;
+  // "SRTP_AES128_CM_SHA1_80:..."; NOTE: 0 on success, 1 on failure)
+  SSL_CTX_set_tlsext_use_srtp: { args: ["ptr", "buf"], ret: "i32" },
+  // SRTP_PROTECTION_PROFILE *SSL_get_selected_srtp_profile(SSL *s);  (borrowed; NULL when none;
+  // struct { const char *name; unsigned long id; })
+  SSL_get_selected_srtp_profile: { args: ["ptr"], ret: "ptr" },
 } as const satisfies SymbolTable;
 
 type ArgOf<T> = T extends "ptr" | "cb" ? Pointer | null

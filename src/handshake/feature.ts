@@ -98,6 +98,8 @@ export interface ContextSetup<O> {
   readonly ctx: Pointer;
   /** The context's validated options. */
   readonly options: Readonly<O>;
+  /** Whether the context is for DTLS (`DTLS_method`), not TLS: see `src/dtls/`. */
+  readonly datagram: boolean;
   /** Every feature, in configuration order. */
   readonly features: readonly AnyFeature[];
   /** This context's state for `feature` (made by its `contextState`). */

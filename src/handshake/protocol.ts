@@ -5,7 +5,15 @@
  * @module
  */
 import { fail } from "../core/error_queue.ts";
-import { cString, openssl, type Pointer, SSL_MODE, SSL_OP, TLS_VERSION } from "../core/native.ts";
+import {
+  cString,
+  DTLS_VERSION,
+  openssl,
+  type Pointer,
+  SSL_MODE,
+  SSL_OP,
+  TLS_VERSION,
+} from "../core/native.ts";
 import type { Feature, Role, SchemaOf } from "./feature.ts";
 
 /** A TLS protocol version this library speaks. */
@@ -118,14 +126,19 @@ export const protocol: Feature<ProtocolOptions> = {
       throw new TypeError("ciphers must name at least one cipher suite");
     }
   },
-  configure({ ctx, options }) {
+  configure({ ctx, options, datagram }) {
     const o = openssl();
+    // DTLS (src/dtls/ refuses minVersion/maxVersion): DTLS 1.2 only, for now: src/dtls/records.ts
+    // cuts datagrams at DTLS 1.2 record headers, and DTLS 1.3's unified header (RFC 9147 4)
+    // may omit the length. Then the defaults below, as for TLS.
+    const dtls = datagram ? DTLS_VERSION.DTLS1_2_VERSION : 0;
     // Versions: TLS 1.2 minimum unless asked otherwise; 0 = highest supported.
-    const min = versionOf("minVersion", options.minVersion ?? "TLSv1.2");
+    const min = dtls || versionOf("minVersion", options.minVersion ?? "TLSv1.2");
     if (o.SSL_CTX_set_min_proto_version(ctx, min) !== 1) {
       fail("cannot set the minimum protocol version");
     }
-    const max = options.maxVersion === undefined ? 0 : versionOf("maxVersion", options.maxVersion);
+    const max = dtls ||
+      (options.maxVersion === undefined ? 0 : versionOf("maxVersion", options.maxVersion));
     if (o.SSL_CTX_set_max_proto_version(ctx, max) !== 1) {
       fail("cannot set the maximum protocol version");
     }

@@ -85,7 +85,12 @@ export class TlsContext {
    * @throws {TypeError | RangeError} for bad options, before any native work.
    * @throws {TlsError} `INVALID_CERTIFICATE`, `INVALID_KEY`, `BAD_PASSPHRASE`, `LIBRARY_NOT_FOUND`.
    */
-  constructor(role: "client" | "server", options: TlsContextOptions = {}) {
+  constructor(
+    role: "client" | "server",
+    options: TlsContextOptions = {},
+    /** @internal A DTLS context (`DTLS_method`), for `src/dtls/` only. */
+    datagram = false,
+  ) {
     if (role !== "client" && role !== "server") {
       throw new TypeError(`role must be "client" or "server", got ${JSON.stringify(role)}`);
     }
@@ -99,7 +104,7 @@ export class TlsContext {
     }
     this.keylogFile = (this.#states.get(trace) as { keylogFile: string | undefined }).keylogFile;
     clearErrorQueue();
-    const ctx = o.SSL_CTX_new(o.TLS_method());
+    const ctx = o.SSL_CTX_new(datagram ? o.DTLS_method() : o.TLS_method());
     if (ctx === null) fail("SSL_CTX_new failed");
     this.#ctx = new NativeHandle("SSL_CTX", ctx, (p) => o.SSL_CTX_free(p));
     registerContext(this, {
@@ -115,6 +120,7 @@ export class TlsContext {
       role,
       ctx,
       options: this.options,
+      datagram,
       features: FEATURES,
       stateOf: <C>(feature: unknown) => this.#states.get(feature as AnyFeature) as C,
     };

@@ -911,6 +911,17 @@ export class TlsEngine {
     return this.#closed || this.#closeRequested;
   }
 
+  // ---- DTLS (src/dtls/) -------------------------------------------------------------------
+
+  /**
+   * @internal The `SSL *`, for the datagram-only calls of `src/dtls/` (`DTLSv1_listen`, the
+   * retransmission timer, the MTU), which take no user callbacks. `CLOSED` once closed.
+   */
+  get dtlsSsl(): Pointer {
+    this.#usableEvenIfFailed();
+    return this.#ssl.ptr;
+  }
+
   /**
    * @internal Whether an OpenSSL call is running right now (so a user callback may be on the
    * stack): the engine cannot be driven re-entrantly, so a `Connection` defers its close then.

@@ -45,7 +45,9 @@ export type EntryPoint =
   | "startTlsServer"
   | "listen"
   | "TlsContext"
-  | "TlsEngine";
+  | "TlsEngine"
+  | "connectDtls"
+  | "listenDtls";
 
 /** A foreign name accepted as one of this library's options (exactly the same meaning). */
 export interface Alias {

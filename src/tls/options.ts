@@ -156,6 +156,32 @@ const ENTRY_POINTS: Readonly<Record<EntryPoint, { name: string; callKeys: readon
   },
   TlsContext: { name: "TlsContext", callKeys: [] },
   TlsEngine: { name: "TlsEngine", callKeys: [] },
+  // DTLS (src/dtls/)
+  connectDtls: {
+    name: "connectDtls()",
+    callKeys: [
+      "hostname",
+      "port",
+      "signal",
+      "handshakeTimeout",
+      "idleTimeout",
+      "mtu",
+      "srtpProfiles",
+    ],
+  },
+  listenDtls: {
+    name: "listenDtls()",
+    callKeys: [
+      "hostname",
+      "port",
+      "handshakeTimeout",
+      "idleTimeout",
+      "mtu",
+      "srtpProfiles",
+      "maxConnections",
+      "onError",
+    ],
+  },
 };
 
 /** Whether `entry` takes the schema option `spec` for `role`. */
