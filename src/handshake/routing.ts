@@ -76,6 +76,11 @@ export interface RouteOptions<A extends unknown[]> {
  * The process-wide trampoline for `signature` that routes each call to its connection's
  * {@link Link} and runs `handler` there. The handler's throw becomes the stored error of the
  * connection and `signature.failure` the answer to OpenSSL; `void` callbacks ignore the result.
+ *
+ * One trampoline per signature OBJECT: the first handler given for a signature constant is the
+ * one every later call with that constant gets. Two features with the same C signature and
+ * different handlers (the client's and the server's new-session callbacks) each need a constant
+ * of their own in ffi/callback_signatures.ts (see `SERVER_NEW_SESSION_CB`).
  */
 export function routedCallback<A extends unknown[]>(
   signature: CallbackSignature,
