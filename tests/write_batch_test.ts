@@ -14,10 +14,13 @@ import { clearCacheAndAssertNoLeaks as finish } from "./support/leaks.ts";
 const pki = sharedTestPki();
 const enc = new TextEncoder();
 
-/** The application-data records s_server -trace reports having received. */
+/**
+ * The application-data records s_server -trace reports having received ("Received Record" up to
+ * OpenSSL 3.4, "Received TLS Record" from 3.5).
+ */
 function receivedDataRecords(trace: string): number {
-  return trace.split(/(?=Received Record|Sent Record)/).filter((block) =>
-    block.startsWith("Received Record") &&
+  return trace.split(/(?=(?:Received|Sent) (?:TLS )?Record)/).filter((block) =>
+    /^Received (?:TLS )?Record/.test(block) &&
     /Inner Content Type = ApplicationData \(23\)/.test(block)
   ).length;
 }
