@@ -306,6 +306,15 @@ export class DtlsConnection {
     this.#settleWaiters();
   }
 
+  /**
+   * @internal Ends the association without a close_notify, as if the peer had vanished: its
+   * listener saw the client restart from the same address (RFC 6347 4.2.8), and an alert under
+   * the old keys would only reach the new client. Pending and later calls reject with `error`.
+   */
+  abandon(error: TlsError): void {
+    this.#fail(error);
+  }
+
   #released: Promise<void> | void = undefined;
 
   #release(): void {

@@ -37,3 +37,30 @@ export function packRecords(bytes: Uint8Array, mtu: number): Uint8Array[] {
   if (at > start) out.push(bytes.subarray(start, at));
   return out;
 }
+
+/** DTLS record content type of handshake messages. */
+const HANDSHAKE = 22;
+/** Handshake message type of a ClientHello. */
+const CLIENT_HELLO = 1;
+/** Where a ClientHello's random starts: record header 13, handshake header 12, version 2. */
+const RANDOM_AT = 13 + 12 + 2;
+const RANDOM_LENGTH = 32;
+
+/**
+ * The client random (hex) when `datagram` starts with a ClientHello at epoch 0 (a new handshake:
+ * renegotiation runs at epoch 1 and up, encrypted) whose first fragment holds the random; else
+ * `null`. A listener tells a client that restarted from the same address and port (a new random,
+ * RFC 6347 4.2.8) from a retransmitted or duplicated ClientHello of the live session (the same
+ * random: DTLS 1.2 clients repeat it after a HelloVerifyRequest, RFC 6347 4.2.1).
+ */
+export function newClientHelloRandom(datagram: Uint8Array): string | null {
+  if (datagram.length < RANDOM_AT + RANDOM_LENGTH) return null;
+  if (datagram[0] !== HANDSHAKE || datagram[3] !== 0 || datagram[4] !== 0) return null;
+  if (datagram[13] !== CLIENT_HELLO) return null;
+  if (datagram[19] !== 0 || datagram[20] !== 0 || datagram[21] !== 0) return null; // offset 0
+  let hex = "";
+  for (let i = RANDOM_AT; i < RANDOM_AT + RANDOM_LENGTH; i++) {
+    hex += datagram[i]!.toString(16).padStart(2, "0");
+  }
+  return hex;
+}
