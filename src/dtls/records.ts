@@ -6,14 +6,28 @@
  * at most `mtu` bytes. A record never spans two datagrams, which is all DTLS asks (RFC 6347
  * 4.1.1: several records may share a datagram).
  *
+ * DTLS 1.3 (RFC 9147 4) has another record header, the "unified header": its first byte is
+ * 0b001CSLEE, and the sequence number and the length may be shortened or left out (a record
+ * without length runs to the end of the datagram), so it cannot be cut this way. Connections are
+ * pinned to DTLS 1.2 (`src/handshake/protocol.ts`; no OpenSSL release up to 4.0.3 has DTLS 1.3
+ * anyway: `opensslVersion().capabilities.dtls13`), and {@link packRecords} refuses such a record with
+ * `NOT_SUPPORTED` rather than cut it wrong.
+ *
  * @module
  */
+import { TlsError } from "../core/errors.ts";
 import { DTLS } from "../core/native.ts";
+
+/** The unified header's fixed bits (RFC 9147 4): the first byte is 0b001xxxxx. */
+const UNIFIED_HEADER_MASK = 0xe0;
+const UNIFIED_HEADER_BITS = 0x20;
 
 /**
  * Splits `bytes` (whole DTLS records, back to back) into datagrams of whole records, each at most
  * `mtu` bytes unless a single record is longer (it then travels alone). A truncated tail (never
  * produced by OpenSSL) is sent as it is, alone.
+ *
+ * @throws {TlsError} `NOT_SUPPORTED` for a DTLS 1.3 record (unified header), which it cannot cut.
  */
 export function packRecords(bytes: Uint8Array, mtu: number): Uint8Array[] {
   const out: Uint8Array[] = [];
@@ -25,6 +39,13 @@ export function packRecords(bytes: Uint8Array, mtu: number): Uint8Array[] {
       if (at > start) out.push(bytes.subarray(start, at));
       out.push(bytes.subarray(at));
       return out;
+    }
+    if ((bytes[at]! & UNIFIED_HEADER_MASK) === UNIFIED_HEADER_BITS) {
+      throw new TlsError(
+        "NOT_SUPPORTED",
+        "a DTLS 1.3 record (unified header, RFC 9147 4) cannot be cut into datagrams: DTLS " +
+          "connections are pinned to DTLS 1.2 (DTLS 1.3 is not supported yet)",
+      );
     }
     const length = (bytes[at + 11]! << 8) | bytes[at + 12]!;
     const end = Math.min(bytes.length, at + header + length);
