@@ -153,7 +153,7 @@ test("listenDtls: replayed ClientHellos keep the session; a cookieless new one t
       first.send(text("a"));
       assert.equal(str(await first.receive()), "echo:a");
       const hellos = relay.fromClients.filter(isClientHello);
-      assert.equal(hellos.length, 2); // without, then with the cookie
+      assert.ok(hellos.length >= 2, `${hellos.length} ClientHellos`); // without, then with the cookie
 
       // Late duplicates of both ClientHellos (the same random): the session's, dropped there.
       for (const hello of hellos) relay.inject(hello);
