@@ -8,7 +8,6 @@
  *                           sequential new UDP socket + full handshake (with the cookie
  *                           exchange) + one datagram "<line>\n" answered by "<reply>\n" +
  *                           close_notify; line PING, reply = line (an echo) by default
- *                           (`openssl s_server -rev`: GNOP and PONG)
  *   datagrams <seconds> <size>
  *                           one association; send a <size>-byte datagram, wait for its echo,
  *                           again: echoed datagrams per second
