@@ -78,7 +78,17 @@ test("listenDtls: s_client -bind killed, then again from the same port: a sessio
     await using server = await pskServer(errors);
     const { served, ended } = echo(server);
     const local = await freeUdpPort();
-    const args = ["-bind", `127.0.0.1:${local}`, "-psk", hex(KEY), "-psk_identity", "restarting"];
+    // -ign_eof: a read of the (non-blocking, on Deno) stdin pipe that finds nothing would
+    // otherwise end s_client with a close_notify ("DONE").
+    const args = [
+      "-bind",
+      `127.0.0.1:${local}`,
+      "-psk",
+      hex(KEY),
+      "-psk_identity",
+      "restarting",
+      "-ign_eof",
+    ];
     const first = startDtlsClient("openssl", server.addr.port, args);
     await first.waitFor(/Cipher is \S*PSK/);
     first.send("one\n");

@@ -35,17 +35,17 @@ export function packRecords(bytes: Uint8Array, mtu: number): Uint8Array[] {
   let at = 0;
   const header = DTLS.RT_HEADER_LENGTH;
   while (at < bytes.length) {
-    if (bytes.length - at < header) {
-      if (at > start) out.push(bytes.subarray(start, at));
-      out.push(bytes.subarray(at));
-      return out;
-    }
     if ((bytes[at]! & UNIFIED_HEADER_MASK) === UNIFIED_HEADER_BITS) {
       throw new TlsError(
         "NOT_SUPPORTED",
         "a DTLS 1.3 record (unified header, RFC 9147 4) cannot be cut into datagrams: DTLS " +
           "connections are pinned to DTLS 1.2 (DTLS 1.3 is not supported yet)",
       );
+    }
+    if (bytes.length - at < header) {
+      if (at > start) out.push(bytes.subarray(start, at));
+      out.push(bytes.subarray(at));
+      return out;
     }
     const length = (bytes[at + 11]! << 8) | bytes[at + 12]!;
     const end = Math.min(bytes.length, at + header + length);
