@@ -4,13 +4,17 @@
  * - client side (works bulk, handshakes, rtt, idle): every client (bench/clients/) against one
  *   fast native OpenSSL server (bench/native/server.c);
  * - server side (works serve-bulk, serve-handshakes): every server (bench/servers/) against one
- *   fast native OpenSSL client (bench/native/client.c).
+ *   fast native OpenSSL client (bench/native/client.c);
+ * - DTLS (works dtls-handshakes, dtls-datagrams, serve-dtls-handshakes, serve-dtls-datagrams):
+ *   our DTLS client against bench/native/dtls_server.c, and our DTLS server against
+ *   bench/native/dtls_client.c. No runtime has DTLS, so the only ratio is to native OpenSSL.
  * Timing thresholds (the performance bar) live here, never in tests.
  *
  *   npm run bench                       # full run: 1 GiB, 3 s per timed work, 1,000 idle, 3 rounds
  *   npm run bench -- --quick            # a fast smoke run (64 MiB, 1 s, 100 idle, 1 round)
  *   npm run bench -- --rounds 5 --only bulk,rtt
  *   npm run bench -- --only serve-bulk,serve-handshakes --bytes 268435456
+ *   npm run bench -- --quick --only dtls   # the DTLS rows only (dtls = the four dtls-* works)
  *
  * Writes the table to stdout and to bench/results/latest.md.
  *
@@ -44,9 +48,15 @@ const rounds = Number(value("--rounds", quick ? "1" : "3"));
 const bulkBytes = Number(value("--bytes", quick ? String(64 * 1024 * 1024) : String(1 << 30)));
 const seconds = Number(value("--seconds", quick ? "1" : "3"));
 const idleCount = Number(value("--idle", quick ? "100" : "1000"));
-const only = value("--only", "bulk,handshakes,rtt,idle,serve-bulk,serve-handshakes,fetch").split(
-  ",",
-);
+const DTLS_WORKS = [
+  "dtls-handshakes",
+  "dtls-datagrams",
+  "serve-dtls-handshakes",
+  "serve-dtls-datagrams",
+];
+const only = value("--only", "bulk,handshakes,rtt,idle,serve-bulk,serve-handshakes,fetch,dtls")
+  .split(",")
+  .flatMap((key) => (key === "dtls" ? DTLS_WORKS : [key]));
 
 // ---- what runs ------------------------------------------------------------------------------
 
@@ -74,6 +84,8 @@ interface Work {
   args: string[];
   unit: string;
   higherIsBetter: boolean;
+  /** A DTLS work: DTLS clients and servers (bench/native/dtls_*.c), not the TLS ones. */
+  dtls: boolean;
 }
 
 const mib = (bytes: number) => `${(bytes / (1 << 20)).toFixed(0)} MiB`;
@@ -85,6 +97,21 @@ const works: Work[] = ([
   ["serve-bulk", `serve ${mib(bulkBytes)}`, "server", ["bulk", String(bulkBytes)]],
   ["serve-handshakes", "serve sequential handshakes", "server", ["handshakes", String(seconds)]],
   ["fetch", "fetch through undici, keep-alive, from nginx", "client", ["fetch", String(seconds)]],
+  ["dtls-handshakes", "DTLS 1.2 sequential handshakes", "client", ["handshakes", String(seconds)]],
+  ["dtls-datagrams", "DTLS 1.2 1 KiB datagram echoes", "client", [
+    "datagrams",
+    String(seconds),
+    "1024",
+  ]],
+  ["serve-dtls-handshakes", "DTLS 1.2 serve sequential handshakes", "server", [
+    "handshakes",
+    String(seconds),
+  ]],
+  ["serve-dtls-datagrams", "DTLS 1.2 serve 1 KiB datagram echoes", "server", [
+    "datagrams",
+    String(seconds),
+    "1024",
+  ]],
 ] as const).map(([key, title, side, args]) => ({
   key,
   title,
@@ -96,8 +123,10 @@ const works: Work[] = ([
     rtt: "round trips/s",
     idle: "bytes/connection",
     fetch: "requests/s",
+    datagrams: "datagrams/s",
   } as Record<string, string>)[args[0]]!,
   higherIsBetter: args[0] !== "idle",
+  dtls: key.includes("dtls"),
 })).filter((w) => only.includes(w.key));
 
 const NATIVE = "native C (OpenSSL)";
@@ -395,6 +424,26 @@ try {
       ...node26("bench/clients/fetch.ts"),
     ]),
   ];
+  // DTLS: no runtime has it, so every ratio is to native OpenSSL (bench/native/dtls_*.c).
+  const nativeDtlsClient = [join(buildDir, "dtls_client")];
+  const dtlsClients: Entrant[] = [
+    entrant("libssl-ffi on Deno", null, deno("bench/clients/libssl_ffi_dtls.ts")),
+    entrant("libssl-ffi on Bun", null, bun("bench/clients/libssl_ffi_dtls.ts")),
+    entrant("libssl-ffi on Node 24", null, node24("bench/clients/libssl_ffi_dtls.ts")),
+    entrant("libssl-ffi on Node 26", null, node26("bench/clients/libssl_ffi_dtls.ts")),
+    entrant(NATIVE, null, nativeDtlsClient),
+  ];
+  const dtlsServers: Entrant[] = [
+    entrant("libssl-ffi on Deno", null, deno("bench/servers/libssl_ffi_dtls.ts", ...std)),
+    entrant("libssl-ffi on Bun", null, bun("bench/servers/libssl_ffi_dtls.ts", ...std)),
+    entrant("libssl-ffi on Node 24", null, node24("bench/servers/libssl_ffi_dtls.ts", ...std)),
+    entrant("libssl-ffi on Node 26", null, node26("bench/servers/libssl_ffi_dtls.ts", ...std)),
+    entrant(NATIVE, null, [join(buildDir, "dtls_server"), ...std]),
+    // Not `openssl s_server -dtls1_2`: it refuses -rev with DTLS ("Can't use -rev with DTLS"),
+    // and otherwise answers nothing (it prints what it receives and sends its stdin).
+  ];
+  /** The key of a running server: DTLS servers share their names with the TLS ones. */
+  const serverKey = (w: Work, name: string) => (w.dtls ? `dtls:${name}` : name);
   const fetchStack = (e: Entrant) =>
     e.name.startsWith("undici + libssl-ffi")
       ? "libssl-ffi"
@@ -402,15 +451,27 @@ try {
       ? "undici-node-tls"
       : "builtin";
   const sideOf = (w: Work) =>
-    w.key === "fetch" ? fetchClients : w.side === "client" ? clients : servers;
+    w.key === "fetch"
+      ? fetchClients
+      : w.dtls
+      ? w.side === "client" ? dtlsClients : dtlsServers
+      : w.side === "client"
+      ? clients
+      : servers;
   const serves = (e: Entrant, w: Work) =>
     w.side === "client" || (e.serves ?? [w.key]).includes(w.key);
 
   // The native server serves the client side; the server side needs every server. All start at
   // once and stay up (idle between their turns).
-  const serverSide = works.some((w) => w.side === "server");
+  const serverSide = works.some((w) => w.side === "server" && !w.dtls);
   for (const s of servers.filter((s) => s.name === NATIVE || serverSide)) {
     running.set(s.name, startServer(s.command, s.chatty));
+  }
+  const dtlsServerSide = works.some((w) => w.side === "server" && w.dtls);
+  if (works.some((w) => w.dtls)) {
+    for (const s of dtlsServers.filter((s) => s.name === NATIVE || dtlsServerSide)) {
+      running.set(`dtls:${s.name}`, startServer(s.command, s.chatty));
+    }
   }
   const failures: string[] = [];
   const ports = new Map<string, number>();
@@ -422,6 +483,9 @@ try {
     }
   }
   if (!ports.has(NATIVE)) throw new Error(failures.join("\n"));
+  if (works.some((w) => w.dtls) && !ports.has(`dtls:${NATIVE}`)) {
+    throw new Error(failures.join("\n"));
+  }
   let nginx: RunningServer | null = null;
   if (works.some((w) => w.key === "fetch")) {
     try {
@@ -443,14 +507,18 @@ try {
       return runClient(e.command, [...w.args, fetchStack(e)], port, pki.ca, false);
     }
     if (w.side === "client") {
-      return runClient(e.command, w.args, ports.get(NATIVE)!, pki.ca, w.key === "rtt");
+      // Round trips (TLS rtt, DTLS datagram echoes) run on the server's CPU (see startServer).
+      const pinned = w.key === "rtt" || w.key === "dtls-datagrams";
+      return runClient(e.command, w.args, ports.get(serverKey(w, NATIVE))!, pki.ca, pinned);
     }
-    const port = ports.get(e.name);
+    const key = serverKey(w, e.name);
+    const port = ports.get(key);
     if (port === undefined) return "failed: the server did not start";
-    const cpuBefore = processCpu(running.get(e.name)!.pid);
+    const cpuBefore = processCpu(running.get(key)!.pid);
+    const ping = e.ping ? [e.ping] : [];
     const sample = runClient(
-      nativeClient,
-      [...w.args, ...(e.ping ? [e.ping] : [])],
+      w.dtls ? nativeDtlsClient : nativeClient,
+      [...w.args, ...ping],
       port,
       pki.ca,
       false,
@@ -458,7 +526,7 @@ try {
     // The server's CPU for the work (all its threads), instead of the client's.
     return typeof sample === "string"
       ? sample
-      : { ...sample, cpu: processCpu(running.get(e.name)!.pid) - cpuBefore };
+      : { ...sample, cpu: processCpu(running.get(key)!.pid) - cpuBefore };
   };
 
   const results = new Tally();
@@ -466,6 +534,8 @@ try {
   const cpuSeconds = new Tally();
   /** What the native client saw of each server: cipher and session tickets. */
   const negotiated = new Map<string, string>();
+  /** The DTLS ciphers the clients reported. */
+  const dtlsCiphers = new Set<string>();
   for (let round = 1; round <= rounds; round++) {
     for (const w of works) {
       for (const e of sideOf(w).filter((e) => serves(e, w))) {
@@ -481,9 +551,10 @@ try {
         if (w.args[0] === "bulk" && Number.isFinite(sample.cpu)) {
           cpuSeconds.add(w.key, e.name, sample.cpu!);
         }
-        if (w.side === "server" && sample.cipher !== undefined) {
+        if (w.side === "server" && sample.cipher !== undefined && !w.dtls) {
           negotiated.set(e.name, `${sample.cipher}, ${sample.tickets ?? "?"} session ticket(s)`);
         }
+        if (w.dtls && sample.cipher !== undefined) dtlsCiphers.add(sample.cipher);
       }
     }
   }
@@ -547,6 +618,19 @@ try {
       `against bench/native/client, servers ${pinning}, the client floating; full handshakes ` +
       `(the client never resumes). Ratios: higher is better (for memory and CPU, the inverse ratio).`,
   );
+  if (works.some((w) => w.dtls)) {
+    lines.push(
+      `- DTLS: DTLS 1.2, ECDSA P-256, MTU 1200, cipher(s) ${
+        [...dtlsCiphers].join(", ") || "n/a"
+      }. Client side: our client against bench/native/dtls_server.c (cookie exchange, a thread ` +
+        `and a connected socket per client, echo); server side: our listenDtls() echo server ` +
+        `(bench/servers/libssl_ffi_dtls.ts) against bench/native/dtls_client.c (not ` +
+        `\`openssl s_server -dtls1_2\`: it echoes nothing and refuses -rev with DTLS). A handshake: new UDP socket, cookie exchange, ` +
+        `full handshake, one datagram echoed, close_notify. Datagrams: 1 KiB echoed in lock-step ` +
+        `on one association. No runtime has DTLS: the only ratio is to native OpenSSL, and the ` +
+        `DTLS rows are not part of the bar.`,
+    );
+  }
   lines.push("");
   for (const side of ["client", "server"] as const) {
     const sideWorks = works.filter((w) => w.side === side);
@@ -578,7 +662,7 @@ try {
         }),
       );
     }
-    if (side === "server") {
+    if (side === "server" && sideWorks.some((w) => !w.dtls)) {
       lines.push(
         "Not every server can serve every work: `openssl s_server` only answers lines (`-rev`, " +
           "the client sends GNOP for PONG), so it has no bulk figure. Server CPU comes from " +
@@ -591,9 +675,11 @@ try {
   }
 
   // The bar: >= 0.9x the same runtime's built-in TLS and >= 0.9x the native peer, both sides.
-  lines.push("### The bar (>= 0.9x built-in and >= 0.9x native, every runtime, both sides)");
-  lines.push("");
-  for (const w of works) {
+  if (works.some((w) => !w.dtls)) {
+    lines.push("### The bar (>= 0.9x built-in and >= 0.9x native, every runtime, both sides)");
+    lines.push("");
+  }
+  for (const w of works.filter((w) => !w.dtls)) {
     for (const e of sideOf(w).filter((e) => e.builtIn !== null)) {
       const m = results.median(w.key, e.name);
       const r1 = ratio(m, results.median(w.key, e.builtIn!), w.higherIsBetter);

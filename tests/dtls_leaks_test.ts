@@ -14,7 +14,7 @@ import {
   registeredConnections,
   TlsError,
 } from "../mod.ts";
-import { runtime, test } from "./harness.ts";
+import { test } from "./harness.ts";
 import { collectGarbage } from "./support/gc.ts";
 import { sharedTestPki } from "./support/pki.ts";
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the native benchmark server and client.
+# Builds the native benchmark servers and clients (TLS and DTLS).
 #   bash bench/native/build.sh [build-dir]   (default: bench/native/build/)
 # Exits 3 when there is no C compiler or no OpenSSL development headers.
 set -euo pipefail
@@ -25,4 +25,6 @@ fi
 mkdir -p "$out"
 "$cc" -O2 -Wall -Wextra -o "$out/server" "$here/server.c" -lssl -lcrypto -pthread
 "$cc" -O2 -Wall -Wextra -o "$out/client" "$here/client.c" -lssl -lcrypto
-echo "built $out/server $out/client"
+"$cc" -O2 -Wall -Wextra -o "$out/dtls_server" "$here/dtls_server.c" -lssl -lcrypto -pthread
+"$cc" -O2 -Wall -Wextra -o "$out/dtls_client" "$here/dtls_client.c" -lssl -lcrypto
+echo "built $out/server $out/client $out/dtls_server $out/dtls_client"

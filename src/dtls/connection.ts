@@ -230,7 +230,14 @@ export class DtlsConnection {
     if (this.#engine.closed) return;
     const out = this.#engine.outgoing();
     if (out === null) return;
-    for (const datagram of packRecords(out, this.#mtu)) this.#link.send(datagram);
+    let datagrams: Uint8Array[];
+    try {
+      datagrams = packRecords(out, this.#mtu);
+    } catch (error) {
+      this.#fail(error as TlsError); // NOT_SUPPORTED: a DTLS 1.3 record; nothing is sent
+      throw error;
+    }
+    for (const datagram of datagrams) this.#link.send(datagram);
   }
 
   /** Arms a timer for OpenSSL's retransmission timer (`DTLSv1_get_timeout`), if one runs. */
@@ -304,6 +311,15 @@ export class DtlsConnection {
     this.#rejectHandshake(error);
     this.#release();
     this.#settleWaiters();
+  }
+
+  /**
+   * @internal Ends the association without a close_notify, as if the peer had vanished: its
+   * listener saw the client restart from the same address (RFC 6347 4.2.8), and an alert under
+   * the old keys would only reach the new client. Pending and later calls reject with `error`.
+   */
+  abandon(error: TlsError): void {
+    this.#fail(error);
   }
 
   #released: Promise<void> | void = undefined;

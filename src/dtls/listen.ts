@@ -16,6 +16,14 @@
  * they run in `DTLSv1_listen` AND once more in the first `SSL_do_handshake` of the new session,
  * which checks the buffered ClientHello's cookie again (`SSL_OP_COOKIE_EXCHANGE`).
  *
+ * A client that restarts from the same address and port (a device that rebooted, a NAT mapping
+ * that was reused) sends a new ClientHello at epoch 0 to an address that still has a session
+ * (RFC 6347 4.2.8). Its random differs from the one that started the session (a retransmitted or
+ * duplicated ClientHello repeats it), so it goes through `DTLSv1_listen` like any new client: a
+ * HelloVerifyRequest first, the old session untouched (a spoofer cannot end it); only when the
+ * cookie comes back valid, proving the address, is the old session ended (without close_notify:
+ * the peer that had its keys is gone) and the new one started.
+ *
  * @module
  */
 import { Deadline } from "../core/deadline.ts";
@@ -44,7 +52,7 @@ import {
 } from "./cookies.ts";
 import { checkMtu, dtlsContext, type DtlsUdpOptions, refuseTlsOnly } from "./options.ts";
 import { checkSrtpProfiles, type DtlsSrtpOptions } from "./srtp.ts";
-import { packRecords } from "./records.ts";
+import { newClientHelloRandom, packRecords } from "./records.ts";
 
 /** The default `idleTimeout` of DTLS servers: UDP has no FIN, so vanished clients time out. */
 export const DEFAULT_DTLS_IDLE_TIMEOUT = 300_000;
@@ -212,6 +220,8 @@ export class DtlsListener {
   /** The engine that answers ClientHellos from unknown addresses. */
   #listening: TlsEngine | null = null;
   #sessions = new Map<string, DtlsConnection>();
+  /** The client random of the ClientHello that started each session (see the module doc). */
+  #randoms = new WeakMap<DtlsConnection, string>();
   #ready: DtlsConnection[] = [];
   #waiters: { resolve(c: DtlsConnection): void; reject(e: unknown): void }[] = [];
   #dropped = 0;
@@ -243,23 +253,30 @@ export class DtlsListener {
     if (this.#closed) return;
     const key = addrKey(from);
     const session = this.#sessions.get(key);
+    let random: string | null = null;
     if (session !== undefined) {
-      session.deliver(datagram);
-      return;
-    }
-    if (this.#sessions.size >= this.#settings.maxConnections) {
+      random = newClientHelloRandom(datagram);
+      if (random === null || random === this.#randoms.get(session)) {
+        session.deliver(datagram);
+        return;
+      }
+      // A new ClientHello from the address of a live session: the client restarted.
+    } else if (this.#sessions.size >= this.#settings.maxConnections) {
       this.#dropped++;
       return;
     }
     try {
-      this.#listen(datagram, from, key);
+      this.#listen(datagram, from, key, session);
     } catch (error) {
       this.#report(error, from);
     }
   }
 
-  /** Runs `DTLSv1_listen` on one datagram from an address without a session. */
-  #listen(datagram: Uint8Array, from: UdpAddr, key: string): void {
+  /**
+   * Runs `DTLSv1_listen` on one datagram from an address without a session, or on a new
+   * ClientHello from the address of `replacing` (ended once the cookie verified).
+   */
+  #listen(datagram: Uint8Array, from: UdpAddr, key: string, replacing?: DtlsConnection): void {
     const o = openssl();
     this.#listening ??= this.#newListeningEngine();
     const engine = this.#listening;
@@ -296,11 +313,18 @@ export class DtlsListener {
     }
     // The cookie verified: this engine is the client's now (its ClientHello buffered inside).
     this.#listening = null;
-    this.#startSession(engine, from, key);
+    replacing?.abandon(
+      new TlsError(
+        "UNEXPECTED_EOF",
+        "the DTLS client restarted: a new handshake from its address and port replaced this " +
+          "association (RFC 6347 4.2.8)",
+      ),
+    );
+    this.#startSession(engine, from, key, newClientHelloRandom(datagram));
     this.#listening = this.#newListeningEngine();
   }
 
-  #startSession(engine: TlsEngine, from: UdpAddr, key: string): void {
+  #startSession(engine: TlsEngine, from: UdpAddr, key: string, random: string | null): void {
     const socket = this.#socket;
     const sessions = this.#sessions;
     const conn: DtlsConnection = new DtlsConnection({
@@ -318,6 +342,7 @@ export class DtlsListener {
       },
     });
     sessions.set(key, conn);
+    if (random !== null) this.#randoms.set(conn, random);
     const deadline = new Deadline(this.#settings.handshakeTimeout, undefined, "the DTLS handshake");
     const ssl = engine.dtlsSsl;
     conn.handshake(deadline).then(

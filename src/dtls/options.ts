@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { supports } from "../core/capabilities.ts";
 import { DTLS, openssl } from "../core/native.ts";
 import type { Role } from "../handshake/feature.ts";
 import { TlsContext, type TlsContextOptions } from "../tls/context.ts";
@@ -50,8 +51,11 @@ export function refuseTlsOnly(entry: string, options: Readonly<Record<string, un
   for (const key of ["minVersion", "maxVersion"]) {
     if (options[key] !== undefined) {
       throw new TypeError(
-        `${entry} takes no ${key}: DTLS connections are DTLS 1.2 (DTLS 1.3 is not supported ` +
-          "yet)",
+        `${entry} takes no ${key}: DTLS connections are DTLS 1.2 (${
+          supports("dtls13")
+            ? "this OpenSSL has DTLS 1.3, but this library does not speak it yet"
+            : "DTLS 1.3 is not supported yet, and this OpenSSL does not have it either"
+        })`,
       );
     }
   }
