@@ -175,7 +175,7 @@ async function captureClientHello(): Promise<Uint8Array> {
   return hello;
 }
 
-test("listenDtls: ClientHellos without a valid cookie get a HelloVerifyRequest and allocate nothing", async () => {
+test("listenDtls: ClientHellos without a valid cookie (20 sources, then a burst of 2,000) get a HelloVerifyRequest and allocate nothing", async () => {
   try {
     const hello = await captureClientHello();
     assert.equal(hello[0], 22); // handshake record
@@ -203,6 +203,29 @@ test("listenDtls: ClientHellos without a valid cookie get a HelloVerifyRequest a
     }
     assert.equal(server.connectionCount, 0);
     assert.deepEqual(liveNativeObjects().byKind, before.byKind);
+    // Then a burst: 2,000 cookie-less ClientHellos (and 2,000 garbage datagrams) from 4 sockets,
+    // as fast as they go. Some HelloVerifyRequests may be lost to full UDP buffers; no state is.
+    const burst: dgram.Socket[] = [];
+    let burstReplies = 0;
+    for (let i = 0; i < 4; i++) {
+      const s = dgram.createSocket("udp4");
+      await new Promise<void>((resolve) => s.bind(0, "127.0.0.1", resolve));
+      s.on("message", () => burstReplies++);
+      burst.push(s);
+    }
+    const junk = crypto.getRandomValues(new Uint8Array(100));
+    for (let i = 0; i < 500; i++) {
+      for (const s of burst) {
+        s.send(hello, server.addr.port, "127.0.0.1");
+        s.send(junk, server.addr.port, "127.0.0.1");
+      }
+      if (i % 50 === 49) await delay(1); // let the sockets drain now and then
+    }
+    for (let i = 0; i < 100 && burstReplies < 2_000; i++) await delay(10);
+    for (const s of burst) s.close();
+    assert.ok(burstReplies > 0, "the listener answered the burst");
+    assert.equal(server.connectionCount, 0);
+    assert.deepEqual(liveNativeObjects().byKind, before.byKind, "the burst allocated nothing");
     // The listener still serves a real client afterwards.
     echo(server);
     await using conn = await connectDtls({
