@@ -48,13 +48,17 @@ const rounds = Number(value("--rounds", quick ? "1" : "3"));
 const bulkBytes = Number(value("--bytes", quick ? String(64 * 1024 * 1024) : String(1 << 30)));
 const seconds = Number(value("--seconds", quick ? "1" : "3"));
 const idleCount = Number(value("--idle", quick ? "100" : "1000"));
+const longLivedHandshakes = Number(value("--long-lived-handshakes", quick ? "300" : "3000"));
 const DTLS_WORKS = [
   "dtls-handshakes",
   "dtls-datagrams",
   "serve-dtls-handshakes",
   "serve-dtls-datagrams",
 ];
-const only = value("--only", "bulk,handshakes,rtt,idle,serve-bulk,serve-handshakes,fetch,dtls")
+const only = value(
+  "--only",
+  "bulk,handshakes,rtt,idle,longlived,serve-bulk,serve-handshakes,fetch,dtls",
+)
   .split(",")
   .flatMap((key) => (key === "dtls" ? DTLS_WORKS : [key]));
 
@@ -94,6 +98,17 @@ const works: Work[] = ([
   ["handshakes", "sequential handshakes", "client", ["handshakes", String(seconds)]],
   ["rtt", "1 KiB round trips", "client", ["rtt", String(seconds), "1024"]],
   ["idle", `memory per idle connection (${idleCount})`, "client", ["idle", String(idleCount)]],
+  // A long-lived process: the same bulk transfer fresh and after N handshakes in one process.
+  [
+    "longlived",
+    `long-lived process: receive ${mib(bulkBytes / 4)} after ${longLivedHandshakes} handshakes`,
+    "client",
+    [
+      "longlived",
+      String(bulkBytes / 4),
+      String(longLivedHandshakes),
+    ],
+  ],
   ["serve-bulk", `serve ${mib(bulkBytes)}`, "server", ["bulk", String(bulkBytes)]],
   ["serve-handshakes", "serve sequential handshakes", "server", ["handshakes", String(seconds)]],
   ["fetch", "fetch through undici, keep-alive, from nginx", "client", ["fetch", String(seconds)]],
@@ -124,6 +139,7 @@ const works: Work[] = ([
     idle: "bytes/connection",
     fetch: "requests/s",
     datagrams: "datagrams/s",
+    longlived: "after / fresh",
   } as Record<string, string>)[args[0]]!,
   higherIsBetter: args[0] !== "idle",
   dtls: key.includes("dtls"),
@@ -453,6 +469,8 @@ try {
   const sideOf = (w: Work) =>
     w.key === "fetch"
       ? fetchClients
+      : w.key === "longlived"
+      ? clients.filter((e) => e.name !== NATIVE) // the C client is one short process per work
       : w.dtls
       ? w.side === "client" ? dtlsClients : dtlsServers
       : w.side === "client"
@@ -565,7 +583,7 @@ try {
       ? "n/a"
       : unit === "bytes/connection"
       ? `${Math.round(x / 1024)} KiB`
-      : unit === "CPU s/GiB"
+      : unit === "CPU s/GiB" || unit === "after / fresh"
       ? x.toFixed(2)
       : x >= 100
       ? x.toFixed(0)
@@ -674,22 +692,55 @@ try {
     }
   }
 
-  // The bar: >= 0.9x the same runtime's built-in TLS and >= 0.9x the native peer, both sides.
-  if (works.some((w) => !w.dtls)) {
-    lines.push("### The bar (>= 0.9x built-in and >= 0.9x native, every runtime, both sides)");
+  // The bar (issue #18): the same runtime's built-in TLS for throughput and memory, native
+  // OpenSSL for handshakes (OpenSSL's own handshake is the floor an OpenSSL binding can reach),
+  // and no slowdown in a long-lived process. fetch is reported, not judged: most of its gap is
+  // the HTTP client (undici in JavaScript against the runtimes' native fetch).
+  const bar: Record<string, { against: "built-in" | "native" | "itself"; min: number }> = {
+    bulk: { against: "built-in", min: 1.0 },
+    rtt: { against: "built-in", min: 1.0 },
+    idle: { against: "built-in", min: 1.0 },
+    "serve-bulk": { against: "built-in", min: 1.0 },
+    handshakes: { against: "native", min: 0.95 },
+    "serve-handshakes": { against: "native", min: 0.95 },
+    longlived: { against: "itself", min: 0.9 },
+  };
+  const judged = works.filter((w) => bar[w.key] !== undefined);
+  if (judged.length > 0) {
+    lines.push(
+      "### The bar (>= 1.0x built-in for bulk, round trips, idle memory and serve-bulk; " +
+        ">= 0.95x native for handshakes, both sides; long-lived >= 0.9 of fresh)",
+    );
     lines.push("");
   }
-  for (const w of works.filter((w) => !w.dtls)) {
+  for (const w of judged) {
+    const { against, min } = bar[w.key]!;
     for (const e of sideOf(w).filter((e) => e.builtIn !== null)) {
       const m = results.median(w.key, e.name);
-      const r1 = ratio(m, results.median(w.key, e.builtIn!), w.higherIsBetter);
-      const r2 = ratio(m, results.median(w.key, NATIVE), w.higherIsBetter);
-      // The fetch work has no native C client: only the built-in ratio counts there.
-      const ok = r1 >= 0.9 && (w.key === "fetch" || r2 >= 0.9);
-      const vsNative = w.key === "fetch" ? "" : `, ${r2.toFixed(2)}x native`;
-      lines.push(
-        `- ${ok ? "PASS" : "MISS"} ${w.key} ${e.name}: ${r1.toFixed(2)}x ${e.builtIn}${vsNative}`,
+      const vsBuiltIn = ratio(m, results.median(w.key, e.builtIn!), w.higherIsBetter);
+      const vsNative = ratio(m, results.median(w.key, NATIVE), w.higherIsBetter);
+      const judgedRatio = against === "built-in"
+        ? vsBuiltIn
+        : against === "native"
+        ? vsNative
+        : m ?? NaN;
+      const ok = judgedRatio >= min;
+      const what = against === "itself"
+        ? `${judgedRatio.toFixed(2)} of fresh (${e.builtIn}: ${
+          fmt(results.median(w.key, e.builtIn!), w.unit)
+        })`
+        : `${vsBuiltIn.toFixed(2)}x ${e.builtIn}, ${vsNative.toFixed(2)}x native`;
+      lines.push(`- ${ok ? "PASS" : "MISS"} ${w.key} ${e.name}: ${what}`);
+    }
+  }
+  for (const w of works.filter((w) => w.key === "fetch")) {
+    for (const e of sideOf(w).filter((e) => e.builtIn !== null)) {
+      const r = ratio(
+        results.median(w.key, e.name),
+        results.median(w.key, e.builtIn!),
+        w.higherIsBetter,
       );
+      lines.push(`- (not judged) fetch ${e.name}: ${r.toFixed(2)}x ${e.builtIn}`);
     }
   }
   if (failures.length > 0) {

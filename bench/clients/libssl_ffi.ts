@@ -6,7 +6,8 @@
  *   node bench/clients/libssl_ffi.ts <work> <port> <ca.pem> [args]  (Node 24, 26)
  *
  * Works (the protocol is in bench/README.md): `bulk <bytes>`, `handshakes <seconds>`,
- * `rtt <seconds> <size>`, `idle <count>`. Prints one JSON line: `{"work","value","unit"}`.
+ * `rtt <seconds> <size>`, `idle <count>`, `longlived <bytes> <handshakes>`. Prints one JSON line:
+ * `{"work","value","unit"}`.
  *
  * @module
  */
@@ -31,11 +32,10 @@ function cpuSeconds(): number {
   const { user, system } = process.cpuUsage();
   return (user + system) / 1e6;
 }
-let cpuBaseline = 0;
 
 function report(value: number, unit: string): void {
-  // CPU seconds (user + system) since the baseline: steadier than wall time on a busy machine.
-  console.log(JSON.stringify({ work, value, unit, cpu: cpuSeconds() - cpuBaseline }));
+  // CPU seconds (user + system) of the whole process: steadier than wall time on a busy machine.
+  console.log(JSON.stringify({ work, value, unit, cpu: cpuSeconds() }));
 }
 
 async function readExactly(conn: Connection, buf: Uint8Array): Promise<void> {
@@ -46,18 +46,51 @@ async function readExactly(conn: Connection, buf: Uint8Array): Promise<void> {
   }
 }
 
-async function bulk(bytes: number): Promise<void> {
+/** Receives `bytes` on one connection: MB/s and the CPU seconds it took. */
+async function receive(bytes: number): Promise<{ mbps: number; cpu: number }> {
   const conn = await connect(options);
   const buf = new Uint8Array(256 * 1024);
   const started = performance.now();
-  cpuBaseline = cpuSeconds(); // CPU is counted from here: the transfer only
+  const cpu = cpuSeconds();
   await conn.write(encoder.encode(`BULK ${bytes}\n`));
   let total = 0;
   for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) total += n;
   const seconds = (performance.now() - started) / 1000;
   conn.close();
   if (total !== bytes) throw new Error(`received ${total} of ${bytes} bytes`);
-  report(bytes / seconds / 1e6, "MB/s");
+  return { mbps: bytes / seconds / 1e6, cpu: cpuSeconds() - cpu };
+}
+
+/** The median of three transfers of `bytes` (by throughput). */
+async function medianReceive(bytes: number): Promise<{ mbps: number; cpu: number }> {
+  const runs = [await receive(bytes), await receive(bytes), await receive(bytes)];
+  return runs.sort((a, b) => a.mbps - b.mbps)[1]!;
+}
+
+/**
+ * A long-lived process: the bulk transfer, then `count` sequential handshakes, then the same bulk
+ * transfer again (each the median of three). The value is the throughput after the handshakes as a
+ * ratio to the fresh one.
+ */
+async function longLived(bytes: number, count: number): Promise<void> {
+  await receive(bytes); // warm-up: code paths and buffers
+  const fresh = await medianReceive(bytes);
+  for (let i = 0; i < count; i++) await oneHandshake();
+  const after = await medianReceive(bytes);
+  console.log(JSON.stringify({
+    work,
+    value: after.mbps / fresh.mbps,
+    unit: "ratio",
+    fresh: fresh.mbps,
+    after: after.mbps,
+    cpuRatio: after.cpu / fresh.cpu,
+    rss: process.memoryUsage().rss,
+  }));
+}
+
+async function bulk(bytes: number): Promise<void> {
+  const { mbps, cpu } = await receive(bytes);
+  console.log(JSON.stringify({ work, value: mbps, unit: "MB/s", cpu }));
 }
 
 async function oneHandshake(): Promise<void> {
@@ -132,6 +165,9 @@ switch (work) {
     break;
   case "idle":
     await idle(Number(rest[0]));
+    break;
+  case "longlived":
+    await longLived(Number(rest[0]), Number(rest[1]));
     break;
   default:
     throw new Error(`unknown work ${work}`);

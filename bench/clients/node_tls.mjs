@@ -38,11 +38,10 @@ function cpuSeconds() {
   const { user, system } = process.cpuUsage();
   return (user + system) / 1e6;
 }
-let cpuBaseline = 0;
 
 function report(value, unit) {
-  // CPU seconds (user + system) since the baseline: steadier than wall time on a busy machine.
-  console.log(JSON.stringify({ work, value, unit, cpu: cpuSeconds() - cpuBaseline }));
+  // CPU seconds (user + system) of the whole process: steadier than wall time on a busy machine.
+  console.log(JSON.stringify({ work, value, unit, cpu: cpuSeconds() }));
 }
 
 /**
@@ -79,19 +78,29 @@ function run(socket, command, onData) {
   });
 }
 
-/** @param {number} bytes */
-async function bulk(bytes) {
+/**
+ * Receives `bytes` on one connection: MB/s and the CPU seconds it took.
+ * @param {number} bytes
+ * @returns {Promise<{ mbps: number, cpu: number }>}
+ */
+async function receive(bytes) {
   const socket = await open();
   let total = 0;
   const started = performance.now();
-  cpuBaseline = cpuSeconds(); // CPU is counted from here: the transfer only
+  const cpu = cpuSeconds();
   await run(socket, `BULK ${bytes}\n`, (chunk) => {
     total += chunk.length;
   });
   const seconds = (performance.now() - started) / 1000;
   socket.destroy();
   if (total !== bytes) throw new Error(`received ${total} of ${bytes} bytes`);
-  report(bytes / seconds / 1e6, "MB/s");
+  return { mbps: bytes / seconds / 1e6, cpu: cpuSeconds() - cpu };
+}
+
+/** @param {number} bytes */
+async function bulk(bytes) {
+  const { mbps, cpu } = await receive(bytes);
+  console.log(JSON.stringify({ work, value: mbps, unit: "MB/s", cpu }));
 }
 
 async function oneHandshake() {
@@ -123,6 +132,37 @@ async function handshakes(seconds) {
     count++;
   }
   report(count / ((performance.now() - started) / 1000), "handshakes/s");
+}
+
+/**
+ * The median of three transfers of `bytes` (by throughput).
+ * @param {number} bytes
+ */
+async function medianReceive(bytes) {
+  const runs = [await receive(bytes), await receive(bytes), await receive(bytes)];
+  return runs.sort((a, b) => a.mbps - b.mbps)[1];
+}
+
+/**
+ * A long-lived process: the bulk transfer, then `count` sequential handshakes, then the same bulk
+ * transfer again (each the median of three). The value is the throughput after the handshakes as a
+ * ratio to the fresh one.
+ * @param {number} bytes @param {number} count
+ */
+async function longLived(bytes, count) {
+  await receive(bytes); // warm-up: code paths and buffers
+  const fresh = await medianReceive(bytes);
+  for (let i = 0; i < count; i++) await oneHandshake();
+  const after = await medianReceive(bytes);
+  console.log(JSON.stringify({
+    work,
+    value: after.mbps / fresh.mbps,
+    unit: "ratio",
+    fresh: fresh.mbps,
+    after: after.mbps,
+    cpuRatio: after.cpu / fresh.cpu,
+    rss: process.memoryUsage().rss,
+  }));
 }
 
 /** @param {number} seconds @param {number} size */
@@ -198,6 +238,9 @@ switch (work) {
     break;
   case "idle":
     await idle(Number(rest[0]));
+    break;
+  case "longlived":
+    await longLived(Number(rest[0]), Number(rest[1]));
     break;
   default:
     console.error(`unknown work ${work}`);
