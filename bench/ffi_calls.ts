@@ -44,6 +44,7 @@ function measure(fn: () => unknown): number {
 
 const cases: [string, () => unknown][] = [
   ["ERR_clear_error() -> void", () => o.ERR_clear_error()],
+  ["ERR_peek_error() -> u32", () => o.ERR_peek_error()],
   ["SSL_get_error(ssl, -1) -> i32", () => o.SSL_get_error(ssl, -1)],
   ["BIO_ctrl_pending(bio) -> i32", () => o.BIO_ctrl_pending(bio)],
   ["BIO_ctrl(bio, PENDING) -> i64 (a number)", () => o.BIO_ctrl(bio, 10, 0, null)],

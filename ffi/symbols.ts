@@ -25,6 +25,9 @@ export const cryptoSymbols = {
   ERR_get_error: { args: [], ret: "u64" },
   // void ERR_clear_error(void);
   ERR_clear_error: { args: [], ret: "void" },
+  // unsigned long ERR_peek_error(void); read as u32: error codes are 32-bit (ERR_PACK packs the
+  // library into bits 23-30 and ERR_SYSTEM_FLAG is bit 31), and only "zero or not" is asked.
+  ERR_peek_error: { args: [], ret: "u32" },
   // void ERR_error_string_n(unsigned long e, char *buf, size_t len);
   ERR_error_string_n: { args: ["u64", "buf", "usize"], ret: "void" },
   // const char *ERR_lib_error_string(unsigned long e);

