@@ -565,17 +565,23 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
     if (open !== null && open.add(p)) return open.done.then(() => p.length);
     const batch = new WriteBatch(p);
     this.#batch = batch;
-    batch.done = this.#writes.run(async () => {
-      // Started at once when the queue was idle: let the rest of this tick's writes join first.
-      await null;
-      if (this.#batch === batch) this.#batch = null;
-      try {
-        await this.#write(batch.bytes());
-      } finally {
-        batch.release();
-      }
-    });
-    return batch.done.then(() => p.length);
+    // The batch's promise resolves to the first write's length: the first writer gets it as it
+    // is (a lone write, the usual case, costs no extra promise).
+    batch.done = this.#writes.run(() => this.#sendBatch(batch, p.length));
+    return batch.done;
+  }
+
+  /** Encrypts and sends a batch (see {@link write}); resolves to `length`. */
+  async #sendBatch(batch: WriteBatch, length: number): Promise<number> {
+    // Started at once when the queue was idle: let the rest of this tick's writes join first.
+    await null;
+    if (this.#batch === batch) this.#batch = null;
+    try {
+      await this.#write(batch.bytes());
+    } finally {
+      batch.release();
+    }
+    return length;
   }
 
   async #write(p: Uint8Array): Promise<number> {
@@ -592,7 +598,11 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
           this.#assertWritable();
           done += this.#engine.write(piece.subarray(done));
         }
-        await this.#flush(WRITING);
+        try {
+          await this.#send(); // (#flush without its frame: after the handshake #guard is a no-op)
+        } catch (error) {
+          throw this.#ioError(error, WRITING);
+        }
       }
     } catch (error) {
       throw await this.#alertBeforeReset(error);

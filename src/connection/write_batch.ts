@@ -25,8 +25,11 @@ export class WriteBatch {
   #first: Uint8Array;
   #buffer: Uint8Array | null = null;
   #size: number;
-  /** Settles once the batch was encrypted and handed to the transport (or failed). */
-  done: Promise<unknown> = Promise.resolve();
+  /**
+   * Settles once the batch was encrypted and handed to the transport (or failed), with the first
+   * write's length.
+   */
+  done: Promise<number> = Promise.resolve(0);
 
   constructor(first: Uint8Array) {
     this.#first = first;

@@ -34,8 +34,15 @@ class DenoTcpStream implements ByteStream<NetAddr> {
     return this.#conn.read(into);
   }
 
-  async write(data: Uint8Array): Promise<void> {
-    for (let off = 0; off < data.length;) off += await this.#conn.write(data.subarray(off));
+  write(data: Uint8Array): Promise<void> {
+    // No async frame for the usual case, a write the socket takes whole.
+    return this.#conn.write(data).then((n) =>
+      n < data.length ? this.#writeRest(data, n) : undefined
+    );
+  }
+
+  async #writeRest(data: Uint8Array, off: number): Promise<void> {
+    while (off < data.length) off += await this.#conn.write(data.subarray(off));
   }
 
   async closeWrite(): Promise<void> {

@@ -46,6 +46,11 @@ class NodeTcpStream<A extends NetAddr | null> implements ByteStream<A> {
   #error: Error | null = null;
   #closed = false;
   #waiter: (() => void) | null = null;
+  /** A {@link readChunk} waiting for data. */
+  #chunkReader: {
+    resolve: (chunk: Uint8Array | null) => void;
+    reject: (error: unknown) => void;
+  } | null = null;
   readonly localAddr: A;
   readonly remoteAddr: A;
   readonly releasesWrites = RELEASE_AFTER_FLUSH;
@@ -77,6 +82,7 @@ class NodeTcpStream<A extends NetAddr | null> implements ByteStream<A> {
   }
 
   #wake(): void {
+    this.#settleChunkReader();
     const w = this.#waiter;
     this.#waiter = null;
     w?.();
@@ -96,8 +102,28 @@ class NodeTcpStream<A extends NetAddr | null> implements ByteStream<A> {
     if (this.#buffered <= HIGH_WATER / 2 && this.#socket.isPaused()) this.#socket.resume();
   }
 
-  async readChunk(): Promise<Uint8Array | null> {
-    if (!(await this.#waitForData())) return null;
+  readChunk(): Promise<Uint8Array | null> {
+    // One promise per chunk and no async frames, whether the data is here or not: round trips
+    // pay for every promise hop. A reader that waits is settled by #wake.
+    return new Promise((resolve, reject) => {
+      this.#chunkReader = { resolve, reject };
+      this.#settleChunkReader();
+    });
+  }
+
+  /** Settles a waiting {@link readChunk} once there is a chunk, an end or an error. */
+  #settleChunkReader(): void {
+    const reader = this.#chunkReader;
+    if (reader === null) return;
+    if (this.#chunks.length > 0) reader.resolve(this.#takeChunk());
+    else if (this.#closed) reader.reject(new Error("the stream is closed"));
+    else if (this.#error !== null) reader.reject(this.#error);
+    else if (this.#ended) reader.resolve(null);
+    else return;
+    this.#chunkReader = null;
+  }
+
+  #takeChunk(): Uint8Array {
     const chunk = this.#chunks.shift()!;
     this.#buffered -= chunk.length;
     this.#resumeIfDrained();
