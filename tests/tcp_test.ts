@@ -151,6 +151,23 @@ test("releasesWrites: a buffer rewritten once its write settled sends what it he
   assert.equal(received, total);
 });
 
+test("read() into a buffer smaller than the chunks: every byte, in order", async () => {
+  await using p = await pair();
+  const total = 3 << 20;
+  const writing = (async () => {
+    await p.client.write(pattern(0, total));
+    await p.client.closeWrite();
+  })();
+  const buffer = new Uint8Array(1000); // chunks are larger: each is read in several parts
+  let received = 0;
+  for (let n = await p.server.read(buffer); n !== null; n = await p.server.read(buffer)) {
+    assertPattern(buffer.subarray(0, n), received);
+    received += n;
+  }
+  await writing;
+  assert.equal(received, total);
+});
+
 test("a reset while writing: the write rejects with a reset", async () => {
   await using p = await pair();
   let failure: unknown = null;
