@@ -1,7 +1,7 @@
 /**
  * TCP on Bun through its native sockets, `Bun.connect` and `Bun.listen`: the only file that
- * touches `Bun.*`. On Bun 1.4.5 it beats `node:net` (~15% more 1 KiB round trips through
- * `connect()`, ~14% less memory per idle connection), whose streams cost microseconds per read.
+ * touches `Bun.*`. On Bun 1.4.5 it beats `node:net` (~1.2x the 1 KiB round trips through
+ * `connect()`, 14% less memory per idle connection; see `tcp_node.ts`).
  *
  * Bun facts this relies on (checked on Bun 1.4.5; `tests/tcp_test.ts` re-checks the buffer
  * promises, which the connection's copy-free paths depend on, and the backpressure):
