@@ -45,8 +45,9 @@ interface BunSocket {
   write(data: Uint8Array): number;
   shutdown(): void;
   close(): void;
-  pause(): void;
-  resume(): void;
+  /** Called only if there (an older Bun may lack them: unread data is then unbounded). */
+  pause?(): void;
+  resume?(): void;
   ref(): void;
   unref(): void;
   setNoDelay(noDelay: boolean): boolean;
@@ -173,7 +174,7 @@ class BunTcpStream<A extends NetAddr | null> implements ByteStream<A> {
     this.#buffered += chunk.length;
     if (this.#buffered > HIGH_WATER && !this.#paused) {
       this.#paused = true;
-      this.#socket.pause();
+      this.#socket.pause?.();
     }
   }
 
@@ -219,7 +220,7 @@ class BunTcpStream<A extends NetAddr | null> implements ByteStream<A> {
     this.#buffered -= chunk.length;
     if (this.#paused && this.#buffered <= HIGH_WATER / 2) {
       this.#paused = false;
-      this.#socket.resume();
+      this.#socket.resume?.();
     }
     return Promise.resolve(chunk);
   }
