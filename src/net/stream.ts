@@ -1,7 +1,8 @@
 /**
  * The byte-stream contract a {@link Connection} runs TLS over: TCP on either runtime, or any pair
  * of Web streams (STARTTLS). Implementations: `tcp_deno.ts` (the only file in `src/` that touches
- * `Deno.*`), `tcp_node.ts` (`node:net`, used on Bun), and `web_stream.ts`.
+ * `Deno.*`), `tcp_bun.ts` (the only one that touches `Bun.*`), `tcp_node.ts` (`node:net`, used on
+ * Node.js), and `web_stream.ts`; `tcp.ts` picks the TCP one for the runtime.
  *
  * @module
  */
@@ -27,15 +28,15 @@ export interface ByteStream<A extends NetAddr | null = NetAddr | null> {
    */
   read(into: Uint8Array): Promise<number | null>;
   /**
-   * For streams that receive data in chunks they own (node:net, Web streams): the next chunk, or
+   * For streams that receive data in chunks they own (Bun, node:net, Web streams): the next chunk, or
    * `null` at end of stream. Lets the connection hand the chunk straight to the engine instead of
    * copying it into a read buffer first. Optional.
    */
   readChunk?(): Promise<Uint8Array | null>;
   /**
-   * True when nobody writes to a chunk from {@link readChunk} once it was returned (node:net's
-   * 'data' Buffers are fresh per event), so the connection may lend it to OpenSSL instead of
-   * copying it. Web-stream producers give no such promise.
+   * True when nobody writes to a chunk from {@link readChunk} once it was returned (Bun's `data`
+   * callbacks and node:net's 'data' events get a fresh buffer each), so the connection may lend it
+   * to OpenSSL instead of copying it. Web-stream producers give no such promise.
    */
   readonly chunksStayIntact?: boolean;
   /**
@@ -46,7 +47,8 @@ export interface ByteStream<A extends NetAddr | null = NetAddr | null> {
   write(data: Uint8Array): Promise<void>;
   /**
    * True when the stream no longer references `data` once {@link write} has settled (Deno's
-   * `conn.write` completes its op first), so the caller may reuse the buffer from then on.
+   * `conn.write` completes its op first; Bun's `socket.write` keeps nothing), so the caller may
+   * reuse the buffer from then on.
    * A number: the same, for writes of at least that many bytes only. Absent or false: never
    * reuse it (node:net resolves while it still holds the buffer).
    */
@@ -89,7 +91,7 @@ export interface TcpListenOptions {
   /**
    * How many accepted connections may wait for {@link TcpListener.accept}; beyond that they wait
    * in the kernel's backlog (Deno), or are closed at once where the runtime pushes connections
-   * at us (node:net).
+   * at us (Bun, node:net).
    */
   maxQueued: number;
 }
@@ -99,8 +101,8 @@ export interface TcpListener {
   /**
    * The next connection (TCP_NODELAY set), or `null` once the listener is closed. Rejects on
    * accept errors (e.g. out of file descriptors) and when the port could not be bound. A stream
-   * without addresses is a client that was gone before it was accepted (node:net can no longer
-   * tell its addresses): the caller reports it.
+   * without addresses is a client that was gone before it was accepted (node:net or Bun could
+   * no longer tell its addresses): the caller reports it.
    */
   accept(): Promise<ByteStream<NetAddr | null> | null>;
   /** The bound address. Throws when binding failed (the error `accept()` rejects with). */

@@ -1,6 +1,8 @@
 /**
- * Chooses the TCP implementation once: `Deno.connect` / `Deno.listen` on Deno (measured 3-4x
- * faster there than its `node:net`), `node:net` everywhere else (Bun and Node.js).
+ * Chooses the TCP implementation once, the fastest of each runtime: `Deno.connect` / `Deno.listen`
+ * on Deno (measured 3-4x faster there than its `node:net`), `Bun.connect` / `Bun.listen` on Bun
+ * (~1.2x the 1 KiB round trips of its `node:net`, less memory per connection), `node:net` on
+ * Node.js.
  *
  * @module
  */
@@ -12,8 +14,11 @@ import type {
   TcpListenOptions,
 } from "./stream.ts";
 
-// Bun defines no `Deno`; Node.js neither. (Both define `process`, so that is no test.)
-const impl = "Deno" in globalThis && !("Bun" in globalThis)
+// Checked in this order: Bun defines no `Deno` (and Deno no `Bun`), Node.js neither. (All of them
+// define `process`, so that is no test.)
+const impl = "Bun" in globalThis
+  ? await import("./tcp_bun.ts")
+  : "Deno" in globalThis
   ? await import("./tcp_deno.ts")
   : await import("./tcp_node.ts");
 

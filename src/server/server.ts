@@ -88,7 +88,7 @@ export interface ListenOptions extends TlsServerOptions {
    * TlsListener.accept} at once. Default 1,024. When it is reached, the oldest silent connection
    * is shed (see {@link ListenOptions.clientHelloTimeout}); without one, new TCP connections wait
    * in the kernel's backlog on Deno, and on Bun and Node.js wait in a queue of the same size and
-   * beyond that are closed (node:net cannot pause accepting).
+   * beyond that are closed (`Bun.listen` and node:net cannot pause accepting).
    */
   maxPendingConnections?: number;
   /**
@@ -109,7 +109,7 @@ export interface ListenOptions extends TlsServerOptions {
    * for at least a second) is closed to make room
    * (`onError`: `TIMEOUT`, "shed"), rather than the new client waiting or being refused; only
    * when every pending connection is past its ClientHello does a new one wait (Deno: in the
-   * kernel's backlog) or get closed (Bun, Node.js: node:net cannot pause accepting).
+   * kernel's backlog) or get closed (Bun, Node.js: they cannot pause accepting).
    */
   clientHelloTimeout?: number;
   /** Closes the listener when aborted. */
@@ -417,7 +417,8 @@ export class TlsListener implements AsyncIterable<Connection<NetAddr>> {
           bound = false;
         }
         if (!bound) {
-          // The port was never bound (Bun reports it a tick after listen()): nothing to retry.
+          // The port was never bound (Node.js binds a host name a tick after listen()): nothing
+          // to retry.
           this.#fail(asTlsError(error, "the listener could not bind its port"));
           break;
         }
@@ -648,7 +649,8 @@ export class TlsListener implements AsyncIterable<Connection<NetAddr>> {
 
 /**
  * Listens for TLS clients on a TCP port. Returns at once; the port is bound before it returns
- * (on Bun a bind failure surfaces from `addr` and the first `accept()`). Each client's handshake
+ * (except on Node.js for a host name rather than an IP address: then a bind failure surfaces
+ * from `addr` and the first `accept()`). Each client's handshake
  * is run by the listener; iterate it (or call `accept()`) for the connections that completed.
  *
  * Secure by default: TLS 1.2 minimum; with `requestClientCert` clients are verified against

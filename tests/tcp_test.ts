@@ -1,0 +1,241 @@
+/**
+ * The TCP transport of the current runtime (`src/net/tcp.ts`: `Bun.connect` on Bun, `Deno.connect`
+ * on Deno, `node:net` on Node.js) under what the rest of the suite rarely reaches: a reader much
+ * slower than its writer (backpressure must reach the writer, memory must stay bounded), the
+ * promises a stream makes about buffers (`chunksStayIntact`, `releasesWrites`: the connection
+ * skips copies on the strength of them), a reset in the middle of a write, half-close.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { runtime, test } from "./harness.ts";
+import { connectTcp, listenTcp } from "../src/net/tcp.ts";
+import type { ByteStream, NetAddr } from "../src/net/stream.ts";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A connected pair over loopback: `client` from connectTcp, `server` from the listener. */
+async function pair(): Promise<{
+  client: ByteStream<NetAddr>;
+  server: ByteStream<NetAddr | null>;
+  [Symbol.asyncDispose](): Promise<void>;
+}> {
+  const listener = listenTcp({ hostname: "127.0.0.1", port: 0, maxQueued: 8 });
+  const accepted = listener.accept();
+  const client = await connectTcp({ hostname: "127.0.0.1", port: listener.addr.port });
+  const server = (await accepted)!;
+  listener.close();
+  return {
+    client,
+    server,
+    [Symbol.asyncDispose]: () => {
+      client.close();
+      server.close();
+      return Promise.resolve();
+    },
+  };
+}
+
+/** The byte at `offset` of the test pattern (period 251, so that chunk edges never line up). */
+const patternAt = (offset: number) => offset % 251;
+
+function pattern(offset: number, length: number): Uint8Array {
+  const bytes = new Uint8Array(length);
+  for (let i = 0; i < length; i++) bytes[i] = patternAt(offset + i);
+  return bytes;
+}
+
+/** Checks that `chunk` holds the pattern from `offset` on (every 61st byte, and the last). */
+function assertPattern(chunk: Uint8Array, offset: number): void {
+  for (let i = 0; i < chunk.length; i += 61) {
+    if (chunk[i] !== patternAt(offset + i)) assert.fail(`byte ${offset + i} is wrong`);
+  }
+  const last = chunk.length - 1;
+  if (last >= 0 && chunk[last] !== patternAt(offset + last)) assert.fail("a chunk's end is wrong");
+}
+
+/** Reads until the end, with readChunk() when the stream has it; returns the chunks. */
+async function readAll(stream: ByteStream<NetAddr | null>): Promise<Uint8Array[]> {
+  const chunks: Uint8Array[] = [];
+  if (stream.readChunk !== undefined) {
+    for (let c = await stream.readChunk(); c !== null; c = await stream.readChunk()) chunks.push(c);
+    return chunks;
+  }
+  for (;;) {
+    const buffer = new Uint8Array(256 * 1024);
+    const n = await stream.read(buffer);
+    if (n === null) return chunks;
+    chunks.push(buffer.subarray(0, n));
+  }
+}
+
+/** What Connection takes for a reset (connection.ts `isReset`), on every runtime. */
+function isReset(error: unknown): boolean {
+  const e = error as { name?: unknown; code?: unknown } | null;
+  return e?.name === "ConnectionReset" || e?.code === "ECONNRESET" || e?.code === "EPIPE" ||
+    e?.name === "BrokenPipe";
+}
+
+test(
+  "a reader that stops: the writer is held back (bounded memory), then every byte arrives in order",
+  async () => {
+    await using p = await pair();
+    const total = 48 << 20;
+    const piece = 64 * 1024;
+    let sent = 0;
+    const writing = (async () => {
+      while (sent < total) {
+        await p.client.write(pattern(sent, piece)); // a fresh buffer each time: no reuse question
+        sent += piece;
+      }
+      await p.client.closeWrite();
+    })();
+    await sleep(400); // nobody reads meanwhile
+    // What the writer got rid of sits in the kernel's buffers (a few MiB on loopback) and the
+    // reading stream's own (node:net and Bun: paused above 1 MiB): far from all of it.
+    assert.ok(sent < 24 << 20, `the writer was not held back: ${sent} bytes taken unread`);
+    let received = 0;
+    for (const chunk of await readAll(p.server)) {
+      assertPattern(chunk, received);
+      received += chunk.length;
+    }
+    await writing;
+    assert.equal(received, total);
+  },
+  { timeout: 60_000 },
+);
+
+test("chunksStayIntact: chunks kept from readChunk() still hold their bytes after later reads", async (): Promise<void> => {
+  await using p = await pair();
+  if (p.server.readChunk === undefined || p.server.chunksStayIntact !== true) return; // no claim
+  const total = 16 << 20;
+  const writing = (async () => {
+    for (let off = 0; off < total; off += 256 * 1024) {
+      await p.client.write(pattern(off, 256 * 1024));
+    }
+    await p.client.closeWrite();
+  })();
+  const chunks = await readAll(p.server); // all kept, checked only at the end
+  await writing;
+  let offset = 0;
+  for (const chunk of chunks) {
+    assertPattern(chunk, offset);
+    offset += chunk.length;
+  }
+  assert.equal(offset, total);
+});
+
+test("releasesWrites: a buffer rewritten once its write settled sends what it held then", async (): Promise<void> => {
+  await using p = await pair();
+  const releases = p.client.releasesWrites;
+  if (releases !== true && typeof releases !== "number") return; // no claim
+  // Large enough for the claim, and for partial writes while the reader is slow.
+  const size = Math.max(typeof releases === "number" ? releases : 0, 512 * 1024);
+  const total = 64 * size;
+  const buffer = new Uint8Array(size);
+  const writing = (async () => {
+    for (let off = 0; off < total; off += size) {
+      buffer.set(pattern(off, size));
+      await p.client.write(buffer);
+    }
+    buffer.fill(0); // a stream still holding it would now send zeros
+    await p.client.closeWrite();
+  })();
+  await sleep(100);
+  let received = 0;
+  for (const chunk of await readAll(p.server)) {
+    assertPattern(chunk, received);
+    received += chunk.length;
+  }
+  await writing;
+  assert.equal(received, total);
+});
+
+test("read() into a buffer smaller than the chunks: every byte, in order", async () => {
+  await using p = await pair();
+  const total = 3 << 20;
+  const writing = (async () => {
+    await p.client.write(pattern(0, total));
+    await p.client.closeWrite();
+  })();
+  const buffer = new Uint8Array(1000); // chunks are larger: each is read in several parts
+  let received = 0;
+  for (let n = await p.server.read(buffer); n !== null; n = await p.server.read(buffer)) {
+    assertPattern(buffer.subarray(0, n), received);
+    received += n;
+  }
+  await writing;
+  assert.equal(received, total);
+});
+
+test("a reset while writing: the write rejects with a reset", async () => {
+  await using p = await pair();
+  let failure: unknown = null;
+  const writing = (async () => {
+    try {
+      for (;;) await p.client.write(new Uint8Array(256 * 1024));
+    } catch (error) {
+      failure = error;
+    }
+  })();
+  await sleep(200); // the buffers fill up: the writer waits
+  // Closing with unread bytes makes the kernel answer with a reset (RFC 2525 2.17).
+  p.server.close();
+  await writing;
+  // node:net fails a write still queued when the reset comes with ECANCELED, not the reset.
+  const canceled = runtime === "node" && (failure as { code?: unknown }).code === "ECANCELED";
+  assert.ok(isReset(failure) || canceled, `not a reset: ${String(failure)}`);
+  // What a read then gives differs (Deno: the end; Bun, node:net: the reset), but never data.
+  const next = await p.client.read(new Uint8Array(16)).catch((e) => (isReset(e) ? null : e));
+  assert.equal(next, null);
+});
+
+test("closeWrite: the peer reads everything, then the end; the other direction stays open", async () => {
+  await using p = await pair();
+  const size = 3 << 20;
+  await p.client.write(pattern(0, size));
+  await p.client.closeWrite();
+  let received = 0;
+  for (const chunk of await readAll(p.server)) {
+    assertPattern(chunk, received);
+    received += chunk.length;
+  }
+  assert.equal(received, size);
+  // The server, after the client's FIN, still answers; the client still reads. (Not over
+  // node:net, which is used without allowHalfOpen: it answers the FIN with its own.)
+  if (runtime !== "node") {
+    await p.server.write(new TextEncoder().encode("done"));
+    await p.server.closeWrite();
+  }
+  const back = await readAll(p.client);
+  assert.equal(new TextDecoder().decode(Buffer.concat(back)), runtime === "node" ? "" : "done");
+  await assert.rejects(p.client.write(new Uint8Array(1))); // after closeWrite(): refused
+});
+
+test("close() fails a pending read and later writes; addresses and the listener's addr are known", async () => {
+  const listener = listenTcp({ hostname: "127.0.0.1", port: 0, maxQueued: 8 });
+  assert.equal(listener.addr.hostname, "127.0.0.1");
+  assert.ok(listener.addr.port > 0);
+  const accepted = listener.accept();
+  const client = await connectTcp({ hostname: "127.0.0.1", port: listener.addr.port });
+  const server = (await accepted)!;
+  assert.deepEqual(server.remoteAddr, client.localAddr);
+  assert.deepEqual(client.remoteAddr, {
+    transport: "tcp",
+    hostname: "127.0.0.1",
+    port: listener.addr.port,
+  });
+  const pending = client.read(new Uint8Array(16));
+  client.close();
+  client.close(); // idempotent
+  await assert.rejects(pending);
+  await assert.rejects(client.write(new Uint8Array(1)));
+  // The server sees the end (or a reset) of the client.
+  const end = await server.read(new Uint8Array(16)).catch((e) => (isReset(e) ? null : e));
+  assert.equal(end, null);
+  server.close();
+  const next = listener.accept();
+  listener.close();
+  assert.equal(await next, null);
+  assert.equal(await listener.accept(), null);
+});
