@@ -161,8 +161,16 @@ class NodeTcpStream<A extends NetAddr | null> implements ByteStream<A> {
       // which keeps round trips fast.
       const waitForFlush = data.length >= RELEASE_AFTER_FLUSH;
       const queued = this.#socket.write(data, (error) => {
-        if (error) reject(error);
-        else if (waitForFlush || !queued) resolve();
+        if (!error) {
+          if (waitForFlush || !queued) resolve();
+        } else if ((error as { code?: unknown }).code === "ECANCELED") {
+          // A reset destroys the socket, and node:net cancels the writes still queued with
+          // ECANCELED; the reset itself comes as the 'error' event, a tick later. Report the
+          // reset (what the connection recognises), or the cancel if there was none.
+          setImmediate(() => reject(this.#error ?? error));
+        } else {
+          reject(error);
+        }
       });
       if (queued && !waitForFlush) resolve();
     });
