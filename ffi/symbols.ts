@@ -513,6 +513,8 @@ export const sslSymbols = {
   // int SSL_key_update(SSL *s, int updatetype);  (TLS 1.3; sent by the next SSL_write,
   // SSL_read or SSL_do_handshake)
   SSL_key_update: { args: ["ptr", "i32"], ret: "i32" },
+  // int SSL_has_pending(const SSL *s);  (decrypted bytes or unprocessed records buffered)
+  SSL_has_pending: { args: ["ptr"], ret: "i32" },
   // int SSL_get_key_update_type(const SSL *s);  (the KeyUpdate waiting to be sent, or -1)
   SSL_get_key_update_type: { args: ["ptr"], ret: "i32" },
   // int SSL_get_peer_signature_type_nid(const SSL *s, int *pnid);  (the key type's NID, or

@@ -108,6 +108,16 @@ export class MemoryBios {
     openssl().BIO_set_mem_eof_return(this.#rbio, 0);
   }
 
+  /**
+   * Whether anything is left to read: input OpenSSL has not taken from the read BIO, or records
+   * (or decrypted bytes) buffered inside the `SSL` (`SSL_has_pending`: read-ahead keeps whole
+   * records there).
+   */
+  get hasUnreadInput(): boolean {
+    const o = openssl();
+    return o.BIO_ctrl_pending(this.#rbio) !== 0 || o.SSL_has_pending(this.#ssl) !== 0;
+  }
+
   /** How many ciphertext bytes are waiting to be sent. */
   get pendingOutput(): number {
     return openssl().BIO_ctrl_pending(this.#wbio);
