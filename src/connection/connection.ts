@@ -190,7 +190,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
   /**
    * The connection's own read buffer, once a read was large enough to be lent to the engine
    * (bulk transfers): growing while reads fill it. Until then reads borrow a pooled buffer.
-   * Streams with `readChunk` (node:net, Web streams) never need it.
+   * Streams with `readChunk` (Bun, node:net, Web streams) never need it.
    */
   #inbound: Uint8Array = EMPTY;
   #sendChain: Promise<void> = Promise.resolve();
@@ -615,7 +615,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
    * sent one, else the reset. A TLS 1.3 server checks our certificate only after our side of the
    * handshake is done, so its refusal (an alert, then close) reaches a client that is already
    * writing; the alert is what the user must see, at the write as at the next read, however the
-   * reset races it (node:net on Bun usually reports the reset at the first write, Deno at the
+   * reset races it (Bun and node:net usually report the reset at the first write, Deno at the
    * second). The bytes that arrived before the reset are still readable: they go into the
    * engine and are processed without consuming application data (`SSL_peek`); an alert then
    * fails the connection as a read would, while data or a close_notify stay for the next read.
@@ -989,7 +989,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
 
   /**
    * Makes the open connection keep the process alive again after {@link unref} (the default:
-   * it does). As `Deno.Conn.ref()`: `Deno.TcpConn.ref()` on Deno, `socket.ref()` (node:net) on
+   * it does). As `Deno.Conn.ref()`: `Deno.TcpConn.ref()` on Deno, `socket.ref()` (Bun.connect, node:net) on
    * Bun and Node.js; over `startTls`, the transport's own `ref()` (a `Deno.Conn` has one).
    * Nothing happens once the transport is closed.
    *
