@@ -11,6 +11,7 @@
  * @module
  */
 import process from "node:process";
+import { longLived } from "./long_lived.ts";
 
 const WARM_UP_MS = 300;
 
@@ -97,33 +98,6 @@ async function handshakes(seconds: number): Promise<void> {
   report(count / ((performance.now() - started) / 1000), "handshakes/s");
 }
 
-/** The median of three transfers of `bytes` (by throughput). */
-async function medianReceive(bytes: number): Promise<{ mbps: number; cpu: number }> {
-  const runs = [await receive(bytes), await receive(bytes), await receive(bytes)];
-  return runs.sort((a, b) => a.mbps - b.mbps)[1]!;
-}
-
-/**
- * A long-lived process: the bulk transfer, then `count` sequential handshakes, then the same bulk
- * transfer again (each the median of three). The value is the throughput after the handshakes as a
- * ratio to the fresh one.
- */
-async function longLived(bytes: number, count: number): Promise<void> {
-  await receive(bytes); // warm-up: code paths and buffers
-  const fresh = await medianReceive(bytes);
-  for (let i = 0; i < count; i++) await oneHandshake();
-  const after = await medianReceive(bytes);
-  console.log(JSON.stringify({
-    work,
-    value: after.mbps / fresh.mbps,
-    unit: "ratio",
-    fresh: fresh.mbps,
-    after: after.mbps,
-    cpuRatio: after.cpu / fresh.cpu,
-    rss: Deno.memoryUsage().rss,
-  }));
-}
-
 async function rtt(seconds: number, size: number): Promise<void> {
   const conn = await open();
   await writeAll(conn, encoder.encode(`ECHO ${size}\n`));
@@ -177,7 +151,11 @@ switch (work) {
     await idle(Number(rest[0]));
     break;
   case "longlived":
-    await longLived(Number(rest[0]), Number(rest[1]));
+    await longLived(
+      () => receive(Number(rest[0])),
+      oneHandshake,
+      Number(rest[1]),
+    );
     break;
   default:
     console.error(`unknown work ${work}`);

@@ -14,6 +14,7 @@
 import { readFileSync } from "node:fs";
 import process from "node:process";
 import { connect, type Connection } from "../../mod.ts";
+import { longLived } from "./long_lived.ts";
 
 const [work, portArg, caPath, ...rest] = process.argv.slice(2);
 if (work === undefined || portArg === undefined || caPath === undefined) {
@@ -59,33 +60,6 @@ async function receive(bytes: number): Promise<{ mbps: number; cpu: number }> {
   conn.close();
   if (total !== bytes) throw new Error(`received ${total} of ${bytes} bytes`);
   return { mbps: bytes / seconds / 1e6, cpu: cpuSeconds() - cpu };
-}
-
-/** The median of three transfers of `bytes` (by throughput). */
-async function medianReceive(bytes: number): Promise<{ mbps: number; cpu: number }> {
-  const runs = [await receive(bytes), await receive(bytes), await receive(bytes)];
-  return runs.sort((a, b) => a.mbps - b.mbps)[1]!;
-}
-
-/**
- * A long-lived process: the bulk transfer, then `count` sequential handshakes, then the same bulk
- * transfer again (each the median of three). The value is the throughput after the handshakes as a
- * ratio to the fresh one.
- */
-async function longLived(bytes: number, count: number): Promise<void> {
-  await receive(bytes); // warm-up: code paths and buffers
-  const fresh = await medianReceive(bytes);
-  for (let i = 0; i < count; i++) await oneHandshake();
-  const after = await medianReceive(bytes);
-  console.log(JSON.stringify({
-    work,
-    value: after.mbps / fresh.mbps,
-    unit: "ratio",
-    fresh: fresh.mbps,
-    after: after.mbps,
-    cpuRatio: after.cpu / fresh.cpu,
-    rss: process.memoryUsage().rss,
-  }));
 }
 
 async function bulk(bytes: number): Promise<void> {
@@ -167,7 +141,11 @@ switch (work) {
     await idle(Number(rest[0]));
     break;
   case "longlived":
-    await longLived(Number(rest[0]), Number(rest[1]));
+    await longLived(
+      () => receive(Number(rest[0])),
+      oneHandshake,
+      Number(rest[1]),
+    );
     break;
   default:
     throw new Error(`unknown work ${work}`);

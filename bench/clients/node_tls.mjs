@@ -15,6 +15,7 @@ import { Buffer } from "node:buffer";
 import { readFileSync } from "node:fs";
 import process from "node:process";
 import tls from "node:tls";
+import { longLived } from "./long_lived.ts";
 
 const WARM_UP_MS = 300;
 
@@ -134,37 +135,6 @@ async function handshakes(seconds) {
   report(count / ((performance.now() - started) / 1000), "handshakes/s");
 }
 
-/**
- * The median of three transfers of `bytes` (by throughput).
- * @param {number} bytes
- */
-async function medianReceive(bytes) {
-  const runs = [await receive(bytes), await receive(bytes), await receive(bytes)];
-  return runs.sort((a, b) => a.mbps - b.mbps)[1];
-}
-
-/**
- * A long-lived process: the bulk transfer, then `count` sequential handshakes, then the same bulk
- * transfer again (each the median of three). The value is the throughput after the handshakes as a
- * ratio to the fresh one.
- * @param {number} bytes @param {number} count
- */
-async function longLived(bytes, count) {
-  await receive(bytes); // warm-up: code paths and buffers
-  const fresh = await medianReceive(bytes);
-  for (let i = 0; i < count; i++) await oneHandshake();
-  const after = await medianReceive(bytes);
-  console.log(JSON.stringify({
-    work,
-    value: after.mbps / fresh.mbps,
-    unit: "ratio",
-    fresh: fresh.mbps,
-    after: after.mbps,
-    cpuRatio: after.cpu / fresh.cpu,
-    rss: process.memoryUsage().rss,
-  }));
-}
-
 /** @param {number} seconds @param {number} size */
 async function rtt(seconds, size) {
   const socket = await open();
@@ -240,7 +210,11 @@ switch (work) {
     await idle(Number(rest[0]));
     break;
   case "longlived":
-    await longLived(Number(rest[0]), Number(rest[1]));
+    await longLived(
+      () => receive(Number(rest[0])),
+      oneHandshake,
+      Number(rest[1]),
+    );
     break;
   default:
     console.error(`unknown work ${work}`);
