@@ -598,11 +598,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
           this.#assertWritable();
           done += this.#engine.write(piece.subarray(done));
         }
-        try {
-          await this.#send(); // (#flush without its frame: after the handshake #guard is a no-op)
-        } catch (error) {
-          throw this.#ioError(error, WRITING);
-        }
+        await this.#flush(WRITING);
       }
     } catch (error) {
       throw await this.#alertBeforeReset(error);

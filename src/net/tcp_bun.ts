@@ -34,6 +34,7 @@ import type {
   TcpListener,
   TcpListenOptions,
 } from "./stream.ts";
+import { socketAddresses } from "./address.ts";
 
 /** The `Bun.connect` / `Bun.listen` socket members used here. */
 interface BunSocket {
@@ -103,23 +104,6 @@ interface Writer {
   data: Uint8Array | null;
   resolve(): void;
   reject(error: unknown): void;
-}
-
-/** A NetAddr, or `null` when Bun gave no address. */
-function addr(address: string | undefined, port: number | undefined): NetAddr | null {
-  return address === undefined || port === undefined
-    ? null
-    : { transport: "tcp", hostname: address, port };
-}
-
-/**
- * A socket's two addresses, read once when it opens (Bun answers `undefined` once it is closed),
- * or `null` when it no longer has them (a client already gone).
- */
-function addressesOf(socket: BunSocket): { local: NetAddr; remote: NetAddr } | null {
-  const local = addr(socket.localAddress, socket.localPort);
-  const remote = addr(socket.remoteAddress, socket.remotePort);
-  return local === null || remote === null ? null : { local, remote };
 }
 
 /** A TCP connection over a Bun socket: pull-based reads over Bun's pushed `data` callbacks. */
@@ -331,7 +315,7 @@ function connectError(error: unknown, options: TcpConnectOptions): unknown {
 const CONNECT_HANDLERS: BunHandlers = {
   ...BunTcpStream.handlers,
   open(socket) {
-    const addresses = addressesOf(socket);
+    const addresses = socketAddresses(socket);
     socket.data = addresses === null ? null : new BunTcpStream(socket, addresses);
   },
 };
@@ -373,7 +357,7 @@ class BunTcpListener implements TcpListener {
         return;
       }
       // A client already gone has no addresses: passed on, so that it is reported.
-      const addresses = addressesOf(socket) ?? { local: null, remote: null };
+      const addresses = socketAddresses(socket) ?? { local: null, remote: null };
       this.#queue.push(new BunTcpStream(socket, addresses)); // takes its data from now on
       this.#wake();
     };

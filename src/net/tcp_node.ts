@@ -18,6 +18,7 @@ import type {
   TcpListener,
   TcpListenOptions,
 } from "./stream.ts";
+import { socketAddresses } from "./address.ts";
 
 const HIGH_WATER = 1 << 20;
 /**
@@ -28,35 +29,16 @@ const HIGH_WATER = 1 << 20;
  */
 const RELEASE_AFTER_FLUSH = 64 * 1024;
 
-function addr(address: string | undefined, port: number | undefined): NetAddr | null {
-  return address === undefined || port === undefined
-    ? null
-    : { transport: "tcp", hostname: address, port };
-}
-
-/**
- * A connected socket's two addresses, or `null` when node:net no longer knows them (a client
- * that disconnected before we got to its socket: node reads them from the closed handle).
- */
-function addressesOf(socket: net.Socket): { local: NetAddr; remote: NetAddr } | null {
-  const local = addr(socket.localAddress, socket.localPort);
-  const remote = addr(socket.remoteAddress, socket.remotePort);
-  return local === null || remote === null ? null : { local, remote };
-}
-
 class NodeTcpStream<A extends NetAddr | null> implements ByteStream<A> {
   #socket: net.Socket;
+  /** Received, not read yet (#buffered bytes); the first may be partly read already. */
   #chunks: Uint8Array[] = [];
   #buffered = 0;
+  /** Reads waiting for a chunk, the end (`null`) or an error: only while nothing is buffered. */
+  #readers: { resolve(chunk: Uint8Array | null): void; reject(error: unknown): void }[] = [];
   #ended = false;
   #error: Error | null = null;
   #closed = false;
-  #waiter: (() => void) | null = null;
-  /** A {@link readChunk} waiting for data. */
-  #chunkReader: {
-    resolve: (chunk: Uint8Array | null) => void;
-    reject: (error: unknown) => void;
-  } | null = null;
   readonly localAddr: A;
   readonly remoteAddr: A;
   readonly releasesWrites = RELEASE_AFTER_FLUSH;
@@ -68,88 +50,58 @@ class NodeTcpStream<A extends NetAddr | null> implements ByteStream<A> {
     this.localAddr = addresses.local;
     this.remoteAddr = addresses.remote;
     socket.on("data", (chunk: Uint8Array) => {
+      // Straight to a waiting read (one promise per chunk, no async frames: round trips pay for
+      // every hop), else queued, pausing the socket above HIGH_WATER.
+      const reader = this.#readers.shift();
+      if (reader !== undefined) return reader.resolve(chunk);
       this.#chunks.push(chunk);
       this.#buffered += chunk.length;
       if (this.#buffered > HIGH_WATER) socket.pause();
-      this.#wake();
     });
-    socket.on("end", () => {
-      this.#ended = true;
-      this.#wake();
-    });
+    socket.on("end", () => this.#onEnd());
     socket.on("error", (error) => {
       this.#error ??= error;
-      this.#wake();
+      this.#onEnd();
     });
-    socket.on("close", () => {
-      this.#ended = true;
-      this.#wake();
-    });
+    socket.on("close", () => this.#onEnd());
   }
 
-  #wake(): void {
-    this.#settleChunkReader();
-    const w = this.#waiter;
-    this.#waiter = null;
-    w?.();
-  }
-
-  async #waitForData(): Promise<boolean> {
-    while (this.#chunks.length === 0) {
-      if (this.#closed) throw new Error("the stream is closed");
-      if (this.#error !== null) throw this.#error;
-      if (this.#ended) return false;
-      await new Promise<void>((resolve) => (this.#waiter = resolve));
+  /** The end of the stream (or its failure, or close()): every waiting read gets it now. */
+  #onEnd(): void {
+    this.#ended = true;
+    for (const reader of this.#readers.splice(0)) {
+      if (this.#closed) reader.reject(new Error("the stream is closed"));
+      else if (this.#error !== null) reader.reject(this.#error);
+      else reader.resolve(null);
     }
-    return true;
   }
 
-  #resumeIfDrained(): void {
-    if (this.#buffered <= HIGH_WATER / 2 && this.#socket.isPaused()) this.#socket.resume();
-  }
-
+  /** The next chunk as node:net gave it (no copy), or `null` at the end. */
   readChunk(): Promise<Uint8Array | null> {
-    // One promise per chunk and no async frames, whether the data is here or not: round trips
-    // pay for every promise hop. A reader that waits is settled by #wake.
-    return new Promise((resolve, reject) => {
-      this.#chunkReader = { resolve, reject };
-      this.#settleChunkReader();
-    });
-  }
-
-  /** Settles a waiting {@link readChunk} once there is a chunk, an end or an error. */
-  #settleChunkReader(): void {
-    const reader = this.#chunkReader;
-    if (reader === null) return;
-    if (this.#chunks.length > 0) reader.resolve(this.#takeChunk());
-    else if (this.#closed) reader.reject(new Error("the stream is closed"));
-    else if (this.#error !== null) reader.reject(this.#error);
-    else if (this.#ended) reader.resolve(null);
-    else return;
-    this.#chunkReader = null;
-  }
-
-  #takeChunk(): Uint8Array {
-    const chunk = this.#chunks.shift()!;
-    this.#buffered -= chunk.length;
-    this.#resumeIfDrained();
-    return chunk;
-  }
-
-  async read(into: Uint8Array): Promise<number | null> {
-    if (!(await this.#waitForData())) return null;
-    let n = 0;
-    while (n < into.length && this.#chunks.length > 0) {
-      const chunk = this.#chunks[0]!;
-      const take = Math.min(chunk.length, into.length - n);
-      into.set(take === chunk.length ? chunk : chunk.subarray(0, take), n);
-      n += take;
-      if (take === chunk.length) this.#chunks.shift();
-      else this.#chunks[0] = chunk.subarray(take);
+    const chunk = this.#closed ? undefined : this.#chunks.shift();
+    if (chunk === undefined) {
+      return new Promise((resolve, reject) => {
+        this.#readers.push({ resolve, reject });
+        if (this.#closed || this.#ended) this.#onEnd();
+      });
     }
-    this.#buffered -= n;
-    this.#resumeIfDrained();
-    return n;
+    this.#buffered -= chunk.length;
+    if (this.#buffered <= HIGH_WATER / 2 && this.#socket.isPaused()) this.#socket.resume();
+    return Promise.resolve(chunk);
+  }
+
+  /** Copies the next chunk (or what of it fits; the rest is read next) into `into`. */
+  async read(into: Uint8Array): Promise<number | null> {
+    const chunk = await this.readChunk();
+    if (chunk === null) return null;
+    if (chunk.length <= into.length) {
+      into.set(chunk);
+      return chunk.length;
+    }
+    into.set(chunk.subarray(0, into.length));
+    this.#chunks.unshift(chunk.subarray(into.length)); // the next read starts with the rest
+    this.#buffered += chunk.length - into.length;
+    return into.length;
   }
 
   write(data: Uint8Array): Promise<void> {
@@ -199,8 +151,9 @@ class NodeTcpStream<A extends NetAddr | null> implements ByteStream<A> {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#chunks = [];
     this.#socket.destroy();
-    this.#wake();
+    this.#onEnd();
   }
 }
 
@@ -215,7 +168,7 @@ export function connectTcp(options: TcpConnectOptions): Promise<ByteStream<NetAd
     socket.once("error", onError);
     socket.once("connect", () => {
       socket.off("error", onError);
-      const addresses = addressesOf(socket);
+      const addresses = socketAddresses(socket);
       if (addresses === null) {
         // Reset before we asked for the addresses: report the reset node:net is about to emit.
         socket.once("error", onError);
@@ -283,7 +236,7 @@ class NodeTcpListener implements TcpListener {
       }
       socket.setNoDelay(true);
       // A client already gone has no addresses any more: passed on, so that it is reported.
-      const addresses = addressesOf(socket) ?? { local: null, remote: null };
+      const addresses = socketAddresses(socket) ?? { local: null, remote: null };
       this.#queue.push(new NodeTcpStream(socket, addresses)); // listens for data from now on
       this.#wake();
     });

@@ -496,7 +496,15 @@ export class TlsEngine {
     this.#readProgress?.(); // post-handshake auth: a write waiting for the answer may go on
     if (n > 0) {
       // Everything taken: the next read would only say WANT_READ (two cheap calls instead).
-      if (op === Op.Read && !this.#bios.hasUnreadInput) this.#starve();
+      if (op === Op.Read && !this.#bios.hasUnreadInput) {
+        try {
+          this.#starve();
+        } catch (error) {
+          // The KeyUpdate answer failed (or a close() came in a callback): the failure is
+          // recorded and the next call reports it; the bytes this read took are not lost.
+          if (this.#fatal === undefined && !this.#closed) throw error;
+        }
+      }
       return n;
     }
     const e = this.#sslError;
