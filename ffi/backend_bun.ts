@@ -25,6 +25,7 @@ import type {
   Pointer,
   SymbolTable,
 } from "./types.ts";
+import { refuseNonblocking } from "./types.ts";
 
 type BunType =
   | "ptr"
@@ -150,6 +151,7 @@ export const bunBackend: Backend = {
   },
 
   open(path: string, table: SymbolTable): NativeLibrary {
+    refuseNonblocking(table, "bun:ffi");
     const handles: { close(): void }[] = [];
     const symbols: Record<string, AnyFn | null> = {};
     const main: Record<string, BunFunctionDef> = {};

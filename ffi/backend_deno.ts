@@ -5,7 +5,8 @@
  * Deno facts this relies on (each measured; docs/architecture.md has the FFI layer):
  * - Pointers are `PointerObject | null` and not identity-stable: compare their addresses.
  * - 64-bit results come back as `number | bigint`; we normalise them to numbers.
- * - Never `nonblocking: true`: OpenSSL's error queue is per thread, and it is 30-57 µs a call.
+ * - Never `nonblocking: true` for OpenSSL: its error queue is per thread, and it is 30-57 µs a
+ *   call. Only the socket transport's `epoll_wait` and `getaddrinfo` run that way.
  * - A callback's exception reaches C as 0 and is only sometimes rethrown: the caller-provided
  *   wrapper (src/core/callback_state.ts) catches everything, and so do we, as a last line of defence.
  *
@@ -43,6 +44,7 @@ function denoDef(def: FunctionDef): Deno.ForeignFunction {
   };
   if (def.symbol !== undefined) fn.name = def.symbol;
   if (def.optional === true) fn.optional = true;
+  if (def.nonblocking === true) fn.nonblocking = true;
   return fn;
 }
 
@@ -56,6 +58,17 @@ function view(p: Pointer, offset: number, length: number): Uint8Array {
     Deno.UnsafePointerView.getArrayBuffer(toPtr(p) as Deno.PointerObject, length, offset),
   );
 }
+
+/**
+ * Deno's own switch for whether a pending op keeps the event loop alive (what `Deno.Conn.unref()`
+ * uses for its pending read). Not a public API, so it is looked up, and without it there is no
+ * {@link Backend.nonblocking} (the socket transport then stays with `Deno.connect`).
+ */
+const core = (Deno as unknown as Record<symbol, { core?: Record<string, unknown> } | undefined>)[
+  (Deno as unknown as { internal: symbol }).internal
+]?.core;
+const refOp = core?.refOpPromise as ((p: Promise<unknown>) => void) | undefined;
+const unrefOp = core?.unrefOpPromise as ((p: Promise<unknown>) => void) | undefined;
 
 /** The Deno implementation of {@link Backend}. */
 export const denoBackend: Backend = {
@@ -94,7 +107,7 @@ export const denoBackend: Backend = {
     const symbols: Record<string, AnyFn | null> = {};
     for (const [name, def] of Object.entries(table)) {
       const f = raw[name] ?? null;
-      if (f !== null && WIDE.has(def.ret)) {
+      if (f !== null && WIDE.has(def.ret) && def.nonblocking !== true) {
         // `number | bigint` -> number: every 64-bit value we read fits in 2^53.
         symbols[name] = ((...a: never[]) => Number(f(...a) as number | bigint)) as AnyFn;
       } else {
@@ -103,6 +116,10 @@ export const denoBackend: Backend = {
     }
     return { symbols, close: () => lib.close() };
   },
+
+  nonblocking: typeof refOp === "function" && typeof unrefOp === "function"
+    ? { setRef: (pending, ref) => (ref ? refOp : unrefOp)(pending) }
+    : undefined,
 
   address(p) {
     return p === null ? 0 : Number(Deno.UnsafePointer.value(toPtr(p)));

@@ -35,6 +35,7 @@ import type {
   NativeType,
   SymbolTable,
 } from "./types.ts";
+import { refuseNonblocking } from "./types.ts";
 import {
   addressAt as at,
   addressOf,
@@ -142,6 +143,7 @@ export const koffiBackend: Backend = {
   },
 
   open(path: string, table: SymbolTable): NativeLibrary {
+    refuseNonblocking(table, "koffi");
     const lib = koffi.load(path, { deep: nodeOs === "linux" });
     const symbols: Record<string, AnyFn | null> = {};
     for (const [name, def] of Object.entries(table)) {

@@ -45,6 +45,7 @@ import type {
   NativeType,
   SymbolTable,
 } from "./types.ts";
+import { refuseNonblocking } from "./types.ts";
 import {
   addressAt as at,
   addressOf,
@@ -174,6 +175,7 @@ export const nodeFfiBackend: Backend = {
   },
 
   open(path: string, table: SymbolTable): NativeLibrary {
+    refuseNonblocking(table, "node:ffi");
     const main = deepBound(path, () => new ffi.DynamicLibrary(path));
     const handles: NodeDynamicLibrary[] = [main];
     const closeAll = () => {

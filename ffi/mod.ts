@@ -9,6 +9,8 @@ export { libraryCandidates, loadOpenSsl, loadOpenSslWith } from "./library.ts";
 export type { LoadFailure, LoadResult, OpenSsl } from "./library.ts";
 export { cString, sizeT } from "./macros.ts";
 export { nativeHeapInUse } from "./heap.ts";
+export { ERRNO, loadSockets } from "./sockets.ts";
+export type { Poller, SocketAddress, SocketOption, Sockets } from "./sockets.ts";
 export * from "./constants.ts";
 export * from "./callback_signatures.ts";
 export type { Backend, CallbackDef, NativeCallback, Pointer } from "./types.ts";

@@ -46,6 +46,12 @@ export interface FunctionDef {
   readonly symbol?: string;
   /** The symbol may be missing (e.g. only in OpenSSL 3.x); it is then `null` after loading. */
   readonly optional?: boolean;
+  /**
+   * The call blocks (`epoll_wait`, `getaddrinfo`): run it on a worker thread and return a
+   * `Promise` of the result. Only where {@link Backend.nonblocking} exists; other backends refuse
+   * such a table. Never for OpenSSL: its error queue is per thread.
+   */
+  readonly nonblocking?: true;
 }
 
 /** A table of C functions by name. */
@@ -127,6 +133,15 @@ export interface Backend {
   /** Writes a pointer (or NULL) at `p + offset`. */
   writePointer(p: Pointer, offset: number, value: Pointer | null): void;
   /**
+   * Present when the backend can run calls on a worker thread ({@link FunctionDef.nonblocking}) and
+   * choose whether such a pending call keeps the process alive: Deno (whose pending calls are
+   * ops, and its `core.refOpPromise` / `unrefOpPromise` apply to them).
+   */
+  readonly nonblocking?: {
+    /** Whether the pending call behind `pending` keeps the process alive (it does at first). */
+    setRef(pending: Promise<unknown>, ref: boolean): void;
+  } | undefined;
+  /**
    * Creates a C-callable function. `fn` must not throw: wrap its body (see `src/core/callback_state.ts`);
    * as a last line of defence the backend catches anything that escapes, returns `onThrow`
    * instead, and hands the error to `report`.
@@ -137,4 +152,14 @@ export interface Backend {
     onThrow: number | null,
     report: (error: unknown) => void,
   ): NativeCallback;
+}
+
+/**
+ * For backends without {@link Backend.nonblocking}: refuses a table that asks for a worker-thread
+ * call, which they would otherwise make on the JS thread and block it.
+ */
+export function refuseNonblocking(table: SymbolTable, ffi: string): void {
+  for (const [name, def] of Object.entries(table)) {
+    if (def.nonblocking === true) throw new Error(`${name}: ${ffi} has no non-blocking calls`);
+  }
 }

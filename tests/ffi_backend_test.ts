@@ -645,3 +645,23 @@ test("nativeHeapInUse() tracks a 1 MiB CRYPTO_malloc and its free", () => {
     if (!freed) o.OPENSSL_free(p);
   }
 });
+
+test("non-blocking calls: Deno runs them on a worker thread and can unref them; others refuse", async () => {
+  const table = { getpid: { args: [], ret: "i32", nonblocking: true } } as const;
+  if (runtime !== "deno") {
+    assert.equal(b.nonblocking, undefined);
+    assert.throws(() => b.open("libc.so.6", table), /has no non-blocking calls/);
+    return;
+  }
+  assert.ok(b.nonblocking !== undefined, "Deno's op ref/unref switch was not found");
+  const lib = b.open("libc.so.6", table);
+  try {
+    const pending = (lib.symbols.getpid as () => Promise<number>)();
+    assert.ok(pending instanceof Promise);
+    b.nonblocking.setRef(pending, false);
+    b.nonblocking.setRef(pending, true);
+    assert.ok((await pending) > 0);
+  } finally {
+    lib.close();
+  }
+});

@@ -8,9 +8,51 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { runtime, test } from "./harness.ts";
-import { connectTcp, listenTcp } from "../src/net/tcp.ts";
-import type { ByteStream, NetAddr } from "../src/net/stream.ts";
+import { runtime, test as harnessTest } from "./harness.ts";
+import * as chosen from "../src/net/tcp.ts";
+import type {
+  ByteStream,
+  NetAddr,
+  TcpConnectOptions,
+  TcpListener,
+  TcpListenOptions,
+} from "../src/net/stream.ts";
+
+interface Transport {
+  connectTcp(options: TcpConnectOptions): Promise<ByteStream<NetAddr>>;
+  listenTcp(options: TcpListenOptions): TcpListener;
+}
+
+/**
+ * Every transport of this runtime. Deno has two: the epoll one `tcp.ts` picks, and
+ * `Deno.connect`, which it falls back to (no permission granted up front, no libc, a host name
+ * to listen on, `LIBSSL_FFI_TCP=runtime`).
+ */
+const transports: [string, Transport][] = runtime === "deno"
+  ? [
+    ["epoll", await import("../src/net/tcp_epoll.ts")],
+    ["Deno.connect", await import("../src/net/tcp_deno.ts")],
+  ]
+  : [[runtime === "bun" ? "Bun.connect" : "node:net", chosen]];
+if (runtime === "deno") {
+  const epoll = await import("../src/net/tcp_epoll.ts");
+  // The transport the suite runs on: where it cannot load, Deno's suite is not testing it.
+  assert.ok(epoll.epollAvailable(), "the epoll transport does not load on this Deno");
+}
+
+let connectTcp: Transport["connectTcp"] = chosen.connectTcp;
+let listenTcp: Transport["listenTcp"] = chosen.listenTcp;
+
+/** Each test once per transport, named after it. */
+function test(name: string, fn: () => Promise<void>, options?: { timeout?: number }): void {
+  for (const [label, transport] of transports) {
+    harnessTest(`${label}: ${name}`, () => {
+      connectTcp = transport.connectTcp;
+      listenTcp = transport.listenTcp;
+      return fn();
+    }, options);
+  }
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -238,3 +280,84 @@ test("close() fails a pending read and later writes; addresses and the listener'
   assert.equal(await next, null);
   assert.equal(await listener.accept(), null);
 });
+
+test("a host name is resolved (localhost), and the connection works both ways", async () => {
+  const listener = listenTcp({ hostname: "127.0.0.1", port: 0, maxQueued: 8 });
+  const accepted = listener.accept();
+  // localhost may resolve to ::1 first: a refused ::1 must fall through to 127.0.0.1.
+  const client = await connectTcp({ hostname: "localhost", port: listener.addr.port });
+  const server = (await accepted)!;
+  listener.close();
+  assert.equal(client.remoteAddr.hostname, "127.0.0.1");
+  await client.write(new TextEncoder().encode("ping"));
+  const buffer = new Uint8Array(16);
+  assert.equal(new TextDecoder().decode(buffer.subarray(0, (await server.read(buffer))!)), "ping");
+  client.close();
+  server.close();
+});
+
+test("errors carry what callers test: refused, address in use, unknown host", async () => {
+  const listener = listenTcp({ hostname: "127.0.0.1", port: 0, maxQueued: 8 });
+  const port = listener.addr.port;
+  // The same port again: in use, at once (listen binds synchronously).
+  assert.throws(
+    () => listenTcp({ hostname: "127.0.0.1", port, maxQueued: 8 }),
+    // Bun.listen says only that it failed: tcp_bun.ts names the candidates in its message.
+    (e: Error & { code?: string }) =>
+      e.name === "AddrInUse" || e.code === "EADDRINUSE" || /EADDRINUSE/.test(e.message),
+  );
+  listener.close();
+  await assert.rejects(
+    connectTcp({ hostname: "127.0.0.1", port }),
+    (e: Error & { code?: string }) =>
+      (e.name === "ConnectionRefused" || e.code === "ECONNREFUSED") && /refused/i.test(e.message),
+  );
+  await assert.rejects(connectTcp({ hostname: "no-such-host.invalid", port: 443 }));
+});
+
+test("200 connections at once: every echo arrives on its own connection", async () => {
+  const listener = listenTcp({ hostname: "127.0.0.1", port: 0, maxQueued: 256 });
+  const count = 200;
+  const servers: ByteStream<NetAddr | null>[] = [];
+  const serving = (async () => {
+    for (let i = 0; i < count; i++) {
+      const server = (await listener.accept())!;
+      servers.push(server);
+      // Echo until the end, one read at a time: many reads wait on the poller together.
+      void (async () => {
+        const buffer = new Uint8Array(4096);
+        for (let n = await server.read(buffer); n !== null; n = await server.read(buffer)) {
+          await server.write(buffer.slice(0, n));
+        }
+        await server.closeWrite();
+      })().catch(() => {});
+    }
+  })();
+  const clients = await Promise.all(
+    Array.from(
+      { length: count },
+      () => connectTcp({ hostname: "127.0.0.1", port: listener.addr.port }),
+    ),
+  );
+  await serving;
+  listener.close();
+  try {
+    // Ten rounds, all clients at once: each gets back exactly its own bytes.
+    for (let round = 0; round < 10; round++) {
+      await Promise.all(clients.map(async (client, i) => {
+        const message = new TextEncoder().encode(`${i}:${round};`);
+        await client.write(message);
+        const back = new Uint8Array(message.length);
+        for (let got = 0; got < back.length;) {
+          const n = await client.read(back.subarray(got));
+          assert.notEqual(n, null);
+          got += n!;
+        }
+        assert.deepEqual(back, message);
+      }));
+    }
+  } finally {
+    for (const c of clients) c.close();
+    for (const s of servers) s.close();
+  }
+}, { timeout: 30_000 });

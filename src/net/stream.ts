@@ -1,7 +1,7 @@
 /**
  * The byte-stream contract a {@link Connection} runs TLS over: TCP on either runtime, or any pair
- * of Web streams (STARTTLS). Implementations: `tcp_deno.ts` (the only file in `src/` that touches
- * `Deno.*`), `tcp_bun.ts` (the only one that touches `Bun.*`), `tcp_node.ts` (`node:net`, used on
+ * of Web streams (STARTTLS). Implementations: `tcp_epoll.ts` (libc sockets, Deno's first choice),
+ * `tcp_deno.ts` (the only file in `src/` that touches `Deno.*`), `tcp_bun.ts` (the only one that touches `Bun.*`), `tcp_node.ts` (`node:net`, used on
  * Node.js), and `web_stream.ts`; `tcp.ts` picks the TCP one for the runtime.
  *
  * @module

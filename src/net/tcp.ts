@@ -1,11 +1,19 @@
 /**
- * Chooses the TCP implementation once, the fastest of each runtime: `Deno.connect` / `Deno.listen`
- * on Deno (measured 3-4x faster there than its `node:net`), `Bun.connect` / `Bun.listen` on Bun
- * (~1.2x the 1 KiB round trips of its `node:net`, less memory per connection), `node:net` on
- * Node.js.
+ * Chooses the TCP implementation once, the fastest of each runtime:
+ *
+ * - Deno: the C library's sockets with one shared `epoll` waiter (`tcp_epoll.ts`), where it can
+ *   load (Linux x86-64 and aarch64 with glibc) and where Deno allows the program to reach that
+ *   address (`--allow-net`, asked per connect without prompting); `Deno.connect` / `Deno.listen`
+ *   otherwise, and for listening on a host name. Deno's `node:net` is 3-4x slower than either.
+ *   `LIBSSL_FFI_TCP=runtime` keeps `Deno.connect` / `Deno.listen` everywhere.
+ * - Bun: `Bun.connect` / `Bun.listen` (~1.2x the 1 KiB round trips of its `node:net`, less
+ *   memory per connection).
+ * - Node.js: `node:net`.
  *
  * @module
  */
+import { backend } from "../core/native.ts";
+import { isIpAddress } from "./address.ts";
 import type {
   ByteStream,
   NetAddr,
@@ -14,12 +22,36 @@ import type {
   TcpListenOptions,
 } from "./stream.ts";
 
+interface Transport {
+  connectTcp(options: TcpConnectOptions): Promise<ByteStream<NetAddr>>;
+  listenTcp(options: TcpListenOptions): TcpListener;
+}
+
+async function deno(): Promise<Transport> {
+  const runtime = await import("./tcp_deno.ts");
+  if (backend.env("LIBSSL_FFI_TCP") === "runtime") return runtime;
+  const epoll = await import("./tcp_epoll.ts");
+  // Loaded on first use, not here: importing the library must not dlopen libc yet.
+  const usable = (hostname: string, port: number) =>
+    epoll.epollAvailable() && runtime.netAllowed(hostname, port);
+  return {
+    connectTcp: (options) =>
+      usable(options.hostname, options.port)
+        ? epoll.connectTcp(options)
+        : runtime.connectTcp(options),
+    listenTcp: (options) =>
+      isIpAddress(options.hostname) && usable(options.hostname, options.port)
+        ? epoll.listenTcp(options)
+        : runtime.listenTcp(options),
+  };
+}
+
 // Checked in this order: Bun defines no `Deno` (and Deno no `Bun`), Node.js neither. (All of them
 // define `process`, so that is no test.)
-const impl = "Bun" in globalThis
+const impl: Transport = "Bun" in globalThis
   ? await import("./tcp_bun.ts")
   : "Deno" in globalThis
-  ? await import("./tcp_deno.ts")
+  ? await deno()
   : await import("./tcp_node.ts");
 
 /** Opens a TCP connection (TCP_NODELAY set) with the fastest API of the current runtime. */

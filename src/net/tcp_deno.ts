@@ -1,5 +1,6 @@
 /**
  * TCP on Deno through `Deno.connect` and `Deno.listen`: measured 3-4x faster than Deno's `node:net`.
+ * Deno's fallback: `tcp.ts` prefers `tcp_epoll.ts` where it loads and Deno grants the address.
  *
  * @module
  */
@@ -89,6 +90,17 @@ function permissionError(error: unknown, what: string, target: string): unknown 
       `(or --allow-net=${target})`,
     { cause: error },
   );
+}
+
+/**
+ * Whether Deno lets this program reach (or listen on) `hostname:port` without asking: the check
+ * `Deno.connect` would make, for the epoll transport, which does not go through Deno's net ops.
+ * Anything but "granted" (a prompt, a denial) leaves the connection to `Deno.connect`, which
+ * prompts or fails exactly as Deno does.
+ */
+export function netAllowed(hostname: string, port: number): boolean {
+  const host = hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
+  return Deno.permissions.querySync({ name: "net", host }).state === "granted";
 }
 
 /** Opens a TCP connection with TCP_NODELAY set. */

@@ -1,0 +1,392 @@
+/**
+ * TCP over the C library's own sockets, with one `epoll` set for the whole process: the Deno
+ * transport (`tcp.ts` picks it where `ffi/sockets.ts` can load, and `Deno.connect` otherwise).
+ *
+ * Why: on Deno every `conn.read()` / `conn.write()` is an async op, and a 1 KiB round trip pays for
+ * two of them plus their promise hops. Here a read or write is first a plain `recv` / `send`
+ * through FFI, which is all it takes while data or room is there (bulk transfers, and the reply
+ * that is already waiting). Only a call that would block (EAGAIN) waits, and all waiting sockets
+ * share one `epoll_wait` running on one of Deno's worker threads ({@link Reactor}). Measured on
+ * the benchmark's 1 KiB round trips: see README "Benchmark".
+ *
+ * The reactor's pending wait keeps the process alive only while a socket that is not
+ * {@link EpollTcpStream.unref}'d waits; otherwise it is unref'd (`Backend.nonblocking.setRef`).
+ *
+ * @module
+ */
+import { ERRNO, loadSockets, type SocketAddress, type Sockets } from "../core/native.ts";
+import type {
+  ByteStream,
+  NetAddr,
+  TcpConnectOptions,
+  TcpListener,
+  TcpListenOptions,
+} from "./stream.ts";
+
+/** The socket calls, loaded on first use; `null` where this transport cannot run. */
+export function epollAvailable(): boolean {
+  return loadSockets() !== null;
+}
+
+function sockets(): Sockets {
+  const s = loadSockets();
+  if (s === null) throw new Error("the epoll transport is not available here");
+  return s;
+}
+
+function netAddr(a: SocketAddress): NetAddr {
+  return { transport: "tcp", hostname: a.hostname, port: a.port };
+}
+
+/** Deno's message for an operation on a closed resource, so callers see the same failure. */
+function closedError(): Error {
+  const error = new Error("Bad resource ID: the socket is closed");
+  error.name = "BadResource";
+  return error;
+}
+
+/** What waits on one descriptor: the reactor wakes its readers and writers. */
+class Watcher {
+  readonly fd: number;
+  /** Whether its waits keep the process alive. */
+  refed = true;
+  readers: (() => void)[] = [];
+  writers: (() => void)[] = [];
+
+  constructor(fd: number) {
+    this.fd = fd;
+  }
+}
+
+/**
+ * The one `epoll` set and the loop that waits on it. A descriptor is added once, edge-triggered;
+ * a caller waits only after its call said EAGAIN, and the next edge (data, room, FIN, error)
+ * wakes it to try again. Edges that come while nobody waits are dropped: the next caller tries
+ * its call before it waits.
+ */
+class Reactor {
+  readonly #s: Sockets;
+  readonly #poller: ReturnType<Sockets["poller"]>;
+  readonly #watchers = new Map<number, Watcher>();
+  /** Waiting readers and writers, and those of them whose socket is ref'd. */
+  #waiting = 0;
+  #refWaiting = 0;
+  #looping = false;
+  #pending: Promise<number> | null = null;
+  #pendingRefed = true;
+
+  constructor(s: Sockets) {
+    this.#s = s;
+    this.#poller = s.poller();
+  }
+
+  /** Watches `fd`: 0, or -errno. */
+  add(fd: number): Watcher | number {
+    const r = this.#poller.add(fd);
+    if (r < 0) return r;
+    const watcher = new Watcher(fd);
+    this.#watchers.set(fd, watcher);
+    return watcher;
+  }
+
+  /** Stops watching (before the descriptor is closed) and wakes whoever waits on it. */
+  remove(watcher: Watcher): void {
+    if (this.#watchers.get(watcher.fd) !== watcher) return;
+    this.#watchers.delete(watcher.fd);
+    this.#poller.remove(watcher.fd);
+    this.#wake(watcher, true, true);
+  }
+
+  /** Resolves at the next edge of `fd` for reading (or writing). */
+  wait(watcher: Watcher, write: boolean): Promise<void> {
+    return new Promise<void>((resolve) => {
+      (write ? watcher.writers : watcher.readers).push(resolve);
+      this.#waiting++;
+      if (watcher.refed) this.#refWaiting++;
+      if (!this.#looping) {
+        this.#looping = true;
+        void this.#loop();
+      } else {
+        this.#syncRef();
+      }
+    });
+  }
+
+  /** After `watcher.refed` changed: counts its waits again. */
+  setRef(watcher: Watcher, ref: boolean): void {
+    if (watcher.refed === ref) return;
+    watcher.refed = ref;
+    const waits = watcher.readers.length + watcher.writers.length;
+    this.#refWaiting += ref ? waits : -waits;
+    this.#syncRef();
+  }
+
+  #wake(watcher: Watcher, read: boolean, write: boolean): void {
+    const woken: (() => void)[] = [];
+    if (read && watcher.readers.length > 0) woken.push(...watcher.readers.splice(0));
+    if (write && watcher.writers.length > 0) woken.push(...watcher.writers.splice(0));
+    if (woken.length === 0) return;
+    this.#waiting -= woken.length;
+    if (watcher.refed) this.#refWaiting -= woken.length;
+    for (const resolve of woken) resolve();
+    this.#syncRef();
+  }
+
+  /** The pending wait keeps the process alive exactly while a ref'd socket waits. */
+  #syncRef(): void {
+    const want = this.#refWaiting > 0;
+    if (this.#pending !== null && want !== this.#pendingRefed) {
+      this.#pendingRefed = want;
+      this.#poller.setRef(this.#pending, want);
+    }
+  }
+
+  async #loop(): Promise<void> {
+    const poller = this.#poller;
+    try {
+      while (this.#waiting > 0) {
+        const pending = poller.wait();
+        this.#pending = pending;
+        this.#pendingRefed = true;
+        this.#syncRef();
+        const n = await pending;
+        this.#pending = null;
+        for (let i = 0; i < n; i++) {
+          const watcher = this.#watchers.get(poller.readyFd(i));
+          if (watcher !== undefined) this.#wake(watcher, poller.readable(i), poller.writable(i));
+        }
+      }
+    } finally {
+      this.#looping = false;
+      this.#pending = null;
+    }
+  }
+}
+
+let reactor: Reactor | undefined;
+
+function theReactor(): Reactor {
+  return reactor ??= new Reactor(sockets());
+}
+
+/** A connected socket: reads and writes are direct calls until one would block. */
+class EpollTcpStream<A extends NetAddr | null> implements ByteStream<A> {
+  readonly #s: Sockets;
+  readonly #watcher: Watcher;
+  #closed = false;
+  readonly localAddr: A;
+  readonly remoteAddr: A;
+  /** `send` copies into the kernel before it returns: the buffer is ours again at once. */
+  readonly releasesWrites = true;
+
+  constructor(s: Sockets, watcher: Watcher, local: A, remote: A) {
+    this.#s = s;
+    this.#watcher = watcher;
+    this.localAddr = local;
+    this.remoteAddr = remote;
+  }
+
+  read(into: Uint8Array): Promise<number | null> {
+    if (this.#closed) return Promise.reject(closedError());
+    const n = this.#s.recv(this.#watcher.fd, into);
+    if (n > 0) return Promise.resolve(n);
+    if (n === 0) return Promise.resolve(into.length === 0 ? 0 : null);
+    if (n === -ERRNO.EAGAIN || n === -ERRNO.EINTR) return this.#readLater(into);
+    return Promise.reject(this.#s.error(-n, "read"));
+  }
+
+  async #readLater(into: Uint8Array): Promise<number | null> {
+    for (;;) {
+      await theReactor().wait(this.#watcher, false);
+      if (this.#closed) throw closedError();
+      const n = this.#s.recv(this.#watcher.fd, into);
+      if (n > 0) return n;
+      if (n === 0) return null;
+      if (n !== -ERRNO.EAGAIN && n !== -ERRNO.EINTR) throw this.#s.error(-n, "read");
+    }
+  }
+
+  write(data: Uint8Array): Promise<void> {
+    if (this.#closed) return Promise.reject(closedError());
+    const n = data.length === 0 ? 0 : this.#s.send(this.#watcher.fd, data);
+    if (n === data.length) return Promise.resolve();
+    if (n >= 0 || n === -ERRNO.EAGAIN || n === -ERRNO.EINTR) {
+      return this.#writeLater(data, Math.max(n, 0));
+    }
+    return Promise.reject(this.#s.error(-n, "write"));
+  }
+
+  async #writeLater(data: Uint8Array, sent: number): Promise<void> {
+    while (sent < data.length) {
+      await theReactor().wait(this.#watcher, true);
+      if (this.#closed) throw closedError();
+      const n = this.#s.send(this.#watcher.fd, data.subarray(sent));
+      if (n >= 0) sent += n;
+      else if (n !== -ERRNO.EAGAIN && n !== -ERRNO.EINTR) throw this.#s.error(-n, "write");
+    }
+  }
+
+  closeWrite(): Promise<void> {
+    if (this.#closed) return Promise.reject(closedError());
+    const r = this.#s.shutdownWrite(this.#watcher.fd);
+    // ENOTCONN: the peer reset it first; as Deno, that is no error for a half-close.
+    if (r < 0 && r !== -ERRNO.ENOTCONN) return Promise.reject(this.#s.error(-r, "shutdown"));
+    return Promise.resolve();
+  }
+
+  ref(): void {
+    theReactor().setRef(this.#watcher, true);
+  }
+
+  unref(): void {
+    theReactor().setRef(this.#watcher, false);
+  }
+
+  setNoDelay(noDelay: boolean): void {
+    if (!this.#closed) this.#s.setOption(this.#watcher.fd, "noDelay", noDelay);
+  }
+
+  setKeepAlive(keepAlive: boolean): void {
+    if (!this.#closed) this.#s.setOption(this.#watcher.fd, "keepAlive", keepAlive);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    theReactor().remove(this.#watcher); // wakes pending reads and writes: they fail as closed
+    // FIN first, as Deno's close does: closing a socket with unread input (a TLS 1.3 server's
+    // session tickets) makes the kernel send only a reset, and a peer that sees the reset
+    // before our last bytes loses them (an abort() then reads as a reset, not a truncation).
+    this.#s.shutdownWrite(this.#watcher.fd);
+    this.#s.close(this.#watcher.fd);
+  }
+}
+
+/** A watched socket for `fd`, or the error (the descriptor is closed then). */
+function watch(s: Sockets, fd: number, what: string): Watcher {
+  const watcher = theReactor().add(fd);
+  if (typeof watcher === "number") {
+    s.close(fd);
+    throw s.error(-watcher, what);
+  }
+  return watcher;
+}
+
+async function connectTo(s: Sockets, to: SocketAddress): Promise<EpollTcpStream<NetAddr>> {
+  const fd = s.tcpSocket(to.family);
+  if (fd < 0) throw s.error(-fd, "socket");
+  // Without it a small write after the handshake waits ~40 ms (Nagle + delayed ACK).
+  s.setOption(fd, "noDelay", true);
+  const watcher = watch(s, fd, "connect");
+  const fail = (error: unknown) => {
+    theReactor().remove(watcher);
+    s.close(fd);
+    return error;
+  };
+  let r = s.connect(fd, to);
+  if (r === -ERRNO.EINPROGRESS) {
+    await theReactor().wait(watcher, true);
+    r = s.pendingError(fd);
+  }
+  if (r < 0) throw fail(s.error(-r, "connect"));
+  const local = s.localAddress(fd);
+  const remote = s.remoteAddress(fd);
+  // Connected a moment ago and reset already: getpeername says ENOTCONN.
+  if (local === null || remote === null) throw fail(s.error(ERRNO.ECONNRESET, "connect"));
+  return new EpollTcpStream(s, watcher, netAddr(local), netAddr(remote));
+}
+
+/**
+ * Opens a TCP connection with TCP_NODELAY set. A host name is resolved on a worker thread and its
+ * addresses are tried in the resolver's order; the last failure is the error.
+ */
+export async function connectTcp(options: TcpConnectOptions): Promise<ByteStream<NetAddr>> {
+  const s = sockets();
+  const ip = s.parseIp(options.hostname);
+  const targets = ip !== null ? [ip] : await s.resolve(options.hostname);
+  if (targets.length === 0) throw s.error(ERRNO.EADDRNOTAVAIL, `connect to ${options.hostname}`);
+  let last: unknown;
+  for (const target of targets) {
+    try {
+      return await connectTo(s, { ...target, port: options.port });
+    } catch (error) {
+      last = error;
+    }
+  }
+  throw last;
+}
+
+class EpollTcpListener implements TcpListener {
+  readonly #s: Sockets;
+  readonly #watcher: Watcher;
+  #closed = false;
+  readonly addr: NetAddr;
+
+  constructor(s: Sockets, watcher: Watcher, addr: SocketAddress) {
+    this.#s = s;
+    this.#watcher = watcher;
+    this.addr = netAddr(addr);
+  }
+
+  async accept(): Promise<ByteStream<NetAddr | null> | null> {
+    // Pull-based: while nobody calls accept(), new connections wait in the kernel's backlog.
+    const s = this.#s;
+    for (;;) {
+      if (this.#closed) return null;
+      const fd = s.accept(this.#watcher.fd);
+      if (fd >= 0) return this.#stream(fd);
+      const errno = -fd;
+      if (errno === ERRNO.EAGAIN) await theReactor().wait(this.#watcher, false);
+      // A client gone between its SYN and our accept, or a signal: take the next one.
+      else if (errno !== ERRNO.EINTR && errno !== ERRNO.ECONNABORTED && errno !== ERRNO.EPROTO) {
+        throw s.error(errno, "accept"); // EMFILE and the like: the server backs off
+      }
+    }
+  }
+
+  #stream(fd: number): ByteStream<NetAddr | null> {
+    const s = this.#s;
+    s.setOption(fd, "noDelay", true);
+    const watcher = watch(s, fd, "accept");
+    const local = s.localAddress(fd);
+    const remote = s.remoteAddress(fd);
+    // Gone before we got to it (getpeername: ENOTCONN): a stream without addresses, which the
+    // server reports as such.
+    if (local === null || remote === null) return new EpollTcpStream(s, watcher, null, null);
+    return new EpollTcpStream(s, watcher, netAddr(local), netAddr(remote));
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    theReactor().remove(this.#watcher); // a waiting accept() wakes and returns null
+    this.#s.close(this.#watcher.fd);
+  }
+}
+
+/** How many connections the kernel queues for accept() (it caps this at net.core.somaxconn). */
+const BACKLOG = 1024;
+
+/**
+ * Listens on a TCP port; bound before it returns (throws `AddrInUse` etc. at once). `hostname`
+ * must be an IP address (`tcp.ts` sends host names to `Deno.listen`, which resolves them
+ * synchronously).
+ */
+export function listenTcp(options: TcpListenOptions): TcpListener {
+  const s = sockets();
+  const ip = s.parseIp(options.hostname);
+  if (ip === null) throw new TypeError(`not an IP address: ${options.hostname}`);
+  const fd = s.tcpSocket(ip.family);
+  if (fd < 0) throw s.error(-fd, "socket");
+  const at = `listen on ${options.hostname}:${options.port}`;
+  // As Deno (and every server): a restarted server can bind while old connections linger.
+  s.setOption(fd, "reuseAddress", true);
+  let r = s.bind(fd, { ...ip, port: options.port });
+  if (r === 0) r = s.listen(fd, BACKLOG);
+  const bound = r === 0 ? s.localAddress(fd) : null;
+  if (r < 0 || bound === null) {
+    s.close(fd);
+    throw s.error(r < 0 ? -r : ERRNO.EADDRNOTAVAIL, at);
+  }
+  return new EpollTcpListener(s, watch(s, fd, at), bound);
+}
