@@ -8,7 +8,10 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { runtime, test as harnessTest } from "./harness.ts";
+import { spawn } from "node:child_process";
+import process from "node:process";
+import { runtime, runtimeArgs, test as harnessTest } from "./harness.ts";
+import { repoRoot } from "./support/subprocess.ts";
 import * as chosen from "../src/net/tcp.ts";
 import type {
   ByteStream,
@@ -361,3 +364,42 @@ test("200 connections at once: every echo arrives on its own connection", async 
     for (const s of servers) s.close();
   }
 }, { timeout: 30_000 });
+
+test(
+  "a socket that never runs dry does not starve timers (a peer in another process fills it)",
+  async () => {
+    const listener = listenTcp({ hostname: "127.0.0.1", port: 0, maxQueued: 8 });
+    const total = 48 << 20;
+    const child = spawn(
+      process.execPath,
+      runtimeArgs("tests/fixtures/tcp_blast.ts", [String(listener.addr.port), String(total)]),
+      { cwd: repoRoot, stdio: ["ignore", "ignore", "inherit"] },
+    );
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    const server = (await listener.accept())!;
+    listener.close();
+    let received = 0;
+    let firedAt = -1;
+    try {
+      const buffer = new Uint8Array(256 * 1024);
+      for (let n = await server.read(buffer); n !== null; n = await server.read(buffer)) {
+        if (received === 0) setTimeout(() => (firedAt = received), 0);
+        received += n;
+        // A slow consumer (1 ms per read): the socket stays full, so no read ever waits.
+        const until = performance.now() + 1;
+        while (performance.now() < until) { /* busy */ }
+      }
+    } finally {
+      server.close();
+    }
+    assert.equal(await exited, 0);
+    assert.equal(received, total);
+    // Reads that complete at once must still let the event loop run now and then: the timer fires
+    // during the transfer, not after its last byte.
+    assert.ok(
+      firedAt >= 0 && firedAt < total,
+      `the timer ran only after ${firedAt} of ${total} bytes`,
+    );
+  },
+  { timeout: 60_000 },
+);
