@@ -66,6 +66,9 @@ const TCP_NODELAY = 1;
 const SHUT_WR = 1;
 /** No SIGPIPE on a write to a reset connection: EPIPE instead (a signal would kill the process). */
 const MSG_NOSIGNAL = 0x4000;
+const POLLOUT = 0x4;
+const POLLERR = 0x8;
+const POLLHUP = 0x10;
 const EPOLL_CLOEXEC = 0o2000000;
 const EPOLL_CTL_ADD = 1;
 const EPOLL_CTL_DEL = 2;
@@ -106,6 +109,8 @@ const symbols = {
   shutdown: { args: ["i32", "i32"], ret: "i32" },
   // int close(int fd);
   close: { args: ["i32"], ret: "i32" },
+  // int poll(struct pollfd *fds, nfds_t n, int timeout);  (timeout 0 only: never blocks)
+  poll: { args: ["buf", "u64", "i32"], ret: "i32" },
   // int epoll_create1(int flags);
   epoll_create1: { args: ["i32"], ret: "i32" },
   // int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event);
@@ -145,6 +150,7 @@ interface Libc {
   recv: I32Fn<[number, Uint8Array, number, number]>;
   shutdown: I32Fn<[number, number]>;
   close: I32Fn<[number]>;
+  poll: I32Fn<[Uint8Array, number, number]>;
   epoll_create1: I32Fn<[number]>;
   epoll_ctl: I32Fn<[number, number, number, Uint8Array]>;
   epoll_wait: (epfd: number, events: Uint8Array, max: number, timeout: number) => Promise<number>;
@@ -215,6 +221,12 @@ export interface Sockets {
   remoteAddress(fd: number): SocketAddress | null;
   /** Sets a boolean socket option: 0 or -errno. */
   setOption(fd: number, option: SocketOption, on: boolean): number;
+  /**
+   * Whether `fd` can be written now (or has an error to collect), without waiting: a `poll` with
+   * timeout 0. A connect to a nearby peer is usually done a few microseconds after it said
+   * EINPROGRESS, which this sees without a trip through the poller.
+   */
+  writableNow(fd: number): boolean;
   /** `SO_ERROR`: how a non-blocking connect ended (0, or -errno). */
   pendingError(fd: number): number;
   /** Sends what the socket takes now: the count, or -errno (`-EAGAIN`: full). Never SIGPIPE. */
@@ -270,6 +282,8 @@ function makeSockets(c: Libc, nonblocking: NonNullable<typeof backend.nonblockin
   const length = new Uint8Array(4);
   const lengthView = new DataView(length.buffer);
   const text = new Uint8Array(64); // INET6_ADDRSTRLEN is 46
+  const pollfd = new Uint8Array(8);
+  const pollView = new DataView(pollfd.buffer);
   const decoder = new TextDecoder();
   const encoder = new TextEncoder();
 
@@ -346,6 +360,14 @@ function makeSockets(c: Libc, nonblocking: NonNullable<typeof backend.nonblockin
       const [level, opt] = OPTIONS[option];
       intView.setInt32(0, on ? 1 : 0, true);
       return result(c.setsockopt(fd, level, opt, int, 4));
+    },
+    writableNow(fd) {
+      // struct pollfd { int fd; short events; short revents; }
+      pollView.setInt32(0, fd, true);
+      pollView.setInt16(4, POLLOUT, true);
+      pollView.setInt16(6, 0, true);
+      return c.poll(pollfd, 1, 0) === 1 &&
+        (pollView.getInt16(6, true) & (POLLOUT | POLLERR | POLLHUP)) !== 0;
     },
     pendingError(fd) {
       lengthView.setUint32(0, 4, true);
