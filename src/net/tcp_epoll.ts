@@ -205,6 +205,8 @@ class EpollTcpStream<A extends NetAddr | null> implements ByteStream<A> {
   readonly #s: Sockets;
   readonly #watcher: Watcher;
   #closed = false;
+  /** closeWrite() sent our FIN already. */
+  #finSent = false;
   readonly localAddr: A;
   readonly remoteAddr: A;
   /** `send` copies into the kernel before it returns: the buffer is ours again at once. */
@@ -262,6 +264,7 @@ class EpollTcpStream<A extends NetAddr | null> implements ByteStream<A> {
 
   closeWrite(): Promise<void> {
     if (this.#closed) return Promise.reject(closedError());
+    this.#finSent = true;
     const r = this.#s.shutdownWrite(this.#watcher.fd);
     // ENOTCONN: the peer reset it first; as Deno, that is no error for a half-close.
     if (r < 0 && r !== -ERRNO.ENOTCONN) return Promise.reject(this.#s.error(-r, "shutdown"));
@@ -291,7 +294,7 @@ class EpollTcpStream<A extends NetAddr | null> implements ByteStream<A> {
     // FIN first, as Deno's close does: closing a socket with unread input (a TLS 1.3 server's
     // session tickets) makes the kernel send only a reset, and a peer that sees the reset
     // before our last bytes loses them (an abort() then reads as a reset, not a truncation).
-    this.#s.shutdownWrite(this.#watcher.fd);
+    if (!this.#finSent) this.#s.shutdownWrite(this.#watcher.fd);
     this.#s.close(this.#watcher.fd);
   }
 }
@@ -369,7 +372,15 @@ class EpollTcpListener implements TcpListener {
     for (;;) {
       if (this.#closed) return null;
       const fd = s.accept(this.#watcher.fd);
-      if (fd >= 0) return this.#stream(fd);
+      if (fd >= 0) {
+        const turn = theReactor().spent(); // a flood of clients must not starve the rest
+        if (turn !== null) await turn;
+        if (this.#closed) {
+          s.close(fd); // closed meanwhile: as a connection still in the backlog
+          return null;
+        }
+        return this.#stream(fd);
+      }
       const errno = -fd;
       if (errno === ERRNO.EAGAIN) await theReactor().wait(this.#watcher, false);
       // A client gone between its SYN and our accept, or a signal: take the next one.
