@@ -38,3 +38,33 @@ test("Deno without --allow-net: connect and listen are PERMISSION_DENIED naming 
     /^listen PERMISSION_DENIED: .*listen on 127\.0\.0\.1:0: run it with --allow-net/m,
   );
 });
+
+test("Deno with --allow-net=127.0.0.1: that address works, the name localhost is still refused", () => {
+  // The socket transport (src/net/tcp_epoll.ts) does not go through Deno's net ops: it asks
+  // Deno's permissions first and leaves anything not granted to Deno.connect, which refuses it.
+  const pki = sharedTestPki();
+  const r = spawnSync(
+    RUNTIME_BINARIES.deno,
+    [
+      "run",
+      "--no-prompt",
+      "--allow-ffi",
+      "--allow-read",
+      "--allow-env",
+      "--allow-net=127.0.0.1",
+      "tests/fixtures/scoped_net_child.ts",
+      pki.server.chainPath,
+      pki.server.keyPath,
+      pki.rootCaPath,
+    ],
+    { cwd: REPO_ROOT, encoding: "utf8", timeout: 30_000 },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^listen ok$/m, r.stdout);
+  assert.match(r.stdout, /^connect 127\.0\.0\.1 ok$/m, r.stdout);
+  assert.match(
+    r.stdout,
+    /^connect localhost PERMISSION_DENIED: .*connect to localhost:\d+: run it with --allow-net/m,
+    r.stdout,
+  );
+});

@@ -1,9 +1,11 @@
 /**
- * The TCP transport of the current runtime (`src/net/tcp.ts`: `Bun.connect` on Bun, `Deno.connect`
- * on Deno, `node:net` on Node.js) under what the rest of the suite rarely reaches: a reader much
- * slower than its writer (backpressure must reach the writer, memory must stay bounded), the
- * promises a stream makes about buffers (`chunksStayIntact`, `releasesWrites`: the connection
- * skips copies on the strength of them), a reset in the middle of a write, half-close.
+ * The TCP transports of the current runtime (`src/net/tcp.ts`: `Bun.connect` on Bun, on Deno both
+ * the libc socket transport with its shared epoll waiter and `Deno.connect`, `node:net` on
+ * Node.js) under what the rest of the suite rarely reaches: a reader much slower than its writer
+ * (backpressure must reach the writer, memory must stay bounded), the promises a stream makes
+ * about buffers (`chunksStayIntact`, `releasesWrites`: the connection skips copies on the strength
+ * of them), a reset in the middle of a write, half-close, name resolution and error names, 200
+ * connections at once, and a socket that never runs dry (no starved timers).
  *
  * @module
  */

@@ -5,7 +5,8 @@
  *   load (Linux x86-64 and aarch64 with glibc) and where Deno allows the program to reach that
  *   address (`--allow-net`, asked per connect without prompting); `Deno.connect` / `Deno.listen`
  *   otherwise, and for listening on a host name. Deno's `node:net` is 3-4x slower than either.
- *   `LIBSSL_FFI_TCP=runtime` keeps `Deno.connect` / `Deno.listen` everywhere.
+ *   `LIBSSL_FFI_TCP=runtime` keeps `Deno.connect` / `Deno.listen` everywhere (Deno only; any
+ *   other value than `runtime` or `epoll` fails at import).
  * - Bun: `Bun.connect` / `Bun.listen` (~1.2x the 1 KiB round trips of its `node:net`, less
  *   memory per connection).
  * - Node.js: `node:net`.
@@ -29,7 +30,14 @@ interface Transport {
 
 async function deno(): Promise<Transport> {
   const runtime = await import("./tcp_deno.ts");
-  if (backend.env("LIBSSL_FFI_TCP") === "runtime") return runtime;
+  const wanted = backend.env("LIBSSL_FFI_TCP");
+  if (wanted !== undefined && wanted !== "" && wanted !== "runtime" && wanted !== "epoll") {
+    throw new Error(
+      `LIBSSL_FFI_TCP=${wanted} is not a TCP transport: use "runtime" (Deno.connect) or "epoll" ` +
+        "(the default)",
+    );
+  }
+  if (wanted === "runtime") return runtime;
   const epoll = await import("./tcp_epoll.ts");
   // Loaded on first use, not here: importing the library must not dlopen libc yet.
   const usable = (hostname: string, port: number) =>
