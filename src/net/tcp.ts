@@ -40,8 +40,9 @@ async function deno(): Promise<Transport> {
   if (wanted === "runtime") return runtime;
   const epoll = await import("./tcp_epoll.ts");
   // Loaded on first use, not here: importing the library must not dlopen libc yet.
+  // An IPv6 literal with a zone (`fe80::1%eth0`): inet_pton cannot read it, Deno.connect can.
   const usable = (hostname: string, port: number) =>
-    epoll.epollAvailable() && runtime.netAllowed(hostname, port);
+    !hostname.includes("%") && epoll.epollAvailable() && runtime.netAllowed(hostname, port);
   return {
     connectTcp: (options) =>
       usable(options.hostname, options.port)
