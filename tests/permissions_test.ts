@@ -12,9 +12,9 @@ import { test } from "./harness.ts";
 import { REPO_ROOT, RUNTIME_BINARIES } from "./support/clients.ts";
 import { sharedTestPki } from "./support/pki.ts";
 
-test("Deno without --allow-net: connect and listen are PERMISSION_DENIED naming the flag", () => {
-  const pki = sharedTestPki();
-  const r = spawnSync(
+/** Runs a fixture with the pinned Deno: no prompts, FFI, read and env allowed, plus `flags`. */
+function runDenoFixture(flags: string[], fixture: string, args: string[]) {
+  return spawnSync(
     RUNTIME_BINARIES.deno,
     [
       "run",
@@ -22,12 +22,20 @@ test("Deno without --allow-net: connect and listen are PERMISSION_DENIED naming 
       "--allow-ffi",
       "--allow-read",
       "--allow-env",
-      "tests/fixtures/no_net_child.ts",
-      pki.server.chainPath,
-      pki.server.keyPath,
+      ...flags,
+      fixture,
+      ...args,
     ],
     { cwd: REPO_ROOT, encoding: "utf8", timeout: 30_000 },
   );
+}
+
+test("Deno without --allow-net: connect and listen are PERMISSION_DENIED naming the flag", () => {
+  const pki = sharedTestPki();
+  const r = runDenoFixture([], "tests/fixtures/no_net_child.ts", [
+    pki.server.chainPath,
+    pki.server.keyPath,
+  ]);
   assert.equal(r.status, 0, r.stderr);
   assert.match(
     r.stdout,
@@ -43,22 +51,11 @@ test("Deno with --allow-net=127.0.0.1: that address works, the name localhost is
   // The socket transport (src/net/tcp_epoll.ts) does not go through Deno's net ops: it asks
   // Deno's permissions first and leaves anything not granted to Deno.connect, which refuses it.
   const pki = sharedTestPki();
-  const r = spawnSync(
-    RUNTIME_BINARIES.deno,
-    [
-      "run",
-      "--no-prompt",
-      "--allow-ffi",
-      "--allow-read",
-      "--allow-env",
-      "--allow-net=127.0.0.1",
-      "tests/fixtures/scoped_net_child.ts",
-      pki.server.chainPath,
-      pki.server.keyPath,
-      pki.rootCaPath,
-    ],
-    { cwd: REPO_ROOT, encoding: "utf8", timeout: 30_000 },
-  );
+  const r = runDenoFixture(["--allow-net=127.0.0.1"], "tests/fixtures/scoped_net_child.ts", [
+    pki.server.chainPath,
+    pki.server.keyPath,
+    pki.rootCaPath,
+  ]);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^listen ok$/m, r.stdout);
   assert.match(r.stdout, /^connect 127\.0\.0\.1 ok$/m, r.stdout);

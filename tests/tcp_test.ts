@@ -15,18 +15,7 @@ import process from "node:process";
 import { runtime, runtimeArgs, test as harnessTest } from "./harness.ts";
 import { repoRoot } from "./support/subprocess.ts";
 import * as chosen from "../src/net/tcp.ts";
-import type {
-  ByteStream,
-  NetAddr,
-  TcpConnectOptions,
-  TcpListener,
-  TcpListenOptions,
-} from "../src/net/stream.ts";
-
-interface Transport {
-  connectTcp(options: TcpConnectOptions): Promise<ByteStream<NetAddr>>;
-  listenTcp(options: TcpListenOptions): TcpListener;
-}
+import type { ByteStream, NetAddr, TcpTransport as Transport } from "../src/net/stream.ts";
 
 /**
  * Every transport of this runtime. Deno has two: the epoll one `tcp.ts` picks, and

@@ -110,3 +110,11 @@ export interface TcpListener {
   /** Stops listening; connections already accepted stay open. Idempotent. */
   close(): void;
 }
+
+/** A TCP implementation: what `tcp_deno.ts`, `tcp_epoll.ts`, `tcp_bun.ts` and `tcp_node.ts` export. */
+export interface TcpTransport {
+  /** Opens a TCP connection with TCP_NODELAY set. */
+  connectTcp(options: TcpConnectOptions): Promise<ByteStream<NetAddr>>;
+  /** Listens on a TCP port. */
+  listenTcp(options: TcpListenOptions): TcpListener;
+}

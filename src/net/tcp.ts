@@ -21,14 +21,10 @@ import type {
   TcpConnectOptions,
   TcpListener,
   TcpListenOptions,
+  TcpTransport,
 } from "./stream.ts";
 
-interface Transport {
-  connectTcp(options: TcpConnectOptions): Promise<ByteStream<NetAddr>>;
-  listenTcp(options: TcpListenOptions): TcpListener;
-}
-
-async function deno(): Promise<Transport> {
+async function deno(): Promise<TcpTransport> {
   const runtime = await import("./tcp_deno.ts");
   const wanted = backend.env("LIBSSL_FFI_TCP");
   if (wanted !== undefined && wanted !== "" && wanted !== "runtime" && wanted !== "epoll") {
@@ -57,7 +53,7 @@ async function deno(): Promise<Transport> {
 
 // Checked in this order: Bun defines no `Deno` (and Deno no `Bun`), Node.js neither. (All of them
 // define `process`, so that is no test.)
-const impl: Transport = "Bun" in globalThis
+const impl: TcpTransport = "Bun" in globalThis
   ? await import("./tcp_bun.ts")
   : "Deno" in globalThis
   ? await deno()

@@ -152,13 +152,17 @@ class Reactor {
   }
 
   #wake(watcher: Watcher, read: boolean, write: boolean): void {
-    const woken: (() => void)[] = [];
-    if (read && watcher.readers.length > 0) woken.push(...watcher.readers.splice(0));
-    if (write && watcher.writers.length > 0) woken.push(...watcher.writers.splice(0));
-    if (woken.length === 0) return;
-    this.#waiting -= woken.length;
-    if (watcher.refed) this.#refWaiting -= woken.length;
-    for (const resolve of woken) resolve();
+    // Taken (not copied) before anyone runs: a woken caller that waits again joins a fresh list.
+    const readers = read && watcher.readers.length > 0 ? watcher.readers : null;
+    const writers = write && watcher.writers.length > 0 ? watcher.writers : null;
+    if (readers === null && writers === null) return;
+    if (readers !== null) watcher.readers = [];
+    if (writers !== null) watcher.writers = [];
+    const count = (readers?.length ?? 0) + (writers?.length ?? 0);
+    this.#waiting -= count;
+    if (watcher.refed) this.#refWaiting -= count;
+    readers?.forEach((resolve) => resolve());
+    writers?.forEach((resolve) => resolve());
     this.#syncRef();
   }
 
