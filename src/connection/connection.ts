@@ -113,6 +113,11 @@ const MAX_POOLED_READS = 8;
 const readPool: Uint8Array[] = [];
 
 const noop = () => {};
+/**
+ * One settled promise for every idle chain (send chain, operation queues, close) of every
+ * connection: an idle connection keeps no promise of its own (idle memory, on Bun above all).
+ */
+const RESOLVED: Promise<void> = Promise.resolve();
 /** What a write is called in its errors. */
 const WRITING = "a write";
 
@@ -125,7 +130,7 @@ const CLOSE_FLUSH_TIMEOUT = 2_000;
 
 /** Runs operations one after another, in call order; when idle, the next one starts at once. */
 class Queue {
-  #tail: Promise<unknown> = Promise.resolve();
+  #tail: Promise<unknown> = RESOLVED;
   #pending = 0;
 
   /** Whether no operation is running or waiting. */
@@ -142,7 +147,10 @@ class Queue {
     // Idle: start now, without a microtask hop behind a settled tail.
     const result = this.#pending === 0 ? op() : this.#tail.then(op);
     this.#pending++;
-    const done = () => void this.#pending--;
+    const done = () => {
+      // Idle again: let go of the chain (an idle connection keeps no promise).
+      if (--this.#pending === 0) this.#tail = RESOLVED;
+    };
     this.#tail = result.then(done, done); // always fulfils: one failure never blocks the next
     return result;
   }
@@ -193,7 +201,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
    * Streams with `readChunk` (Bun, node:net, Web streams) never need it.
    */
   #inbound: Uint8Array = EMPTY;
-  #sendChain: Promise<void> = Promise.resolve();
+  #sendChain: Promise<void> = RESOLVED;
   #sending = 0;
   #handshake: Promise<HandshakeInfo> | null = null;
   #info: HandshakeInfo | null = null;
@@ -209,7 +217,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
   /** The transport is closed. */
   #streamClosed = false;
   /** Settles when a clean close has finished (close_notify sent or given up on, all freed). */
-  #closing: Promise<void> = Promise.resolve();
+  #closing: Promise<void> = RESOLVED;
   /** What abort() was given, as the `cause` of the CLOSED errors of pending operations. */
   #abortReason: unknown = undefined;
   /** The error a read failed with for good (the connection then released itself). */
@@ -319,7 +327,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
     const target = pooled ?? new Uint8Array(new ArrayBuffer(n));
     const bytes = target.subarray(0, engine.outgoingInto(target));
     // In order: straight to the stream when nothing is in flight, else after the last send.
-    this.#sendChain = this.#sending === 0
+    const chain = this.#sendChain = this.#sending === 0
       ? this.#stream.write(bytes)
       : this.#sendChain.then(() => this.#stream.write(bytes));
     this.#sending++;
@@ -334,9 +342,15 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
         largeSendPool.push(pooled);
       }
     };
+    // Sent, and the newest send: the connection lets go of the chain (a failed one is kept, so
+    // that what waits on the chain later still sees the failure).
+    const sent = () => {
+      settled();
+      if (this.#sendChain === chain) this.#sendChain = RESOLVED;
+    };
     // Also marks the chain handled: its errors reach whoever awaits it, never "unhandled".
-    this.#sendChain.then(settled, settled);
-    return this.#sendChain;
+    chain.then(sent, settled);
+    return chain;
   }
 
   /** Reads from the stream into the engine. Returns false at end of stream. */

@@ -37,7 +37,8 @@ interface Slot {
  */
 export class CallbackState {
   #error: { value: unknown } | undefined;
-  #slots = new Map<string, Slot>();
+  /** Made by the first callback that is settled through it; dropped by {@link reset}. */
+  #slots: Map<string, Slot> | null = null;
 
   /**
    * Runs `fn`; if it throws, keeps the (first) error and returns `failure` instead. Used by every
@@ -75,7 +76,8 @@ export class CallbackState {
    * caught by {@link run}).
    */
   settle<T>(key: string, start: () => T | Promise<T>): Settled<T> {
-    const slot = this.#slots.get(key);
+    const slots = this.#slots ??= new Map();
+    const slot = slots.get(key);
     if (slot !== undefined) {
       if (!slot.settled) return { done: false };
       if (!slot.ok) throw slot.error;
@@ -83,7 +85,7 @@ export class CallbackState {
     }
     const result = start();
     if (!isThenable(result)) {
-      this.#slots.set(key, {
+      slots.set(key, {
         settled: true,
         ok: true,
         value: result,
@@ -110,18 +112,19 @@ export class CallbackState {
         fresh.error = error;
       },
     );
-    this.#slots.set(key, fresh);
+    slots.set(key, fresh);
     return { done: false };
   }
 
   /** A Promise that resolves (never rejects) once every pending callback settled, or `null`. */
   pending(): Promise<void> | null {
+    if (this.#slots === null) return null;
     const waiting = [...this.#slots.values()].filter((s) => !s.settled).map((s) => s.promise);
     return waiting.length === 0 ? null : Promise.all(waiting).then(() => undefined);
   }
 
   /** Forgets settled values (at the end of a handshake). */
   reset(): void {
-    this.#slots.clear();
+    this.#slots = null;
   }
 }

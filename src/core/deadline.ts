@@ -15,7 +15,7 @@ export function abortedError(signal: AbortSignal): TlsError {
 
 /**
  * Turns a timeout and an `AbortSignal` into one `TlsError` (`TIMEOUT` or `ABORTED`), delivered
- * once: as the rejection of {@link interrupted} and to the {@link onInterrupt} handler. One owner
+ * once: as the rejection of what {@link race} awaits and to the {@link onInterrupt} handler. One owner
  * (`connect()` until the `Connection` exists, then the `Connection`); `dispose()` is idempotent.
  *
  * @example
@@ -31,8 +31,12 @@ export function abortedError(signal: AbortSignal): TlsError {
  * ```
  */
 export class Deadline {
-  /** Rejects with {@link error} when the deadline fires; never resolves. */
-  readonly interrupted: Promise<never>;
+  /**
+   * Rejects with {@link error} when the deadline fires; never resolves. Only {@link race} needs
+   * it: `null` once the timed part is over ({@link stopTimer}), so that an idle connection does
+   * not keep it (and its reactions) alive.
+   */
+  #interrupted: Promise<never> | null;
   #error: TlsError | null = null;
   #reject: (error: TlsError) => void = noop;
   #handler: () => void = noop;
@@ -49,8 +53,8 @@ export class Deadline {
     signal: AbortSignal | undefined,
     what = "connecting and the TLS handshake",
   ) {
-    this.interrupted = new Promise<never>((_, reject) => (this.#reject = reject));
-    this.interrupted.catch(noop); // observed through race(); never an unhandled rejection
+    this.#interrupted = new Promise<never>((_, reject) => (this.#reject = reject));
+    this.#interrupted.catch(noop); // observed through race(); never an unhandled rejection
     if (Number.isFinite(timeoutMs)) {
       this.#timer = setTimeout(() => {
         this.#fire(
@@ -85,14 +89,26 @@ export class Deadline {
     if (this.#error !== null) handler();
   }
 
-  /** Awaits `p`, unless the deadline fires first. */
+  /**
+   * Awaits `p`, unless the deadline fires first. After {@link stopTimer} it is `p` itself: the
+   * signal then only calls the {@link onInterrupt} handler.
+   */
   race<T>(p: Promise<T>): Promise<T> {
-    return Promise.race([p, this.interrupted]);
+    return this.#interrupted === null ? p : Promise.race([p, this.#interrupted]);
   }
 
-  /** Ends the time limit (the handshake is done); the signal stays armed. */
+  /**
+   * Ends the time limit (the handshake is done); the signal stays armed, through the
+   * {@link onInterrupt} handler only. Lets go of the timer and of the promise races used, and
+   * without a signal of the handler too (nothing can fire any more): an idle connection keeps
+   * none of them.
+   */
   stopTimer(): void {
     clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#interrupted = null;
+    this.#reject = noop;
+    if (this.#signal === undefined) this.#handler = noop;
   }
 
   /** Stops the timer and stops listening to the signal. Idempotent. */

@@ -14,7 +14,7 @@
  *   socket is closed or shut down) and neither copies nor keeps the rest, which goes when the
  *   `drain` handler runs. Nothing references the bytes once a write resolved: `releasesWrites`.
  * - `pause()` / `resume()` stop and restart reading from the kernel (no `data` callbacks while
- *   paused): unread data is bounded by pausing above HIGH_WATER, resuming below half of it.
+ *   paused): unread data is bounded (`pushed_stream.ts`).
  * - A reset is the `close` handler's error (`code` "ECONNRESET"); `error` is not called. A failed
  *   connect rejects with "Failed to connect" and `code` "ECONNREFUSED" for every errno but
  *   ENOENT (an unreachable network too); rewritten here as node's `connect ECONNREFUSED h:p`.
@@ -35,6 +35,7 @@ import type {
   TcpListenOptions,
 } from "./stream.ts";
 import { socketAddresses } from "./address.ts";
+import { PushedStream } from "./pushed_stream.ts";
 
 /** The `Bun.connect` / `Bun.listen` socket members used here. */
 interface BunSocket {
@@ -89,15 +90,7 @@ interface BunApi {
 
 const Bun = (globalThis as unknown as { Bun: BunApi }).Bun;
 
-/** Unread bytes above which the socket is paused; it resumes below half of it. */
-const HIGH_WATER = 1 << 20;
 const RESOLVED = Promise.resolve();
-
-/** A readChunk() waiting for a chunk, the end (`null`) or an error. */
-interface Reader {
-  resolve(chunk: Uint8Array | null): void;
-  reject(error: unknown): void;
-}
 
 /** A write waiting for the kernel to take `data`; `null`: the FIN of closeWrite(). */
 interface Writer {
@@ -107,20 +100,9 @@ interface Writer {
 }
 
 /** A TCP connection over a Bun socket: pull-based reads over Bun's pushed `data` callbacks. */
-class BunTcpStream<A extends NetAddr | null> implements ByteStream<A> {
+class BunTcpStream<A extends NetAddr | null> extends PushedStream implements ByteStream<A> {
   #socket: BunSocket;
-  /** Received, not read yet (#buffered bytes); the first may be partly read already. */
-  #chunks: Uint8Array[] = [];
-  #buffered = 0;
-  #paused = false;
-  #readers: Reader[] = [];
   #writers: Writer[] = [];
-  /** End of stream: the peer's FIN, or the socket closed. */
-  #ended = false;
-  /** What the socket failed with (a reset), reported after the data that came before it. */
-  #error: Error | null = null;
-  /** close() was called. */
-  #closed = false;
   readonly localAddr: A;
   readonly remoteAddr: A;
   /** Bun never keeps what `socket.write` did not take: once a write resolved, it holds nothing. */
@@ -134,7 +116,7 @@ class BunTcpStream<A extends NetAddr | null> implements ByteStream<A> {
    * and for socket errors it does not report through `close`.
    */
   static readonly handlers: BunHandlers = {
-    data: (s, chunk) => s.data instanceof BunTcpStream && s.data.#onData(chunk),
+    data: (s, chunk) => s.data instanceof BunTcpStream && s.data.pushed(chunk),
     drain: (s) => s.data instanceof BunTcpStream && s.data.#flush(),
     end: (s) => s.data instanceof BunTcpStream && s.data.#onEnd(null),
     close: (s, error) => s.data instanceof BunTcpStream && s.data.#onEnd(error),
@@ -142,6 +124,7 @@ class BunTcpStream<A extends NetAddr | null> implements ByteStream<A> {
   };
 
   constructor(socket: BunSocket, addresses: { local: A; remote: A }) {
+    super(socket);
     this.#socket = socket;
     this.localAddr = addresses.local;
     this.remoteAddr = addresses.remote;
@@ -150,34 +133,13 @@ class BunTcpStream<A extends NetAddr | null> implements ByteStream<A> {
     socket.setNoDelay(true);
   }
 
-  /** A `data` callback: to the reader waiting, else queued (pausing the socket above HIGH_WATER). */
-  #onData(chunk: Uint8Array): void {
-    const reader = this.#readers.shift();
-    if (reader !== undefined) return reader.resolve(chunk);
-    this.#chunks.push(chunk);
-    this.#buffered += chunk.length;
-    if (this.#buffered > HIGH_WATER && !this.#paused) {
-      this.#paused = true;
-      this.#socket.pause?.();
-    }
-  }
-
   /** The peer's FIN (`error` null), the socket closed (`undefined`: cleanly), or its failure. */
   #onEnd(error: Error | null | undefined): void {
     if (error !== null) {
-      if (error !== undefined) this.#error ??= error;
+      if (error !== undefined) this.fail(error);
       this.#failWrites(); // the socket is gone: what was not written never will be
     }
-    this.#ended = true;
-    // Readers only wait while nothing is buffered: each gets the end (or the error) now.
-    for (const reader of this.#readers.splice(0)) this.#settle(reader);
-  }
-
-  /** Answers a reader that can get no data: closed, failed, or at the end. */
-  #settle(reader: Reader): void {
-    if (this.#closed) reader.reject(new Error("the stream is closed"));
-    else if (this.#error !== null) reader.reject(this.#error);
-    else reader.resolve(null);
+    this.ended();
   }
 
   /** Fails every write still waiting (the socket is gone, or will not take more). */
@@ -187,45 +149,14 @@ class BunTcpStream<A extends NetAddr | null> implements ByteStream<A> {
 
   /** What a write fails with: close() was called, the socket's failure, else node's EPIPE. */
   #writeError(): Error {
-    if (this.#closed) return new Error("the stream is closed");
-    return this.#error ??
+    if (this.closed) return new Error("the stream is closed");
+    return this.failure ??
       Object.assign(new Error("write EPIPE: the connection is closed"), { code: "EPIPE" });
-  }
-
-  /** The next chunk as Bun gave it (no copy), or `null` at the end. */
-  readChunk(): Promise<Uint8Array | null> {
-    const chunk = this.#closed ? undefined : this.#chunks.shift();
-    if (chunk === undefined) {
-      return new Promise((resolve, reject) => {
-        if (this.#closed || this.#ended) this.#settle({ resolve, reject });
-        else this.#readers.push({ resolve, reject });
-      });
-    }
-    this.#buffered -= chunk.length;
-    if (this.#paused && this.#buffered <= HIGH_WATER / 2) {
-      this.#paused = false;
-      this.#socket.resume?.();
-    }
-    return Promise.resolve(chunk);
-  }
-
-  /** Copies the next chunk (or what of it fits; the rest is read next) into `into`. */
-  async read(into: Uint8Array): Promise<number | null> {
-    const chunk = await this.readChunk();
-    if (chunk === null) return null;
-    if (chunk.length <= into.length) {
-      into.set(chunk);
-      return chunk.length;
-    }
-    into.set(chunk.subarray(0, into.length));
-    this.#chunks.unshift(chunk.subarray(into.length)); // the next read starts with the rest
-    this.#buffered += chunk.length - into.length;
-    return into.length;
   }
 
   /** Resolves once the kernel took all of `data`: Bun holds no reference to it then. */
   write(data: Uint8Array): Promise<void> {
-    if (this.#closed || this.#error !== null) return Promise.reject(this.#writeError());
+    if (this.closed || this.failure !== null) return Promise.reject(this.#writeError());
     if (this.#writers.length === 0) {
       // The common case: the kernel takes it all at once.
       const n = this.#socket.write(data);
@@ -239,7 +170,7 @@ class BunTcpStream<A extends NetAddr | null> implements ByteStream<A> {
 
   /** Sends the FIN (`shutdown()`) once the writes before it are out. */
   closeWrite(): Promise<void> {
-    if (this.#closed || this.#error !== null) return Promise.reject(this.#writeError());
+    if (this.closed || this.failure !== null) return Promise.reject(this.#writeError());
     return new Promise((resolve, reject) => {
       this.#writers.push({ data: null, resolve, reject });
       if (this.#writers.length === 1) this.#flush(); // else after the writes still waiting
@@ -286,9 +217,7 @@ class BunTcpStream<A extends NetAddr | null> implements ByteStream<A> {
 
   /** Closes the socket (not a reset) and fails pending reads and writes. Idempotent. */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#chunks = [];
+    if (!this.closeInput()) return;
     // Runs the close handler at once (pending writes fail there); a no-op on a closed socket.
     this.#socket.close();
     this.#onEnd(undefined);

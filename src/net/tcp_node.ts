@@ -19,8 +19,8 @@ import type {
   TcpListenOptions,
 } from "./stream.ts";
 import { socketAddresses } from "./address.ts";
+import { PushedStream } from "./pushed_stream.ts";
 
-const HIGH_WATER = 1 << 20;
 /**
  * Writes of at least this size are released (see `ByteStream.releasesWrites`) once flushed: bulk
  * sends then reuse one buffer instead of a fresh ArrayBuffer per 256 KiB, whose pages may be
@@ -29,16 +29,9 @@ const HIGH_WATER = 1 << 20;
  */
 const RELEASE_AFTER_FLUSH = 64 * 1024;
 
-class NodeTcpStream<A extends NetAddr | null> implements ByteStream<A> {
+/** A TCP connection over a node:net socket: pull-based reads over its 'data' events. */
+class NodeTcpStream<A extends NetAddr | null> extends PushedStream implements ByteStream<A> {
   #socket: net.Socket;
-  /** Received, not read yet (#buffered bytes); the first may be partly read already. */
-  #chunks: Uint8Array[] = [];
-  #buffered = 0;
-  /** Reads waiting for a chunk, the end (`null`) or an error: only while nothing is buffered. */
-  #readers: { resolve(chunk: Uint8Array | null): void; reject(error: unknown): void }[] = [];
-  #ended = false;
-  #error: Error | null = null;
-  #closed = false;
   readonly localAddr: A;
   readonly remoteAddr: A;
   readonly releasesWrites = RELEASE_AFTER_FLUSH;
@@ -46,67 +39,22 @@ class NodeTcpStream<A extends NetAddr | null> implements ByteStream<A> {
   readonly chunksStayIntact = true;
 
   constructor(socket: net.Socket, addresses: { local: A; remote: A }) {
+    super(socket);
     this.#socket = socket;
     this.localAddr = addresses.local;
     this.remoteAddr = addresses.remote;
-    socket.on("data", (chunk: Uint8Array) => {
-      // Straight to a waiting read (one promise per chunk, no async frames: round trips pay for
-      // every hop), else queued, pausing the socket above HIGH_WATER.
-      const reader = this.#readers.shift();
-      if (reader !== undefined) return reader.resolve(chunk);
-      this.#chunks.push(chunk);
-      this.#buffered += chunk.length;
-      if (this.#buffered > HIGH_WATER) socket.pause();
-    });
-    socket.on("end", () => this.#onEnd());
+    socket.on("data", (chunk: Uint8Array) => this.pushed(chunk));
+    socket.on("end", () => this.ended());
     socket.on("error", (error) => {
-      this.#error ??= error;
-      this.#onEnd();
+      this.fail(error);
+      this.ended();
     });
-    socket.on("close", () => this.#onEnd());
-  }
-
-  /** The end of the stream (or its failure, or close()): every waiting read gets it now. */
-  #onEnd(): void {
-    this.#ended = true;
-    for (const reader of this.#readers.splice(0)) {
-      if (this.#closed) reader.reject(new Error("the stream is closed"));
-      else if (this.#error !== null) reader.reject(this.#error);
-      else reader.resolve(null);
-    }
-  }
-
-  /** The next chunk as node:net gave it (no copy), or `null` at the end. */
-  readChunk(): Promise<Uint8Array | null> {
-    const chunk = this.#closed ? undefined : this.#chunks.shift();
-    if (chunk === undefined) {
-      return new Promise((resolve, reject) => {
-        this.#readers.push({ resolve, reject });
-        if (this.#closed || this.#ended) this.#onEnd();
-      });
-    }
-    this.#buffered -= chunk.length;
-    if (this.#buffered <= HIGH_WATER / 2 && this.#socket.isPaused()) this.#socket.resume();
-    return Promise.resolve(chunk);
-  }
-
-  /** Copies the next chunk (or what of it fits; the rest is read next) into `into`. */
-  async read(into: Uint8Array): Promise<number | null> {
-    const chunk = await this.readChunk();
-    if (chunk === null) return null;
-    if (chunk.length <= into.length) {
-      into.set(chunk);
-      return chunk.length;
-    }
-    into.set(chunk.subarray(0, into.length));
-    this.#chunks.unshift(chunk.subarray(into.length)); // the next read starts with the rest
-    this.#buffered += chunk.length - into.length;
-    return into.length;
+    socket.on("close", () => this.ended());
   }
 
   write(data: Uint8Array): Promise<void> {
-    if (this.#closed) return Promise.reject(new Error("the stream is closed"));
-    if (this.#error !== null) return Promise.reject(this.#error);
+    if (this.closed) return Promise.reject(new Error("the stream is closed"));
+    if (this.failure !== null) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
       // Large writes resolve only once node:net has flushed them (its callback), so that the
       // caller may reuse the buffer (see releasesWrites); small ones as soon as they are queued,
@@ -119,7 +67,7 @@ class NodeTcpStream<A extends NetAddr | null> implements ByteStream<A> {
           // A reset destroys the socket, and node:net cancels the writes still queued with
           // ECANCELED; the reset itself comes as the 'error' event, a tick later. Report the
           // reset (what the connection recognises), or the cancel if there was none.
-          setImmediate(() => reject(this.#error ?? error));
+          setImmediate(() => reject(this.failure ?? error));
         } else {
           reject(error);
         }
@@ -149,11 +97,9 @@ class NodeTcpStream<A extends NetAddr | null> implements ByteStream<A> {
   }
 
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#chunks = [];
+    if (!this.closeInput()) return;
     this.#socket.destroy();
-    this.#onEnd();
+    this.ended();
   }
 }
 

@@ -184,8 +184,8 @@ export class TlsEngine {
 
   /** Callback bookkeeping (errors, suspensions). */
   #callbacks: CallbackState = new CallbackState();
-  /** Each feature's state for this connection, made on first use. */
-  #states = new Map<AnyFeature, unknown>();
+  /** Each feature's state for this connection, made on first use (the map too). */
+  #states: Map<AnyFeature, unknown> | null = null;
   /**
    * What the features see of this connection; the route OpenSSL's callbacks take (registered
    * weakly, so it is held here: it lives exactly as long as this engine).
@@ -198,8 +198,11 @@ export class TlsEngine {
   /** The two memory BIOs: ciphertext in (copied or lent) and out. */
   #bios: MemoryBios;
   #established = false;
-  /** Errors raised as the handshake's own (by `Link.reject`): rethrown as they are. */
-  #ownErrors = new WeakSet<object>();
+  /**
+   * Errors raised as the handshake's own (by `Link.reject`): rethrown as they are. Made by the
+   * first one.
+   */
+  #ownErrors: WeakSet<object> | null = null;
   /** `SSL_get_error` of the last call made through {@link #call}. */
   #sslError = 0;
   #receivedEof = false;
@@ -235,7 +238,7 @@ export class TlsEngine {
     this.role = context.role;
     this.#servername = options.servername;
     this.#verifying = context.options.unsafelyDisableVerification !== true;
-    this.#link = this.#makeLink(contextOptions, inner);
+    this.#link = new TlsEngine.#Link(this, contextOptions, inner);
 
     const o = openssl();
     const ctx = inner.ctx();
@@ -258,43 +261,70 @@ export class TlsEngine {
   }
 
   /**
-   * The features' view of this connection. Made in a method of its own because its closures
-   * capture `this`: V8 gives all closures of one call a shared scope, so made in the constructor
-   * they would tie the engine to any closure made there that outlives it (a free function held by
-   * the FinalizationRegistry once kept every dropped engine alive).
+   * The features' view of this connection: one object whose methods live on a shared prototype
+   * (a dozen closures per connection were a tenth of an idle connection's JS heap). Nested here
+   * so that its methods reach the engine's private fields.
    */
-  #makeLink(contextOptions: Readonly<Record<string, unknown>>, inner: ContextInternals): Link {
-    const sslOf = () => this.#ssl.ptr;
-    const established = () => this.#established;
-    return {
-      role: this.role,
-      get ssl() {
-        return sslOf();
-      },
-      options: contextOptions,
-      servername: this.#servername,
-      verifying: this.#verifying,
-      get established() {
-        return established();
-      },
-      features: FEATURES,
-      callbacks: this.#callbacks,
-      reject: (error) => {
-        this.#ownErrors.add(error);
-        this.#callbacks.fail(error);
-      },
-      stateOf: <S>(feature: unknown) => this.#stateOf(feature as AnyFeature) as S,
-      peekStateOf: <S>(feature: unknown) =>
-        this.#states.get(feature as AnyFeature) as S | undefined,
-      contextStateOf: <C>(feature: unknown) => inner.stateOf(feature as AnyFeature) as C,
-    };
-  }
+  static #Link = class EngineLink implements Link {
+    readonly #engine: TlsEngine;
+    readonly #inner: ContextInternals;
+    readonly role: "client" | "server";
+    readonly options: Readonly<Record<string, unknown>>;
+    readonly servername: string | undefined;
+    readonly verifying: boolean;
+    readonly callbacks: CallbackState;
+
+    constructor(
+      engine: TlsEngine,
+      contextOptions: Readonly<Record<string, unknown>>,
+      inner: ContextInternals,
+    ) {
+      this.#engine = engine;
+      this.#inner = inner;
+      this.role = engine.role;
+      this.options = contextOptions;
+      this.servername = engine.#servername;
+      this.verifying = engine.#verifying;
+      this.callbacks = engine.#callbacks;
+    }
+
+    get ssl(): Pointer {
+      return this.#engine.#ssl.ptr;
+    }
+
+    get established(): boolean {
+      return this.#engine.#established;
+    }
+
+    get features(): readonly AnyFeature[] {
+      return FEATURES;
+    }
+
+    reject(error: TlsError): void {
+      const engine = this.#engine;
+      (engine.#ownErrors ??= new WeakSet()).add(error);
+      engine.#callbacks.fail(error);
+    }
+
+    stateOf<S>(feature: unknown): S {
+      return this.#engine.#stateOf(feature as AnyFeature) as S;
+    }
+
+    peekStateOf<S>(feature: unknown): S | undefined {
+      return this.#engine.#states?.get(feature as AnyFeature) as S | undefined;
+    }
+
+    contextStateOf<C>(feature: unknown): C {
+      return this.#inner.stateOf(feature as AnyFeature) as C;
+    }
+  };
 
   #stateOf(feature: AnyFeature): unknown {
-    let state = this.#states.get(feature);
-    if (state === undefined && !this.#states.has(feature)) {
+    const states = this.#states ??= new Map();
+    let state = states.get(feature);
+    if (state === undefined && !states.has(feature)) {
       state = feature.connectionState?.(this.#link);
-      this.#states.set(feature, state);
+      states.set(feature, state);
     }
     return state;
   }
@@ -427,7 +457,7 @@ export class TlsEngine {
       // PSK checks), run like callbacks: a throw becomes the connection's error.
       for (const feature of FEATURES) {
         const hook = feature.handshakeDone;
-        if (hook === undefined || !this.#states.has(feature)) continue;
+        if (hook === undefined || this.#states?.has(feature) !== true) continue;
         const state = this.#states.get(feature);
         this.#callbacks.run(0, () => {
           hook(this.#link, state);
@@ -905,7 +935,9 @@ export class TlsEngine {
     }
     if (this.#callbacks.failed) {
       const cause = this.#callbacks.takeError();
-      if (cause instanceof TlsError && this.#ownErrors.has(cause)) throw this.#setFatal(cause);
+      if (cause instanceof TlsError && this.#ownErrors?.has(cause) === true) {
+        throw this.#setFatal(cause);
+      }
       throw this.#setFatal(
         new TlsError("CALLBACK_ERROR", `a callback failed during ${where}: ${messageOf(cause)}`, {
           cause,
@@ -920,7 +952,7 @@ export class TlsEngine {
       // A feature may know better (an unknown PSK the server went on without, a staple OpenSSL
       // could not parse).
       for (const feature of FEATURES) {
-        const explained = feature.explainFailure?.(this.#link, this.#states.get(feature), facts);
+        const explained = feature.explainFailure?.(this.#link, this.#states?.get(feature), facts);
         if (explained !== undefined) return explained;
       }
       return undefined;
@@ -933,7 +965,7 @@ export class TlsEngine {
     this.#ssl.close(); // unregisters, then SSL_free, which also frees both BIOs
     // After SSL_free: nothing can read what the features handed OpenSSL any more.
     for (const feature of FEATURES) {
-      if (feature.free !== undefined && this.#states.has(feature)) {
+      if (feature.free !== undefined && this.#states?.has(feature) === true) {
         feature.free(this.#states.get(feature));
       }
     }
