@@ -296,6 +296,11 @@ interface Sample {
   cipher?: string;
   /** Session tickets the server sent on the last connection. */
   tickets?: number;
+  /**
+   * idle: the malloc heap in use per connection (ours and the native client: OpenSSL's own
+   * allocations, plus what the runtime itself takes from malloc).
+   */
+  native?: number;
 }
 
 /** Runs `client <work> <port> <ca> [work args]`: its sample, or why it failed. */
@@ -550,6 +555,8 @@ try {
   const results = new Tally();
   /** CPU seconds of the measured side (the client, or the server) by bulk work. */
   const cpuSeconds = new Tally();
+  /** The malloc heap in use per idle connection (Sample.native). */
+  const nativeHeap = new Tally();
   /** What the native client saw of each server: cipher and session tickets. */
   const negotiated = new Map<string, string>();
   /** The DTLS ciphers the clients reported. */
@@ -568,6 +575,9 @@ try {
         results.add(w.key, e.name, sample.value);
         if (w.args[0] === "bulk" && Number.isFinite(sample.cpu)) {
           cpuSeconds.add(w.key, e.name, sample.cpu!);
+        }
+        if (w.args[0] === "idle" && Number.isFinite(sample.native)) {
+          nativeHeap.add(w.key, e.name, sample.native!);
         }
         if (w.side === "server" && sample.cipher !== undefined && !w.dtls) {
           negotiated.set(e.name, `${sample.cipher}, ${sample.tickets ?? "?"} session ticket(s)`);
@@ -678,6 +688,31 @@ try {
           const m = cpuSeconds.median(w.key, n);
           return m === null ? null : m / gib;
         }),
+      );
+    }
+    // Idle memory split into the malloc heap (OpenSSL's allocations) and the rest (the runtime,
+    // its JS heap and sockets): the part an OpenSSL binding cannot go below, and the part that
+    // is ours.
+    for (const w of sideWorks.filter((w) => w.args[0] === "idle")) {
+      const rows = sideOf(w).filter((e) => nativeHeap.median(w.key, e.name) !== null);
+      if (rows.length === 0) continue;
+      lines.push(
+        `### ${w.title}: of which the malloc heap (OpenSSL's allocations)`,
+        "",
+        `| ${side} | RSS growth | malloc heap in use |`,
+        "|---|---|---|",
+        ...rows.map((e) =>
+          `| ${e.name} | ${fmt(results.median(w.key, e.name), w.unit)} | ${
+            fmt(nativeHeap.median(w.key, e.name), w.unit)
+          } |`
+        ),
+        "",
+        "The heap can exceed the RSS growth: the native client keeps OpenSSL's 16 KiB read and " +
+          "write buffers of every connection, mostly never touched (not resident); the library " +
+          "frees them while a connection is idle (SSL_MODE_RELEASE_BUFFERS). In a runtime the " +
+          "heap also holds the runtime's own malloc use, and new allocations may reuse pages " +
+          "already resident.",
+        "",
       );
     }
     if (side === "server" && sideWorks.some((w) => !w.dtls)) {

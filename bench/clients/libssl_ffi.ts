@@ -13,7 +13,7 @@
  */
 import { readFileSync } from "node:fs";
 import process from "node:process";
-import { connect, type Connection } from "../../mod.ts";
+import { connect, type Connection, nativeMemoryInUse } from "../../mod.ts";
 import { longLived } from "./long_lived.ts";
 
 const [work, portArg, caPath, ...rest] = process.argv.slice(2);
@@ -34,9 +34,9 @@ function cpuSeconds(): number {
   return (user + system) / 1e6;
 }
 
-function report(value: number, unit: string): void {
+function report(value: number, unit: string, extra: { native?: number } = {}): void {
   // CPU seconds (user + system) of the whole process: steadier than wall time on a busy machine.
-  console.log(JSON.stringify({ work, value, unit, cpu: cpuSeconds() }));
+  console.log(JSON.stringify({ work, value, unit, cpu: cpuSeconds(), ...extra }));
 }
 
 async function readExactly(conn: Connection, buf: Uint8Array): Promise<void> {
@@ -115,6 +115,8 @@ async function idle(count: number): Promise<void> {
   const warm = await connect(options);
   await warm.write(encoder.encode("IDLE\n"));
   const before = process.memoryUsage().rss;
+  // The malloc heap in use (glibc: OpenSSL's allocations, plus the runtime's own malloc use).
+  const heapBefore = nativeMemoryInUse();
   const conns: Connection[] = [];
   for (let i = 0; i < count; i++) {
     const conn = await connect(options);
@@ -122,7 +124,11 @@ async function idle(count: number): Promise<void> {
     conns.push(conn);
   }
   const after = process.memoryUsage().rss;
-  report((after - before) / count, "bytes/connection");
+  const heapAfter = nativeMemoryInUse();
+  const native = heapBefore === null || heapAfter === null
+    ? undefined
+    : (heapAfter - heapBefore) / count;
+  report((after - before) / count, "bytes/connection", { native });
   for (const c of conns) c.close();
   warm.close();
 }
