@@ -52,6 +52,7 @@
 # MATRIX_LIBSSL_PATH / MATRIX_LIBCRYPTO_PATH (paths inside the chroot) are passed in as
 # LIBSSL_PATH / LIBCRYPTO_PATH, to try a library by hand; the version line then says
 # "LIBSSL_PATH override". CI never sets them: there the library's default discovery is tested.
+# TEST_RUNTIMES (e.g. "node26") is passed in as it is: only those runtimes run (CI runs all).
 #
 # Needs root, debootstrap, mount, chroot and flock. As root with apt-get, a missing debootstrap
 # is installed; otherwise the script stops and prints the install line.
@@ -344,6 +345,8 @@ run_suite() {
   local env=(TEST_RESULTS="$results")
   if [[ -n ${MATRIX_LIBSSL_PATH:-} ]]; then env+=(LIBSSL_PATH="$MATRIX_LIBSSL_PATH"); fi
   if [[ -n ${MATRIX_LIBCRYPTO_PATH:-} ]]; then env+=(LIBCRYPTO_PATH="$MATRIX_LIBCRYPTO_PATH"); fi
+  # Only some runtimes (scripts/test.sh's TEST_RUNTIMES), e.g. to soak one test on one of them.
+  if [[ -n ${TEST_RUNTIMES:-} ]]; then env+=(TEST_RUNTIMES="$TEST_RUNTIMES"); fi
 
   if ! mount_system "$root" || ! mount_into "$root" "$INSIDE" --bind "$REPO"; then
     echo "version_matrix: mounting into $root failed" >&2

@@ -126,10 +126,13 @@ test(
     assert.ok(openSockets() <= sockets, `sockets: ${sockets} before, ${openSockets()} after`);
     // A leak grows with every round; allocator and runtime buffers level off after the first
     // (on OpenSSL 4.0 under Bun: +1.7 MB in round 1, then flat or down). So the last three rounds
-    // (1,500 handshakes) must not grow past the first round's reading by 1 MiB (a leak of ~700
-    // bytes per handshake would), and the whole run not by more than 2 MiB.
+    // (1,500 handshakes) must not grow past the first round's reading by 1.5 MiB (a leak of ~1 KB
+    // per handshake would: less than one DTLS `SSL` object, BIO pair or session), and the whole
+    // run not by more than 2 MiB. Not 1 MiB: Node 26 on OpenSSL 4.0 once read +1.2 MB (12.28 ->
+    // 13.49 MB) in CI, and a soak of the same pair (12 rounds of 500 after the warm-up) moved
+    // between 12.7 and 13.7 MB with no trend: noise, not a leak.
     const growth = `after each round: ${readings.join(", ")}`;
-    assert.ok(heapAfter - readings[1]! < 1024 * 1024, `native heap kept growing (${growth})`);
+    assert.ok(heapAfter - readings[1]! < 1.5 * 1024 * 1024, `native heap kept growing (${growth})`);
     assert.ok(
       heapAfter - heap < 2 * 1024 * 1024,
       `native heap grew by ${heapAfter - heap} (${growth})`,
