@@ -351,6 +351,9 @@ export const sslSymbols = {
   SSL_set_bio: { args: ["ptr", "ptr", "ptr"], ret: "void" },
   // void SSL_set0_rbio(SSL *s, BIO *rbio);  (takes ownership; frees the previous read BIO)
   SSL_set0_rbio: { args: ["ptr", "ptr"], ret: "void" },
+  // void SSL_set0_wbio(SSL *s, BIO *wbio);  (takes ownership; frees the previous write BIO,
+  // re-chaining the handshake's buffering BIO if one is pushed)
+  SSL_set0_wbio: { args: ["ptr", "ptr"], ret: "void" },
   // void SSL_set_connect_state(SSL *ssl);
   SSL_set_connect_state: { args: ["ptr"], ret: "void" },
   // void SSL_set_accept_state(SSL *ssl);

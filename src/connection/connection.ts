@@ -400,7 +400,13 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
     // back to the pool: an idle or handshaking connection holds no read buffer.
     if (this.#info === null || n < LEND_MIN_SIZE) {
       this.#engine.receive(received);
-      if (buffer !== this.#inbound && readPool.length < MAX_POOLED_READS) readPool.push(buffer);
+      // A small read after large ones: the bulk phase is over, and the connection lets go of its
+      // grown buffer (up to MAX_READ_BUFFER_SIZE), which an idle connection would keep for life.
+      // (The copy above replaced any read BIO lent over it.)
+      if (buffer === this.#inbound) this.#inbound = EMPTY;
+      if (buffer.length === INITIAL_READ_BUFFER_SIZE && readPool.length < MAX_POOLED_READS) {
+        readPool.push(buffer);
+      }
       return true;
     }
     this.#engine.receiveLent(received);

@@ -565,6 +565,7 @@ export class TlsEngine {
    * after the end of input: the next read must reach OpenSSL to report it.
    */
   #starve(): void {
+    this.#bios.releaseDrainedInput();
     this.#answerKeyUpdate();
     this.#starved = !this.#receivedEof;
   }
