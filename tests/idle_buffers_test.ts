@@ -7,11 +7,12 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { connect, type Connection, nativeMemoryInUse } from "../mod.ts";
+import { clearContextCache, connect, type Connection, nativeMemoryInUse } from "../mod.ts";
 import { test } from "./harness.ts";
 import { sharedTestPki } from "./support/pki.ts";
 import { startNodeTlsServer } from "./support/node_peer.ts";
 import { collectGarbage } from "./support/gc.ts";
+import { assertNoLiveNativeObjects } from "./support/leaks.ts";
 
 const pki = sharedTestPki();
 
@@ -65,9 +66,11 @@ test(
         await readBack(conn, 1000);
       }
     } finally {
-      for (const conn of conns) conn.close();
+      await Promise.all(conns.map((conn) => conn.close()));
       await server.stop();
+      clearContextCache(); // connect() cached the context: nothing may outlive this test
     }
+    assertNoLiveNativeObjects();
   },
   { timeout: 60_000 },
 );
