@@ -1,8 +1,10 @@
 /**
- * What a connection keeps once it is idle after bulk traffic: OpenSSL's write BIO (a memory BIO,
+ * What a connection keeps once it is idle after bulk traffic. OpenSSL's write BIO (a memory BIO,
  * which never shrinks) is replaced by a fresh one a second after the last large write, so the
- * ~340 KiB it grew to for 256 KiB chunks go back to the heap. (What the reads kept is the same
- * in both readings: the difference is the write side's.)
+ * ~340 KiB it grew to for 256 KiB chunks go back to the heap. And a read that waits for the peer
+ * holds no receive buffer: on Deno the connection's read buffer, grown to 256 KiB by the bulk
+ * receive, goes back to a small process-wide pool while it waits; Bun and node:net hand over
+ * chunks, and the last one lent to OpenSSL is let go of once read.
  *
  * @module
  */
@@ -17,7 +19,7 @@ import { assertNoLiveNativeObjects } from "./support/leaks.ts";
 const pki = sharedTestPki();
 
 test(
-  "16 connections that each sent 1 MiB (echoed by node's tls) give their grown write buffers back when idle",
+  "16 connections that each echoed 1 MiB through node's tls give their grown write buffers back when idle",
   async () => {
     const server = await startNodeTlsServer({
       cert: pki.serverChainPath,
@@ -69,6 +71,48 @@ test(
       await Promise.all(conns.map((conn) => conn.close()));
       await server.stop();
       clearContextCache(); // connect() cached the context: nothing may outlive this test
+    }
+    assertNoLiveNativeObjects();
+  },
+  { timeout: 60_000 },
+);
+
+test(
+  "64 idle connections to node's tls: a read() waiting for the peer holds no receive buffer of ours",
+  async () => {
+    const server = await startNodeTlsServer({
+      cert: pki.serverChainPath,
+      key: pki.server.keyPath,
+      mode: "echo",
+    });
+    const options = { hostname: "localhost", port: server.port, caCerts: [pki.rootCa.cert] };
+    const conns: Connection[] = [];
+    const count = 64;
+    try {
+      for (let i = 0; i < count; i++) conns.push(await connect(options));
+      await collectGarbage();
+      const before = nativeMemoryInUse()!;
+      // Each now waits in a read, as an idle connection of a server or client does.
+      const waiting = conns.map((conn) => conn.read(new Uint8Array(16)).catch(() => null));
+      await new Promise((r) => setTimeout(r, 50));
+      await collectGarbage();
+      const perRead = (nativeMemoryInUse()! - before) / count;
+      console.log(`a read waiting for the peer: ${Math.round(perRead)} bytes of native heap`);
+      // The SSL_read that finds no input makes OpenSSL allocate its record buffer (~17 KiB, kept
+      // until a record arrives). A read that also held a 16 KiB receive buffer of ours (beyond the
+      // 8 pooled ones) would come to ~31 KiB (measured on Deno without readLazily: 32).
+      assert.ok(
+        perRead < 24 * 1024,
+        `a waiting read holds ${Math.round(perRead / 1024)} KiB of native heap, expected only ` +
+          "OpenSSL's record buffer (~17 KiB)",
+      );
+      // The reads still work: each gets its echo.
+      await Promise.all(conns.map((conn) => conn.write(new TextEncoder().encode("ping"))));
+      for (const read of waiting) assert.equal(await read, 4);
+    } finally {
+      await Promise.all(conns.map((conn) => conn.close()));
+      await server.stop();
+      clearContextCache();
     }
     assertNoLiveNativeObjects();
   },

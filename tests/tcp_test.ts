@@ -161,6 +161,40 @@ test("chunksStayIntact: chunks kept from readChunk() still hold their bytes afte
   assert.equal(offset, total);
 });
 
+// Only the epoll transport reads lazily (the others hand over chunks, or wait with the buffer).
+if (runtime === "deno") {
+  harnessTest(
+    "epoll: readLazily gives its buffer back before it waits and takes one when bytes are there",
+    async () => {
+      connectTcp = transports[0]![1].connectTcp;
+      listenTcp = transports[0]![1].listenTcp;
+      await using p = await pair();
+      assert.ok(p.client.readLazily !== undefined, "the epoll stream reads lazily");
+      const events: string[] = [];
+      const buffers = {
+        take: () => {
+          events.push("take");
+          return new Uint8Array(100);
+        },
+        giveBack: (buffer: Uint8Array) => events.push(`giveBack ${buffer.length}`),
+      };
+      const reading = p.client.readLazily(buffers);
+      // Nothing sent yet: the buffer was taken for one attempt and given back before the wait.
+      await sleep(20);
+      assert.deepEqual(events, ["take", "giveBack 100"]);
+      await p.server.write(pattern(0, 10));
+      assert.equal(await reading, 10);
+      assert.deepEqual(events, ["take", "giveBack 100", "take"]);
+      // Bytes already there: one take, nothing given back.
+      await p.server.write(pattern(10, 5));
+      await sleep(20);
+      events.length = 0;
+      assert.equal(await p.client.readLazily(buffers), 5);
+      assert.deepEqual(events, ["take"]);
+    },
+  );
+}
+
 test("releasesWrites: a buffer rewritten once its write settled sends what it held then", async (): Promise<void> => {
   await using p = await pair();
   const releases = p.client.releasesWrites;

@@ -30,6 +30,7 @@ import type { TlsEngine } from "../tls/engine.ts";
 import type { Certificate } from "../x509/certificate.ts";
 import type { ChannelBindingType, UpdateKeysOptions } from "../handshake/keying.ts";
 import { BATCH_LIMIT, WriteBatch } from "./write_batch.ts";
+import { borrowReadBuffer, ReadBufferSet, releaseReadBuffer } from "./read_buffers.ts";
 
 /** The key of {@link Connection}'s listener-only "still waiting for a ClientHello?" check. */
 export const AWAITING_CLIENT_HELLO: unique symbol = Symbol("awaitingClientHello");
@@ -68,10 +69,6 @@ export interface HandshakeInfo {
   readonly pskIdentity: string | Uint8Array | null;
 }
 
-/** Socket reads go into one reused buffer: this size at first... */
-const INITIAL_READ_BUFFER_SIZE = 16 * 1024;
-/** ...growing up to this size while reads keep filling it (bulk transfers). */
-const MAX_READ_BUFFER_SIZE = 256 * 1024;
 /** Plaintext is encrypted and sent in pieces of this size, so buffers stay bounded. */
 const WRITE_CHUNK_SIZE = 256 * 1024;
 /**
@@ -104,13 +101,6 @@ const LARGE_SEND_SIZE = WRITE_CHUNK_SIZE + 16 * 1024;
 /** At most this many large send buffers are kept (process-wide). */
 const MAX_POOLED_LARGE_SENDS = 2;
 const largeSendPool: Uint8Array[] = [];
-/**
- * Reads whose bytes are copied into the engine (handshakes, small messages) borrow a buffer of
- * INITIAL_READ_BUFFER_SIZE from this process-wide pool for the duration of the socket read,
- * instead of each connection allocating (and V8 zeroing, then freeing) its own 16 KiB.
- */
-const MAX_POOLED_READS = 8;
-const readPool: Uint8Array[] = [];
 
 const noop = () => {};
 /**
@@ -155,7 +145,6 @@ class Queue {
     return result;
   }
 }
-const EMPTY = new Uint8Array(0);
 
 function isReset(error: unknown): boolean {
   const e = error as { name?: unknown; code?: unknown } | null;
@@ -196,11 +185,10 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
   #stream: ByteStream<A>;
   #ownedContext: TlsContext | null;
   /**
-   * The connection's own read buffer, once a read was large enough to be lent to the engine
-   * (bulk transfers): growing while reads fill it. Until then reads borrow a pooled buffer.
-   * Streams with `readChunk` (Bun, node:net, Web streams) never need it.
+   * The socket read buffers (see `read_buffers.ts`), made by the first read. Streams with
+   * `readChunk` (Bun, node:net, Web streams) never need them.
    */
-  #inbound: Uint8Array = EMPTY;
+  #readBuffers: ReadBufferSet | null = null;
   #sendChain: Promise<void> = RESOLVED;
   #sending = 0;
   #handshake: Promise<HandshakeInfo> | null = null;
@@ -376,43 +364,36 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
       }
       return chunk !== null;
     }
-    // A connection without a buffer of its own borrows one from the pool for this read.
-    const buffer = this.#inbound !== EMPTY
-      ? this.#inbound
-      : readPool.pop() ?? new Uint8Array(INITIAL_READ_BUFFER_SIZE);
+    const stream = this.#stream;
+    const buffers = this.#readBuffers ??= new ReadBufferSet();
     let n: number | null;
     try {
-      n = await this.#guard(this.#stream.read(buffer));
+      // A stream that can read lazily takes the buffer only once bytes are there: a read that
+      // waits for the peer holds none.
+      n = await this.#guard(
+        stream.readLazily !== undefined ? stream.readLazily(buffers) : stream.read(buffers.take()),
+      );
     } catch (error) {
       throw this.#ioError(error, during);
     }
     this.#assertOpen();
     if (n === null) {
+      buffers.copied();
       this.#engine.receiveEof();
       return false;
     }
     if (this.#idleMs > 0) this.#lastActivity = performance.now();
-    const received = buffer.subarray(0, n);
+    const received = buffers.received(n);
     // After the handshake large reads are lent, not copied: OpenSSL reads them where they are,
     // and the next socket read reuses the buffer only after the engine asked for more input, i.e.
-    // once OpenSSL has taken all of it; the connection keeps that buffer as its own. Small reads
-    // (see LEND_MIN_SIZE) and handshake bytes are copied, and a borrowed buffer goes straight
-    // back to the pool: an idle or handshaking connection holds no read buffer.
+    // once OpenSSL has taken all of it. Small reads (see LEND_MIN_SIZE) and handshake bytes are
+    // copied, and the buffer goes straight back to its pool.
     if (this.#info === null || n < LEND_MIN_SIZE) {
       this.#engine.receive(received);
-      // A small read after large ones: the bulk phase is over, and the connection lets go of its
-      // grown buffer (up to MAX_READ_BUFFER_SIZE), which an idle connection would keep for life.
-      // (The copy above replaced any read BIO lent over it.)
-      if (buffer === this.#inbound) this.#inbound = EMPTY;
-      if (buffer.length === INITIAL_READ_BUFFER_SIZE && readPool.length < MAX_POOLED_READS) {
-        readPool.push(buffer);
-      }
-      return true;
-    }
-    this.#engine.receiveLent(received);
-    this.#inbound = buffer;
-    if (n === this.#inbound.length && n < MAX_READ_BUFFER_SIZE) {
-      this.#inbound = new Uint8Array(n * 2); // the peer sends faster than we read: read more
+      buffers.copied();
+    } else {
+      this.#engine.receiveLent(received);
+      buffers.lent(n);
     }
     return true;
   }
@@ -1344,11 +1325,11 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
       while (!this.#streamClosed && (await this.#stream.readChunk()) !== null);
       return;
     }
-    const buffer = readPool.pop() ?? new Uint8Array(INITIAL_READ_BUFFER_SIZE);
+    const buffer = borrowReadBuffer();
     try {
       while (!this.#streamClosed && (await this.#stream.read(buffer)) !== null);
     } finally {
-      if (readPool.length < MAX_POOLED_READS) readPool.push(buffer);
+      releaseReadBuffer(buffer);
     }
   }
 

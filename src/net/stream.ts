@@ -17,6 +17,14 @@ export interface NetAddr {
   readonly port: number;
 }
 
+/** Where {@link ByteStream.readLazily} takes its buffers from. */
+export interface ReadBuffers {
+  /** A buffer for one receive attempt. */
+  take(): Uint8Array;
+  /** Gives back the buffer taken last, which received nothing: the stream waits now. */
+  giveBack(buffer: Uint8Array): void;
+}
+
 /**
  * A bidirectional byte stream. `A` is what its addresses are: `NetAddr` for TCP, `NetAddr | null`
  * for a transport that may have none.
@@ -27,6 +35,13 @@ export interface ByteStream<A extends NetAddr | null = NetAddr | null> {
    * and once {@link close} was called.
    */
   read(into: Uint8Array): Promise<number | null>;
+  /**
+   * Optional: like {@link read}, but takes the buffer from `buffers` for each receive attempt and
+   * gives it back before it waits for the peer, so that a read that waits holds no buffer (an
+   * idle connection keeps none). Resolves with the count received into the buffer taken last,
+   * or `null` at end of stream.
+   */
+  readLazily?(buffers: ReadBuffers): Promise<number | null>;
   /**
    * For streams that receive data in chunks they own (Bun, node:net, Web streams): the next chunk, or
    * `null` at end of stream. Lets the connection hand the chunk straight to the engine instead of

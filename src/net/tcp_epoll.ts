@@ -24,6 +24,7 @@ import { ERRNO, loadSockets, type SocketAddress, type Sockets } from "../core/na
 import type {
   ByteStream,
   NetAddr,
+  ReadBuffers,
   TcpConnectOptions,
   TcpListener,
   TcpListenOptions,
@@ -204,6 +205,18 @@ function theReactor(): Reactor {
   return reactor ??= new Reactor(sockets());
 }
 
+/** The buffers of a plain read(): always the one given. */
+class OneBuffer implements ReadBuffers {
+  #buffer: Uint8Array;
+  constructor(buffer: Uint8Array) {
+    this.#buffer = buffer;
+  }
+  take(): Uint8Array {
+    return this.#buffer;
+  }
+  giveBack(): void {}
+}
+
 /** A connected socket: reads and writes are direct calls until one would block. */
 class EpollTcpStream<A extends NetAddr | null> implements ByteStream<A> {
   readonly #s: Sockets;
@@ -224,25 +237,39 @@ class EpollTcpStream<A extends NetAddr | null> implements ByteStream<A> {
   }
 
   read(into: Uint8Array): Promise<number | null> {
+    return this.readLazily(new OneBuffer(into));
+  }
+
+  /**
+   * {@link read}, with a buffer taken for each attempt and given back before each wait (an
+   * edge-triggered wait follows a `recv` that found nothing, in the same turn: no edge is missed).
+   */
+  readLazily(buffers: ReadBuffers): Promise<number | null> {
     if (this.#closed) return Promise.reject(closedError());
+    const into = buffers.take();
     const n = this.#s.recv(this.#watcher.fd, into);
     if (n > 0) {
       const turn = theReactor().spent();
       return turn === null ? Promise.resolve(n) : turn.then(() => n);
     }
     if (n === 0) return Promise.resolve(into.length === 0 ? 0 : null);
-    if (n === -ERRNO.EAGAIN || n === -ERRNO.EINTR) return this.#readLater(into);
+    if (n === -ERRNO.EAGAIN || n === -ERRNO.EINTR) {
+      buffers.giveBack(into);
+      return this.#readLazilyLater(buffers);
+    }
     return Promise.reject(this.#s.error(-n, "read"));
   }
 
-  async #readLater(into: Uint8Array): Promise<number | null> {
+  async #readLazilyLater(buffers: ReadBuffers): Promise<number | null> {
     for (;;) {
       await theReactor().wait(this.#watcher, false);
       if (this.#closed) throw closedError();
+      const into = buffers.take();
       const n = this.#s.recv(this.#watcher.fd, into);
       if (n > 0) return n;
       if (n === 0) return null;
       if (n !== -ERRNO.EAGAIN && n !== -ERRNO.EINTR) throw this.#s.error(-n, "read");
+      buffers.giveBack(into);
     }
   }
 
