@@ -533,6 +533,8 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
             if (more === null || more === 0) break;
             n += more;
           }
+          // All input read: a buffer lent to OpenSSL may go back to the pool (read_buffers.ts).
+          if (this.#readBuffers !== null && this.#engine.inputTaken) this.#readBuffers.release();
           // The last of those reads may have answered a peer's KeyUpdate (keying): send it now.
           if (this.#engine.pendingOutgoing > 0) await this.#flush("a read");
           return n;

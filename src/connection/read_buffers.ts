@@ -110,6 +110,17 @@ export class ReadBufferSet implements ReadBuffers {
   }
 
   /**
+   * The engine has taken all the input lent to it: the connection's own buffer waits in the
+   * process-wide pool until its next read (which takes it back, if no other connection did), so
+   * that a connection that stops reading after a bulk receive keeps none.
+   */
+  release(): void {
+    if (this.#own === EMPTY) return;
+    releaseReadBuffer(this.#own);
+    this.#own = EMPTY;
+  }
+
+  /**
    * The `n` bytes were lent to the engine: the buffer stays this connection's. A read that filled
    * it means the peer sends faster than we read: the next read takes a buffer twice the size
    * (this one is dropped once the engine is done with it).

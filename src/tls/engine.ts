@@ -341,6 +341,14 @@ export class TlsEngine {
   }
 
   /**
+   * @internal Whether OpenSSL has taken every byte of input handed to it (and a read would only
+   * wait for more): bytes lent with {@link receiveLent} may be reused from now on.
+   */
+  get inputTaken(): boolean {
+    return this.#starved;
+  }
+
+  /**
    * @internal Like {@link receive}, without the copy: OpenSSL reads `ciphertext` in place. The
    * bytes are lent: the caller must not change them until the engine asks for more input (a
    * `read()` of 0, a `want-read` handshake step: OpenSSL reports those only once it has taken
