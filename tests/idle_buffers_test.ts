@@ -67,6 +67,18 @@ test(
         assert.equal(await conn.write(payload.subarray(0, 1000)), 1000);
         await readBack(conn, 1000);
       }
+      // What an idle connection held is what closing it frees: OpenSSL's state (~26 KiB), not
+      // the grown write BIO (~340 KiB), nor a 256 KiB read buffer (Deno) or the last chunk lent
+      // to OpenSSL (Bun, node:net).
+      await Promise.all(conns.map((conn) => conn.close()));
+      conns.length = 0;
+      await collectGarbage();
+      const perConnection = (idle - nativeMemoryInUse()!) / count;
+      console.log(`an idle connection after a 1 MiB echo: ${Math.round(perConnection)} bytes`);
+      assert.ok(
+        perConnection < 80 * 1024,
+        `an idle connection held ${Math.round(perConnection / 1024)} KiB, expected under 80`,
+      );
     } finally {
       await Promise.all(conns.map((conn) => conn.close()));
       await server.stop();
