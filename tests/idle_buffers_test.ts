@@ -18,15 +18,23 @@ import { assertNoLiveNativeObjects } from "./support/leaks.ts";
 
 const pki = sharedTestPki();
 
+/** Node's `tls` in echo mode, and the options that connect to it. */
+async function echoPeer() {
+  const server = await startNodeTlsServer({
+    cert: pki.serverChainPath,
+    key: pki.server.keyPath,
+    mode: "echo",
+  });
+  return {
+    server,
+    options: { hostname: "localhost", port: server.port, caCerts: [pki.rootCa.cert] },
+  };
+}
+
 test(
   "16 connections that each echoed 1 MiB through node's tls give their grown write buffers back when idle",
   async () => {
-    const server = await startNodeTlsServer({
-      cert: pki.serverChainPath,
-      key: pki.server.keyPath,
-      mode: "echo",
-    });
-    const options = { hostname: "localhost", port: server.port, caCerts: [pki.rootCa.cert] };
+    const { server, options } = await echoPeer();
     const echoed = new Uint8Array(64 * 1024);
     /** Reads `n` bytes (the echo), checking them. */
     const readBack = async (conn: Connection, n: number) => {
@@ -92,12 +100,7 @@ test(
 test(
   "64 idle connections to node's tls: a read() waiting for the peer holds no receive buffer of ours",
   async () => {
-    const server = await startNodeTlsServer({
-      cert: pki.serverChainPath,
-      key: pki.server.keyPath,
-      mode: "echo",
-    });
-    const options = { hostname: "localhost", port: server.port, caCerts: [pki.rootCa.cert] };
+    const { server, options } = await echoPeer();
     const conns: Connection[] = [];
     const count = 64;
     try {
