@@ -34,7 +34,7 @@ function cpuSeconds(): number {
   return (user + system) / 1e6;
 }
 
-function report(value: number, unit: string, extra: { native?: number } = {}): void {
+function report(value: number, unit: string, extra: { native?: number | undefined } = {}): void {
   // CPU seconds (user + system) of the whole process: steadier than wall time on a busy machine.
   console.log(JSON.stringify({ work, value, unit, cpu: cpuSeconds(), ...extra }));
 }
