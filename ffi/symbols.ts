@@ -516,6 +516,8 @@ export const sslSymbols = {
   // int SSL_key_update(SSL *s, int updatetype);  (TLS 1.3; sent by the next SSL_write,
   // SSL_read or SSL_do_handshake)
   SSL_key_update: { args: ["ptr", "i32"], ret: "i32" },
+  // int SSL_free_buffers(SSL *ssl);  (frees the record buffers; 0 if something is buffered)
+  SSL_free_buffers: { args: ["ptr"], ret: "i32" },
   // int SSL_has_pending(const SSL *s);  (decrypted bytes or unprocessed records buffered)
   SSL_has_pending: { args: ["ptr"], ret: "i32" },
   // int SSL_get_key_update_type(const SSL *s);  (the KeyUpdate waiting to be sent, or -1)

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { opensslVersion } from "../mod.ts";
 import { runtime, test } from "./harness.ts";
+import { freeBuffersFixedIn } from "../src/core/capabilities.ts";
 
 test("opensslVersion() reports the loaded library, matching the openssl CLI", () => {
   const v = opensslVersion();
@@ -20,4 +21,23 @@ test("opensslVersion() reports the loaded library, matching the openssl CLI", ()
   const major = Number(v.version.split(".")[0]);
   assert.equal(v.libssl, `libssl.so.${major}`);
   assert.equal(v.libcrypto, `libcrypto.so.${major}`);
+});
+
+test("SSL_free_buffers is used only on releases with the CVE-2024-4741 fix", () => {
+  const cases: [string, number, boolean][] = [
+    ["3.0.2", 0x30000020, false],
+    ["3.0.13", 0x300000d0, false],
+    ["3.0.14", 0x300000e0, true],
+    ["3.0.19", 0x30000130, true],
+    ["3.1.5", 0x30100050, false],
+    ["3.1.6", 0x30100060, true],
+    ["3.2.1", 0x30200010, false],
+    ["3.2.2", 0x30200020, true],
+    ["3.3.0", 0x30300000, false],
+    ["3.3.1", 0x30300010, true],
+    ["3.4.0", 0x30400000, true],
+    ["3.5.9", 0x30500090, true],
+    ["4.0.0", 0x40000000, true],
+  ];
+  for (const [version, n, fixed] of cases) assert.equal(freeBuffersFixedIn(n), fixed, version);
 });

@@ -75,3 +75,25 @@ export function capabilities(): Capabilities {
 export function supports(capability: Capability): boolean {
   return capabilities()[capability];
 }
+
+let freeBuffersSafe: boolean | undefined;
+
+/**
+ * Whether `SSL_free_buffers` may be called on an idle TLS connection. Before 3.0.14, 3.1.6, 3.2.2
+ * and 3.3.1 it could free a read buffer a record still pointed into (CVE-2024-4741, a
+ * use-after-free). A fix has no symbol to detect, so this one goes by the version number (a
+ * distribution that backported the fix without raising it, such as Ubuntu 22.04's 3.0.2, only
+ * keeps the ~17 KiB buffer of each connection that waits for its peer).
+ */
+export function freeBuffersIsSafe(): boolean {
+  return freeBuffersSafe ??= freeBuffersFixedIn(openssl().versionNumber);
+}
+
+/** Whether `OpenSSL_version_num()` `n` (3.x: 0xMNN00PP0) has the CVE-2024-4741 fix. */
+export function freeBuffersFixedIn(n: number): boolean {
+  if (n >= 0x40000000) return true;
+  const minor = (n >>> 20) & 0xff;
+  const patch = (n >>> 4) & 0xff;
+  const fixedIn = [14, 6, 2, 1][minor]; // 3.0.14, 3.1.6, 3.2.2, 3.3.1; any later minor
+  return fixedIn === undefined || patch >= fixedIn;
+}

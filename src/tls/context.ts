@@ -109,6 +109,7 @@ export class TlsContext {
     this.#ctx = new NativeHandle("SSL_CTX", ctx, (p) => o.SSL_CTX_free(p));
     registerContext(this, {
       role,
+      datagram,
       options: this.options as Readonly<Record<string, unknown>>,
       ctx: () => {
         if (this.#closed) throw new TlsError("CLOSED", "the TlsContext is closed");

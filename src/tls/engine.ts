@@ -249,7 +249,7 @@ export class TlsEngine {
     }
     this.#ssl = new NativeHandle("SSL", ssl, freeSsl);
     try {
-      this.#bios = new MemoryBios(ssl);
+      this.#bios = new MemoryBios(ssl, inner.datagram);
       if (this.role === "client") o.SSL_set_connect_state(ssl);
       else o.SSL_set_accept_state(ssl);
       for (const feature of FEATURES) feature.setupConnection?.(this.#link, opts);
@@ -552,6 +552,9 @@ export class TlsEngine {
         return null;
       case SSL_ERROR.WANT_READ:
         this.#starve();
+        // This SSL_read found no input: OpenSSL 3 keeps the record buffer it made for it (~17 KiB)
+        // until a record comes, so every connection waiting for its peer would hold one.
+        this.#bios.releaseRecordBuffers();
         return 0;
       case SSL_ERROR.WANT_WRITE:
         this.#answerKeyUpdate();

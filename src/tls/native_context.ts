@@ -12,6 +12,8 @@ import type { AnyFeature, Role } from "../handshake/feature.ts";
 export interface ContextInternals {
   /** The context's role. */
   readonly role: Role;
+  /** A DTLS context (`DTLS_method`, `src/dtls/`). */
+  readonly datagram: boolean;
   /** Its validated options. */
   readonly options: Readonly<Record<string, unknown>>;
   /**
