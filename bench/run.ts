@@ -15,8 +15,11 @@
  *   npm run bench -- --rounds 5 --only bulk,rtt
  *   npm run bench -- --only serve-bulk,serve-handshakes --bytes 268435456
  *   npm run bench -- --quick --only dtls   # the DTLS rows only (dtls = the four dtls-* works)
+ *   npm run bench -- --report mine         # the report goes to bench/results/mine.md
  *
- * Writes the table to stdout and to bench/results/latest.md.
+ * Writes the table to stdout and to bench/results/latest.md (quick.md for --quick). Against
+ * another OpenSSL (3.5, 4.0): `bash scripts/version_matrix.sh --bench trixie`, which runs this
+ * inside the version matrix's chroot and writes bench/results/openssl-trixie.md.
  *
  * @module
  */
@@ -49,6 +52,10 @@ const bulkBytes = Number(value("--bytes", quick ? String(64 * 1024 * 1024) : Str
 const seconds = Number(value("--seconds", quick ? "1" : "3"));
 const idleCount = Number(value("--idle", quick ? "100" : "1000"));
 const longLivedHandshakes = Number(value("--long-lived-handshakes", quick ? "300" : "3000"));
+const reportName = value("--report", quick ? "quick" : "latest");
+if (!/^[\w.-]+$/.test(reportName)) {
+  throw new Error(`--report takes a file name without a directory, got ${reportName}`);
+}
 const DTLS_WORKS = [
   "dtls-handshakes",
   "dtls-datagrams",
@@ -784,7 +791,7 @@ try {
   const report = lines.join("\n") + "\n";
   console.log(report);
   mkdirSync(join(root, "bench", "results"), { recursive: true });
-  writeFileSync(join(root, "bench", "results", quick ? "quick.md" : "latest.md"), report);
+  writeFileSync(join(root, "bench", "results", `${reportName}.md`), report);
   if (failures.length > 0) process.exitCode = 1;
 } finally {
   for (const server of running.values()) server.kill();

@@ -12,6 +12,15 @@
 #   bash scripts/version_matrix.sh trixie -- tests/x509_test.ts   # one version, some test files
 #   bash scripts/version_matrix.sh --build-only             # build (or check) the chroots only
 #   bash scripts/version_matrix.sh --rebuild experimental   # throw the cached chroot away first
+#   bash scripts/version_matrix.sh --bench trixie           # the benchmark against OpenSSL 3.5
+#   bash scripts/version_matrix.sh --bench trixie -- --rounds 1 --only serve-bulk
+#
+# --bench runs bench/run.ts (with the arguments after --) inside each chroot instead of the
+# suite, so that this library and the native C programs use that OpenSSL, and writes the report
+# to bench/results/openssl-SUITE.md. The runtimes' built-in TLS stays what it is everywhere
+# (Deno: rustls, Bun: BoringSSL, Node: its bundled OpenSSL). It first installs what the native
+# programs are built with (gcc, libc6-dev, libssl-dev) into the cached chroot, once; CI never
+# uses --bench. Never run it next to another benchmark or a test run.
 #
 # Suites (Debian's own packages; the library finds OpenSSL by its default discovery):
 #   trixie        Debian 13, OpenSSL 3.5 LTS
@@ -77,6 +86,7 @@ PACKAGES=(nodejs openssl gnutls-bin faketime curl nginx mosquitto ca-certificate
 
 usage() {
   echo "usage: bash scripts/version_matrix.sh [--build-only] [--rebuild] [SUITE...] [-- TEST_FILE...]" >&2
+  echo "       bash scripts/version_matrix.sh --bench [SUITE...] [-- BENCH_ARG...]" >&2
   echo "       SUITE: trixie, sid, experimental (default: ${DEFAULT_SUITES[*]})" >&2
 }
 
@@ -84,12 +94,14 @@ usage() {
 
 build_only=0
 rebuild=0
+bench=0
 suites=()
 test_files=()
 while [[ $# -gt 0 ]]; do
   case $1 in
     --build-only) build_only=1 ;;
     --rebuild) rebuild=1 ;;
+    --bench) bench=1 ;;
     -h | --help)
       usage
       exit 0
@@ -369,6 +381,32 @@ console.log(\"library-version \" + o.version + \" \" + o.libssl);'" 2>&1 | tee -
   return "$rc"
 }
 
+# run_bench SUITE: the benchmark inside the SUITE chroot (the arguments after -- go to it).
+run_bench() {
+  local suite=$1 root=$CACHE/$1
+  if ! mount_system "$root" || ! mount_into "$root" "$INSIDE" --bind "$REPO"; then
+    echo "version_matrix: mounting into $root failed" >&2
+    unmount_all
+    return 1
+  fi
+  local rc=0
+  if ! in_chroot "$root" sh -c 'command -v gcc && test -f /usr/include/openssl/ssl.h' >/dev/null; then
+    echo "installing gcc, libc6-dev and libssl-dev into the $suite chroot (for bench/native/)"
+    # experimental: the headers of the OpenSSL 4.0 the chroot runs.
+    local dev=libssl-dev
+    if [[ $suite == experimental ]]; then dev=libssl-dev/experimental; fi
+    { in_chroot "$root" apt-get update &&
+      in_chroot "$root" apt-get install -y gcc libc6-dev "$dev" &&
+      in_chroot "$root" apt-get clean; } || rc=$?
+  fi
+  if [[ $rc -eq 0 ]]; then
+    in_chroot "$root" bash -c "cd $INSIDE && exec node_modules/.bin/deno run -A bench/run.ts \
+      --report openssl-$suite \"\$@\"" run.ts "${test_files[@]}" || rc=$?
+  fi
+  unmount_all
+  return "$rc"
+}
+
 # --- main ----------------------------------------------------------------------------------
 
 mkdir -p "$CACHE"
@@ -399,6 +437,14 @@ for suite in "${suites[@]}"; do
 
   if [[ $build_only -eq 1 ]]; then
     exec {lock}>&-
+    continue
+  fi
+  if [[ $bench -eq 1 ]]; then
+    bench_rc=0
+    run_bench "$suite" || bench_rc=$?
+    exec {lock}>&-
+    summary_lines+=("bench $suite: exit code $bench_rc, report bench/results/openssl-$suite.md")
+    if [[ $bench_rc -ne 0 ]]; then status=1; fi
     continue
   fi
 
@@ -436,8 +482,8 @@ done
 
 echo
 echo "=== OpenSSL version matrix ==="
-if [[ $build_only -eq 1 ]]; then
-  printf '%s\n' "${summary_lines[@]}" "built: ${suites[*]}"
+if [[ $build_only -eq 1 || $bench -eq 1 ]]; then
+  printf '%s\n' "${summary_lines[@]}" "done: ${suites[*]}"
   exit "$status"
 fi
 printf '%s\n' "${summary_lines[@]}"
