@@ -111,13 +111,15 @@ test(
       const before = nativeMemoryInUse()!;
       // Each now waits in a read, as an idle connection of a server or client does.
       const waiting = conns.map((conn) => conn.read(new Uint8Array(16)).catch(() => null));
-      await new Promise((r) => setTimeout(r, 50));
+      // OpenSSL's record buffer of a read that waits is freed by the idle watch, which looks once
+      // a second, at its second look after the read: 1-2 s.
+      await new Promise((r) => setTimeout(r, 2_500));
       await collectGarbage();
       const perRead = (nativeMemoryInUse()! - before) / count;
       console.log(`a read waiting for the peer: ${Math.round(perRead)} bytes of native heap`);
       // The SSL_read that finds no input makes OpenSSL 3 allocate its record buffer (~17 KiB) and
-      // keep it until a record arrives: the engine frees it (SSL_free_buffers) where that is
-      // safe. What is left is the session from the server's tickets (~4 KiB). A read that held a
+      // keep it until a record arrives: the engine frees it (SSL_free_buffers) once the read has
+      // waited a second or two, where that is safe. What is left is the session from the server's tickets (~4 KiB). A read that held a
       // 16 KiB receive buffer of ours (beyond the 8 pooled ones) would add 16 (measured on Deno
       // without readLazily: 32); OpenSSL's kept record buffer 17 (20 in all).
       const limit = freeBuffersIsSafe() ? 8 : 24;

@@ -554,7 +554,7 @@ export class TlsEngine {
         this.#starve();
         // This SSL_read found no input: OpenSSL 3 keeps the record buffer it made for it (~17 KiB)
         // until a record comes, so every connection waiting for its peer would hold one.
-        this.#bios.releaseRecordBuffers();
+        this.#bios.readFoundNoInput();
         return 0;
       case SSL_ERROR.WANT_WRITE:
         this.#answerKeyUpdate();

@@ -26,25 +26,37 @@ export const MAX_CHUNK = 1 << 30;
 const RENEW_OUTPUT_ABOVE = 64 * 1024;
 /** How long a grown write BIO must go without a large output before it is renewed. */
 const RENEW_AFTER_MS = 1_000;
+/**
+ * How often the idle watch looks. A read that found no input has its record buffer freed at the
+ * second look after it (1-2 s later) if no input came since: not at once, because most such reads
+ * (the one after each write of a request-response exchange) get their answer within
+ * microseconds, and freeing then would cost two FFI calls, a free and a malloc per round trip.
+ */
+const IDLE_WATCH_MS = 1_000;
 
 /**
- * The connections whose write BIO grew past RENEW_OUTPUT_ABOVE, looked at by one unref'd interval
- * timer for the whole process (running only while there are any). Weakly: a connection dropped
- * without close() is collected (and its `SSL` freed by the finalizer) as if it were not here, and
- * a collected one can no longer be reached, so nothing here touches a freed `SSL`.
+ * The connections with idle work pending (a grown write BIO to renew, a record buffer to free),
+ * looked at by one unref'd interval timer for the whole process, running only while there are
+ * any. Weakly: a connection dropped without close() is collected (and its `SSL` freed by the
+ * finalizer) as if it were not here, and a collected one can no longer be reached, so nothing
+ * here touches a freed `SSL`. Timers never run inside an OpenSSL call (JS is single-threaded and
+ * every call is synchronous).
  */
-const grownOutputs = new Set<WeakRef<MemoryBios>>();
-let renewTimer: ReturnType<typeof setInterval> | undefined;
+const watched = new Set<WeakRef<MemoryBios>>();
+let watchTimer: ReturnType<typeof setInterval> | undefined;
+/** How many times the watch has looked: a cheap clock for waiting reads. */
+let watchTicks = 0;
 
-function renewIdleOutputs(): void {
+function watchIdle(): void {
+  watchTicks++;
   const now = performance.now();
-  for (const ref of grownOutputs) {
+  for (const ref of watched) {
     const bios = ref.deref();
-    if (bios === undefined || bios.renewOutputIfIdle(now)) grownOutputs.delete(ref);
+    if (bios === undefined || bios.idleWork(now, watchTicks)) watched.delete(ref);
   }
-  if (grownOutputs.size === 0) {
-    clearInterval(renewTimer);
-    renewTimer = undefined;
+  if (watched.size === 0) {
+    clearInterval(watchTimer);
+    watchTimer = undefined;
   }
 }
 
@@ -70,11 +82,18 @@ export class MemoryBios {
   #readOnly = false;
   /** When the last output over RENEW_OUTPUT_ABOVE was taken (`performance.now()`), or 0. */
   #lastLargeOutput = 0;
-  /** This object's entry in `grownOutputs`, while it is there. */
-  #grownRef: WeakRef<MemoryBios> | null = null;
+  /** The write BIO grew past RENEW_OUTPUT_ABOVE and has not been renewed since. */
+  #grown = false;
+  /**
+   * The watch's tick count when a read last found no input (see {@link readFoundNoInput}), or -1
+   * (input came since, or the buffers were freed).
+   */
+  #waitingSinceTick = -1;
+  /** This object's entry in `watched`, while it is there. */
+  #watchRef: WeakRef<MemoryBios> | null = null;
   /** `SSL_free` ran ({@link forget}): the BIOs are gone. */
   #freed = false;
-  /** {@link releaseRecordBuffers} may free the record buffers (TLS, a fixed OpenSSL). */
+  /** {@link readFoundNoInput} may lead to freeing the record buffers (TLS, a fixed OpenSSL). */
   #freesRecordBuffers: boolean;
 
   /** Creates both BIOs and gives them to `ssl` (a DTLS one if `datagram`). */
@@ -100,6 +119,7 @@ export class MemoryBios {
   /** Appends a copy of `ciphertext` to the input. */
   write(ciphertext: Uint8Array): void {
     const o = openssl();
+    this.#waitingSinceTick = -1;
     if (this.#readOnly) this.#ownInput();
     for (let off = 0; off < ciphertext.length; off += MAX_CHUNK) {
       const chunk = off === 0 && ciphertext.length <= MAX_CHUNK
@@ -116,6 +136,7 @@ export class MemoryBios {
   lend(ciphertext: Uint8Array): void {
     if (ciphertext.length === 0) return;
     const o = openssl();
+    this.#waitingSinceTick = -1;
     // Input still unread (never the case after want-read), or more than an int: copy it.
     if (ciphertext.length > MAX_CHUNK || o.BIO_ctrl_pending(this.#rbio) !== 0) {
       this.write(ciphertext);
@@ -168,18 +189,46 @@ export class MemoryBios {
   }
 
   /**
-   * Frees the `SSL`'s record buffers when nothing is buffered in them. The engine calls it after
-   * an `SSL_read` that found no input: OpenSSL 3 makes its read buffer (~17 KiB) for that call and
-   * keeps it until a record arrives, `SSL_MODE_RELEASE_BUFFERS` notwithstanding (measured on
-   * 3.0.19: 20 KiB of native heap per connection waiting for its peer, 3.7 KiB with this). The
-   * next `SSL_read` with input makes a new one: one malloc, only after a wait.
-   * `SSL_has_pending` first: a partial record, or decrypted bytes not yet read, live in that
-   * buffer (SSL_free_buffers refuses then too, but only since the CVE-2024-4741 fix).
+   * The engine calls it after an `SSL_read` that found no input. OpenSSL 3 makes its read buffer
+   * (~17 KiB) for that call and keeps it until a record arrives, `SSL_MODE_RELEASE_BUFFERS`
+   * notwithstanding (measured on 3.0.19: 20 KiB of native heap per connection waiting for its
+   * peer, 0.3-1.7 KiB with this): if no input comes for a second or two, the idle watch frees it
+   * ({@link idleWork}). The next `SSL_read` with input makes a new one.
    */
-  releaseRecordBuffers(): void {
+  readFoundNoInput(): void {
     if (!this.#freesRecordBuffers) return;
-    const o = openssl();
-    if (o.SSL_has_pending(this.#ssl) === 0) o.SSL_free_buffers(this.#ssl);
+    this.#waitingSinceTick = watchTicks;
+    this.#watch();
+  }
+
+  /** Puts this connection under the idle watch (once). */
+  #watch(): void {
+    if (this.#watchRef !== null) return;
+    this.#watchRef = new WeakRef(this);
+    watched.add(this.#watchRef);
+    watchTimer ??= unrefTimer(setInterval(watchIdle, IDLE_WATCH_MS));
+  }
+
+  /**
+   * @internal (the idle watch) Does what is due: renews a write BIO that grew, once it has gone
+   * {@link RENEW_AFTER_MS} without a large output and holds nothing; frees the record buffers of
+   * a read that has waited since before the previous look. Returns true when nothing is left to
+   * watch for.
+   */
+  idleWork(now: number, tick: number): boolean {
+    if (this.#freed) return true;
+    if (this.#grown) this.#renewOutputIfIdle(now);
+    if (this.#waitingSinceTick >= 0 && tick - this.#waitingSinceTick >= 2) {
+      this.#waitingSinceTick = -1;
+      // SSL_has_pending first: a partial record, or decrypted bytes not yet read, live in that
+      // buffer. SSL_free_buffers refuses then too (and while a write is pending), but only since
+      // the CVE-2024-4741 fix, which #freesRecordBuffers requires anyway.
+      const o = openssl();
+      if (o.SSL_has_pending(this.#ssl) === 0) o.SSL_free_buffers(this.#ssl);
+    }
+    const done = !this.#grown && this.#waitingSinceTick < 0;
+    if (done) this.#watchRef = null;
+    return done;
   }
 
   /** From now on an empty input reads as end of stream (the transport ended). */
@@ -226,35 +275,30 @@ export class MemoryBios {
   #afterOutput(taken: number): void {
     if (taken <= RENEW_OUTPUT_ABOVE) return;
     this.#lastLargeOutput = performance.now();
-    if (this.#grownRef !== null) return;
-    this.#grownRef = new WeakRef(this);
-    grownOutputs.add(this.#grownRef);
-    renewTimer ??= unrefTimer(setInterval(renewIdleOutputs, RENEW_AFTER_MS));
+    this.#grown = true;
+    this.#watch();
   }
 
   /**
-   * @internal (the renewal timer) After {@link RENEW_AFTER_MS} without a large output and with
-   * nothing left to take, gives `ssl` a fresh write BIO (`SSL_set0_wbio` frees the old one and its
-   * grown buffer). Returns true when this connection no longer needs looking at.
+   * After {@link RENEW_AFTER_MS} without a large output and with nothing left to take, gives `ssl`
+   * a fresh write BIO (`SSL_set0_wbio` frees the old one and its grown buffer).
    */
-  renewOutputIfIdle(now: number): boolean {
-    if (this.#freed) return true;
-    if (now - this.#lastLargeOutput < RENEW_AFTER_MS) return false;
+  #renewOutputIfIdle(now: number): void {
+    if (now - this.#lastLargeOutput < RENEW_AFTER_MS) return;
     const o = openssl();
-    if (o.BIO_ctrl_pending(this.#wbio) !== 0) return false; // still sending: later
+    if (o.BIO_ctrl_pending(this.#wbio) !== 0) return; // still sending: later
     const bio = o.BIO_new(o.BIO_s_mem());
-    if (bio === null) return false; // out of memory: the old BIO goes on serving
+    if (bio === null) return; // out of memory: the old BIO goes on serving
     o.SSL_set0_wbio(this.#ssl, bio);
     this.#wbio = bio;
-    this.#grownRef = null;
-    return true;
+    this.#grown = false;
   }
 
   /** Drops the lent bytes (after `SSL_free`: nothing reads them any more). */
   forget(): void {
     this.#freed = true;
-    if (this.#grownRef !== null) grownOutputs.delete(this.#grownRef);
-    this.#grownRef = null;
+    if (this.#watchRef !== null) watched.delete(this.#watchRef);
+    this.#watchRef = null;
     this.#lent = null;
   }
 }
