@@ -72,6 +72,7 @@ const POLLHUP = 0x10;
 const EPOLL_CLOEXEC = 0o2000000;
 const EPOLL_CTL_ADD = 1;
 const EPOLL_CTL_DEL = 2;
+const EPOLL_CTL_MOD = 3;
 const EPOLLIN = 0x1;
 const EPOLLOUT = 0x4;
 const EPOLLERR = 0x8;
@@ -181,10 +182,20 @@ export interface SocketAddress {
 /** The socket options {@link Sockets.setOption} sets. */
 export type SocketOption = "noDelay" | "keepAlive" | "reuseAddress";
 
-/** One epoll set. Descriptors are added edge-triggered for reading and writing at once. */
+/**
+ * One epoll set. Descriptors are added edge-triggered for reading, and for writing too once
+ * something had to wait to write ({@link watchWrites}).
+ */
 export interface Poller {
-  /** Watches `fd` (0, or -errno). */
+  /** Watches `fd` for reading (0, or -errno). */
   add(fd: number): number;
+  /**
+   * Watches `fd` for writing as well, from now on (0, or -errno). Not from the start: a socket
+   * becomes writable when its connect completes, and an accepted one is writable when it is
+   * added, and either edge would wake the waiting thread for nobody (a trip through Deno's
+   * worker pool per connection, on both ends). Reported at once when `fd` is writable already.
+   */
+  watchWrites(fd: number): number;
   /** Stops watching `fd` (before it is closed, so that a reused number starts clean). */
   remove(fd: number): void;
   /**
@@ -428,15 +439,18 @@ function makeSockets(c: Libc, nonblocking: NonNullable<typeof backend.nonblockin
       const events = new Uint8Array(EVENT_SIZE * MAX_EVENTS);
       const eventsView = new DataView(events.buffer);
       const flags = (i: number) => eventsView.getUint32(i * EVENT_SIZE, true);
+      const control = (op: number, fd: number, events: number) => {
+        oneView.setUint32(0, events, true);
+        oneView.setUint32(DATA_AT, fd, true);
+        oneView.setUint32(DATA_AT + 4, 0, true);
+        return result(c.epoll_ctl(epfd, op, fd, one));
+      };
       return {
-        add(fd) {
-          // Edge-triggered: one wake-up per change, none while a descriptor stays readable.
-          // Callers always try the call first and wait only after EAGAIN, which re-arms it.
-          oneView.setUint32(0, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, true);
-          oneView.setUint32(DATA_AT, fd, true);
-          oneView.setUint32(DATA_AT + 4, 0, true);
-          return result(c.epoll_ctl(epfd, EPOLL_CTL_ADD, fd, one));
-        },
+        // Edge-triggered: one wake-up per change, none while a descriptor stays readable.
+        // Callers always try the call first and wait only after EAGAIN, which re-arms it.
+        add: (fd) => control(EPOLL_CTL_ADD, fd, EPOLLIN | EPOLLRDHUP | EPOLLET),
+        // EPOLL_CTL_MOD checks readiness at once: room that came since the EAGAIN is not missed.
+        watchWrites: (fd) => control(EPOLL_CTL_MOD, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET),
         remove(fd) {
           c.epoll_ctl(epfd, EPOLL_CTL_DEL, fd, one);
         },

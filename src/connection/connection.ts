@@ -528,6 +528,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
         if (n === null) return null;
         if (n > 0) {
           // Fill the caller's buffer from what is already decryptable (one record per SSL_read).
+          const filled = n < p.length;
           while (n < p.length) {
             const more = this.#engine.read(p.subarray(n));
             if (more === null || more === 0) break;
@@ -536,7 +537,7 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
           // All input read: a buffer lent to OpenSSL may go back to the pool (read_buffers.ts).
           if (this.#readBuffers !== null && this.#engine.inputTaken) this.#readBuffers.release();
           // The last of those reads may have answered a peer's KeyUpdate (keying): send it now.
-          if (this.#engine.pendingOutgoing > 0) await this.#flush("a read");
+          if (filled && this.#engine.pendingOutgoing > 0) await this.#flush("a read");
           return n;
         }
         // Post-handshake auth (clients): an async onClientCertificate is choosing.

@@ -63,6 +63,8 @@ class Watcher {
   readonly fd: number;
   /** Whether its waits keep the process alive. */
   refed = true;
+  /** Whether the poller reports it writable (see `Poller.watchWrites`). */
+  writesWatched = false;
   readers: (() => void)[] = [];
   writers: (() => void)[] = [];
 
@@ -72,9 +74,9 @@ class Watcher {
 }
 
 /**
- * The one `epoll` set and the loop that waits on it. A descriptor is added once, edge-triggered;
- * a caller waits only after its call said EAGAIN, and the next edge (data, room, FIN, error)
- * wakes it to try again. Edges that come while nobody waits are dropped: the next caller tries
+ * The one `epoll` set and the loop that waits on it. A descriptor is added once, edge-triggered,
+ * for reading; for writing as well from its first wait to write. A caller waits only after its
+ * call said EAGAIN, and the next edge (data, room, FIN, error) wakes it to try again. Edges that come while nobody waits are dropped: the next caller tries
  * its call before it waits.
  */
 class Reactor {
@@ -115,6 +117,14 @@ class Reactor {
 
   /** Resolves at the next edge of `fd` for reading (or writing). */
   wait(watcher: Watcher, write: boolean): Promise<void> {
+    if (write && !watcher.writesWatched) {
+      const r = this.#poller.watchWrites(watcher.fd);
+      // Fails for a watched descriptor only without kernel memory (ENOMEM): the writer then
+      // tries again on the next event-loop turn (waiting for an edge that is never reported
+      // would hang it).
+      if (r < 0) return new Promise<void>((resolve) => setImmediate(resolve));
+      watcher.writesWatched = true;
+    }
     return new Promise<void>((resolve) => {
       (write ? watcher.writers : watcher.readers).push(resolve);
       this.#waiting++;

@@ -210,7 +210,11 @@ export class TlsEngine {
    * OpenSSL has all the input there is (a read wanted more, or left nothing unread) and none came
    * since: a read then returns 0 without calling OpenSSL. Saves the `SSL_read` that would only
    * say WANT_READ (with its `SSL_get_error` and the KeyUpdate check: ~0.5 us through FFI) on
-   * every read that waits for the network. Input and every other operation end it.
+   * every read that waits for the network. Input ends it, and so does every other operation
+   * but a write that succeeded: a handshake step (post-handshake auth, a KeyUpdate) or a shutdown
+   * may leave work for a read, while an `SSL_write` that returned > 0 only encrypted (with no
+   * input there is nothing it could have read). So the read that follows each request of a
+   * request-response exchange costs no call, and OpenSSL allocates no record buffer for it.
    */
   #starved = false;
   #receivedCloseNotify = false;
@@ -408,7 +412,9 @@ export class TlsEngine {
   #call(op: Op, where: string, buf: Uint8Array | null, length: number): number {
     const o = openssl();
     const ssl = this.#ssl.ptr;
-    // A handshake step (post-handshake auth, a KeyUpdate) or a shutdown may leave work for a read.
+    // A handshake step or a shutdown may leave work for a read; a write, only when it fails
+    // (see #starved).
+    const wasStarved = this.#starved;
     if (op !== Op.Read && op !== Op.Peek) this.#starved = false;
     clearErrorQueue();
     this.#inCall++;
@@ -433,6 +439,7 @@ export class TlsEngine {
           break;
       }
       this.#sslError = r > 0 || op === Op.Shutdown ? SSL_ERROR.NONE : o.SSL_get_error(ssl, r);
+      if (op === Op.Write && r > 0) this.#starved = wasStarved;
     } finally {
       this.#inCall--;
     }
