@@ -90,9 +90,23 @@ function assertPattern(chunk: Uint8Array, offset: number): void {
   if (last >= 0 && chunk[last] !== patternAt(offset + last)) assert.fail("a chunk's end is wrong");
 }
 
-/** Reads until the end, with readChunk() when the stream has it; returns the chunks. */
+/**
+ * Reads until the end as the connection does: with readLazily() when the stream has it (fresh
+ * 256 KiB buffers), else with readChunk(), else read(); returns the chunks.
+ */
 async function readAll(stream: ByteStream<NetAddr | null>): Promise<Uint8Array[]> {
   const chunks: Uint8Array[] = [];
+  if (stream.readLazily !== undefined) {
+    for (;;) {
+      let taken = new Uint8Array(0);
+      const n = await stream.readLazily({
+        take: () => (taken = new Uint8Array(256 * 1024)),
+        giveBack: () => {},
+      });
+      if (n === null) return chunks;
+      chunks.push(taken.subarray(0, n));
+    }
+  }
   if (stream.readChunk !== undefined) {
     for (let c = await stream.readChunk(); c !== null; c = await stream.readChunk()) chunks.push(c);
     return chunks;
@@ -112,34 +126,39 @@ function isReset(error: unknown): boolean {
     e?.name === "BrokenPipe";
 }
 
-test(
-  "a reader that stops: the writer is held back (bounded memory), then every byte arrives in order",
-  async () => {
-    await using p = await pair();
-    const total = 48 << 20;
-    const piece = 64 * 1024;
-    let sent = 0;
-    const writing = (async () => {
-      while (sent < total) {
-        await p.client.write(pattern(sent, piece)); // a fresh buffer each time: no reuse question
-        sent += piece;
+for (const reader of ["server", "client"] as const) {
+  test(
+    `a reader that stops (the ${reader}): the writer is held back (bounded memory), then every ` +
+      "byte arrives in order",
+    async () => {
+      await using p = await pair();
+      // The client side is the one that reads through node:net's onread on Node.js.
+      const [from, to] = reader === "server" ? [p.client, p.server] : [p.server, p.client];
+      const total = 48 << 20;
+      const piece = 64 * 1024;
+      let sent = 0;
+      const writing = (async () => {
+        while (sent < total) {
+          await from.write(pattern(sent, piece)); // a fresh buffer each time: no reuse question
+          sent += piece;
+        }
+        await from.closeWrite();
+      })();
+      await sleep(400); // nobody reads meanwhile
+      // What the writer got rid of sits in the kernel's buffers (a few MiB on loopback) and the
+      // reading stream's own (node:net and Bun: paused above 1 MiB): far from all of it.
+      assert.ok(sent < 24 << 20, `the writer was not held back: ${sent} bytes taken unread`);
+      let received = 0;
+      for (const chunk of await readAll(to)) {
+        assertPattern(chunk, received);
+        received += chunk.length;
       }
-      await p.client.closeWrite();
-    })();
-    await sleep(400); // nobody reads meanwhile
-    // What the writer got rid of sits in the kernel's buffers (a few MiB on loopback) and the
-    // reading stream's own (node:net and Bun: paused above 1 MiB): far from all of it.
-    assert.ok(sent < 24 << 20, `the writer was not held back: ${sent} bytes taken unread`);
-    let received = 0;
-    for (const chunk of await readAll(p.server)) {
-      assertPattern(chunk, received);
-      received += chunk.length;
-    }
-    await writing;
-    assert.equal(received, total);
-  },
-  { timeout: 60_000 },
-);
+      await writing;
+      assert.equal(received, total);
+    },
+    { timeout: 60_000 },
+  );
+}
 
 test("chunksStayIntact: chunks kept from readChunk() still hold their bytes after later reads", async (): Promise<void> => {
   await using p = await pair();
@@ -161,7 +180,46 @@ test("chunksStayIntact: chunks kept from readChunk() still hold their bytes afte
   assert.equal(offset, total);
 });
 
-// Only the epoll transport reads lazily (the others hand over chunks, or wait with the buffer).
+// node:net's client sockets read through `onread` into one shared buffer: each read is copied
+// into the buffer of the read that waits, taken only once bytes are there.
+if (runtime !== "deno" && runtime !== "bun") {
+  harnessTest(
+    "node:net client: readLazily takes a buffer only once bytes are there; what does not fit " +
+      "comes next, and the end after it",
+    async () => {
+      await using p = await pair();
+      assert.ok(p.client.readLazily !== undefined, "the node:net client stream reads lazily");
+      const events: string[] = [];
+      const buffers = (size: number) => ({
+        take: () => {
+          events.push(`take ${size}`);
+          return new Uint8Array(size);
+        },
+        giveBack: (buffer: Uint8Array) => events.push(`giveBack ${buffer.length}`),
+      });
+      let into = new Uint8Array(0);
+      const lazy = buffers(100);
+      const reading = p.client.readLazily({
+        take: () => (into = lazy.take()),
+        giveBack: lazy.giveBack,
+      });
+      await sleep(20);
+      assert.deepEqual(events, [], "no buffer taken while nothing came");
+      // 150 bytes into a 100-byte buffer: the first 100 now, the other 50 with the next read.
+      await p.server.write(pattern(0, 150));
+      assert.equal(await reading, 100);
+      assertPattern(into, 0);
+      const rest = new Uint8Array(64);
+      assert.equal(await p.client.read(rest), 50);
+      assertPattern(rest.subarray(0, 50), 100);
+      await p.server.closeWrite();
+      assert.equal(await p.client.readLazily(buffers(10)), null);
+      assert.deepEqual(events, ["take 100"], "nothing given back, one buffer taken in all");
+    },
+  );
+}
+
+// The epoll transport reads lazily too (the others hand over chunks, or wait with the buffer).
 if (runtime === "deno") {
   harnessTest(
     "epoll: readLazily gives its buffer back before it waits and takes one when bytes are there",

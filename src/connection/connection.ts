@@ -343,7 +343,9 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
 
   /** Reads from the stream into the engine. Returns false at end of stream. */
   async #receive(during: string): Promise<boolean> {
-    if (this.#stream.readChunk !== undefined) {
+    // Chunks the stream owns are lent or copied as they are; a stream that must copy anyway
+    // (node:net's `onread`) reads lazily into our buffers instead.
+    if (this.#stream.readChunk !== undefined && this.#stream.readLazily === undefined) {
       let chunk: Uint8Array | null;
       try {
         chunk = await this.#guard(this.#stream.readChunk());

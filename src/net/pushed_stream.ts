@@ -8,8 +8,14 @@
  * round trips pay for every hop), else it is queued; the socket is paused while more than
  * {@link HIGH_WATER} bytes are unread and resumed below half of it.
  *
+ * A socket that reads into one buffer of its own and lends it for the length of a callback
+ * (node:net's `onread`) pushes with {@link PushedStream.pushedView} instead: the bytes are copied
+ * straight into the buffer of the read that waits ({@link PushedStream.readLazily}), and copied
+ * into a chunk of their own only when none waits.
+ *
  * @module
  */
+import type { ReadBuffers } from "./stream.ts";
 
 /** Unread bytes above which the socket is paused; it resumes below half of it. */
 export const HIGH_WATER = 1 << 20;
@@ -23,6 +29,13 @@ export interface Pausable {
 /** A read waiting for a chunk, the end (`null`) or an error. */
 interface Reader {
   resolve(chunk: Uint8Array | null): void;
+  reject(error: unknown): void;
+}
+
+/** A {@link PushedStream.readLazily} waiting: it takes a buffer from `buffers` once bytes come. */
+interface LazyReader {
+  buffers: ReadBuffers;
+  resolve(n: number | null): void;
   reject(error: unknown): void;
 }
 
@@ -56,6 +69,8 @@ export abstract class PushedStream {
   #paused = false;
   /** Reads waiting: only while nothing is buffered. */
   #readers: Reader[] = [];
+  /** Lazy reads waiting (see {@link readLazily}): only while nothing is buffered. */
+  #lazyReaders: LazyReader[] = [];
   /** End of stream: the peer's FIN, the socket closed or failed. */
   #ended = false;
   /** What the socket failed with (a reset), reported after the data that came before it. */
@@ -71,6 +86,37 @@ export abstract class PushedStream {
   protected pushed(chunk: Uint8Array): void {
     const reader = this.#readers.shift();
     if (reader !== undefined) return reader.resolve(chunk);
+    const lazy = this.#lazyReaders.shift();
+    if (lazy !== undefined) return lazy.resolve(this.#copyOut(chunk, lazy.buffers));
+    this.#queue(chunk);
+  }
+
+  /**
+   * Bytes the socket lends only until this returns (its own read buffer): copied into the
+   * buffer of a lazy read that waits, else into a chunk of their own for the next read.
+   */
+  protected pushedView(view: Uint8Array): void {
+    const lazy = this.#lazyReaders.shift();
+    if (lazy !== undefined) return lazy.resolve(this.#copyOut(view, lazy.buffers));
+    this.pushed(view.slice());
+  }
+
+  /**
+   * Copies the start of `bytes` into a buffer taken from `buffers`; what does not fit is queued
+   * (as a copy of its own: `bytes` may be a view the socket reuses). Returns the count copied.
+   */
+  #copyOut(bytes: Uint8Array, buffers: ReadBuffers): number {
+    const into = buffers.take();
+    if (bytes.length <= into.length) {
+      into.set(bytes);
+      return bytes.length;
+    }
+    into.set(bytes.subarray(0, into.length));
+    this.#queue(bytes.slice(into.length));
+    return into.length;
+  }
+
+  #queue(chunk: Uint8Array): void {
     this.#chunks.push(chunk);
     this.#buffered += chunk.length;
     if (this.#buffered > HIGH_WATER && !this.#paused) {
@@ -102,6 +148,7 @@ export abstract class PushedStream {
     this.#ended = true;
     // Readers only wait while nothing is buffered: each gets the end (or the error) now.
     for (const reader of this.#readers.splice(0)) this.#settle(reader);
+    for (const reader of this.#lazyReaders.splice(0)) this.#settle(reader);
   }
 
   /**
@@ -117,7 +164,7 @@ export abstract class PushedStream {
   }
 
   /** Answers a reader that can get no data: closed, failed, or at the end. */
-  #settle(reader: Reader): void {
+  #settle(reader: Reader | LazyReader): void {
     if (this.#closed) reader.reject(new Error("the stream is closed"));
     else if (this.#failure !== null) reader.reject(this.#failure);
     else reader.resolve(null);
@@ -132,12 +179,39 @@ export abstract class PushedStream {
         else this.#readers.push({ resolve, reject });
       });
     }
-    this.#buffered -= chunk.length;
+    this.#taken(chunk.length);
+    return Promise.resolve(chunk);
+  }
+
+  /**
+   * Reads into a buffer taken from `buffers` only once bytes are there (`ByteStream.readLazily`):
+   * the byte count, or `null` at the end. For sockets that push with {@link pushedView}, whose
+   * bytes are copied once either way; a subclass offers it as its `readLazily`.
+   */
+  protected readCopied(buffers: ReadBuffers): Promise<number | null> {
+    const chunk = this.#closed ? undefined : this.#chunks[0];
+    if (chunk === undefined) {
+      return new Promise((resolve, reject) => {
+        if (this.#closed || this.#ended) this.#settle({ buffers, resolve, reject });
+        else this.#lazyReaders.push({ buffers, resolve, reject });
+      });
+    }
+    const into = buffers.take();
+    const n = Math.min(chunk.length, into.length);
+    into.set(n === chunk.length ? chunk : chunk.subarray(0, n));
+    if (n === chunk.length) this.#chunks.shift();
+    else this.#chunks[0] = chunk.subarray(n); // the next read starts with the rest
+    this.#taken(n);
+    return Promise.resolve(n);
+  }
+
+  /** `n` queued bytes were read: resumes the socket below half the high-water mark. */
+  #taken(n: number): void {
+    this.#buffered -= n;
     if (this.#paused && this.#buffered <= HIGH_WATER / 2) {
       this.#paused = false;
       this.#source.resume?.();
     }
-    return Promise.resolve(chunk);
   }
 
   /** Copies the next chunk (or what of it fits; the rest is read next) into `into`. */

@@ -14,6 +14,7 @@ import net from "node:net";
 import type {
   ByteStream,
   NetAddr,
+  ReadBuffers,
   TcpConnectOptions,
   TcpListener,
   TcpListenOptions,
@@ -29,6 +30,13 @@ import { PushedStream } from "./pushed_stream.ts";
  */
 const RELEASE_AFTER_FLUSH = 64 * 1024;
 
+/**
+ * node:net's read buffer for every client socket of the process (`onread`, see
+ * {@link NodeClientTcpStream}). One is enough: node:net reads into it and calls back at once,
+ * and the callback copies the bytes out before it returns.
+ */
+const ONREAD_BUFFER = new Uint8Array(64 * 1024);
+
 /** A TCP connection over a node:net socket: pull-based reads over its 'data' events. */
 class NodeTcpStream<A extends NetAddr | null> extends PushedStream implements ByteStream<A> {
   #socket: net.Socket;
@@ -43,6 +51,8 @@ class NodeTcpStream<A extends NetAddr | null> extends PushedStream implements By
     this.#socket = socket;
     this.localAddr = addresses.local;
     this.remoteAddr = addresses.remote;
+    // A socket made with `onread` gets its data there, never as 'data' events; the listener
+    // still keeps it flowing, which is what makes node:net report the end as 'end'.
     socket.on("data", (chunk: Uint8Array) => this.pushed(chunk));
     socket.on("end", () => this.ended());
     socket.on("error", (error) => {
@@ -103,10 +113,44 @@ class NodeTcpStream<A extends NetAddr | null> extends PushedStream implements By
   }
 }
 
+/**
+ * A client socket made with node:net's `onread` option: node:net reads into one buffer
+ * ({@link ONREAD_BUFFER}) and passes each read to a callback, instead of allocating a 64 KiB
+ * Buffer per read and emitting it through its stream machinery. The callback copies the bytes
+ * straight into the buffer of the read that waits (`readLazily`, the connection's own read
+ * buffers, which it may lend to OpenSSL). Measured on Node 24 and 26 against the native server
+ * (3 interleaved runs each): receiving 1 GiB took 35-45% less client CPU (1.12-1.41 -> 0.71-0.86
+ * s) at 1.2-1.5x the throughput, and 1 KiB round trips went 3-12% faster. `net.Server` has no such
+ * option: accepted sockets keep the 'data' events.
+ */
+class NodeClientTcpStream<A extends NetAddr | null> extends NodeTcpStream<A> {
+  /** A read of node:net's, in {@link ONREAD_BUFFER} until this returns. */
+  onRead(view: Uint8Array): void {
+    this.pushedView(view);
+  }
+
+  readLazily(buffers: ReadBuffers): Promise<number | null> {
+    return this.readCopied(buffers);
+  }
+}
+
 /** Opens a TCP connection with TCP_NODELAY set. */
 export function connectTcp(options: TcpConnectOptions): Promise<ByteStream<NetAddr>> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: options.hostname, port: options.port });
+    let stream: NodeClientTcpStream<NetAddr> | undefined;
+    const socket = net.connect({
+      host: options.hostname,
+      port: options.port,
+      onread: {
+        buffer: ONREAD_BUFFER,
+        // Reading starts once connected, when the stream exists. True: go on reading (the
+        // stream pauses the socket itself when too much is unread).
+        callback: (n: number, buffer: Uint8Array) => {
+          stream?.onRead(buffer.subarray(0, n));
+          return true;
+        },
+      },
+    });
     const onError = (error: Error) => {
       socket.destroy();
       reject(error);
@@ -125,7 +169,8 @@ export function connectTcp(options: TcpConnectOptions): Promise<ByteStream<NetAd
       }
       // Without it a small write after the handshake waits ~40 ms (Nagle + delayed ACK).
       socket.setNoDelay(true);
-      resolve(new NodeTcpStream(socket, addresses));
+      stream = new NodeClientTcpStream(socket, addresses);
+      resolve(stream);
     });
   });
 }
