@@ -348,7 +348,9 @@ function version(cmd: string, a: string[]): string {
 // ---- main -----------------------------------------------------------------------------------
 
 const work = mkdtempSync(join(tmpdir(), "libssl-ffi-bench-"));
-const buildDir = join(root, "bench", "native", "build");
+// Built for this run, against the OpenSSL it runs with: a run inside a version-matrix chroot
+// (`version_matrix.sh --bench`) must not replace the host's programs with ones linked there.
+const buildDir = join(work, "native");
 const running = new Map<string, RunningServer>();
 try {
   const build = spawnSync("bash", [join(root, "bench", "native", "build.sh"), buildDir], {

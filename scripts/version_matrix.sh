@@ -350,6 +350,16 @@ ensure_chroot() {
 
 # --- running the suite ---------------------------------------------------------------------
 
+# mount_for_run ROOT: the system mounts and the repository at $INSIDE, for a run inside ROOT;
+# on failure nothing stays mounted.
+mount_for_run() {
+  if ! mount_system "$1" || ! mount_into "$1" "$INSIDE" --bind "$REPO"; then
+    echo "version_matrix: mounting into $1 failed" >&2
+    unmount_all
+    return 1
+  fi
+}
+
 # run_suite SUITE LOG: runs scripts/test.sh inside the SUITE chroot; output to stdout and LOG.
 run_suite() {
   local suite=$1 log=$2 root=$CACHE/$1
@@ -360,11 +370,7 @@ run_suite() {
   # Only some runtimes (scripts/test.sh's TEST_RUNTIMES), e.g. to soak one test on one of them.
   if [[ -n ${TEST_RUNTIMES:-} ]]; then env+=(TEST_RUNTIMES="$TEST_RUNTIMES"); fi
 
-  if ! mount_system "$root" || ! mount_into "$root" "$INSIDE" --bind "$REPO"; then
-    echo "version_matrix: mounting into $root failed" >&2
-    unmount_all
-    return 1
-  fi
+  mount_for_run "$root" || return 1
   # Leftovers of an interrupted run must not fill the cached chroot.
   find "$root/tmp" -mindepth 1 -maxdepth 1 -exec rm -rf --one-file-system {} +
 
@@ -384,11 +390,7 @@ console.log(\"library-version \" + o.version + \" \" + o.libssl);'" 2>&1 | tee -
 # run_bench SUITE: the benchmark inside the SUITE chroot (the arguments after -- go to it).
 run_bench() {
   local suite=$1 root=$CACHE/$1
-  if ! mount_system "$root" || ! mount_into "$root" "$INSIDE" --bind "$REPO"; then
-    echo "version_matrix: mounting into $root failed" >&2
-    unmount_all
-    return 1
-  fi
+  mount_for_run "$root" || return 1
   local rc=0
   if ! in_chroot "$root" sh -c 'command -v gcc && test -f /usr/include/openssl/ssl.h' >/dev/null; then
     echo "installing gcc, libc6-dev and libssl-dev into the $suite chroot (for bench/native/)"
