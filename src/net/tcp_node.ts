@@ -1,6 +1,8 @@
 /**
- * TCP through `node:net`: used on Node.js. Adapts node's push-based 'data' events to pull-based
- * reads, with backpressure (the socket is paused while unread data exceeds a high-water mark).
+ * TCP through `node:net`: used on Node.js. Adapts node's pushed reads to pull-based reads, with
+ * backpressure (the socket is paused while unread data exceeds a high-water mark): a client socket
+ * reads through `onread` into one shared buffer, copied straight into the reader's buffer
+ * ({@link NodeClientTcpStream}); an accepted one through its 'data' events.
  *
  * It works on Bun too, and was used there until `tcp_bun.ts`, which is faster there: measured on
  * Bun 1.4.5 (2 shared cores, against the native C server, medians of 12 interleaved runs),
