@@ -70,7 +70,7 @@ export abstract class PushedStream {
   /** Reads waiting: only while nothing is buffered. */
   #readers: Reader[] = [];
   /** Lazy reads waiting (see {@link readLazily}): only while nothing is buffered. */
-  #lazyReaders: LazyReader[] = [];
+  #lazyReaders: LazyReader[] | null = null; // made on first use: most streams never read lazily
   /** End of stream: the peer's FIN, the socket closed or failed. */
   #ended = false;
   /** What the socket failed with (a reset), reported after the data that came before it. */
@@ -86,7 +86,7 @@ export abstract class PushedStream {
   protected pushed(chunk: Uint8Array): void {
     const reader = this.#readers.shift();
     if (reader !== undefined) return reader.resolve(chunk);
-    const lazy = this.#lazyReaders.shift();
+    const lazy = this.#lazyReaders?.shift();
     if (lazy !== undefined) return lazy.resolve(this.#copyOut(chunk, lazy.buffers));
     this.#queue(chunk);
   }
@@ -96,7 +96,7 @@ export abstract class PushedStream {
    * buffer of a lazy read that waits, else into a chunk of their own for the next read.
    */
   protected pushedView(view: Uint8Array): void {
-    const lazy = this.#lazyReaders.shift();
+    const lazy = this.#lazyReaders?.shift();
     if (lazy !== undefined) return lazy.resolve(this.#copyOut(view, lazy.buffers));
     this.pushed(view.slice());
   }
@@ -148,7 +148,7 @@ export abstract class PushedStream {
     this.#ended = true;
     // Readers only wait while nothing is buffered: each gets the end (or the error) now.
     for (const reader of this.#readers.splice(0)) this.#settle(reader);
-    for (const reader of this.#lazyReaders.splice(0)) this.#settle(reader);
+    for (const reader of this.#lazyReaders?.splice(0) ?? []) this.#settle(reader);
   }
 
   /**
@@ -193,7 +193,7 @@ export abstract class PushedStream {
     if (chunk === undefined) {
       return new Promise((resolve, reject) => {
         if (this.#closed || this.#ended) this.#settle({ buffers, resolve, reject });
-        else this.#lazyReaders.push({ buffers, resolve, reject });
+        else (this.#lazyReaders ??= []).push({ buffers, resolve, reject });
       });
     }
     const into = buffers.take();
