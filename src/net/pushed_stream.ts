@@ -10,7 +10,7 @@
  *
  * A socket that reads into one buffer of its own and lends it for the length of a callback
  * (node:net's `onread`) pushes with {@link PushedStream.pushedView} instead: the bytes are copied
- * straight into the buffer of the read that waits ({@link PushedStream.readLazily}), and copied
+ * straight into the buffer of the read that waits ({@link PushedStream.readCopied}), and copied
  * into a chunk of their own only when none waits.
  *
  * @module
@@ -32,7 +32,7 @@ interface Reader {
   reject(error: unknown): void;
 }
 
-/** A {@link PushedStream.readLazily} waiting: it takes a buffer from `buffers` once bytes come. */
+/** A {@link PushedStream.readCopied} waiting: it takes a buffer from `buffers` once bytes come. */
 interface LazyReader {
   buffers: ReadBuffers;
   resolve(n: number | null): void;
@@ -69,7 +69,7 @@ export abstract class PushedStream {
   #paused = false;
   /** Reads waiting: only while nothing is buffered. */
   #readers: Reader[] = [];
-  /** Lazy reads waiting (see {@link readLazily}): only while nothing is buffered. */
+  /** Lazy reads waiting (see {@link readCopied}): only while nothing is buffered. */
   #lazyReaders: LazyReader[] | null = null; // made on first use: most streams never read lazily
   /** End of stream: the peer's FIN, the socket closed or failed. */
   #ended = false;

@@ -76,8 +76,8 @@ class Watcher {
 /**
  * The one `epoll` set and the loop that waits on it. A descriptor is added once, edge-triggered,
  * for reading; for writing as well from its first wait to write. A caller waits only after its
- * call said EAGAIN, and the next edge (data, room, FIN, error) wakes it to try again. Edges that come while nobody waits are dropped: the next caller tries
- * its call before it waits.
+ * call said EAGAIN, and the next edge (data, room, FIN, error) wakes it to try again. Edges that
+ * come while nobody waits are dropped: the next caller tries its call before it waits.
  */
 class Reactor {
   readonly #s: Sockets;
