@@ -749,6 +749,34 @@ try {
     "serve-handshakes": { against: "native", min: 0.95 },
     longlived: { against: "itself", min: 0.9 },
   };
+  // Why a row misses, from the profiles (the README's "What the profiles say" has the figures):
+  // printed under the verdicts for every work with a miss.
+  const why: Record<string, string> = {
+    bulk: "OpenSSL 3.0's AES-GCM does not use VAES, the built-ins' does (BoringSSL, rustls, " +
+      "Node's bundled 3.5; the native C client shares ours). On Bun, Bun copies every 512 KiB " +
+      "it hands to a `data` callback into a fresh ArrayBuffer (10% of the client's CPU); " +
+      "`node:ffi` (Node 26) passes typed arrays slowly.",
+    rtt: "The kernel's part is the built-ins' (one send, one receive, one wait per round trip); " +
+      "the 5-7 us left are OpenSSL 3.0's per-record cost, 12 FFI calls and the promise chain " +
+      "between `write()`/`read()` and the socket, and on Deno the worker-thread wake-up of the " +
+      "shared `epoll_wait` (a non-blocking FFI call: about 10 us of CPU, all threads, with " +
+      "both ends on one CPU).",
+    idle: "OpenSSL 3 keeps 21-26 KiB of malloc heap per connection (record buffers released), " +
+      "BoringSSL less; Bun's own socket and GC heap come on top.",
+    "serve-bulk": "OpenSSL 3.0's AES-GCM (the native server shares it; over OpenSSL 3.5 Deno " +
+      "and Bun reach 1.04-1.05x), and the write memory BIO zeroes and copies each record twice " +
+      "(sending each record straight from OpenSSL's buffer instead cost more in send() calls).",
+    handshakes: "OpenSSL's work per handshake equals the native client's (the same libcrypto " +
+      "samples); the rest is the runtime's per-connection machinery: on Deno a worker-thread " +
+      "wake-up per wait and the runtime's own code, on Bun its socket layer (32 syscalls per " +
+      "handshake against 12), on Node `node:net` (Node's own `tls` is as far from native C).",
+    "serve-handshakes": "As for handshakes: OpenSSL's share equals the native server's; a Deno " +
+      "server spends 0.4 ms per handshake in Deno's own code on its main thread and makes about " +
+      "40 syscalls per handshake against the native server's 15 (perf, strace).",
+    longlived: "The noisiest row (each entrant moves 0.6-1.5 between rounds); no collapse " +
+      'reproduces (README, "The long-lived process").',
+  };
+  const missed = new Set<string>();
   const judged = works.filter((w) => bar[w.key] !== undefined);
   if (judged.length > 0) {
     lines.push(
@@ -775,7 +803,12 @@ try {
         })`
         : `${vsBuiltIn.toFixed(2)}x ${e.builtIn}, ${vsNative.toFixed(2)}x native`;
       lines.push(`- ${ok ? "PASS" : "MISS"} ${w.key} ${e.name}: ${what}`);
+      if (!ok) missed.add(w.key);
     }
+  }
+  if (missed.size > 0) {
+    lines.push("", 'Why, from the profiles (README, Benchmark, "What the profiles say"):', "");
+    for (const key of missed) lines.push(`- ${key}: ${why[key] ?? "not profiled yet"}`);
   }
   for (const w of works.filter((w) => w.key === "fetch")) {
     for (const e of sideOf(w).filter((e) => e.builtIn !== null)) {
