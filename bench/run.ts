@@ -767,9 +767,11 @@ try {
       "and Bun reach 1.04-1.05x), and the write memory BIO zeroes and copies each record twice " +
       "(sending each record straight from OpenSSL's buffer instead cost more in send() calls).",
     handshakes: "OpenSSL's work per handshake equals the native client's (the same libcrypto " +
-      "samples); the rest is the runtime's per-connection machinery: on Deno a worker-thread " +
-      "wake-up per wait and the runtime's own code, on Bun its socket layer (32 syscalls per " +
-      "handshake against 12), on Node `node:net` (Node's own `tls` is as far from native C).",
+      "samples); the rest is per-connection weight: on Deno ours (a minimal FFI client with " +
+      "the same waits and memory BIOs runs at native C's rate; `connect()` costs 100-320 us " +
+      "more, spread over Connection, the engine, its features and the transport), on Bun its " +
+      "socket layer (32 syscalls per handshake against 12), on Node `node:net` (Node's own " +
+      "`tls` is as far from native C).",
     "serve-handshakes": "As for handshakes: OpenSSL's share equals the native server's; a Deno " +
       "server spends 0.4 ms per handshake in Deno's own code on its main thread and makes about " +
       "40 syscalls per handshake against the native server's 15 (perf, strace).",
