@@ -19,7 +19,7 @@
 import { readFileSync } from "node:fs";
 import process from "node:process";
 import { connect } from "../mod.ts";
-import { ERRNO, loadSockets, openssl } from "../src/core/native.ts";
+import { ERRNO, loadSockets, openssl, SSL_ERROR } from "../src/core/native.ts";
 import { TlsContext } from "../src/tls/context.ts";
 import { internalsOf } from "../src/tls/native_context.ts";
 import { TlsEngine } from "../src/tls/engine.ts";
@@ -38,12 +38,12 @@ const caPem = readFileSync(caPath, "utf8");
 const o = openssl();
 const context = new TlsContext("client", { caCerts: [caPem] });
 const ping = new TextEncoder().encode("PING\n");
+const hostC = new TextEncoder().encode("localhost\0");
 const pong = new Uint8Array(5);
 const input = new Uint8Array(64 * 1024);
 const output = new Uint8Array(64 * 1024);
 const to = { family: 4, hostname: "127.0.0.1", port } as const;
 
-const SSL_ERROR_WANT_READ = 2;
 const poller = s.poller();
 
 /** Waits until `fd` is readable (edge-triggered: the caller read until EAGAIN first). */
@@ -93,12 +93,12 @@ async function bare(): Promise<void> {
   };
   o.SSL_set_connect_state(ssl);
   o.SSL_set_tlsext_host_name(ssl, "localhost");
-  o.SSL_set1_host(ssl, new TextEncoder().encode("localhost\0"));
+  o.SSL_set1_host(ssl, hostC);
   for (;;) {
     const r = o.SSL_do_handshake(ssl);
     flush();
     if (r === 1) break;
-    if (o.SSL_get_error(ssl, r) !== SSL_ERROR_WANT_READ) throw new Error("handshake failed");
+    if (o.SSL_get_error(ssl, r) !== SSL_ERROR.WANT_READ) throw new Error("handshake failed");
     o.BIO_write(rbio, input, await receive(fd));
   }
   o.SSL_write(ssl, ping, ping.length);
@@ -106,7 +106,7 @@ async function bare(): Promise<void> {
   for (let got = 0; got < pong.length;) {
     const r = o.SSL_read(ssl, pong.subarray(got), pong.length - got);
     if (r > 0) got += r;
-    else if (o.SSL_get_error(ssl, r) === SSL_ERROR_WANT_READ) {
+    else if (o.SSL_get_error(ssl, r) === SSL_ERROR.WANT_READ) {
       o.BIO_write(rbio, input, await receive(fd));
     } else throw new Error("read failed");
   }

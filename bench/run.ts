@@ -768,8 +768,9 @@ try {
       "(sending each record straight from OpenSSL's buffer instead cost more in send() calls).",
     handshakes: "OpenSSL's work per handshake equals the native client's (the same libcrypto " +
       "samples); the rest is per-connection weight: on Deno ours (a minimal FFI client with " +
-      "the same waits and memory BIOs runs at native C's rate; `connect()` costs 100-320 us " +
-      "more, spread over Connection, the engine, its features and the transport), on Bun its " +
+      "the same waits and memory BIOs runs at native C's rate; our layers add 100-160 us of " +
+      "CPU per handshake, spread over the engine, the transport and Connection: " +
+      "bench/handshake_layers.ts), on Bun its " +
       "socket layer (32 syscalls per handshake against 12), on Node `node:net` (Node's own " +
       "`tls` is as far from native C).",
     "serve-handshakes": "As for handshakes: OpenSSL's share equals the native server's; a Deno " +
