@@ -233,7 +233,9 @@ const layers: [string, () => Promise<void>][] = [
   ["transport", transport],
   ["connect()", whole],
 ];
+// HANDSHAKE_LAYERS=bare,connect() measures only those layers (e.g. under `strace -c`).
+const only = process.env.HANDSHAKE_LAYERS?.split(",");
 for (let round = 1; round <= rounds; round++) {
-  for (const [name, run] of layers) await measure(name, run);
+  for (const [name, run] of layers) if (!only || only.includes(name)) await measure(name, run);
 }
 context.close();

@@ -218,8 +218,11 @@ export interface Poller {
 export interface Sockets {
   /** A non-blocking, close-on-exec TCP socket of `family`: the descriptor, or -errno. */
   tcpSocket(family: 4 | 6): number;
-  /** Starts connecting: 0, `-EINPROGRESS` (wait until writable, then {@link pendingError}), or -errno. */
-  connect(fd: number, to: SocketAddress): number;
+  /**
+   * Starts connecting to `to` (or to a `sockaddr` from {@link rawAddress}): 0, `-EINPROGRESS`
+   * (see {@link connectedNow}), or -errno.
+   */
+  connect(fd: number, to: SocketAddress | Uint8Array): number;
   /** Binds `fd` to a local address: 0 or -errno. */
   bind(fd: number, to: SocketAddress): number;
   /** Starts listening: 0 or -errno. */
@@ -230,6 +233,15 @@ export interface Sockets {
   localAddress(fd: number): SocketAddress | null;
   /** The peer's address, or `null` when it is no longer connected. */
   remoteAddress(fd: number): SocketAddress | null;
+  /**
+   * `to` as a `sockaddr` of its own, for {@link connect} and {@link decodeAddress}: a client
+   * knows its peer's address without asking the kernel (`getpeername`).
+   */
+  rawAddress(to: SocketAddress): Uint8Array;
+  /** The bound address as a `sockaddr` of its own (decoded when asked for), or -errno. */
+  rawLocalAddress(fd: number): Uint8Array | number;
+  /** The address in a `sockaddr` from {@link rawAddress} or {@link rawLocalAddress}. */
+  decodeAddress(raw: Uint8Array): SocketAddress | null;
   /** Sets a boolean socket option: 0 or -errno. */
   setOption(fd: number, option: SocketOption, on: boolean): number;
   /**
@@ -238,6 +250,13 @@ export interface Sockets {
    * EINPROGRESS, which this sees without a trip through the poller.
    */
   writableNow(fd: number): boolean;
+  /**
+   * How a connect that said EINPROGRESS stands, without waiting: 0 connected, 1 still going (wait
+   * until writable, then {@link pendingError}), or -errno. One `poll` with timeout 0; `SO_ERROR`
+   * is read only when the poll reports an error or hang-up (a successful connect is plain
+   * POLLOUT).
+   */
+  connectedNow(fd: number): number;
   /** `SO_ERROR`: how a non-blocking connect ended (0, or -errno). */
   pendingError(fd: number): number;
   /** Sends what the socket takes now: the count, or -errno (`-EAGAIN`: full). Never SIGPIPE. */
@@ -345,6 +364,21 @@ function makeSockets(c: Libc, nonblocking: NonNullable<typeof backend.nonblockin
     return decode(sockaddr);
   }
 
+  /** `poll` of `fd` for writing, timeout 0: the `revents` (0 when nothing is ready). */
+  function pollNow(fd: number): number {
+    // struct pollfd { int fd; short events; short revents; }
+    pollView.setInt32(0, fd, true);
+    pollView.setInt16(4, POLLOUT, true);
+    pollView.setInt16(6, 0, true);
+    return c.poll(pollfd, 1, 0) === 1 ? pollView.getInt16(6, true) : 0;
+  }
+
+  function pendingError(fd: number): number {
+    lengthView.setUint32(0, 4, true);
+    const r = result(c.getsockopt(fd, SOL_SOCKET, SO_ERROR, int, length));
+    return r < 0 ? r : -intView.getInt32(0, true);
+  }
+
   const OPTIONS: Record<SocketOption, [number, number]> = {
     noDelay: [IPPROTO_TCP, TCP_NODELAY],
     keepAlive: [SOL_SOCKET, SO_KEEPALIVE],
@@ -361,30 +395,35 @@ function makeSockets(c: Libc, nonblocking: NonNullable<typeof backend.nonblockin
       result(
         c.socket(family === 4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0),
       ),
-    connect: (fd, to) => result(c.connect(fd, sockaddr, encode(to))),
+    connect: (fd, to) =>
+      to instanceof Uint8Array
+        ? result(c.connect(fd, to, to.length))
+        : result(c.connect(fd, sockaddr, encode(to))),
     bind: (fd, to) => result(c.bind(fd, sockaddr, encode(to))),
     listen: (fd, backlog) => result(c.listen(fd, backlog)),
     accept: (fd) => result(c.accept4(fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC)),
     localAddress: (fd) => name(c.getsockname, fd),
     remoteAddress: (fd) => name(c.getpeername, fd),
+    rawAddress: (to) => sockaddr.slice(0, encode(to)),
+    rawLocalAddress(fd) {
+      lengthView.setUint32(0, sockaddr.length, true);
+      const r = result(c.getsockname(fd, sockaddr, length));
+      if (r < 0) return r;
+      return sockaddr.slice(0, Math.min(lengthView.getUint32(0, true), sockaddr.length));
+    },
+    decodeAddress: (raw) => decode(raw),
     setOption(fd, option, on) {
       const [level, opt] = OPTIONS[option];
       intView.setInt32(0, on ? 1 : 0, true);
       return result(c.setsockopt(fd, level, opt, int, 4));
     },
-    writableNow(fd) {
-      // struct pollfd { int fd; short events; short revents; }
-      pollView.setInt32(0, fd, true);
-      pollView.setInt16(4, POLLOUT, true);
-      pollView.setInt16(6, 0, true);
-      return c.poll(pollfd, 1, 0) === 1 &&
-        (pollView.getInt16(6, true) & (POLLOUT | POLLERR | POLLHUP)) !== 0;
+    writableNow: (fd) => (pollNow(fd) & (POLLOUT | POLLERR | POLLHUP)) !== 0,
+    connectedNow(fd) {
+      const revents = pollNow(fd);
+      if ((revents & (POLLERR | POLLHUP)) !== 0) return pendingError(fd);
+      return (revents & POLLOUT) !== 0 ? 0 : 1;
     },
-    pendingError(fd) {
-      lengthView.setUint32(0, 4, true);
-      const r = result(c.getsockopt(fd, SOL_SOCKET, SO_ERROR, int, length));
-      return r < 0 ? r : -intView.getInt32(0, true);
-    },
+    pendingError,
     send: (fd, data) => result(c.send(fd, data, data.length, MSG_NOSIGNAL)),
     recv: (fd, into) => result(c.recv(fd, into, into.length, 0)),
     shutdownWrite: (fd) => result(c.shutdown(fd, SHUT_WR)),

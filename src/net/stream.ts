@@ -72,7 +72,10 @@ export interface ByteStream<A extends NetAddr | null = NetAddr | null> {
   closeWrite(): Promise<void>;
   /** Closes both directions at once and fails pending operations. Idempotent. */
   close(): void;
-  /** The local address, when there is one. */
+  /**
+   * The local address, when there is one. A TCP listener's streams have both addresses or
+   * neither (a client gone before its socket was accepted).
+   */
   readonly localAddr: A;
   /** The remote address, when there is one. */
   readonly remoteAddr: A;

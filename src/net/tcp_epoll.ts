@@ -227,6 +227,12 @@ class OneBuffer implements ReadBuffers {
   giveBack(): void {}
 }
 
+/**
+ * An address as the stream keeps it: decoded, or still the `sockaddr` bytes it was read as
+ * (decoding is `inet_ntop` and a string, ~1 us, and most connections never ask).
+ */
+type KeptAddr<A> = A | Uint8Array;
+
 /** A connected socket: reads and writes are direct calls until one would block. */
 class EpollTcpStream<A extends NetAddr | null> implements ByteStream<A> {
   readonly #s: Sockets;
@@ -234,16 +240,32 @@ class EpollTcpStream<A extends NetAddr | null> implements ByteStream<A> {
   #closed = false;
   /** closeWrite() sent our FIN already. */
   #finSent = false;
-  readonly localAddr: A;
-  readonly remoteAddr: A;
+  #local: KeptAddr<A>;
+  #remote: KeptAddr<A>;
   /** `send` copies into the kernel before it returns: the buffer is ours again at once. */
   readonly releasesWrites = true;
 
-  constructor(s: Sockets, watcher: Watcher, local: A, remote: A) {
+  constructor(s: Sockets, watcher: Watcher, local: KeptAddr<A>, remote: KeptAddr<A>) {
     this.#s = s;
     this.#watcher = watcher;
-    this.localAddr = local;
-    this.remoteAddr = remote;
+    this.#local = local;
+    this.#remote = remote;
+  }
+
+  get localAddr(): A {
+    const a = this.#local;
+    return a instanceof Uint8Array ? this.#local = this.#decode(a) : a;
+  }
+
+  get remoteAddr(): A {
+    const a = this.#remote;
+    return a instanceof Uint8Array ? this.#remote = this.#decode(a) : a;
+  }
+
+  #decode(raw: Uint8Array): A {
+    // Bytes from getsockname or our own connect target: always an IPv4 or IPv6 address.
+    const a = this.#s.decodeAddress(raw);
+    return (a === null ? null : netAddr(a)) as A;
   }
 
   read(into: Uint8Array): Promise<number | null> {
@@ -361,18 +383,23 @@ async function connectTo(s: Sockets, to: SocketAddress): Promise<EpollTcpStream<
     s.close(fd);
     return error;
   };
-  let r = s.connect(fd, to);
+  // The peer's address is the one we connect to: kept as bytes, no getpeername.
+  const remote = s.rawAddress(to);
+  let r = s.connect(fd, remote);
   if (r === -ERRNO.EINPROGRESS) {
     // Loopback and nearby peers are connected by the time we look: no trip through the poller.
-    if (!s.writableNow(fd)) await theReactor().wait(watcher, true);
-    r = s.pendingError(fd);
+    r = s.connectedNow(fd);
+    if (r === 1) {
+      await theReactor().wait(watcher, true);
+      r = s.pendingError(fd);
+    }
   }
   if (r < 0) throw fail(s.error(-r, "connect"));
-  const local = s.localAddress(fd);
-  const remote = s.remoteAddress(fd);
-  // Connected a moment ago and reset already: getpeername says ENOTCONN.
-  if (local === null || remote === null) throw fail(s.error(ERRNO.ECONNRESET, "connect"));
-  return new EpollTcpStream(s, watcher, netAddr(local), netAddr(remote));
+  // A peer that reset the connection meanwhile is seen by the first read or write, as on any
+  // connected socket; getsockname itself fails only without kernel memory.
+  const local = s.rawLocalAddress(fd);
+  if (typeof local === "number") throw fail(s.error(-local, "getsockname"));
+  return new EpollTcpStream<NetAddr>(s, watcher, local, remote);
 }
 
 /**
@@ -435,12 +462,16 @@ class EpollTcpListener implements TcpListener {
     const s = this.#s;
     s.setOption(fd, "noDelay", true);
     const watcher = watch(s, fd, "accept");
-    const local = s.localAddress(fd);
+    // The server reads the peer's address at once (its per-address limit); the local one is
+    // kept as bytes until asked for.
     const remote = s.remoteAddress(fd);
+    const local = remote === null ? -ERRNO.ENOTCONN : s.rawLocalAddress(fd);
     // Gone before we got to it (getpeername: ENOTCONN): a stream without addresses, which the
     // server reports as such.
-    if (local === null || remote === null) return new EpollTcpStream(s, watcher, null, null);
-    return new EpollTcpStream(s, watcher, netAddr(local), netAddr(remote));
+    if (remote === null || typeof local === "number") {
+      return new EpollTcpStream(s, watcher, null, null);
+    }
+    return new EpollTcpStream<NetAddr | null>(s, watcher, local, netAddr(remote));
   }
 
   close(): void {

@@ -440,7 +440,9 @@ export class TlsListener implements AsyncIterable<Connection<NetAddr>> {
       accepted.close();
       return;
     }
-    if (accepted.localAddr === null || accepted.remoteAddr === null) {
+    // A listener's streams have both addresses or neither; the local one is not read here (the
+    // epoll transport decodes it only when asked for).
+    if (accepted.remoteAddr === null) {
       accepted.close();
       this.#report(
         new TlsError(

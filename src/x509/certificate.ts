@@ -330,15 +330,28 @@ function subjectAltNamesOf(x509: Pointer): string[] {
   return out;
 }
 
+/**
+ * One memory BIO for the whole process that {@link derOf} encodes into and reads empty again at
+ * once (a connection's handshake summary reads two or three certificates: a BIO made and freed
+ * for each cost more than the encoding). Never freed, like the callback trampolines: it holds
+ * nothing between calls.
+ */
+let derScratch: Pointer | null = null;
+
 /** `i2d_X509_bio`: the DER encoding of a borrowed `X509 *`. */
 function derOf(x509: Pointer): Uint8Array {
-  const bio = memoryBioFrom(new Uint8Array(0));
-  try {
-    openssl().i2d_X509_bio(bio.ptr, x509);
-    return readMemoryBio(bio.ptr);
-  } finally {
-    bio.close();
+  const o = openssl();
+  if (derScratch === null) {
+    derScratch = o.BIO_new(o.BIO_s_mem());
+    if (derScratch === null) {
+      throw new TlsError("INTERNAL", "BIO_new failed", { openssl: drainErrorQueue() });
+    }
   }
+  if (o.i2d_X509_bio(derScratch, x509) !== 1) {
+    readMemoryBio(derScratch); // drops what part of it was written: the next call starts empty
+    throw new TlsError("INTERNAL", "i2d_X509_bio failed", { openssl: drainErrorQueue() });
+  }
+  return readMemoryBio(derScratch);
 }
 
 /** What a certificate says, parsed once. */
