@@ -11,7 +11,8 @@
  *   taskset -c 1 node_modules/.bin/deno run -A bench/handshake_layers.ts <port> ca.pem [seconds] [rounds]
  *
  * Prints, per layer and round, the handshake rate and the CPU per handshake of the main thread and
- * of the other threads (Linux `/proc`), the layers interleaved. Measured 2026-12-07: README,
+ * of the other threads (Linux `/proc`), the layers interleaved. `HANDSHAKE_LAYERS=bare,connect()`
+ * runs only those layers (e.g. under `strace -c` or `--cpu-prof`). Measured 2026-12-07: README,
  * "What the profiles say", "Handshakes on Deno".
  *
  * @module
