@@ -25,7 +25,7 @@ import type {
   Pointer,
   SymbolTable,
 } from "./types.ts";
-import { refuseNonblocking } from "./types.ts";
+import { mapResult, refuseNonblocking } from "./types.ts";
 
 type BunType =
   | "ptr"
@@ -99,28 +99,11 @@ const WIDE: ReadonlySet<NativeType> = new Set(["i64", "u64", "usize"]);
 
 const toNumber = (r: unknown): unknown => typeof r === "bigint" ? Number(r) : r;
 
-/**
- * A `_fast` result is a bigint when it does not fit in 2^53: make it a number, as on Deno.
- * Fixed-arity wrappers: a rest-parameter one costs ~15 ns a call (BIO_pending is hot).
- */
+/** A `_fast` result is a bigint when it does not fit in 2^53: make it a number, as on Deno. */
 function bind(f: AnyFn | undefined, def: FunctionDef): AnyFn | null {
   if (f === undefined) return null;
   if (!WIDE.has(def.ret)) return f;
-  const g = f as (...a: unknown[]) => unknown;
-  switch (def.args.length) {
-    case 0:
-      return () => toNumber(g());
-    case 1:
-      return ((a: unknown) => toNumber(g(a))) as AnyFn;
-    case 2:
-      return ((a: unknown, b: unknown) => toNumber(g(a, b))) as AnyFn;
-    case 3:
-      return ((a: unknown, b: unknown, c: unknown) => toNumber(g(a, b, c))) as AnyFn;
-    case 4:
-      return ((a: unknown, b: unknown, c: unknown, d: unknown) => toNumber(g(a, b, c, d))) as AnyFn;
-    default:
-      return ((...a: unknown[]) => toNumber(g(...a))) as AnyFn;
-  }
+  return mapResult(f, def.args.length, toNumber);
 }
 
 const num = (p: Pointer | null): number => (p ?? 0) as unknown as number;

@@ -22,30 +22,9 @@ import type {
   Pointer,
   SymbolTable,
 } from "./types.ts";
+import { mapResult } from "./types.ts";
 
 const WIDE: ReadonlySet<NativeType> = new Set(["i64", "u64", "usize"]);
-
-/**
- * `number | bigint` -> number: every 64-bit value we read fits in 2^53. Fixed-arity wrappers, as
- * on Bun: a rest-parameter one costs more than the call it wraps (`SSL_ctrl`, `BIO_ctrl`).
- */
-function toNumberResult(f: AnyFn, arity: number): AnyFn {
-  const g = f as (...a: unknown[]) => number | bigint;
-  switch (arity) {
-    case 0:
-      return () => Number(g());
-    case 1:
-      return ((a: unknown) => Number(g(a))) as AnyFn;
-    case 2:
-      return ((a: unknown, b: unknown) => Number(g(a, b))) as AnyFn;
-    case 3:
-      return ((a: unknown, b: unknown, c: unknown) => Number(g(a, b, c))) as AnyFn;
-    case 4:
-      return ((a: unknown, b: unknown, c: unknown, d: unknown) => Number(g(a, b, c, d))) as AnyFn;
-    default:
-      return ((...a: unknown[]) => Number(g(...a))) as AnyFn;
-  }
-}
 
 function denoType(t: NativeType): Deno.NativeResultType {
   switch (t) {
@@ -130,7 +109,8 @@ export const denoBackend: Backend = {
     for (const [name, def] of Object.entries(table)) {
       const f = raw[name] ?? null;
       if (f !== null && WIDE.has(def.ret) && def.nonblocking !== true) {
-        symbols[name] = toNumberResult(f, def.args.length);
+        // `number | bigint` -> number: every 64-bit value we read fits in 2^53.
+        symbols[name] = mapResult(f, def.args.length, Number);
       } else {
         symbols[name] = f;
       }

@@ -35,12 +35,11 @@ import type {
   NativeType,
   SymbolTable,
 } from "./types.ts";
-import { refuseNonblocking } from "./types.ts";
+import { mapResult, refuseNonblocking } from "./types.ts";
 import {
   addressAt as at,
   addressOf,
   guardCallback,
-  mapResult,
   nodeBackendBase,
   nodeCallback,
   nodeOs,

@@ -75,30 +75,6 @@ export const WIDE: ReadonlySet<NativeType> = new Set(["i64", "u64", "usize"]);
 /** A 64-bit result to a number: every 64-bit value this library reads fits in 2^53. */
 export const toNumber = (r: unknown): unknown => typeof r === "bigint" ? Number(r) : r;
 
-type AnyFn = (...args: never[]) => unknown;
-
-/**
- * `f` with `convert` applied to its result. Fixed-arity wrappers up to 4 arguments: a
- * rest-parameter one costs measurably more per call (BIO_ctrl_pending and friends are hot).
- */
-export function mapResult(f: AnyFn, arity: number, convert: (r: unknown) => unknown): AnyFn {
-  const g = f as (...a: unknown[]) => unknown;
-  switch (arity) {
-    case 0:
-      return () => convert(g());
-    case 1:
-      return ((a: unknown) => convert(g(a))) as AnyFn;
-    case 2:
-      return ((a: unknown, b: unknown) => convert(g(a, b))) as AnyFn;
-    case 3:
-      return ((a: unknown, b: unknown, c: unknown) => convert(g(a, b, c))) as AnyFn;
-    case 4:
-      return ((a: unknown, b: unknown, c: unknown, d: unknown) => convert(g(a, b, c, d))) as AnyFn;
-    default:
-      return ((...a: unknown[]) => convert(g(...a))) as AnyFn;
-  }
-}
-
 /**
  * Wraps a callback body for C: NULL pointer arguments become `null`, 64-bit arguments numbers, a
  * returned {@link Pointer} (or `null`) its bigint address; a throw becomes `onThrow`, handed to
