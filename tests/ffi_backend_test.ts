@@ -624,7 +624,9 @@ test("env, name, os, arch", () => {
 
 test("nativeHeapInUse() tracks a 1 MiB CRYPTO_malloc and its free", () => {
   const n = 1024 * 1024;
-  const slack = 64 * 1024; // malloc headers, page rounding, other threads' small allocations
+  // Malloc headers, page rounding, and other threads' small allocations and frees meanwhile
+  // (Node 22's own threads free a few hundred bytes between two readings now and then).
+  const slack = 64 * 1024;
   const before = nativeHeapInUse();
   assert.ok(before !== null, "mallinfo2 is callable on x86-64 glibc Linux");
   assert.ok(before > 0, `heap in use: ${before}`);
@@ -635,7 +637,7 @@ test("nativeHeapInUse() tracks a 1 MiB CRYPTO_malloc and its free", () => {
     const during = nativeHeapInUse();
     assert.ok(during !== null);
     const grew = during - before;
-    assert.ok(grew >= n && grew <= n + slack, `grew by ${grew}, expected about ${n}`);
+    assert.ok(Math.abs(grew - n) <= slack, `grew by ${grew}, expected about ${n}`);
     o.OPENSSL_free(p);
     freed = true;
     const after = nativeHeapInUse();
