@@ -219,10 +219,10 @@ export interface Sockets {
   /** A non-blocking, close-on-exec TCP socket of `family`: the descriptor, or -errno. */
   tcpSocket(family: 4 | 6): number;
   /**
-   * Starts connecting to `to` (or to a `sockaddr` from {@link rawAddress}): 0, `-EINPROGRESS`
-   * (see {@link connectedNow}), or -errno.
+   * Starts connecting to `to`, a `sockaddr` from {@link rawAddress}: 0, `-EINPROGRESS` (see
+   * {@link connectedNow}), or -errno.
    */
-  connect(fd: number, to: SocketAddress | Uint8Array): number;
+  connect(fd: number, to: Uint8Array): number;
   /** Binds `fd` to a local address: 0 or -errno. */
   bind(fd: number, to: SocketAddress): number;
   /** Starts listening: 0 or -errno. */
@@ -245,16 +245,11 @@ export interface Sockets {
   /** Sets a boolean socket option: 0 or -errno. */
   setOption(fd: number, option: SocketOption, on: boolean): number;
   /**
-   * Whether `fd` can be written now (or has an error to collect), without waiting: a `poll` with
-   * timeout 0. A connect to a nearby peer is usually done a few microseconds after it said
-   * EINPROGRESS, which this sees without a trip through the poller.
-   */
-  writableNow(fd: number): boolean;
-  /**
    * How a connect that said EINPROGRESS stands, without waiting: 0 connected, 1 still going (wait
-   * until writable, then {@link pendingError}), or -errno. One `poll` with timeout 0; `SO_ERROR`
-   * is read only when the poll reports an error or hang-up (a successful connect is plain
-   * POLLOUT).
+   * until writable, then {@link pendingError}), or -errno. One `poll` with timeout 0: a connect to
+   * a nearby peer is usually done a few microseconds after EINPROGRESS, which this sees without a
+   * trip through the poller. `SO_ERROR` is read only when the poll reports an error or hang-up (a
+   * successful connect is plain POLLOUT).
    */
   connectedNow(fd: number): number;
   /** `SO_ERROR`: how a non-blocking connect ended (0, or -errno). */
@@ -355,13 +350,14 @@ function makeSockets(c: Libc, nonblocking: NonNullable<typeof backend.nonblockin
     };
   }
 
+  /** Fills `sockaddr` through `getsockname` or `getpeername`: its length, or -errno. */
   function name(
     call: (fd: number, addr: Uint8Array, len: Uint8Array) => number,
     fd: number,
-  ): SocketAddress | null {
+  ): number {
     lengthView.setUint32(0, sockaddr.length, true);
-    if (call(fd, sockaddr, length) !== 0) return null;
-    return decode(sockaddr);
+    const r = result(call(fd, sockaddr, length));
+    return r < 0 ? r : Math.min(lengthView.getUint32(0, true), sockaddr.length);
   }
 
   /** `poll` of `fd` for writing, timeout 0: the `revents` (0 when nothing is ready). */
@@ -395,29 +391,23 @@ function makeSockets(c: Libc, nonblocking: NonNullable<typeof backend.nonblockin
       result(
         c.socket(family === 4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0),
       ),
-    connect: (fd, to) =>
-      to instanceof Uint8Array
-        ? result(c.connect(fd, to, to.length))
-        : result(c.connect(fd, sockaddr, encode(to))),
+    connect: (fd, to) => result(c.connect(fd, to, to.length)),
     bind: (fd, to) => result(c.bind(fd, sockaddr, encode(to))),
     listen: (fd, backlog) => result(c.listen(fd, backlog)),
     accept: (fd) => result(c.accept4(fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC)),
-    localAddress: (fd) => name(c.getsockname, fd),
-    remoteAddress: (fd) => name(c.getpeername, fd),
+    localAddress: (fd) => (name(c.getsockname, fd) < 0 ? null : decode(sockaddr)),
+    remoteAddress: (fd) => (name(c.getpeername, fd) < 0 ? null : decode(sockaddr)),
     rawAddress: (to) => sockaddr.slice(0, encode(to)),
     rawLocalAddress(fd) {
-      lengthView.setUint32(0, sockaddr.length, true);
-      const r = result(c.getsockname(fd, sockaddr, length));
-      if (r < 0) return r;
-      return sockaddr.slice(0, Math.min(lengthView.getUint32(0, true), sockaddr.length));
+      const n = name(c.getsockname, fd);
+      return n < 0 ? n : sockaddr.slice(0, n);
     },
-    decodeAddress: (raw) => decode(raw),
+    decodeAddress: decode,
     setOption(fd, option, on) {
       const [level, opt] = OPTIONS[option];
       intView.setInt32(0, on ? 1 : 0, true);
       return result(c.setsockopt(fd, level, opt, int, 4));
     },
-    writableNow: (fd) => (pollNow(fd) & (POLLOUT | POLLERR | POLLHUP)) !== 0,
     connectedNow(fd) {
       const revents = pollNow(fd);
       if ((revents & (POLLERR | POLLHUP)) !== 0) return pendingError(fd);
