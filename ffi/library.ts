@@ -15,7 +15,11 @@ import { backend } from "./backend.ts";
 import { createMacros, type Macros } from "./macros.ts";
 import { cryptoSymbols, sslSymbols, type Symbols } from "./symbols.ts";
 import type { Backend, NativeLibrary } from "./types.ts";
-import { OPENSSL_MIN_VERSION, OPENSSL_VERSION_SELECTOR } from "./constants.ts";
+import {
+  OPENSSL_INIT_NO_ATEXIT,
+  OPENSSL_MIN_VERSION,
+  OPENSSL_VERSION_SELECTOR,
+} from "./constants.ts";
 
 /** Every raw symbol plus the macros, bound to one loaded libssl/libcrypto pair. */
 export type OpenSsl =
@@ -136,6 +140,14 @@ function tryPair(b: Backend, c: Candidate): OpenSsl | string {
     crypto.close();
     return `too old: ${c.crypto} is ${hex(versionNumber)}`;
   }
+  // Before any other call that initialises libcrypto: no OPENSSL_cleanup at process exit.
+  // OpenSSL 3.x registers it as a libc atexit handler on its first initialisation (4.0 has none).
+  // It frees every global table while the runtime's other threads (a worker using this library)
+  // may still be inside OpenSSL, and a fault in it kills a process whose work is done: a Deno
+  // test run with 3.5.9 aborted at exit with glibc's "double free or corruption" after every test
+  // had passed (cause not proven). The kernel takes the memory back anyway; curl opts out the
+  // same way. If the process initialised this libcrypto before us, the call changes nothing.
+  cryptoFns.OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, null);
   let ssl: NativeLibrary;
   try {
     ssl = b.open(c.ssl, sslSymbols);

@@ -20,6 +20,8 @@ export const cryptoSymbols = {
   OpenSSL_version_num: { args: [], ret: "u64" },
   // const char *OpenSSL_version(int t);
   OpenSSL_version: { args: ["i32"], ret: "ptr" },
+  // int OPENSSL_init_crypto(uint64_t opts, const OPENSSL_INIT_SETTINGS *settings);
+  OPENSSL_init_crypto: { args: ["u64", "ptr"], ret: "i32" },
 
   // unsigned long ERR_get_error(void);
   ERR_get_error: { args: [], ret: "u64" },

@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import { type Backend, backend, libraryCandidates, loadOpenSslWith } from "../ffi/mod.ts";
 import { runtime, runtimeArgs, test } from "./harness.ts";
 import { opensslVersion } from "../mod.ts";
+import { runScript } from "./support/subprocess.ts";
 
 // --- libraryCandidates() with a fake backend -----------------------------------------------
 
@@ -288,6 +289,22 @@ test(
       assert.equal(r.ok, false, JSON.stringify(r));
       assert.equal(r.code, "LIBRARY_NOT_FOUND");
     }
+  },
+  SLOW,
+);
+
+test(
+  "loader: OpenSSL's exit-time cleanup is off (an OPENSSL_atexit handler never runs)",
+  () => {
+    // The fixture registers libc's abort() with OPENSSL_atexit. OpenSSL 3.x runs that list from
+    // OPENSSL_cleanup, its atexit handler, unless the loader said OPENSSL_INIT_NO_ATEXIT first:
+    // then the child would die of SIGABRT after printing. (Bun skips libc's atexit handlers at
+    // exit anyway; OpenSSL 4.0 has none. Deno and Node.js on 3.x are where this can fail.)
+    const r = runScript("tests/fixtures/exit_cleanup.ts", [], { timeout: 50_000 });
+    const detail = `exit ${r.status}, signal ${r.signal}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+    assert.equal(r.stdout.trim(), "registered", detail);
+    assert.equal(r.signal, null, detail);
+    assert.equal(r.status, 0, detail);
   },
   SLOW,
 );
