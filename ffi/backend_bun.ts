@@ -143,10 +143,15 @@ export const bunBackend: Backend = {
       if (def.symbol !== undefined || def.optional === true) separate.push([name, def]);
       else main[name] = bunDef(def);
     }
-    const lib = ffi.dlopen(path, main);
-    handles.push(lib);
-    for (const [name, def] of Object.entries(table)) {
-      if (name in main) symbols[name] = bind(lib.symbols[name], def);
+    // bun:ffi refuses a dlopen without symbols: a table of only aliases and optional symbols
+    // opens nothing here, and the library's own failure surfaces below. (An empty table still
+    // goes to bun:ffi, which refuses it.)
+    if (Object.keys(main).length > 0 || separate.length === 0) {
+      const lib = ffi.dlopen(path, main);
+      handles.push(lib);
+      for (const [name, def] of Object.entries(table)) {
+        if (name in main) symbols[name] = bind(lib.symbols[name], def);
+      }
     }
     // Aliases and optional symbols: one small dlopen each (Bun has neither feature).
     for (const [name, def] of separate) {
@@ -156,7 +161,10 @@ export const bunBackend: Backend = {
         handles.push(one);
         symbols[name] = bind(one.symbols[symbol], def);
       } catch (error) {
-        if (def.optional !== true) {
+        // Only a missing symbol is optional; a library that does not open (ERR_DLOPEN_FAILED,
+        // where Bun says "Symbol ... not found" with ERR_INVALID_ARG_TYPE) fails the open.
+        const unopened = (error as { code?: unknown }).code === "ERR_DLOPEN_FAILED";
+        if (def.optional !== true || unopened) {
           for (const h of handles) h.close();
           throw error;
         }

@@ -361,6 +361,29 @@ test("optional symbols: present ones are functions, missing ones are null", () =
   }
 });
 
+test("a table of only optional symbols opens; a library that does not open still throws", () => {
+  // bun:ffi refuses a dlopen without symbols, so its backend opens such a table one symbol at a
+  // time: the fixture of tests/library_test.ts asks for OPENSSL_atexit alone (gone in 4.0).
+  const lib = b.open(LIBCRYPTO, {
+    nope: { args: [], ret: "i32", optional: true },
+    version_alias: { symbol: "OpenSSL_version_num", args: [], ret: "u64", optional: true },
+  });
+  try {
+    assert.equal(lib.symbols.nope, null);
+    const alias = lib.symbols.version_alias as (() => number) | null;
+    assert.ok(alias !== null);
+    assert.equal(alias(), o.OpenSSL_version_num());
+  } finally {
+    lib.close();
+  }
+  // A missing symbol is optional; a missing library is not.
+  assert.throws(() =>
+    b.open("/nonexistent/libssl-ffi-test.so", {
+      nope: { args: [], ret: "i32", optional: true },
+    })
+  );
+});
+
 test("a missing required symbol makes open() throw, and a later open still works", () => {
   assert.throws(() =>
     b.open(LIBCRYPTO, {
