@@ -85,7 +85,7 @@ export const SSL_CLIENT_HELLO = { SUCCESS: 1, ERROR: 0, RETRY: -1 } as const;
 export const OPENSSL_VERSION_SELECTOR = { VERSION: 0, DIR: 4 } as const;
 
 /**
- * `OPENSSL_INIT_NO_ATEXIT` (crypto.h, 1.1.1b+): {@link OPENSSL_init_crypto} option that keeps
+ * `OPENSSL_INIT_NO_ATEXIT` (crypto.h, 1.1.1b+): the `OPENSSL_init_crypto` option that keeps
  * OpenSSL 3.x from registering `OPENSSL_cleanup` as a libc `atexit` handler.
  */
 export const OPENSSL_INIT_NO_ATEXIT = 0x00080000;
