@@ -1,5 +1,5 @@
 /**
- * TCP sockets and epoll straight from glibc: the C half of the epoll transport
+ * TCP and UDP sockets and epoll straight from glibc: the C half of the epoll transport
  * (`src/net/tcp_epoll.ts`). Everything here is synchronous and non-blocking except
  * {@link Poller.wait} and {@link Sockets.resolve}, which run on one of the runtime's worker threads
  * (`epoll_wait` and `getaddrinfo` block), so it exists only where the backend has such calls
@@ -21,6 +21,7 @@ export const ERRNO = {
   EINTR: 4,
   EAGAIN: 11,
   EACCES: 13,
+  EINVAL: 22,
   EPIPE: 32,
   EPROTO: 71,
   EADDRINUSE: 98,
@@ -55,6 +56,7 @@ const DENO_NAMES: Readonly<Record<number, string>> = {
 const AF_INET = 2;
 const AF_INET6 = 10;
 const SOCK_STREAM = 1;
+const SOCK_DGRAM = 2;
 const SOCK_NONBLOCK = 0o4000;
 const SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
@@ -106,6 +108,12 @@ const symbols = {
   send: { args: ["i32", "buf", "usize", "i32"], ret: "i32" },
   // ssize_t recv(int fd, void *buf, size_t n, int flags);  (i32 as for send)
   recv: { args: ["i32", "buf", "usize", "i32"], ret: "i32" },
+  // ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *to,
+  //                socklen_t len);  (i32 as for send: a datagram is under 64 KiB)
+  sendto: { args: ["i32", "buf", "usize", "i32", "buf", "u32"], ret: "i32" },
+  // ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *from,
+  //                  socklen_t *len);  (i32 as for recv)
+  recvfrom: { args: ["i32", "buf", "usize", "i32", "buf", "buf"], ret: "i32" },
   // int shutdown(int fd, int how);
   shutdown: { args: ["i32", "i32"], ret: "i32" },
   // int close(int fd);
@@ -149,6 +157,8 @@ interface Libc {
   getsockopt: I32Fn<[number, number, number, Uint8Array, Uint8Array]>;
   send: I32Fn<[number, Uint8Array, number, number]>;
   recv: I32Fn<[number, Uint8Array, number, number]>;
+  sendto: I32Fn<[number, Uint8Array, number, number, Uint8Array, number]>;
+  recvfrom: I32Fn<[number, Uint8Array, number, number, Uint8Array, Uint8Array]>;
   shutdown: I32Fn<[number, number]>;
   close: I32Fn<[number]>;
   poll: I32Fn<[Uint8Array, number, number]>;
@@ -218,6 +228,8 @@ export interface Poller {
 export interface Sockets {
   /** A non-blocking, close-on-exec TCP socket of `family`: the descriptor, or -errno. */
   tcpSocket(family: 4 | 6): number;
+  /** A non-blocking, close-on-exec UDP socket of `family`: the descriptor, or -errno. */
+  udpSocket(family: 4 | 6): number;
   /**
    * Starts connecting to `to`, a `sockaddr` from {@link rawAddress}: 0, `-EINPROGRESS` (see
    * {@link connectedNow}), or -errno.
@@ -258,6 +270,19 @@ export interface Sockets {
   send(fd: number, data: Uint8Array): number;
   /** Receives into `into`: the count, 0 at end of stream, or -errno (`-EAGAIN`: nothing yet). */
   recv(fd: number, into: Uint8Array): number;
+  /**
+   * Sends one datagram to `to` (a `sockaddr` from {@link rawAddress}): its length, or -errno
+   * (`-EAGAIN`: the socket's send buffer is full).
+   */
+  sendTo(fd: number, datagram: Uint8Array, to: Uint8Array): number;
+  /**
+   * Receives one datagram into `into`: its length (cut to `into`'s if longer), or -errno
+   * (`-EAGAIN`: none waiting). Its sender's `sockaddr` is then {@link lastSender} until the next
+   * call.
+   */
+  recvFrom(fd: number, into: Uint8Array): number;
+  /** The sender of the datagram the last {@link recvFrom} returned: a view, valid until the next. */
+  lastSender(): Uint8Array;
   /** Half-closes the sending side (TCP FIN): 0 or -errno. */
   shutdownWrite(fd: number): number;
   /** Closes the descriptor. */
@@ -309,6 +334,10 @@ function makeSockets(c: Libc, nonblocking: NonNullable<typeof backend.nonblockin
   const text = new Uint8Array(64); // INET6_ADDRSTRLEN is 46
   const pollfd = new Uint8Array(8);
   const pollView = new DataView(pollfd.buffer);
+  const from = new Uint8Array(28); // recvfrom's sockaddr (its own: sockaddr serves the others)
+  const fromLength = new Uint8Array(4);
+  const fromLengthView = new DataView(fromLength.buffer);
+  let fromSize = 0;
   const decoder = new TextDecoder();
   const encoder = new TextEncoder();
 
@@ -391,6 +420,10 @@ function makeSockets(c: Libc, nonblocking: NonNullable<typeof backend.nonblockin
       result(
         c.socket(family === 4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0),
       ),
+    udpSocket: (family) =>
+      result(
+        c.socket(family === 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0),
+      ),
     connect: (fd, to) => result(c.connect(fd, to, to.length)),
     bind: (fd, to) => result(c.bind(fd, sockaddr, encode(to))),
     listen: (fd, backlog) => result(c.listen(fd, backlog)),
@@ -416,6 +449,15 @@ function makeSockets(c: Libc, nonblocking: NonNullable<typeof backend.nonblockin
     pendingError,
     send: (fd, data) => result(c.send(fd, data, data.length, MSG_NOSIGNAL)),
     recv: (fd, into) => result(c.recv(fd, into, into.length, 0)),
+    sendTo: (fd, datagram, to) =>
+      result(c.sendto(fd, datagram, datagram.length, MSG_NOSIGNAL, to, to.length)),
+    recvFrom(fd, into) {
+      fromLengthView.setUint32(0, from.length, true);
+      const n = result(c.recvfrom(fd, into, into.length, 0, from, fromLength));
+      fromSize = n < 0 ? 0 : Math.min(fromLengthView.getUint32(0, true), from.length);
+      return n;
+    },
+    lastSender: () => from.subarray(0, fromSize),
     shutdownWrite: (fd) => result(c.shutdown(fd, SHUT_WR)),
     close(fd) {
       c.close(fd); // EINTR/EIO from close: the descriptor is gone on Linux either way
