@@ -120,9 +120,11 @@ test(
     // handshake: a leaked DTLS `SSL`, BIO pair, session or certificate is larger. Each round has a
     // fresh listener and a settle after it. The rounds per runtime follow the noise of its heap
     // figure: Bun's (mimalloc serves Bun, so glibc's heap is mostly OpenSSL's) moves by 1 KB over
-    // 8,000 handshakes; Node.js's by ±1 MB between rounds; Deno's by ±2 MB (node:dgram's buffers
-    // live on the Rust side). Checked by leaking 1 KB per handshake on purpose: every runtime
-    // fails, Deno only from about 10 rounds on (over 6 its noise hid it once).
+    // 8,000 handshakes; Node.js's by ±1 MB between rounds; Deno's by ±2 MB over its node:dgram
+    // (whose buffers live on the Rust side; now the fallback, LIBSSL_FFI_UDP=runtime), by a few KB
+    // over the libc sockets it uses now. Checked by leaking 1 KB per handshake on purpose: every
+    // runtime fails, Deno over node:dgram only from about 10 rounds on (over 6 its noise hid it
+    // once): Deno keeps 12, for the fallback.
     const minRounds = { bun: 4, node: 8, deno: 12 }[runtime];
     const readings = await assertHeapLevelsOff({
       round,
