@@ -45,6 +45,16 @@ test("Deno without --allow-net: connect and listen are PERMISSION_DENIED naming 
     r.stdout,
     /^listen PERMISSION_DENIED: .*listen on 127\.0\.0\.1:0: run it with --allow-net/m,
   );
+  // DTLS: the UDP socket's bind is refused the same way (Deno's node:dgram would have thrown it
+  // from a later tick, uncaught, ending the process).
+  assert.match(
+    r.stdout,
+    /^connectDtls PERMISSION_DENIED: .*bind a UDP socket to 0\.0\.0\.0:0: run it with --allow-net/m,
+  );
+  assert.match(
+    r.stdout,
+    /^listenDtls PERMISSION_DENIED: .*bind a UDP socket to 127\.0\.0\.1:0: run it with --allow-net/m,
+  );
 });
 
 test("Deno with --allow-net=127.0.0.1: that address works, the name localhost is still refused", () => {
@@ -62,6 +72,26 @@ test("Deno with --allow-net=127.0.0.1: that address works, the name localhost is
   assert.match(
     r.stdout,
     /^connect localhost PERMISSION_DENIED: .*connect to localhost:\d+: run it with --allow-net/m,
+    r.stdout,
+  );
+});
+
+test("Deno with --allow-net=127.0.0.1, UDP: that host works, a datagram to another is refused, and so is binding to it", () => {
+  // The libc UDP sockets (src/net/udp_epoll.ts) do not go through Deno's net ops: each peer is
+  // checked against Deno's permissions the first time a datagram goes to it, and a bind Deno
+  // refuses is PERMISSION_DENIED rather than the uncaught NotCapable of Deno's node:dgram.
+  const r = runDenoFixture(["--allow-net=127.0.0.1"], "tests/fixtures/scoped_udp_child.ts", []);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^bind 127\.0\.0\.1 ok$/m, r.stdout);
+  assert.match(r.stdout, /^send 127\.0\.0\.1 ok$/m, r.stdout);
+  assert.match(
+    r.stdout,
+    /^send 127\.0\.0\.2 PERMISSION_DENIED: .*send to 127\.0\.0\.2:\d+: run it with --allow-net/m,
+    r.stdout,
+  );
+  assert.match(
+    r.stdout,
+    /^bind 127\.0\.0\.2 PERMISSION_DENIED: .*bind a UDP socket to 127\.0\.0\.2:0: run it with --allow-net/m,
     r.stdout,
   );
 });

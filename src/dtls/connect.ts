@@ -138,6 +138,7 @@ export async function connectDtls(given: DtlsConnectOptions): Promise<DtlsConnec
     });
   } catch (error) {
     deadline.dispose();
+    if (error instanceof TlsError) throw error; // PERMISSION_DENIED (Deno), naming the flag
     throw new TlsError("NETWORK_ERROR", `cannot open a UDP socket: ${messageOf(error)}`, {
       cause: error,
     });

@@ -167,6 +167,7 @@ export async function listenDtls(given: DtlsListenOptions): Promise<DtlsListener
     });
   } catch (error) {
     context.close();
+    if (error instanceof TlsError) throw error; // PERMISSION_DENIED (Deno), naming the flag
     throw new TlsError(
       "NETWORK_ERROR",
       `cannot listen on UDP ${options.hostname ?? "0.0.0.0"}:${port}: ${messageOf(error)}`,
