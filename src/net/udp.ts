@@ -2,11 +2,11 @@
  * Chooses the UDP implementation once, for DTLS (as `tcp.ts` does for TCP):
  *
  * - Deno: the C library's sockets on the epoll transport's reactor (`udp_epoll.ts`), where the
- *   socket calls load (Linux x86-64 and aarch64 with glibc) and where Deno already grants the
- *   address to bind (`--allow-net`), for an IP address to bind to; `node:dgram` otherwise.
- *   `LIBSSL_FFI_UDP=runtime` keeps `node:dgram` everywhere (Deno only; any other value than
- *   `runtime` or `epoll` fails at import). A bind Deno does not grant (after its prompt, where
- *   there is a terminal) is `PERMISSION_DENIED` naming the flag, on either.
+ *   socket calls load (Linux x86-64 and aarch64 with glibc), for an IP address to bind to;
+ *   `node:dgram` otherwise. `LIBSSL_FFI_UDP=runtime` keeps `node:dgram` everywhere (Deno only;
+ *   any other value than `runtime` or `epoll` fails at import). Either way the address to bind
+ *   must be granted by Deno (`--allow-net`, or its prompt where there is a terminal): otherwise
+ *   the bind is `PERMISSION_DENIED` naming the flag.
  * - Bun and Node.js: `node:dgram`.
  *
  * The socket's shape, and the address types, are in `datagram.ts`.
