@@ -2,8 +2,8 @@
  * The UDP sockets DTLS runs over (`src/net/udp.ts`: on Deno both the libc sockets on the epoll
  * reactor and `node:dgram`, which it falls back to; `node:dgram` on Bun and Node.js), under what
  * the DTLS tests rarely reach: senders' addresses, bursts, the largest datagram, IPv6, bind errors,
- * close (datagrams given to `send()` before it still go out, none arrives after it), and a socket
- * that never runs dry (no starved timers).
+ * close (datagrams given to `send()` before it still go out, none arrives after it), and, for our
+ * own receive loop, a socket that never runs dry (no starved timers).
  *
  * @module
  */
@@ -34,9 +34,17 @@ let bind: Bind = chosen.bindUdp;
 /** The implementation under test. */
 let label = "";
 
-/** Each test once per implementation, named after it. */
-function test(name: string, fn: () => Promise<void>, options?: { timeout?: number }): void {
+/**
+ * Each test once per implementation, named after it (`only`: just that one, for a property of
+ * our own code that a runtime's `node:dgram` does not promise).
+ */
+function test(
+  name: string,
+  fn: () => Promise<void>,
+  options?: { timeout?: number; only?: string },
+): void {
   for (const [which, implementation] of implementations) {
+    if (options?.only !== undefined && which !== options.only) continue;
     harnessTest(`UDP ${which}: ${name}`, () => {
       bind = implementation;
       label = which;
@@ -226,6 +234,10 @@ test("close(): what was sent before it goes out, nothing is delivered after it; 
   }
 });
 
+// Ours only (Deno): our receive loop takes every queued datagram without waiting, so it must yield
+// now and then. A runtime's node:dgram is that runtime's event loop: Bun's delivered every
+// datagram of a flood (1,857 and 2,082 of them) before a timer ran, in the version matrix and on
+// the host (Bun 1.4.5).
 test(
   "a socket that never runs dry does not starve timers (a peer in another process floods it)",
   async () => {
@@ -264,5 +276,5 @@ test(
       `the timer ran only after ${firedAt} of ${received} datagrams`,
     );
   },
-  { timeout: 60_000 },
+  { timeout: 60_000, only: "epoll" },
 );
