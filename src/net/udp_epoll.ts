@@ -93,6 +93,9 @@ class EpollUdpSocket implements UdpSocket {
   /** The sender of the last datagram, as bytes and decoded: most datagrams come from it again. */
   #lastRaw: Uint8Array = new Uint8Array(0);
   #lastFrom: UdpAddr | null = null;
+  /** The last peer sent to (the same object again: its `sockaddr` without a lookup). */
+  #lastTo: UdpAddr | null = null;
+  #lastToRaw: Uint8Array | null = null;
 
   constructor(
     s: Sockets,
@@ -156,6 +159,15 @@ class EpollUdpSocket implements UdpSocket {
 
   /** The `sockaddr` for `to`, or null (reported) when it may not or cannot be sent to. */
   #sockaddrOf(to: UdpAddr): Uint8Array | null {
+    // A client sends every datagram to one peer: no key string per datagram for it.
+    if (to === this.#lastTo) return this.#lastToRaw;
+    const raw = this.#lookUp(to);
+    this.#lastTo = to;
+    this.#lastToRaw = raw;
+    return raw;
+  }
+
+  #lookUp(to: UdpAddr): Uint8Array | null {
     const key = addrKey(to);
     const known = this.#peers.get(key);
     if (known !== undefined) return known;
