@@ -9,7 +9,9 @@
  *   PING\n        -> "PONG\n", then close_notify and close
  *   ECHO <size>\n -> every byte received is written back until the client closes
  *   IDLE\n        -> nothing; the connection stays open until the client closes
- * Session tickets are off, so every handshake is a full one. The server's cipher preference wins:
+ * Session tickets are off unless BENCH_SERVER_TICKETS=<n> asks for n per handshake (the benchmark
+ * does when this server is the one measured, as OpenSSL's default server issues 2); clients never
+ * resume, so every handshake is a full one either way. The server's cipher preference wins:
  * TLS_AES_256_GCM_SHA384 for every client unless BENCH_SERVER_CIPHERSUITES (an OpenSSL TLS 1.3
  * ciphersuites list, in preference order) says otherwise. BENCH_SERVER_LOG=1 logs the protocol,
  * cipher and command of every connection to stderr.
@@ -211,9 +213,19 @@ int main(int argc, char **argv) {
     fprintf(stderr, "server: bad BENCH_SERVER_CIPHERSUITES '%s'\n", suites);
     return 2;
   }
-  SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_CIPHER_SERVER_PREFERENCE);
-  SSL_CTX_set_num_tickets(ctx, 0);
-  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
+  /* Session tickets: none by default (the client side of the benchmark measures full handshakes
+   * without ticket processing); BENCH_SERVER_TICKETS=<n> issues n per handshake, as OpenSSL's
+   * default server (2) and every other server of the server side do. */
+  const char *tickets = getenv("BENCH_SERVER_TICKETS");
+  int num_tickets = tickets ? atoi(tickets) : 0;
+  if (num_tickets <= 0) {
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    SSL_CTX_set_num_tickets(ctx, 0);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  } else {
+    SSL_CTX_set_num_tickets(ctx, (size_t)num_tickets);
+  }
   SSL_CTX_set_read_ahead(ctx, 1); /* one recv(2) per record or more, not two (header, body) */
 
   log_connections = getenv("BENCH_SERVER_LOG") != NULL;
