@@ -13,7 +13,9 @@
  *   taskset -c 0 node_modules/.bin/bun bench/floor.ts rtt <port> ca.pem [seconds]
  *
  * Works: `handshakes` (a new TCP connection and a full handshake, `PING`/`PONG`, then closed
- * without close_notify, as the native client does) and `rtt` (1 KiB echoed on one connection).
+ * without close_notify, as the native client does), `rtt` (1 KiB echoed on one connection) and
+ * `idle <count>` (`count` connections that sent `IDLE` and stay open: RSS growth and malloc heap
+ * per connection; one layer per process, the first of `FLOOR_LAYERS`).
  * Prints, per layer and round, the rate and the process's CPU per operation (user + system, all
  * threads), and last one JSON line with the first layer's median rate (as the benchmark's clients
  * do: `bench/run.ts` runs the bare client as its "floor" rows). `FLOOR_ROUNDS` sets the rounds
@@ -27,7 +29,7 @@
  */
 import { readFileSync } from "node:fs";
 import process from "node:process";
-import { connect } from "../mod.ts";
+import { connect, nativeMemoryInUse } from "../mod.ts";
 import { ERRNO, loadSockets, openssl, type Pointer, SSL_ERROR } from "../src/core/native.ts";
 import { TlsContext } from "../src/tls/context.ts";
 import { internalsOf } from "../src/tls/native_context.ts";
@@ -35,8 +37,11 @@ import { theReactor, watch } from "../src/net/reactor.ts";
 
 // The benchmark clients' arguments (bench/README.md), so that bench/run.ts can run it as one.
 const [work, portArg, caPath, secondsArg] = process.argv.slice(2);
-if ((work !== "handshakes" && work !== "rtt") || portArg === undefined || caPath === undefined) {
-  throw new Error("usage: floor.ts handshakes|rtt <port> <ca.pem> [seconds]");
+if (
+  (work !== "handshakes" && work !== "rtt" && work !== "idle") || portArg === undefined ||
+  caPath === undefined
+) {
+  throw new Error("usage: floor.ts handshakes|rtt <port> <ca.pem> [seconds] | idle ... [count]");
 }
 const port = Number(portArg);
 const seconds = Number(secondsArg ?? 3);
@@ -336,6 +341,41 @@ async function wholeRoundTrips(): Promise<RoundTrips> {
   };
 }
 
+const idleCommand = encoder.encode("IDLE\n");
+
+/**
+ * Opens `count` connections that each sent `IDLE` and stay open (after one for warming up): the
+ * RSS growth and the malloc heap in use (OpenSSL's allocations and the runtime's own), per
+ * connection, as the benchmark's idle work measures them.
+ */
+async function idleLayer(layer: "bare" | "connect()", count: number): Promise<[number, number]> {
+  const openOne = async (): Promise<() => void> => {
+    if (layer === "bare") {
+      const session = await bareSession(open);
+      await session.exchange(idleCommand, 0);
+      return () => session.free();
+    }
+    const conn = await connect({
+      hostname: "127.0.0.1",
+      servername: "localhost",
+      port,
+      caCerts: [caPem],
+    });
+    await conn.write(idleCommand);
+    return () => conn.close();
+  };
+  const warm = await openOne();
+  const before = process.memoryUsage().rss;
+  const heapBefore = nativeMemoryInUse() ?? NaN;
+  const closers: (() => void)[] = [];
+  for (let i = 0; i < count; i++) closers.push(await openOne());
+  const rss = (process.memoryUsage().rss - before) / count;
+  const heap = ((nativeMemoryInUse() ?? NaN) - heapBefore) / count;
+  for (const close of closers) close();
+  warm();
+  return [rss, heap];
+}
+
 function cpuSeconds(): number {
   const { user, system } = process.cpuUsage();
   return (user + system) / 1e6;
@@ -357,12 +397,35 @@ async function measure(op: () => Promise<void>): Promise<[number, number]> {
   return [count / elapsed, ((cpuSeconds() - cpu) / count) * 1e6];
 }
 
-const unit = work === "handshakes" ? "handshakes/s" : "round trips/s";
+const unit = work === "handshakes"
+  ? "handshakes/s"
+  : work === "rtt"
+  ? "round trips/s"
+  : "bytes/connection";
 // FLOOR_LAYERS=connect() runs only that layer (e.g. under a profiler).
 const only = process.env.FLOOR_LAYERS?.split(",");
 const layers = (["bare", "connect()"] as const).filter((l) =>
   only === undefined || only.includes(l)
 );
+if (work === "idle") {
+  // Memory is measured once per process (what one layer leaves behind would count for the next):
+  // the first layer only.
+  const layer = layers[0]!;
+  const count = Number(secondsArg ?? 1000);
+  const [rss, heap] = await idleLayer(layer, count);
+  console.log(
+    `${layer.padEnd(10)} ${(rss / 1024).toFixed(1)} KiB per idle connection (RSS), malloc heap ` +
+      `${(heap / 1024).toFixed(1)} KiB`,
+  );
+  console.log(JSON.stringify({
+    work,
+    value: rss,
+    unit,
+    native: Number.isFinite(heap) ? heap : undefined,
+    layer,
+  }));
+  process.exit(0);
+}
 const rates = new Map<string, number[]>();
 for (let round = 0; round < rounds; round++) {
   for (const layer of layers) {

@@ -397,7 +397,8 @@ try {
     entrant("Node 26 tls", null, node26("bench/clients/node_tls.mjs")),
     entrant(NATIVE, null, nativeClient),
     // The floors (bench/floor.ts): the bare OpenSSL calls of a C client over the runtime's
-    // cheapest socket, with no TlsEngine, Connection or promise per record.
+    // cheapest socket, with no TlsEngine, Connection or promise per record (handshakes, round
+    // trips, idle memory).
     ...([
       ["Deno", "Deno.startTls", deno],
       ["Bun", "Bun node:tls", bun],
@@ -407,7 +408,7 @@ try {
       name: `floor: bare OpenSSL calls on ${runtime}`,
       builtIn,
       command: ["env", "FLOOR_LAYERS=bare", "FLOOR_ROUNDS=1", ...run("bench/floor.ts")],
-      serves: ["handshakes", "rtt"],
+      serves: ["handshakes", "rtt", "idle"],
       floor: true,
     })),
   ];
@@ -507,7 +508,7 @@ try {
       : "builtin";
   const serves = (e: Entrant, w: Work) => (e.serves ?? [w.key]).includes(w.key);
   // The C client is one short process per work (no long-lived one); the floors run only the
-  // works they serve (handshakes and rtt).
+  // works they serve (handshakes, rtt, idle).
   const longLivedClients = clients.filter((e) => e.name !== NATIVE && e.floor !== true);
   const sideOf = (w: Work) =>
     w.key === "fetch"
@@ -788,7 +789,9 @@ try {
     const w = works.find((w) => w.key === key);
     const rs = w === undefined ? [] : sideOf(w)
       .filter((e) => e.floor === true)
-      .map((e) => ratio(results.median(key, e.name), results.median(key, against(e)), true))
+      .map((e) =>
+        ratio(results.median(key, e.name), results.median(key, against(e)), w!.higherIsBetter)
+      )
       .filter((r) => Number.isFinite(r));
     if (rs.length === 0) return "(not measured in this run)";
     const lo = Math.min(...rs).toFixed(2);
@@ -808,8 +811,10 @@ try {
       "against a TLS stack inside the runtime's binary; on Deno the worker-thread wake-up of the " +
       "shared `epoll_wait`). Ours on top of the floor: 0.6-3.4 us per round trip (Connection's " +
       "write batch and read queue promises).",
-    idle: "OpenSSL 3 keeps 21-26 KiB of malloc heap per connection (record buffers released), " +
-      "BoringSSL less; Bun's own socket and GC heap come on top.",
+    idle: "The floor rows (bare OpenSSL connections over the runtime's own socket) come to " +
+      floorRange("idle") + " of the built-in: OpenSSL 3 keeps 21-26 KiB of malloc heap per " +
+      "connection (record buffers released), BoringSSL less; the runtime's socket and GC heap " +
+      "come on top.",
     "serve-bulk": "OpenSSL 3.0's AES-GCM (the native server shares it; over OpenSSL 3.5 Deno " +
       "and Bun reach 1.04-1.05x), and the write memory BIO zeroes and copies each record twice. " +
       "Sending from the write BIO's own buffer instead (one copy less) made the kernel's copy " +
