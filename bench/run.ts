@@ -812,9 +812,10 @@ try {
       "shared `epoll_wait`). Ours on top of the floor: 0.6-3.4 us per round trip (Connection's " +
       "write batch and read queue promises).",
     idle: "The floor rows (bare OpenSSL connections over the runtime's own socket) come to " +
-      floorRange("idle") + " of the built-in: OpenSSL 3 keeps 21-26 KiB of malloc heap per " +
-      "connection (record buffers released), BoringSSL less; the runtime's socket and GC heap " +
-      "come on top.",
+      floorRange("idle") + " of the built-in: a binding can meet this row. OpenSSL's malloc " +
+      "heap per connection is the floor's (about 21 KiB with the record buffers released); the " +
+      "rest is ours: live JS objects, the peer's certificates copied out in DER, and each " +
+      'handshake\'s garbage (README, "What would close the rows that miss").',
     "serve-bulk": "OpenSSL 3.0's AES-GCM (the native server shares it; over OpenSSL 3.5 Deno " +
       "and Bun reach 1.04-1.05x), and the write memory BIO zeroes and copies each record twice. " +
       "Sending from the write BIO's own buffer instead (one copy less) made the kernel's copy " +
