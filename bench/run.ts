@@ -433,8 +433,8 @@ try {
     entrant("Node 26 tls", null, node26("bench/servers/node_tls.mjs", ...std)),
     // As a server being measured, the native server issues OpenSSL's default two TLS 1.3
     // session tickets, as every other server here does (ours, the built-ins, s_server): without
-    // them it did less work per handshake than all of them (tickets cost it 10-25% of its CPU per
-    // handshake, measured). As the peer of the client side it issues none (server.c).
+    // them it did less work per handshake than all of them (the tickets add 45-170 us to its
+    // 350-400 us of CPU per handshake, measured). As the peer of the client side it issues none.
     entrant(NATIVE, null, ["env", "BENCH_SERVER_TICKETS=2", join(buildDir, "server"), ...std]),
     {
       // s_server cannot speak BULK; its -rev mode answers each line reversed, so the client
