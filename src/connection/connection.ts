@@ -103,6 +103,13 @@ const MAX_POOLED_LARGE_SENDS = 2;
 const largeSendPool: Uint8Array[] = [];
 
 const noop = () => {};
+
+/** The peer's certificate and verified chain (see `Connection.#peerCertificates`). */
+interface PeerCertificates {
+  readonly leaf: Certificate | null;
+  readonly chain: readonly Certificate[];
+}
+const NO_PEER: PeerCertificates = Object.freeze({ leaf: null, chain: Object.freeze([]) });
 /**
  * One settled promise for every idle chain (send chain, operation queues, close) of every
  * connection: an idle connection keeps no promise of its own (idle memory, on Bun above all).
@@ -226,6 +233,8 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
   #writable: WritableStream<Uint8Array> | null = null;
   /** This side's certificate: `undefined` until read (see {@link localCertificate}). */
   #localCertificate: Certificate | null | undefined = undefined;
+  /** The peer's certificates: `undefined` until read (see #peerCertificates). */
+  #peer: PeerCertificates | undefined = undefined;
 
   /** @internal Use `connect()`, `startTls()` or `listen()`; takes ownership of all four arguments. */
   constructor(
@@ -460,15 +469,20 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
         await this.#receive("the handshake");
       }
       const e = this.#engine;
-      const chain = e.peerCertificateChain;
+      // The peer's certificates stay in OpenSSL until they are asked for (a DER copy of each, per
+      // connection, was most of an idle connection's ArrayBuffer memory): see #peerCertificates.
+      const conn = this;
       this.#info = Object.freeze({
         protocol: e.protocol,
         cipher: e.cipher,
         alpnProtocol: e.alpnProtocol,
         group: e.group,
-        // The verified chain starts with the peer's certificate: no second copy out of OpenSSL.
-        peerCertificate: chain[0] ?? e.peerCertificate,
-        peerCertificateChain: Object.freeze(chain),
+        get peerCertificate(): Certificate | null {
+          return conn.#peerCertificates().leaf;
+        },
+        get peerCertificateChain(): readonly Certificate[] {
+          return conn.#peerCertificates().chain;
+        },
         sessionReused: e.sessionReused,
         servername: e.servername ?? null,
         ocspResponse: e.ocspResponse,
@@ -1165,6 +1179,8 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
         new TypeError("requestClientCertificate() before the handshake is done: await it first"),
       );
     }
+    // peerCertificate keeps the handshake's (none): read it before OpenSSL learns another.
+    this.#peerCertificates();
     this.#certificateRequests ??= new ClientCertificateRequests({
       engine: this.#engine,
       flush: () => this.#flush("requestClientCertificate"),
@@ -1190,15 +1206,35 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
     return this.#closed;
   }
 
+  /**
+   * The peer's certificate and verified chain, copied out of OpenSSL on first use and kept from
+   * then on; #freeNative takes them before the SSL goes away, so they outlive close().
+   */
+  #peerCertificates(): PeerCertificates {
+    if (this.#peer === undefined) {
+      if (this.#nativeFreed) return NO_PEER; // not reached: #freeNative took them
+      const chain = this.#engine.peerCertificateChain;
+      // The verified chain starts with the peer's certificate: no second copy out of OpenSSL.
+      this.#peer = {
+        leaf: chain[0] ?? this.#engine.peerCertificate,
+        chain: Object.freeze(chain),
+      };
+    }
+    return this.#peer;
+  }
+
   /** Frees the engine (the SSL and its BIOs) and an owned context. Idempotent. */
   #freeNative(): void {
     if (this.#nativeFreed) return;
-    if (this.#info !== null && this.#localCertificate === undefined) {
-      // The SSL goes away: take this side's certificate now (see localCertificate).
+    if (this.#info !== null) {
+      // The SSL goes away: take this side's certificate and the peer's now (see
+      // localCertificate and #peerCertificates).
       try {
-        this.#localCertificate = this.#engine.localCertificate;
+        this.#localCertificate ??= this.#engine.localCertificate;
+        this.#peerCertificates();
       } catch {
-        this.#localCertificate = null;
+        this.#localCertificate ??= null;
+        this.#peer ??= NO_PEER;
       }
     }
     this.#nativeFreed = true;

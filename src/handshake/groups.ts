@@ -10,6 +10,7 @@ import { supports } from "../core/capabilities.ts";
 import { drainErrorQueue } from "../core/error_queue.ts";
 import { openssl, type Pointer } from "../core/native.ts";
 import type { Feature, SchemaOf } from "./feature.ts";
+import { sharedText } from "./negotiated.ts";
 
 /** Key exchange options of both sides. */
 export interface GroupsOptions {
@@ -48,14 +49,15 @@ function setGroups(ctx: Pointer, names: readonly string[]): void {
  */
 export function negotiatedGroup(ssl: Pointer): string | null {
   const o = openssl();
+  // A name from the SSL_CTX's group list: one shared copy per process (see sharedText).
   if (supports("groupName")) {
     const p = o.SSL_get0_group_name!(ssl);
-    return p === null ? null : o.backend.readCString(p);
+    return p === null ? null : sharedText(p);
   }
   const nid = o.SSL_get_negotiated_group(ssl);
   if (nid === 0 || !supports("groupToName")) return null;
   const p = o.SSL_group_to_name!(ssl, nid);
-  return p === null ? null : o.backend.readCString(p);
+  return p === null ? null : sharedText(p);
 }
 
 /** `groups`. */

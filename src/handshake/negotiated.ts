@@ -11,16 +11,55 @@ function text(p: Pointer | null): string {
   return p === null ? "" : openssl().backend.readCString(p);
 }
 
-/** The negotiated protocol (`SSL_get_version`), e.g. `"TLSv1.3"`. */
-export function protocolOf(ssl: Pointer): string {
-  return text(openssl().SSL_get_version(ssl));
+/** The strings of {@link staticText}, by address. */
+const interned = new Map<number, string>();
+const MAX_INTERNED = 256;
+
+/**
+ * A NUL-terminated string that lives in OpenSSL's static tables (a protocol, cipher or group
+ * name): read once per process and shared by every connection, instead of a fresh string per
+ * handshake that each idle connection keeps.
+ */
+function staticText(p: Pointer): string {
+  const backend = openssl().backend;
+  const address = backend.address(p);
+  let s = interned.get(address);
+  if (s === undefined) {
+    s = backend.readCString(p);
+    if (interned.size < MAX_INTERNED) interned.set(address, s);
+  }
+  return s;
 }
 
-/** The negotiated cipher suite, e.g. `"TLS_AES_256_GCM_SHA384"`, or `""`. */
+/** The canonical copies of {@link sharedText}. */
+const canonical = new Map<string, string>();
+
+/**
+ * A NUL-terminated string that is one of a few names but not static in OpenSSL (a group name
+ * lives in its `SSL_CTX`, whose memory a later one may reuse: not to be remembered by address):
+ * read, then exchanged for the process's one copy of the same text, so that an idle connection
+ * keeps no string of its own.
+ */
+export function sharedText(p: Pointer): string {
+  const s = openssl().backend.readCString(p);
+  const kept = canonical.get(s);
+  if (kept !== undefined) return kept;
+  if (canonical.size < MAX_INTERNED) canonical.set(s, s);
+  return s;
+}
+
+/** The negotiated protocol (`SSL_get_version`, a static string), e.g. `"TLSv1.3"`. */
+export function protocolOf(ssl: Pointer): string {
+  const p = openssl().SSL_get_version(ssl);
+  return p === null ? "" : staticText(p);
+}
+
+/** The negotiated cipher suite (`SSL_CIPHER_get_name`, static), e.g. `"TLS_AES_256_GCM_SHA384"`. */
 export function cipherOf(ssl: Pointer): string {
   const o = openssl();
   const c = o.SSL_get_current_cipher(ssl);
-  return c === null ? "" : text(o.SSL_CIPHER_get_name(c));
+  const p = c === null ? null : o.SSL_CIPHER_get_name(c);
+  return p === null ? "" : staticText(p);
 }
 
 /** Servers: the SNI host name the client sent (`SSL_get_servername`), or `undefined`. */
