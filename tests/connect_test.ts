@@ -413,15 +413,23 @@ test("startTls over a plain TCP stream (node:net socket as Web streams)", async 
     });
     // A STARTTLS protocol would talk in clear text first; then the stream becomes TLS.
     const conn = await startTls(Duplex.toWeb(socket), { hostname: "localhost", caCerts: ca });
+    const info = await conn.handshake();
     try {
       assert.equal(conn.protocol, "TLSv1.3");
-      assert.equal(conn.peerCertificate?.subject, "CN=localhost,O=libssl-ffi tests");
       assert.equal(conn.remoteAddr, null, "a Web-stream pair has no address");
       await conn.write(text("GET / HTTP/1.0\r\n\r\n"));
       assert.match(new TextDecoder().decode(await readToEnd(conn)), /^HTTP\/1\.0 200 ok/);
     } finally {
       conn.close();
     }
+    // The peer's certificates, never read before close(), outlive it (close() copies them out of
+    // OpenSSL before freeing it), on the connection and on its handshake info alike.
+    assert.equal(conn.peerCertificate?.subject, "CN=localhost,O=libssl-ffi tests");
+    assert.equal(info.peerCertificate?.subject, "CN=localhost,O=libssl-ffi tests");
+    assert.deepEqual(
+      info.peerCertificateChain.map((c) => c.subject.split(",")[0]),
+      ["CN=localhost", "CN=libssl-ffi Test Intermediate CA", "CN=libssl-ffi Test Root CA"],
+    );
     // Verification applies to startTls too.
     const socket2 = net.connect({ host: "127.0.0.1", port: server.port });
     await new Promise((resolve) => socket2.once("connect", resolve));

@@ -48,9 +48,12 @@ export interface HandshakeInfo {
    * (the post-quantum hybrid OpenSSL 3.5+ prefers); `null` when none was (a PSK-only handshake).
    */
   readonly group: string | null;
-  /** The peer's certificate (`null` if it sent none, e.g. a client without one). */
+  /**
+   * The peer's certificate (`null` if it sent none, e.g. a client without one), as the handshake
+   * left it. Copied out of OpenSSL on first read (or at `close()`), and the same object from then on.
+   */
   readonly peerCertificate: Certificate | null;
-  /** The verified chain, leaf first (empty if verification was disabled). */
+  /** The verified chain, leaf first (empty if verification was disabled); read as `peerCertificate`. */
   readonly peerCertificateChain: readonly Certificate[];
   /** Whether the session was resumed. */
   readonly sessionReused: boolean;
@@ -471,17 +474,17 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
       const e = this.#engine;
       // The peer's certificates stay in OpenSSL until they are asked for (a DER copy of each, per
       // connection, was most of an idle connection's ArrayBuffer memory): see #peerCertificates.
-      const conn = this;
+      const peer = () => this.#peerCertificates();
       this.#info = Object.freeze({
         protocol: e.protocol,
         cipher: e.cipher,
         alpnProtocol: e.alpnProtocol,
         group: e.group,
         get peerCertificate(): Certificate | null {
-          return conn.#peerCertificates().leaf;
+          return peer().leaf;
         },
         get peerCertificateChain(): readonly Certificate[] {
-          return conn.#peerCertificates().chain;
+          return peer().chain;
         },
         sessionReused: e.sessionReused,
         servername: e.servername ?? null,
