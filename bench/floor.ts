@@ -128,7 +128,12 @@ class BareTls {
     return at;
   }
 
+  #freed = false;
+
+  /** Closes the socket and frees the `SSL` (and its BIOs). Idempotent. */
   free(): void {
+    if (this.#freed) return;
+    this.#freed = true;
     this.#socket?.close();
     o.SSL_free(this.ssl);
   }

@@ -16,9 +16,10 @@ const interned = new Map<number, string>();
 const MAX_INTERNED = 256;
 
 /**
- * A NUL-terminated string that lives in OpenSSL's static tables (a protocol, cipher or group
- * name): read once per process and shared by every connection, instead of a fresh string per
- * handshake that each idle connection keeps.
+ * A NUL-terminated string that lives in libssl's static tables (a protocol or cipher name, never
+ * freed while the library is loaded): read once per process and shared by every connection,
+ * instead of a fresh string per handshake that each idle connection keeps. Group names are not
+ * static: see {@link sharedText}.
  */
 function staticText(p: Pointer): string {
   const backend = openssl().backend;
