@@ -10,13 +10,21 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { clearContextCache, connect, type Connection, nativeMemoryInUse } from "../mod.ts";
+import {
+  clearContextCache,
+  connect,
+  type Connection,
+  nativeMemoryInUse,
+  TlsContext,
+  TlsEngine,
+} from "../mod.ts";
 import { test } from "./harness.ts";
 import { sharedTestPki } from "./support/pki.ts";
 import { startNodeTlsServer } from "./support/node_peer.ts";
 import { collectGarbage } from "./support/gc.ts";
 import { freeBuffersIsSafe } from "../src/core/capabilities.ts";
 import { assertNoLiveNativeObjects } from "./support/leaks.ts";
+import { handshakePair, readAll, transfer } from "./support/memory_pair.ts";
 
 const pki = sharedTestPki();
 
@@ -139,4 +147,90 @@ test(
     assertNoLiveNativeObjects();
   },
   { timeout: 60_000 },
+);
+
+test(
+  "after the handshake the memory BIOs keep none of its flights: a client that sent a 16 KiB certificate chain holds no more native heap than one that sent none",
+  async () => {
+    // The client's Certificate message goes through its write BIO, a memory BIO that never
+    // shrinks: without the renewal after the handshake each connection keeps a buffer of at
+    // least the flight's size. The chain is the client's, padded with copies of the
+    // intermediate (OpenSSL sends them as configured; the server ignores what the path does not
+    // need), and lives in the context: the only per-connection difference is the flight.
+    const padding = 30;
+    const bigChain = [pki.client.cert, ...Array(padding).fill(pki.intermediateCa.cert)].join("");
+    const flight = new TextEncoder().encode(bigChain).length * 3 / 4; // DER is ~3/4 of PEM
+    const serverContext = new TlsContext("server", {
+      cert: pki.serverChainPem,
+      key: pki.server.key,
+      caCerts: [pki.rootCa.cert],
+      requestClientCert: "optional",
+    });
+    const plain = new TlsContext("client", { caCerts: [pki.rootCa.cert] });
+    const withChain = new TlsContext("client", {
+      caCerts: [pki.rootCa.cert],
+      cert: bigChain,
+      key: pki.client.key,
+    });
+    const count = 20;
+    const kept: TlsEngine[] = [];
+    /** The native heap per client engine kept after a handshake (its server closed). */
+    const perClient = async (context: TlsContext) => {
+      await collectGarbage();
+      const before = nativeMemoryInUse()!;
+      for (let i = 0; i < count; i++) {
+        const client = new TlsEngine(context, { servername: "localhost" });
+        const server = new TlsEngine(serverContext);
+        kept.push(client);
+        try {
+          await handshakePair(client, server);
+        } finally {
+          server.close();
+        }
+      }
+      await collectGarbage();
+      return (nativeMemoryInUse()! - before) / count;
+    };
+    try {
+      // A first round of each warms up what is made once (the chain's verification, the
+      // runtime's own allocations).
+      await perClient(plain);
+      await perClient(withChain);
+      const a = await perClient(plain);
+      const b = await perClient(withChain);
+      console.log(
+        `per client engine: ${Math.round(a)} bytes, ${Math.round(b)} with a ${
+          Math.round(flight)
+        }-byte certificate flight`,
+      );
+      assert.ok(
+        b - a < flight / 2,
+        `a client that sent a ${Math.round(flight)}-byte certificate chain keeps ${
+          Math.round(b - a)
+        } bytes more native heap than one that sent none: its write BIO kept the flight`,
+      );
+      // The renewed BIOs serve on: the server's tickets, still unread, and a record each way.
+      const server = new TlsEngine(serverContext);
+      const client = new TlsEngine(withChain, { servername: "localhost" });
+      try {
+        await handshakePair(client, server);
+        assert.equal(client.write(new TextEncoder().encode("ping")), 4);
+        transfer(client, server);
+        assert.equal(new TextDecoder().decode(readAll(server)!), "ping");
+        assert.equal(server.write(new TextEncoder().encode("pong")), 4);
+        transfer(server, client);
+        assert.equal(new TextDecoder().decode(readAll(client)!), "pong");
+        assert.equal(client.peerCertificate?.subject.includes("localhost"), true);
+      } finally {
+        client.close();
+        server.close();
+      }
+    } finally {
+      for (const engine of kept) engine.close();
+      plain.close();
+      withChain.close();
+      serverContext.close();
+    }
+    assertNoLiveNativeObjects();
+  },
 );

@@ -468,6 +468,7 @@ export class TlsEngine {
     if (r === 1) {
       this.#established = true;
       this.#callbacks.reset();
+      this.#bios.handshakeDone();
       // The features' end-of-handshake steps (the session of a resumed TLS 1.2 handshake, the
       // PSK checks), run like callbacks: a throw becomes the connection's error.
       for (const feature of FEATURES) {
