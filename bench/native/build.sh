@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the native benchmark servers and clients (TLS and DTLS).
+# Builds the native benchmark servers and clients (TLS and DTLS), and heap_sites (what OpenSSL
+# keeps per idle connection, by call site).
 #   bash bench/native/build.sh [build-dir]   (default: bench/native/build/)
 # Exits 3 when there is no C compiler or no OpenSSL development headers.
 set -euo pipefail
@@ -27,4 +28,5 @@ mkdir -p "$out"
 "$cc" -O2 -Wall -Wextra -o "$out/client" "$here/client.c" -lssl -lcrypto
 "$cc" -O2 -Wall -Wextra -o "$out/dtls_server" "$here/dtls_server.c" -lssl -lcrypto -pthread
 "$cc" -O2 -Wall -Wextra -o "$out/dtls_client" "$here/dtls_client.c" -lssl -lcrypto
-echo "built $out/server $out/client $out/dtls_server $out/dtls_client"
+"$cc" -O2 -Wall -Wextra -o "$out/heap_sites" "$here/heap_sites.c" -lssl -lcrypto
+echo "built $out/server $out/client $out/dtls_server $out/dtls_client $out/heap_sites"
