@@ -40,6 +40,27 @@ async function rejectsWith(p: Promise<unknown>, code: string, message?: RegExp):
   assert.fail(`expected ${code}`);
 }
 
+test("connectDtls: the peer's certificates read for the first time after close() are still there", async () => {
+  try {
+    await using peer = await startDtlsServer("openssl", [
+      "-cert",
+      pki.server.certPath,
+      "-key",
+      pki.server.keyPath,
+      "-cert_chain",
+      pki.intermediateCa.certPath,
+    ]);
+    const conn = await connectDtls(client(peer.port));
+    conn.close(); // frees the SSL: the certificates were copied out before
+    assert.equal(conn.closed, true);
+    assert.match(conn.peerCertificate?.subject ?? "", /CN=localhost/);
+    assert.equal(conn.peerCertificateChain.length, 3);
+    assert.equal(conn.peerCertificateChain[0], conn.peerCertificate); // one copy, not two
+  } finally {
+    finish();
+  }
+});
+
 test("connectDtls: s_server -dtls1_2 with a certificate chain; verified; data both ways", async () => {
   try {
     await using peer = await startDtlsServer("openssl", [

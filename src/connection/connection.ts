@@ -31,6 +31,7 @@ import type { Certificate } from "../x509/certificate.ts";
 import type { ChannelBindingType, UpdateKeysOptions } from "../handshake/keying.ts";
 import { BATCH_LIMIT, WriteBatch } from "./write_batch.ts";
 import { borrowReadBuffer, ReadBufferSet, releaseReadBuffer } from "./read_buffers.ts";
+import { copyPeerCertificates, NO_PEER, type PeerCertificates } from "./peer_certificates.ts";
 
 /** The key of {@link Connection}'s listener-only "still waiting for a ClientHello?" check. */
 export const AWAITING_CLIENT_HELLO: unique symbol = Symbol("awaitingClientHello");
@@ -107,12 +108,6 @@ const largeSendPool: Uint8Array[] = [];
 
 const noop = () => {};
 
-/** The peer's certificate and verified chain (see `Connection.#peerCertificates`). */
-interface PeerCertificates {
-  readonly leaf: Certificate | null;
-  readonly chain: readonly Certificate[];
-}
-const NO_PEER: PeerCertificates = Object.freeze({ leaf: null, chain: Object.freeze([]) });
 /**
  * One settled promise for every idle chain (send chain, operation queues, close) of every
  * connection: an idle connection keeps no promise of its own (idle memory, on Bun above all).
@@ -1214,16 +1209,8 @@ export class Connection<A extends NetAddr | null = NetAddr | null> {
    * then on; #freeNative takes them before the SSL goes away, so they outlive close().
    */
   #peerCertificates(): PeerCertificates {
-    if (this.#peer === undefined) {
-      if (this.#nativeFreed) return NO_PEER; // not reached: #freeNative took them
-      const chain = this.#engine.peerCertificateChain;
-      // The verified chain starts with the peer's certificate: no second copy out of OpenSSL.
-      this.#peer = {
-        leaf: chain[0] ?? this.#engine.peerCertificate,
-        chain: Object.freeze(chain),
-      };
-    }
-    return this.#peer;
+    // After #freeNative (which took them): not reached.
+    return this.#peer ??= this.#nativeFreed ? NO_PEER : copyPeerCertificates(this.#engine);
   }
 
   /** Frees the engine (the SSL and its BIOs) and an owned context. Idempotent. */

@@ -15,6 +15,12 @@ import { openssl } from "../core/native.ts";
 import { unrefTimer } from "../core/timers.ts";
 import { messageOf } from "../core/values.ts";
 import type { HandshakeInfo } from "../connection/connection.ts";
+import {
+  copyPeerCertificates,
+  NO_PEER,
+  type PeerCertificates,
+} from "../connection/peer_certificates.ts";
+import type { Certificate } from "../x509/certificate.ts";
 import type { UdpAddr } from "../net/udp.ts";
 import type { TlsContext } from "../tls/context.ts";
 import type { TlsEngine } from "../tls/engine.ts";
@@ -91,6 +97,8 @@ export class DtlsConnection {
   #waiters: Waiter[] = [];
   #receivedCloseNotify = false;
   #info: HandshakeInfo | null = null;
+  /** The peer's certificates: `undefined` until read (see #peerCertificates). */
+  #peer: PeerCertificates | undefined = undefined;
   #maxDatagramSize = 0;
   #srtp: SrtpResult | null = null;
   /** Inside `DTLSv1_handle_timeout` (user callbacks may run there). */
@@ -206,14 +214,20 @@ export class DtlsConnection {
 
   #established(): void {
     const e = this.#engine;
-    const chain = e.peerCertificateChain;
+    // The peer's certificates stay in OpenSSL until they are asked for, as on a TLS connection
+    // (src/connection/peer_certificates.ts); #release takes them before the SSL goes away.
+    const peer = () => this.#peerCertificates();
     this.#info = Object.freeze({
       protocol: e.protocol,
       cipher: e.cipher,
       alpnProtocol: e.alpnProtocol,
       group: e.group,
-      peerCertificate: chain[0] ?? e.peerCertificate,
-      peerCertificateChain: Object.freeze(chain),
+      get peerCertificate(): Certificate | null {
+        return peer().leaf;
+      },
+      get peerCertificateChain(): readonly Certificate[] {
+        return peer().chain;
+      },
       sessionReused: e.sessionReused,
       servername: e.servername ?? null,
       ocspResponse: e.ocspResponse,
@@ -324,8 +338,22 @@ export class DtlsConnection {
 
   #released: Promise<void> | void = undefined;
 
+  /** The peer's certificates, copied out of OpenSSL on first use (see #established). */
+  #peerCertificates(): PeerCertificates {
+    // After #release (which took them): not reached.
+    return this.#peer ??= this.#engine.closed ? NO_PEER : copyPeerCertificates(this.#engine);
+  }
+
   #release(): void {
     if (this.#closed) return;
+    if (this.#info !== null) {
+      // The SSL goes away: take the peer's certificates now (they outlive close()).
+      try {
+        this.#peerCertificates();
+      } catch {
+        this.#peer ??= NO_PEER;
+      }
+    }
     this.#closed = true;
     clearTimeout(this.#retransmitTimer);
     clearTimeout(this.#idleTimer);
