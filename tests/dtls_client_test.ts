@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { connectDtls, type DtlsConnectOptions, TlsError } from "../mod.ts";
 import { test } from "./harness.ts";
-import { startDtlsServer } from "./support/dtls_peers.ts";
+import { serverChainArgs, startDtlsServer } from "./support/dtls_peers.ts";
 import { clearCacheAndAssertNoLeaks as finish } from "./support/leaks.ts";
 import { sharedTestPki } from "./support/pki.ts";
 
@@ -42,14 +42,7 @@ async function rejectsWith(p: Promise<unknown>, code: string, message?: RegExp):
 
 test("connectDtls: the peer's certificates read for the first time after close() are still there", async () => {
   try {
-    await using peer = await startDtlsServer("openssl", [
-      "-cert",
-      pki.server.certPath,
-      "-key",
-      pki.server.keyPath,
-      "-cert_chain",
-      pki.intermediateCa.certPath,
-    ]);
+    await using peer = await startDtlsServer("openssl", serverChainArgs(pki));
     const conn = await connectDtls(client(peer.port));
     conn.close(); // frees the SSL: the certificates were copied out before
     assert.equal(conn.closed, true);
@@ -63,14 +56,7 @@ test("connectDtls: the peer's certificates read for the first time after close()
 
 test("connectDtls: s_server -dtls1_2 with a certificate chain; verified; data both ways", async () => {
   try {
-    await using peer = await startDtlsServer("openssl", [
-      "-cert",
-      pki.server.certPath,
-      "-key",
-      pki.server.keyPath,
-      "-cert_chain",
-      pki.intermediateCa.certPath,
-    ]);
+    await using peer = await startDtlsServer("openssl", serverChainArgs(pki));
     await using conn = await connectDtls(client(peer.port));
     assert.equal(conn.protocol, "DTLSv1.2");
     assert.match(conn.cipher, /^ECDHE-/);

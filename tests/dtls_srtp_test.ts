@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { connectDtls, listenDtls, type SrtpProfile } from "../mod.ts";
 import { test } from "./harness.ts";
-import { startDtlsClient, startDtlsServer } from "./support/dtls_peers.ts";
+import { serverChainArgs, startDtlsClient, startDtlsServer } from "./support/dtls_peers.ts";
 import { clearCacheAndAssertNoLeaks as finish } from "./support/leaks.ts";
 import { sharedTestPki } from "./support/pki.ts";
 
@@ -50,12 +50,7 @@ test("DTLS-SRTP, our server: s_client -use_srtp -keymatexport sees the same prof
 test("DTLS-SRTP, our client: s_server -use_srtp -keymatexport sees the same profile and keys", async () => {
   try {
     await using peer = await startDtlsServer("openssl", [
-      "-cert",
-      pki.server.certPath,
-      "-key",
-      pki.server.keyPath,
-      "-cert_chain",
-      pki.intermediateCa.certPath,
+      ...serverChainArgs(pki),
       "-use_srtp",
       "SRTP_AEAD_AES_256_GCM:SRTP_AES128_CM_SHA1_32",
       "-keymatexport",

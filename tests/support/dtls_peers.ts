@@ -139,6 +139,30 @@ export async function startDtlsServer(
 }
 
 /**
+ * `openssl s_server`'s arguments for the test PKI's server certificate, its key and the
+ * intermediate CA as its chain (the client sees three certificates with the root).
+ *
+ * @example
+ * ```ts
+ * import { serverChainArgs, startDtlsServer } from "./dtls_peers.ts";
+ * import { sharedTestPki } from "./pki.ts";
+ * await using peer = await startDtlsServer("openssl", serverChainArgs(sharedTestPki()));
+ * ```
+ */
+export function serverChainArgs(
+  pki: { server: { certPath: string; keyPath: string }; intermediateCa: { certPath: string } },
+): string[] {
+  return [
+    "-cert",
+    pki.server.certPath,
+    "-key",
+    pki.server.keyPath,
+    "-cert_chain",
+    pki.intermediateCa.certPath,
+  ];
+}
+
+/**
  * Starts `openssl s_client -dtls1_2` or `gnutls-cli --udp` against 127.0.0.1:`port`.
  *
  * @example
