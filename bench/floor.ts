@@ -31,10 +31,11 @@
 import { readFileSync } from "node:fs";
 import process from "node:process";
 import { connect, nativeMemoryInUse } from "../mod.ts";
-import { ERRNO, loadSockets, openssl, type Pointer, SSL_ERROR } from "../src/core/native.ts";
+import { ERRNO, loadSockets } from "../src/core/native.ts";
 import { TlsContext } from "../src/tls/context.ts";
 import { internalsOf } from "../src/tls/native_context.ts";
 import { theReactor, watch } from "../src/net/reactor.ts";
+import { type BareSocket, BareTls } from "./bare_tls.ts";
 
 // The benchmark clients' arguments (bench/README.md), so that bench/run.ts can run it as one.
 const [work, portArg, caPath, secondsArg] = process.argv.slice(2);
@@ -48,116 +49,23 @@ const port = Number(portArg);
 const seconds = Number(secondsArg ?? 3);
 const rounds = Number(process.env.FLOOR_ROUNDS ?? 3);
 const caPem = readFileSync(caPath, "utf8");
-const o = openssl();
 const context = new TlsContext("client", { caCerts: [caPem] });
 const ctx = internalsOf(context).ctx();
 const encoder = new TextEncoder();
-const hostC = encoder.encode("localhost\0");
 const ping = encoder.encode("PING\n");
 const SIZE = 1024;
 const message = new Uint8Array(SIZE).fill(0x61);
 const echo = encoder.encode(`ECHO ${SIZE}\n`);
 const scratch = new Uint8Array(64 * 1024);
 
-/** The runtime's cheapest socket, as plain callbacks: bytes in, bytes out, closed. */
-interface BareSocket {
-  send(bytes: Uint8Array): void;
-  /** The session waits for input (Deno: read now, or wait for the socket; else a no-op). */
-  want(): void;
-  close(): void;
-}
 type Opener = (onData: (chunk: Uint8Array) => void) => Promise<BareSocket>;
-
-/** A bare `SSL` over memory BIOs, driven from a socket's data callbacks. */
-class BareTls {
-  readonly ssl: Pointer;
-  #rbio: Pointer;
-  #wbio: Pointer;
-  #socket: BareSocket | null = null;
-
-  constructor() {
-    this.ssl = o.SSL_new(ctx)!;
-    this.#rbio = o.BIO_new(o.BIO_s_mem())!;
-    this.#wbio = o.BIO_new(o.BIO_s_mem())!;
-    o.SSL_set_bio(this.ssl, this.#rbio, this.#wbio); // the SSL owns both
-    o.SSL_set_connect_state(this.ssl);
-    o.SSL_set_tlsext_host_name(this.ssl, "localhost");
-    o.SSL_set1_host(this.ssl, hostC);
-  }
-
-  attach(socket: BareSocket): void {
-    this.#socket = socket;
-  }
-
-  /** Sends what OpenSSL wrote. */
-  flush(): void {
-    const n = o.BIO_ctrl_pending(this.#wbio);
-    if (n <= 0) return;
-    const out = new Uint8Array(new ArrayBuffer(n));
-    o.BIO_read(this.#wbio, out, n);
-    this.#socket!.send(out);
-  }
-
-  input(chunk: Uint8Array): void {
-    o.BIO_write(this.#rbio, chunk, chunk.length);
-  }
-
-  /** One handshake step: true when done (its last flight sent). */
-  step(): boolean {
-    const r = o.SSL_do_handshake(this.ssl);
-    this.flush();
-    if (r === 1) return true;
-    if (o.SSL_get_error(this.ssl, r) !== SSL_ERROR.WANT_READ) throw new Error("handshake failed");
-    return false;
-  }
-
-  write(bytes: Uint8Array): void {
-    if (o.SSL_write(this.ssl, bytes, bytes.length) !== bytes.length) throw new Error("SSL_write");
-    this.flush();
-  }
-
-  /** Decrypts what is there into `into` from `at`: the new fill level. */
-  read(into: Uint8Array, at: number): number {
-    while (at < into.length) {
-      const r = o.SSL_read(this.ssl, at === 0 ? into : into.subarray(at), into.length - at);
-      if (r <= 0) {
-        if (o.SSL_get_error(this.ssl, r) !== SSL_ERROR.WANT_READ) throw new Error("SSL_read");
-        break;
-      }
-      at += r;
-    }
-    return at;
-  }
-
-  /**
-   * Gives the `SSL` fresh memory BIOs once both are empty, as the library does after the
-   * handshake (a memory BIO's buffer keeps its largest size): the idle floor (a C program on
-   * socket BIOs has no such buffers).
-   */
-  renewBios(): void {
-    if (o.BIO_ctrl_pending(this.#rbio) !== 0 || o.BIO_ctrl_pending(this.#wbio) !== 0) return;
-    this.#rbio = o.BIO_new(o.BIO_s_mem())!;
-    this.#wbio = o.BIO_new(o.BIO_s_mem())!;
-    o.SSL_set_bio(this.ssl, this.#rbio, this.#wbio); // frees the old ones
-  }
-
-  #freed = false;
-
-  /** Closes the socket and frees the `SSL` (and its BIOs). Idempotent. */
-  free(): void {
-    if (this.#freed) return;
-    this.#freed = true;
-    this.#socket?.close();
-    o.SSL_free(this.ssl);
-  }
-}
 
 /**
  * A TLS session over the bare socket: the handshake, then `exchange(out, inSize)` sends `out` and
  * resolves once `inSize` bytes came back. One promise per exchange, none per record.
  */
 async function bareSession(open: Opener) {
-  const tls = new BareTls();
+  const tls = new BareTls(ctx, "client");
   let want = 0;
   let have = 0;
   let into: Uint8Array = scratch;
