@@ -397,6 +397,13 @@ try {
     builtIn,
     command,
   });
+  // The floors' runtimes: name, built-in client, built-in server, how to run a script there.
+  const floorRuntimes = [
+    ["Deno", "Deno.startTls", "Deno.listenTls", deno],
+    ["Bun", "Bun node:tls", "Bun node:tls", bun],
+    ["Node 24", "Node 24 tls", "Node 24 tls", node24],
+    ["Node 26", "Node 26 tls", "Node 26 tls", node26],
+  ] as const;
   const clients: Entrant[] = [
     entrant("libssl-ffi on Deno", "Deno.startTls", deno("bench/clients/libssl_ffi.ts")),
     entrant("libssl-ffi on Bun", "Bun node:tls", bun("bench/clients/libssl_ffi.ts")),
@@ -410,12 +417,7 @@ try {
     // The floors (bench/floor.ts): the bare OpenSSL calls of a C client over the runtime's
     // cheapest socket, with no TlsEngine, Connection or promise per record (handshakes, round
     // trips, idle memory).
-    ...([
-      ["Deno", "Deno.startTls", deno],
-      ["Bun", "Bun node:tls", bun],
-      ["Node 24", "Node 24 tls", node24],
-      ["Node 26", "Node 26 tls", node26],
-    ] as const).map(([runtime, builtIn, run]): Entrant => ({
+    ...floorRuntimes.map(([runtime, builtIn, , run]): Entrant => ({
       name: `floor: bare OpenSSL calls on ${runtime}`,
       builtIn,
       command: ["env", "FLOOR_LAYERS=bare", "FLOOR_ROUNDS=1", ...run("bench/floor.ts")],
@@ -473,12 +475,7 @@ try {
     },
     // The floors (bench/floor_server.ts): a C server's bare OpenSSL calls over the runtime's
     // cheapest listener (serving handshakes only).
-    ...([
-      ["Deno", "Deno.listenTls", deno],
-      ["Bun", "Bun node:tls", bun],
-      ["Node 24", "Node 24 tls", node24],
-      ["Node 26", "Node 26 tls", node26],
-    ] as const).map(([runtime, builtIn, run]): Entrant => ({
+    ...floorRuntimes.map(([runtime, , builtIn, run]): Entrant => ({
       name: `floor: bare OpenSSL calls on ${runtime}`,
       builtIn,
       command: run("bench/floor_server.ts", ...std),

@@ -141,11 +141,7 @@ export class MemoryBios {
     const o = openssl();
     if (this.#freed || o.BIO_ctrl_pending(this.#wbio) !== 0) return;
     this.#renewWhenDrained = false;
-    const wbio = o.BIO_new(o.BIO_s_mem());
-    if (wbio === null) return; // out of memory: the old ones go on serving
-    o.SSL_set0_wbio(this.#ssl, wbio); // frees the old one
-    this.#wbio = wbio;
-    this.#grown = false;
+    if (!this.#freshWriteBio()) return; // out of memory: the old ones go on serving
     if (this.#readOnly || o.BIO_ctrl_pending(this.#rbio) !== 0) return;
     const rbio = o.BIO_new(o.BIO_s_mem());
     if (rbio === null) return;
@@ -327,11 +323,18 @@ export class MemoryBios {
     if (now - this.#lastLargeOutput < RENEW_AFTER_MS) return;
     const o = openssl();
     if (o.BIO_ctrl_pending(this.#wbio) !== 0) return; // still sending: later
+    this.#freshWriteBio(); // out of memory: the old BIO goes on serving
+  }
+
+  /** Gives `ssl` a fresh, empty write BIO (`SSL_set0_wbio` frees the old one): false if none. */
+  #freshWriteBio(): boolean {
+    const o = openssl();
     const bio = o.BIO_new(o.BIO_s_mem());
-    if (bio === null) return; // out of memory: the old BIO goes on serving
+    if (bio === null) return false;
     o.SSL_set0_wbio(this.#ssl, bio);
     this.#wbio = bio;
     this.#grown = false;
+    return true;
   }
 
   /** Drops the lent bytes (after `SSL_free`: nothing reads them any more). */
